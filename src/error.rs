@@ -1,0 +1,76 @@
+//! The crate's error type.
+
+use crate::Metric;
+
+/// Result alias with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in swann's safe API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector has the wrong number of components.
+    #[error("vector has dimension {got}, the index expects {expected}")]
+    DimensionMismatch {
+        /// The index's dimension.
+        expected: usize,
+        /// The dimension given.
+        got: usize,
+    },
+    /// A vector holds NaN or an infinity.
+    #[error("vector component {index} is {value}, not a finite number")]
+    NonFinite {
+        /// Position of the first bad component.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A parameter is out of its valid range.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The label is not in the index (or is deleted, where that matters).
+    #[error("label {0} is not in the index")]
+    UnknownLabel(u64),
+    /// An insert found the index full and the call may not grow it.
+    #[error("index is full (capacity {capacity}); reserve or resize it first")]
+    CapacityExceeded {
+        /// The current capacity.
+        capacity: usize,
+    },
+    /// The index kind does not implement this metric.
+    #[error("{index} does not support metric {metric}")]
+    UnsupportedMetric {
+        /// The metric asked for.
+        metric: Metric,
+        /// The index kind.
+        index: &'static str,
+    },
+    /// An operation is not valid in the index's current state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// A data file could not be parsed.
+    #[error("{path}: {reason}")]
+    BadDataFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Checks that `v` has `dim` finite components.
+pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+    if v.len() != dim {
+        return Err(Error::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        });
+    }
+    if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(Error::NonFinite { index, value });
+    }
+    Ok(())
+}

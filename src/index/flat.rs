@@ -1,0 +1,1 @@
+//! Exact (brute-force) search.

@@ -1,0 +1,1 @@
+//! Hierarchical navigable small-world graphs.

@@ -1,0 +1,633 @@
+//! Distance kernels, one implementation per instruction set, chosen at run time.
+//!
+//! Every kernel exists once per ISA (`scalar`, `avx2`, `avx512`, `neon`). The
+//! ISA functions are `unsafe fn`s over raw pointers and lengths; they are
+//! gathered into one [`KernelTable`] per ISA, and a table is only ever handed
+//! out (by [`KernelTable::for_isa`] or [`active`]) when the running CPU can
+//! execute it. The safe methods on [`KernelTable`] check slice lengths and then
+//! call the raw kernels, so holding a `&'static KernelTable` is the proof that
+//! its instructions are available.
+//!
+//! Detection runs once and is cached in an atomic pointer, the way `memchr`
+//! does it: a query pays neither detection nor a per-call branch on the ISA.
+//!
+//! The ISA can be pinned with the environment variable `SWANN_ISA`
+//! (`scalar`, `avx2`, `avx512`, `neon`), read the first time [`active`] is
+//! called, or with [`pin`] at any time. A request the CPU or the build cannot
+//! honour is refused (`pin` returns an error; the environment variable prints
+//! one warning to standard error and falls back to the detected ISA).
+//!
+//! # Lengths
+//!
+//! Two-vector kernels panic when the slices differ in length, like slice
+//! indexing does; batch kernels panic when `rows` or `out` is too short for
+//! the number of rows asked for. No length mismatch can reach the raw kernels.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
+
+mod generic;
+pub(crate) mod scalar;
+
+#[cfg(all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")))]
+mod x86;
+
+#[cfg(all(target_arch = "aarch64", feature = "neon"))]
+mod aarch64;
+
+/// An instruction-set level the kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, no explicit SIMD: the reference every other ISA is tested against.
+    Scalar,
+    /// x86-64 AVX2 with FMA (Haswell, Zen and later).
+    Avx2,
+    /// x86-64 AVX-512F (Skylake-SP, Ice Lake, Zen 4 and later); Hamming uses
+    /// VPOPCNTDQ where the CPU has it.
+    Avx512,
+    /// AArch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// Every ISA, in order from least to most preferred on its architecture.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];
+
+    /// The lowercase name used by `SWANN_ISA` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Whether this ISA's kernels are compiled into this build (cargo features,
+    /// target architecture, compiler support).
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => cfg!(all(target_arch = "x86_64", feature = "avx2")),
+            Isa::Avx512 => cfg!(all(
+                target_arch = "x86_64",
+                feature = "avx512",
+                swann_avx512_intrinsics
+            )),
+            Isa::Neon => cfg!(all(target_arch = "aarch64", feature = "neon")),
+        }
+    }
+
+    /// Whether this build has the ISA compiled in and the running CPU executes it.
+    pub fn is_available(self) -> bool {
+        KernelTable::for_isa(self).is_some()
+    }
+
+    /// The best ISA this CPU runs among those compiled in.
+    pub fn detected() -> Isa {
+        *Isa::available().last().unwrap_or(&Isa::Scalar)
+    }
+
+    /// All ISAs this CPU runs and this build contains, least preferred first
+    /// (so `Scalar` is always first and [`Isa::detected`] is last).
+    pub fn available() -> &'static [Isa] {
+        static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
+        AVAILABLE.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .filter(|&isa| KernelTable::for_isa(isa).is_some())
+                .collect()
+        })
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `SWANN_ISA` or [`pin`] named an ISA that cannot be used here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsaError {
+    /// The name is not one of `scalar`, `avx2`, `avx512`, `neon`.
+    #[error("unknown instruction set {0:?} (expected scalar, avx2, avx512 or neon)")]
+    Unknown(String),
+    /// The ISA is not compiled into this build (cargo feature off, other architecture,
+    /// or a compiler without the needed target features).
+    #[error("instruction set {0} is not compiled into this build")]
+    NotCompiled(Isa),
+    /// The build has it, but the running CPU does not execute it.
+    #[error("this CPU cannot run instruction set {0}")]
+    NotSupported(Isa),
+}
+
+impl FromStr for Isa {
+    type Err = IsaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(Isa::Scalar),
+            "avx2" => Ok(Isa::Avx2),
+            "avx512" | "avx-512" => Ok(Isa::Avx512),
+            "neon" => Ok(Isa::Neon),
+            _ => Err(IsaError::Unknown(s.to_string())),
+        }
+    }
+}
+
+/// Raw two-vector `f32` kernel: `a` and `b` point to `n` readable `f32`s each.
+pub(crate) type RawF32 = unsafe fn(a: *const f32, b: *const f32, n: usize) -> f32;
+/// Raw one-vector `f32` kernel over `n` readable `f32`s.
+pub(crate) type RawF32Unary = unsafe fn(a: *const f32, n: usize) -> f32;
+/// Raw in-place kernel over `n` writable `f32`s.
+pub(crate) type RawF32InPlace = unsafe fn(a: *mut f32, n: usize) -> f32;
+/// Raw Hamming kernel: `a` and `b` point to `n` readable `u64` words each.
+pub(crate) type RawHamming = unsafe fn(a: *const u64, b: *const u64, n: usize) -> u32;
+/// Raw one-query-against-many-rows kernel: `q` points to `dim` readable `f32`s,
+/// row `i` (for `i < rows`) starts at `base + i * stride` and has `dim`
+/// readable `f32`s, `out` points to `rows` writable `f32`s.
+pub(crate) type RawF32Batch = unsafe fn(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+);
+/// Raw batch Hamming kernel, with the same layout rules as [`RawF32Batch`] in `u64` words.
+pub(crate) type RawHammingBatch = unsafe fn(
+    q: *const u64,
+    base: *const u64,
+    words: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut u32,
+);
+/// Raw widening kernel: `src` has `n` readable bytes, `dst` `n` writable `f32`s.
+pub(crate) type RawWidenU8 = unsafe fn(src: *const u8, dst: *mut f32, n: usize);
+
+/// The kernels of one ISA, resolved to function pointers.
+///
+/// Obtain one with [`KernelTable::for_isa`] or [`active`]; both hand out a
+/// table only when the running CPU executes its instructions, which is what
+/// makes the safe methods sound.
+#[derive(Debug)]
+pub struct KernelTable {
+    isa: Isa,
+    pub(crate) dot: RawF32,
+    pub(crate) l2sq: RawF32,
+    pub(crate) cosine: RawF32,
+    pub(crate) manhattan: RawF32,
+    pub(crate) norm_sq: RawF32Unary,
+    pub(crate) normalize: RawF32InPlace,
+    pub(crate) hamming: RawHamming,
+    pub(crate) dot_batch: RawF32Batch,
+    pub(crate) l2sq_batch: RawF32Batch,
+    pub(crate) cosine_batch: RawF32Batch,
+    pub(crate) manhattan_batch: RawF32Batch,
+    pub(crate) hamming_batch: RawHammingBatch,
+    pub(crate) widen_u8: RawWidenU8,
+}
+
+/// Which `f32` distance a [`F32Kernel`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum F32Op {
+    /// Dot product `sum(a[i] * b[i])`.
+    Dot,
+    /// Squared Euclidean distance `sum((a[i] - b[i])^2)`.
+    L2sq,
+    /// Cosine distance `1 - cos(a, b)`, in `[0, 2]`.
+    Cosine,
+    /// Manhattan (L1) distance `sum(|a[i] - b[i]|)`.
+    Manhattan,
+}
+
+/// One resolved `f32` kernel (single and batch form), for an index to hold
+/// instead of a whole table: calling it is one indirect call, no branch on
+/// the ISA or the metric.
+#[derive(Clone, Copy)]
+pub struct F32Kernel {
+    op: F32Op,
+    isa: Isa,
+    single: RawF32,
+    batch: RawF32Batch,
+}
+
+impl fmt::Debug for F32Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("F32Kernel")
+            .field("op", &self.op)
+            .field("isa", &self.isa)
+            .finish()
+    }
+}
+
+impl F32Kernel {
+    /// The distance this kernel computes.
+    pub fn op(&self) -> F32Op {
+        self.op
+    }
+
+    /// The ISA it runs on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The distance between `a` and `b`.
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline(always)]
+    pub fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: an F32Kernel is only built from a KernelTable, which exists
+        // only for an ISA the CPU runs; both pointers are valid for `a.len()`
+        // reads, checked just above.
+        unsafe { (self.single)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Distances from `query` to each of `out.len()` rows of `rows`, row `i`
+    /// being `rows[i * stride..i * stride + query.len()]`.
+    ///
+    /// # Panics
+    /// If `stride < query.len()` or `rows` is too short for `out.len()` rows.
+    #[inline]
+    pub fn eval_batch(&self, query: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        check_batch(query.len(), rows.len(), stride, out.len());
+        // SAFETY: as in `eval`; `check_batch` proved every row in bounds.
+        unsafe {
+            (self.batch)(
+                query.as_ptr(),
+                rows.as_ptr(),
+                query.len(),
+                stride,
+                out.len(),
+                out.as_mut_ptr(),
+            )
+        }
+    }
+}
+
+#[inline]
+#[track_caller]
+fn check_batch(dim: usize, rows_len: usize, stride: usize, n: usize) {
+    assert!(
+        stride >= dim,
+        "stride {stride} is shorter than the vector length {dim}"
+    );
+    if n > 0 {
+        let need = (n - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(dim))
+            .expect("batch size overflows usize");
+        assert!(
+            rows_len >= need,
+            "rows hold {rows_len} elements, {n} rows of stride {stride} need {need}"
+        );
+    }
+}
+
+impl KernelTable {
+    /// The table for `isa`, or `None` when this build lacks it or the running
+    /// CPU cannot execute it. Detection is cached after the first call.
+    pub fn for_isa(isa: Isa) -> Option<&'static KernelTable> {
+        match isa {
+            Isa::Scalar => Some(&scalar::TABLE),
+            #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
+            Isa::Avx2 => x86::avx2_table(),
+            #[cfg(all(target_arch = "x86_64", feature = "avx512", swann_avx512_intrinsics))]
+            Isa::Avx512 => x86::avx512_table(),
+            #[cfg(all(target_arch = "aarch64", feature = "neon"))]
+            Isa::Neon => aarch64::neon_table(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// Which ISA this table runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The single and batch form of one `f32` distance, for an index to keep.
+    pub fn f32_kernel(&'static self, op: F32Op) -> F32Kernel {
+        let (single, batch) = match op {
+            F32Op::Dot => (self.dot, self.dot_batch),
+            F32Op::L2sq => (self.l2sq, self.l2sq_batch),
+            F32Op::Cosine => (self.cosine, self.cosine_batch),
+            F32Op::Manhattan => (self.manhattan, self.manhattan_batch),
+        };
+        F32Kernel {
+            op,
+            isa: self.isa,
+            single,
+            batch,
+        }
+    }
+
+    /// Dot product of `a` and `b`.
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline]
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: the table exists only for an ISA the CPU runs (see `for_isa`);
+        // both pointers are valid for `a.len()` reads.
+        unsafe { (self.dot)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Squared Euclidean distance between `a` and `b`.
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline]
+    pub fn l2sq(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: as in `dot`.
+        unsafe { (self.l2sq)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Cosine distance `1 - a.b / (|a| |b|)`, clamped to `[0, 2]`. When one
+    /// vector is zero the distance is 1; when both are, 0.
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline]
+    pub fn cosine(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: as in `dot`.
+        unsafe { (self.cosine)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Manhattan (L1) distance between `a` and `b`.
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline]
+    pub fn manhattan(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: as in `dot`.
+        unsafe { (self.manhattan)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Squared Euclidean norm `a.a`.
+    #[inline]
+    pub fn norm_sq(&self, a: &[f32]) -> f32 {
+        // SAFETY: the table's ISA runs here; the pointer is valid for `a.len()` reads.
+        unsafe { (self.norm_sq)(a.as_ptr(), a.len()) }
+    }
+
+    /// Euclidean norm `|a|`.
+    #[inline]
+    pub fn norm(&self, a: &[f32]) -> f32 {
+        self.norm_sq(a).sqrt()
+    }
+
+    /// Scales `a` to unit length in place and returns its former norm. A zero
+    /// vector is left as it is (and 0 returned).
+    #[inline]
+    pub fn normalize(&self, a: &mut [f32]) -> f32 {
+        // SAFETY: the table's ISA runs here; the pointer is valid for `a.len()`
+        // reads and writes and nothing else aliases it (`&mut`).
+        unsafe { (self.normalize)(a.as_mut_ptr(), a.len()) }
+    }
+
+    /// Hamming distance between two bit-packed binary vectors (number of differing bits).
+    ///
+    /// # Panics
+    /// If `a.len() != b.len()`.
+    #[inline]
+    pub fn hamming(&self, a: &[u64], b: &[u64]) -> u32 {
+        assert_eq!(a.len(), b.len(), "vector lengths differ");
+        // SAFETY: as in `dot`, for `u64` words.
+        unsafe { (self.hamming)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Dot products of `query` with `out.len()` rows of `rows` (row `i` is
+    /// `rows[i * stride..][..query.len()]`).
+    ///
+    /// # Panics
+    /// If `stride < query.len()` or `rows` is too short.
+    #[inline]
+    pub fn dot_batch(&self, query: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        self.f32_batch(self.dot_batch, query, rows, stride, out)
+    }
+
+    /// Squared Euclidean distances from `query` to each row; layout as in [`KernelTable::dot_batch`].
+    #[inline]
+    pub fn l2sq_batch(&self, query: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        self.f32_batch(self.l2sq_batch, query, rows, stride, out)
+    }
+
+    /// Cosine distances from `query` to each row; layout as in [`KernelTable::dot_batch`].
+    #[inline]
+    pub fn cosine_batch(&self, query: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        self.f32_batch(self.cosine_batch, query, rows, stride, out)
+    }
+
+    /// Manhattan distances from `query` to each row; layout as in [`KernelTable::dot_batch`].
+    #[inline]
+    pub fn manhattan_batch(&self, query: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        self.f32_batch(self.manhattan_batch, query, rows, stride, out)
+    }
+
+    #[inline]
+    fn f32_batch(
+        &self,
+        f: RawF32Batch,
+        query: &[f32],
+        rows: &[f32],
+        stride: usize,
+        out: &mut [f32],
+    ) {
+        check_batch(query.len(), rows.len(), stride, out.len());
+        // SAFETY: the table's ISA runs here; `check_batch` proved that every
+        // row `i < out.len()` lies inside `rows`, and `out` is writable.
+        unsafe {
+            f(
+                query.as_ptr(),
+                rows.as_ptr(),
+                query.len(),
+                stride,
+                out.len(),
+                out.as_mut_ptr(),
+            )
+        }
+    }
+
+    /// Hamming distances from `query` to each of `out.len()` rows of `rows`
+    /// (row `i` is `rows[i * stride..][..query.len()]`, in `u64` words).
+    ///
+    /// # Panics
+    /// If `stride < query.len()` or `rows` is too short.
+    #[inline]
+    pub fn hamming_batch(&self, query: &[u64], rows: &[u64], stride: usize, out: &mut [u32]) {
+        check_batch(query.len(), rows.len(), stride, out.len());
+        // SAFETY: as in `f32_batch`, in `u64` words.
+        unsafe {
+            (self.hamming_batch)(
+                query.as_ptr(),
+                rows.as_ptr(),
+                query.len(),
+                stride,
+                out.len(),
+                out.as_mut_ptr(),
+            )
+        }
+    }
+
+    /// Widens bytes to `f32` (`dst[i] = src[i] as f32`), as `.bvecs` data needs.
+    ///
+    /// # Panics
+    /// If `src.len() != dst.len()`.
+    #[inline]
+    pub fn widen_u8(&self, src: &[u8], dst: &mut [f32]) {
+        assert_eq!(
+            src.len(),
+            dst.len(),
+            "source and destination lengths differ"
+        );
+        // SAFETY: the table's ISA runs here; `src` has `len` readable bytes and
+        // `dst` `len` writable floats, which cannot overlap (`&` and `&mut`).
+        unsafe { (self.widen_u8)(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
+    }
+}
+
+static ACTIVE: AtomicPtr<KernelTable> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The table the convenience functions and new indexes use: the one pinned
+/// with [`pin`], else the one `SWANN_ISA` names, else the detected one.
+#[inline]
+pub fn active() -> &'static KernelTable {
+    let ptr = ACTIVE.load(Ordering::Acquire);
+    if ptr.is_null() {
+        return init_active();
+    }
+    // SAFETY: ACTIVE only ever holds null or a pointer made from a
+    // `&'static KernelTable` (in `init_active` and `pin`).
+    unsafe { &*ptr }
+}
+
+#[cold]
+fn init_active() -> &'static KernelTable {
+    let table = match std::env::var("SWANN_ISA") {
+        Ok(name) if !name.trim().is_empty() => match table_for_name(&name) {
+            Ok(table) => table,
+            Err(err) => {
+                eprintln!(
+                    "swann: ignoring SWANN_ISA={name:?}: {err}; using {}",
+                    Isa::detected()
+                );
+                detected_table()
+            }
+        },
+        _ => detected_table(),
+    };
+    // Another thread may have raced us (or called `pin`); keep whatever got there first.
+    match ACTIVE.compare_exchange(
+        std::ptr::null_mut(),
+        table as *const KernelTable as *mut KernelTable,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => table,
+        // SAFETY: a non-null value was stored from a `&'static KernelTable`.
+        Err(existing) => unsafe { &*existing },
+    }
+}
+
+fn detected_table() -> &'static KernelTable {
+    KernelTable::for_isa(Isa::detected()).unwrap_or(&scalar::TABLE)
+}
+
+fn table_for_name(name: &str) -> Result<&'static KernelTable, IsaError> {
+    let isa: Isa = name.parse()?;
+    lookup(isa)
+}
+
+fn lookup(isa: Isa) -> Result<&'static KernelTable, IsaError> {
+    if !isa.is_compiled() {
+        return Err(IsaError::NotCompiled(isa));
+    }
+    KernelTable::for_isa(isa).ok_or(IsaError::NotSupported(isa))
+}
+
+/// Pins the ISA that [`active`] returns from now on (indexes created earlier
+/// keep the table they resolved). Returns the table, or an error when this
+/// build or CPU cannot run `isa`, in which case nothing changes.
+pub fn pin(isa: Isa) -> Result<&'static KernelTable, IsaError> {
+    let table = lookup(isa)?;
+    ACTIVE.store(
+        table as *const KernelTable as *mut KernelTable,
+        Ordering::Release,
+    );
+    Ok(table)
+}
+
+/// Dot product with the [`active`] table. Panics if the lengths differ.
+///
+/// ```
+/// let d = swann::kernels::dot(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+/// assert_eq!(d, 32.0);
+/// ```
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    active().dot(a, b)
+}
+
+/// Squared Euclidean distance with the [`active`] table. Panics if the lengths differ.
+///
+/// ```
+/// assert_eq!(swann::kernels::l2sq(&[1.0, 2.0], &[4.0, 6.0]), 25.0);
+/// ```
+#[inline]
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    active().l2sq(a, b)
+}
+
+/// Cosine distance `1 - cos(a, b)` with the [`active`] table. Panics if the lengths differ.
+///
+/// ```
+/// let d = swann::kernels::cosine(&[1.0, 0.0], &[0.0, 2.0]);
+/// assert!((d - 1.0).abs() < 1e-6);
+/// ```
+#[inline]
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    active().cosine(a, b)
+}
+
+/// Manhattan distance with the [`active`] table. Panics if the lengths differ.
+///
+/// ```
+/// assert_eq!(swann::kernels::manhattan(&[1.0, -2.0], &[0.0, 2.0]), 5.0);
+/// ```
+#[inline]
+pub fn manhattan(a: &[f32], b: &[f32]) -> f32 {
+    active().manhattan(a, b)
+}
+
+/// Hamming distance of bit-packed vectors with the [`active`] table. Panics if the lengths differ.
+///
+/// ```
+/// assert_eq!(swann::kernels::hamming(&[0b1011], &[0b0001]), 2);
+/// ```
+#[inline]
+pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
+    active().hamming(a, b)
+}
+
+/// Euclidean norm with the [`active`] table.
+#[inline]
+pub fn norm(a: &[f32]) -> f32 {
+    active().norm(a)
+}
+
+/// Scales `a` to unit length in place with the [`active`] table; returns the former norm.
+#[inline]
+pub fn normalize(a: &mut [f32]) -> f32 {
+    active().normalize(a)
+}

@@ -1,0 +1,20 @@
+//! swann: approximate nearest-neighbour search on hand-vectorized distance
+//! kernels chosen at run time for the CPU it runs on.
+//!
+//! - [`kernels`]: dot, squared L2, cosine, Manhattan, Hamming, normalization,
+//!   one implementation per ISA (scalar, AVX2+FMA, AVX-512, NEON) behind a
+//!   cached dispatch table.
+//! - [`index`]: the indexes built on them (HNSW, exact flat scan).
+//! - [`store`]: aligned storage for vectors and graph records.
+//! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod index;
+pub mod io;
+pub mod kernels;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use index::metric::Metric;
