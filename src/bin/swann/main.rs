@@ -2,6 +2,7 @@
 
 mod common;
 mod hnsw;
+mod plot;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ enum Command {
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
+    /// Draw recall against queries per second for result files (SVG).
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,5 +37,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Plot(a) => plot::plot(a),
     }
 }
