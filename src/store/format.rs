@@ -492,6 +492,14 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
+    /// A file of another library's format (e.g. hnswlib) is malformed.
+    #[error("{format} file: {reason}")]
+    Foreign {
+        /// The format.
+        format: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A writer was given an invalid section.
     #[error("invalid section {section}: {reason}")]
     InvalidSection {

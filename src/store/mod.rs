@@ -10,6 +10,7 @@ mod aligned;
 #[doc(hidden)]
 pub mod fault;
 pub mod format;
+pub mod hnswlib;
 mod reader;
 mod writer;
 
