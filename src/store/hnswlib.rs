@@ -315,7 +315,7 @@ pub fn parse(bytes: &[u8], dim: usize) -> Result<HnswlibIndex, FormatError> {
     let mut records = 0u32;
     for id in 0..n {
         let size = c.u32("link list size")? as usize;
-        if size % upper_rec_bytes != 0 {
+        if !size.is_multiple_of(upper_rec_bytes) {
             return Err(err(format!(
                 "element {id}: link list size {size} is not a multiple of {upper_rec_bytes}"
             )));
