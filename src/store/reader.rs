@@ -5,7 +5,7 @@ use std::io::Read;
 use std::ops::Deref;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::MmapMut;
 
 use super::format::{self, FormatError, Header, IndexKind, Parsed, SectionEntry};
 use super::AlignedVec;
@@ -18,8 +18,14 @@ use crate::Metric;
 pub enum Bytes {
     /// Read into memory.
     Owned(AlignedVec<u8>),
-    /// Memory-mapped, read-only.
-    Mapped(Mmap),
+    /// Memory-mapped copy-on-write (`MAP_PRIVATE`), and never written.
+    ///
+    /// The pages are mapped writable although swann never writes them: an
+    /// index keeps link words in atomics, and Rust only permits atomic
+    /// accesses (beyond small relaxed loads) on memory that is not mapped
+    /// read-only. Unwritten pages of a private mapping are the page cache's
+    /// own pages, shared by every process that maps the file.
+    Mapped(MmapMut),
 }
 
 impl Deref for Bytes {
@@ -45,12 +51,28 @@ impl std::fmt::Debug for Bytes {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Read the whole file into the page cache and map it up front
-    /// (`MAP_POPULATE` on Linux), so the first searches take no page faults.
-    /// Makes the open O(file size).
+    /// (`MADV_POPULATE_READ` on Linux 5.14+, else one read per page), so the
+    /// first searches take no page faults. Makes the open O(file size).
+    /// (`MAP_POPULATE` is not used: on a private writable mapping it would
+    /// copy every page.)
     pub populate: bool,
     /// Tell the kernel accesses will be random (`MADV_RANDOM`), which turns
     /// off read-ahead: right for a graph index larger than memory.
     pub advise_random: bool,
+}
+
+/// Faults every page of `map` in for reading without copying it.
+fn populate(map: &MmapMut) {
+    #[cfg(target_os = "linux")]
+    if map.advise(memmap2::Advice::PopulateRead).is_ok() {
+        return;
+    }
+    // Older kernels and other systems: one read per page.
+    let mut acc = 0u8;
+    for i in (0..map.len()).step_by(4096) {
+        acc ^= map[i];
+    }
+    std::hint::black_box(acc);
 }
 
 /// An index file whose header and section table have been validated.
@@ -105,19 +127,19 @@ impl IndexFile {
             (&file).read_to_end(&mut buf)?;
             return Ok(Self::from_bytes(&buf)?);
         }
-        let mut mo = memmap2::MmapOptions::new();
-        if opts.populate {
-            mo.populate();
-        }
-        // SAFETY: the mapping is read-only and private to this process's view;
-        // Rust's aliasing rules would be broken only if another process
-        // truncated or rewrote the file in place while it is mapped, which
-        // swann never does (it replaces files by rename) and which the docs
-        // above tell users not to do. Every read through it is bounds-checked.
-        let map = unsafe { mo.map(&file)? };
+        // SAFETY: the mapping is private (copy-on-write) and swann never
+        // writes through it, so it only ever holds the file's bytes. Rust's
+        // rules would be broken only if another process truncated or rewrote
+        // the file in place while it is mapped, which swann never does (it
+        // replaces files by rename) and which the docs above tell users not
+        // to do. Every read through it is bounds-checked.
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
         #[cfg(unix)]
         if opts.advise_random {
             map.advise(memmap2::Advice::Random)?;
+        }
+        if opts.populate {
+            populate(&map);
         }
         let parsed = format::parse(&map)?;
         Ok(Self {
