@@ -7,6 +7,7 @@
 //!   kind; `docs/FORMAT.md` describes it byte by byte.
 
 mod aligned;
+mod arena;
 #[doc(hidden)]
 pub mod fault;
 pub mod format;
@@ -15,6 +16,7 @@ mod reader;
 mod writer;
 
 pub use aligned::AlignedVec;
+pub use arena::{count as link_count, Line, LinkArena, RowArena};
 pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, SectionEntry};
 pub use reader::{Bytes, IndexFile, OpenOptions};
 pub use writer::FileWriter;
