@@ -476,6 +476,14 @@ pub enum FormatError {
         /// Dimension in the file.
         found: u64,
     },
+    /// The file stores another element type than the index reads.
+    #[error("file stores {found} vectors, the index reads {expected}")]
+    WrongElemType {
+        /// Element type the index reads.
+        expected: ElemType,
+        /// Element type in the file.
+        found: ElemType,
+    },
     /// The file's metric is not the one asked for.
     #[error("file uses metric {found}, expected {expected}")]
     WrongMetric {

@@ -13,12 +13,14 @@ pub mod fault;
 pub mod format;
 pub mod hnswlib;
 mod reader;
+mod slab;
 mod writer;
 
 pub use aligned::AlignedVec;
 pub use arena::{count as link_count, Line, LinkArena, RowArena};
 pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, SectionEntry};
 pub use reader::{Bytes, IndexFile, OpenOptions};
+pub use slab::{FileSafe, Slab};
 pub use writer::FileWriter;
 
 /// Alignment of every arena and row start: one cache line, and the width of

@@ -418,6 +418,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Marks `label` deleted: it keeps routing searches but is never returned.
     pub fn mark_deleted(&self, label: u64) -> Result<()> {
+        self.graph.check_writable()?;
         let slot = self
             .graph
             .slot_of(label)
@@ -432,6 +433,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Clears the deleted mark of `label`.
     pub fn unmark_deleted(&self, label: u64) -> Result<()> {
+        self.graph.check_writable()?;
         let slot = self
             .graph
             .slot_of(label)
@@ -447,6 +449,7 @@ impl<S: Space> HnswIndex<S> {
     /// takes its slot, vector and repaired links. Without deleted slots (or
     /// when `label` is already present) it is [`HnswIndex::insert`].
     pub fn insert_replacing_deleted(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
+        self.graph.make_owned();
         let p = self.prepare(v)?;
         if self.graph.slot_of(label).is_some() {
             return self.insert(label, v);
@@ -457,7 +460,7 @@ impl<S: Space> HnswIndex<S> {
         };
         let old = self.graph.label(slot);
         {
-            let mut map = self.graph.label_map.write();
+            let mut map = self.graph.label_map().write();
             map.remove(&old);
             map.insert(label, slot);
         }
