@@ -33,6 +33,7 @@
 //! ```
 
 mod graph;
+mod persist;
 mod space;
 mod visited;
 
@@ -40,6 +41,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
+pub use persist::{section, StoredSpace};
 pub use space::{BitSpace, F32Space, Space};
 
 use self::graph::{Graph, Params, Scratch};
@@ -195,6 +197,10 @@ impl BinaryHnsw {
 /// [`BinaryHnsw`].
 pub struct HnswIndex<S: Space> {
     graph: Graph<S>,
+    /// The file a read-only index views (kept for `verify`).
+    source: Option<std::sync::Arc<crate::store::IndexFile>>,
+    /// The capacity recorded in the file it was opened from.
+    source_capacity: u64,
 }
 
 impl<S: Space> std::fmt::Debug for HnswIndex<S> {
@@ -211,7 +217,11 @@ impl<S: Space> std::fmt::Debug for HnswIndex<S> {
 
 impl<S: Space> HnswIndex<S> {
     fn from_graph(graph: Graph<S>) -> Self {
-        HnswIndex { graph }
+        HnswIndex {
+            graph,
+            source: None,
+            source_capacity: 0,
+        }
     }
 
     /// Number of labels in the index (deleted ones included).
