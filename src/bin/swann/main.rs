@@ -2,6 +2,7 @@
 
 mod common;
 mod hnsw;
+mod store_cmds;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +20,13 @@ enum Command {
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
+    /// Build an index and save it to a file.
+    #[command(subcommand)]
+    Build(store_cmds::Build),
+    /// Search an index file (memory-mapped) with query vectors.
+    Query(store_cmds::Query),
+    /// Print an index file's header and sections and check its checksums.
+    Info(store_cmds::Info),
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,5 +42,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Build(c) => store_cmds::build(c),
+        Command::Query(a) => store_cmds::query(a),
+        Command::Info(a) => store_cmds::info(a),
     }
 }
