@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::Path;
 
+use swann::index::hnsw::Hnsw;
 use swann::store::{ElemType, FileWriter, Header, IndexKind};
 use swann::Metric;
 
@@ -69,4 +70,22 @@ fn main() {
     let mut input = vec![15u8];
     input.extend_from_slice(&fs::read(ip).unwrap());
     fs::write(dir.join("ip_fixture"), input).unwrap();
+
+    // hnsw_file: small saved indexes (the mode byte repairs nothing).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/hnsw_file");
+    fs::create_dir_all(&dir).unwrap();
+    for (name, n, metric) in [("l2_40", 40u64, swann::Metric::L2), ("cos_12", 12, swann::Metric::Cosine)] {
+        let mut index = Hnsw::builder(3, metric).m(2).ef_construction(8).build().unwrap();
+        for i in 0..n {
+            let x = i as f32;
+            index.insert(i, &[x.sin(), x.cos(), x * 0.1 + 0.5]).unwrap();
+        }
+        index.mark_deleted(1).unwrap();
+        let path = dir.join(format!("{name}.tmp"));
+        index.save(&path).unwrap();
+        let mut input = vec![0u8];
+        input.extend_from_slice(&fs::read(&path).unwrap());
+        fs::remove_file(&path).unwrap();
+        fs::write(dir.join(name), input).unwrap();
+    }
 }
