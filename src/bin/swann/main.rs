@@ -3,6 +3,7 @@
 mod common;
 mod hnsw;
 mod plot;
+mod store_cmds;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,6 +23,13 @@ enum Command {
     Bench(Bench),
     /// Draw recall against queries per second for result files (SVG).
     Plot(plot::PlotArgs),
+    /// Build an index and save it to a file.
+    #[command(subcommand)]
+    Build(store_cmds::Build),
+    /// Search an index file (memory-mapped) with query vectors.
+    Query(store_cmds::Query),
+    /// Print an index file's header and sections and check its checksums.
+    Info(store_cmds::Info),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,5 +46,8 @@ fn main() -> Result<()> {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
         Command::Plot(a) => plot::plot(a),
+        Command::Build(c) => store_cmds::build(c),
+        Command::Query(a) => store_cmds::query(a),
+        Command::Info(a) => store_cmds::info(a),
     }
 }

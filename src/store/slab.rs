@@ -1,0 +1,193 @@
+//! An array that is either owned or a view of an index file's section.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::Arc;
+
+use super::format::FormatError;
+use super::IndexFile;
+
+/// Types that can be viewed in place in a file's bytes.
+///
+/// # Safety
+///
+/// Every bit pattern must be a valid value, the type must have no padding,
+/// no drop glue, no pointers, and an alignment of at most 64 (sections are
+/// 64-byte aligned).
+pub unsafe trait FileSafe: Sized {}
+
+// SAFETY: integers: any bits, no padding.
+unsafe impl FileSafe for u8 {}
+// SAFETY: as above.
+unsafe impl FileSafe for u32 {}
+// SAFETY: as above.
+unsafe impl FileSafe for u64 {}
+// SAFETY: atomics have the layout of their integer.
+unsafe impl FileSafe for AtomicU8 {}
+// SAFETY: as above.
+unsafe impl FileSafe for AtomicU32 {}
+// SAFETY: as above.
+unsafe impl FileSafe for AtomicU64 {}
+
+enum Owner<T> {
+    Vec(Vec<T>),
+    /// Held only to keep the file's bytes alive.
+    #[allow(dead_code)]
+    File(Arc<IndexFile>),
+}
+
+/// A `[T]` that is either an owned `Vec<T>` or a view of a section of an
+/// [`IndexFile`] (which it keeps alive).
+///
+/// Reading costs the same either way (a cached pointer and length, no
+/// branch). Any mutation first copies a file view into an owned `Vec`
+/// (copy-on-write), so a file's memory is never written.
+pub struct Slab<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    owner: Owner<T>,
+}
+
+// SAFETY: a Slab owns its elements like a Vec does, or shares an immutable
+// IndexFile (Send + Sync); it is as thread-safe as the elements.
+unsafe impl<T: Send> Send for Slab<T> {}
+// SAFETY: shared access hands out `&[T]` only, like `&Vec<T>`.
+unsafe impl<T: Sync> Sync for Slab<T> {}
+
+impl<T> Slab<T> {
+    /// An owned slab.
+    pub fn from_vec(mut v: Vec<T>) -> Self {
+        let ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+        Slab {
+            ptr,
+            len: v.len(),
+            owner: Owner::Vec(v),
+        }
+    }
+
+    /// Section `id` of `file` viewed as exactly `count` elements of `T`.
+    pub fn from_file(file: &Arc<IndexFile>, id: u32, count: u64) -> Result<Self, FormatError>
+    where
+        T: FileSafe,
+    {
+        let bytes = file.section_bytes(id)?;
+        let size = std::mem::size_of::<T>() as u64;
+        if count.checked_mul(size) != Some(bytes.len() as u64) {
+            return Err(FormatError::SectionLength {
+                section: id,
+                expected: count.saturating_mul(size),
+                found: bytes.len() as u64,
+            });
+        }
+        if !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+            return Err(FormatError::SectionType {
+                section: id,
+                len: bytes.len() as u64,
+                type_name: std::any::type_name::<T>(),
+                size: size as usize,
+                align: std::mem::align_of::<T>(),
+            });
+        }
+        let ptr = if bytes.is_empty() {
+            NonNull::dangling()
+        } else {
+            NonNull::new(bytes.as_ptr() as *mut T).expect("slices are non-null")
+        };
+        Ok(Slab {
+            ptr,
+            len: count as usize,
+            owner: Owner::File(Arc::clone(file)),
+        })
+    }
+
+    /// Whether this is a view of a file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.owner, Owner::File(_))
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Heap bytes owned (0 for a file view).
+    pub fn allocated_bytes(&self) -> usize {
+        match &self.owner {
+            Owner::Vec(v) => v.capacity() * std::mem::size_of::<T>(),
+            Owner::File(_) => 0,
+        }
+    }
+
+    /// Runs `f` on the owned `Vec`, copying a file view into one first.
+    pub fn with_vec<R>(&mut self, f: impl FnOnce(&mut Vec<T>) -> R) -> R
+    where
+        T: FileSafe,
+    {
+        self.make_owned();
+        let Owner::Vec(v) = &mut self.owner else {
+            unreachable!("make_owned leaves an owned Vec")
+        };
+        let r = f(v);
+        self.ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+        self.len = v.len();
+        r
+    }
+
+    /// Copies a file view into an owned `Vec` (no-op when owned).
+    pub fn make_owned(&mut self)
+    where
+        T: FileSafe,
+    {
+        if let Owner::File(_) = self.owner {
+            let mut v = Vec::<T>::with_capacity(self.len);
+            // SAFETY: `ptr` is valid for `len` elements of the live file (the
+            // Arc in `owner` keeps it alive); the new Vec has room for them and
+            // is a distinct allocation; T: FileSafe makes the copied bits a
+            // valid T with nothing to drop twice.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), v.as_mut_ptr(), self.len);
+                v.set_len(self.len);
+            }
+            self.ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+            self.owner = Owner::Vec(v);
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Slab<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points to `len` initialized, aligned elements owned by
+        // `owner` (a Vec not resized since `ptr` was taken, or a file section
+        // checked for length and alignment in `from_file`, kept alive by the
+        // Arc); no `&mut` to them exists while `&self` is held.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: FileSafe> std::ops::DerefMut for Slab<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.make_owned();
+        // SAFETY: as in `deref`, now over an owned Vec, with exclusive access
+        // through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab::from_vec(Vec::new())
+    }
+}
+
+impl<T> From<Vec<T>> for Slab<T> {
+    fn from(v: Vec<T>) -> Self {
+        Slab::from_vec(v)
+    }
+}
