@@ -80,13 +80,17 @@ fn bench_search(c: &mut Criterion) {
     let mut g = c.benchmark_group("search_k10");
     g.throughput(Throughput::Elements(NQ as u64));
     for ef in [16, 64, 256] {
-        g.bench_with_input(BenchmarkId::new("hnsw", format!("ef{ef}")), &ef, |b, &ef| {
-            b.iter(|| {
-                for q in queries.chunks(DIM) {
-                    std::hint::black_box(index.search(q, 10, ef).expect("valid"));
-                }
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("hnsw", format!("ef{ef}")),
+            &ef,
+            |b, &ef| {
+                b.iter(|| {
+                    for q in queries.chunks(DIM) {
+                        std::hint::black_box(index.search(q, 10, ef).expect("valid"));
+                    }
+                })
+            },
+        );
     }
     g.sample_size(10);
     g.bench_function(BenchmarkId::new("flat", "exact"), |b| {

@@ -124,7 +124,7 @@ impl<T: Pod> RowArena<T> {
     pub fn resize(&mut self, rows: usize) {
         let n = rows * self.lines_per_row;
         self.lines
-            .with_vec(|v| v.resize_with(n, || UnsafeCell::new(Line([0; ALIGN]))));
+            .resize_with(n, || UnsafeCell::new(Line([0; ALIGN])));
     }
 
     /// Row `slot`.
@@ -272,8 +272,7 @@ impl LinkArena {
     /// Grows (new records empty) or shrinks to `records` records.
     pub fn resize(&mut self, records: usize) {
         let n = records * self.lines_per_record;
-        self.lines
-            .with_vec(|v| v.resize_with(n, || LinkLine::filled(Self::EMPTY)));
+        self.lines.resize_with(n, || LinkLine::filled(Self::EMPTY));
     }
 
     /// The `max_links` entries of record `slot`.

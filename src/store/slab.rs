@@ -5,6 +5,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::sync::Arc;
 
 use super::format::FormatError;
+
+/// Size of a transparent huge page on x86-64 and (4 KiB-granule) AArch64.
+const HUGE_PAGE: usize = 2 << 20;
+/// Arrays at least this large are placed in huge pages (see [`Slab::resize_with`]).
+pub const HUGE_MIN_BYTES: usize = 4 << 20;
 use super::IndexFile;
 
 /// Types that can be viewed in place in a file's bytes.
@@ -31,6 +36,13 @@ unsafe impl FileSafe for AtomicU64 {}
 
 enum Owner<T> {
     Vec(Vec<T>),
+    /// An anonymous mapping advised for transparent huge pages; holds
+    /// `capacity` elements, of which the Slab's `len` are initialized.
+    Huge {
+        #[allow(dead_code)]
+        map: memmap2::MmapMut,
+        capacity: usize,
+    },
     /// Held only to keep the file's bytes alive.
     #[allow(dead_code)]
     File(Arc<IndexFile>),
@@ -119,6 +131,7 @@ impl<T> Slab<T> {
     pub fn allocated_bytes(&self) -> usize {
         match &self.owner {
             Owner::Vec(v) => v.capacity() * std::mem::size_of::<T>(),
+            Owner::Huge { capacity, .. } => capacity * std::mem::size_of::<T>(),
             Owner::File(_) => 0,
         }
     }
@@ -128,9 +141,9 @@ impl<T> Slab<T> {
     where
         T: FileSafe,
     {
-        self.make_owned();
+        self.copy_into_vec();
         let Owner::Vec(v) = &mut self.owner else {
-            unreachable!("make_owned leaves an owned Vec")
+            unreachable!("copy_into_vec leaves an owned Vec")
         };
         let r = f(v);
         self.ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
@@ -138,15 +151,89 @@ impl<T> Slab<T> {
         r
     }
 
-    /// Copies a file view into an owned `Vec` (no-op when owned).
+    /// Grows (new elements from `f`) or shrinks to `n` elements.
+    ///
+    /// Arrays of at least [`HUGE_MIN_BYTES`] live in an anonymous mapping
+    /// advised for transparent huge pages (Linux `MADV_HUGEPAGE`): an index
+    /// reads its vectors and links at random, and with 4 KiB pages nearly
+    /// every such read of a large index also misses the TLB. Growth reserves
+    /// twice the size, which costs address space only: untouched pages are
+    /// never made resident.
+    pub fn resize_with(&mut self, n: usize, mut f: impl FnMut() -> T)
+    where
+        T: FileSafe,
+    {
+        let size = std::mem::size_of::<T>().max(1);
+        if n.saturating_mul(size) < HUGE_MIN_BYTES && !matches!(self.owner, Owner::Huge { .. }) {
+            self.with_vec(|v| v.resize_with(n, f));
+            return;
+        }
+        let capacity = match self.owner {
+            Owner::Huge { capacity, .. } => capacity,
+            _ => 0,
+        };
+        if n > capacity {
+            let new_cap = n.max(capacity.saturating_mul(2));
+            let bytes = new_cap
+                .checked_mul(size)
+                .and_then(|b| b.checked_add(HUGE_PAGE))
+                .expect("array size overflows usize");
+            let mut map = memmap2::MmapOptions::new()
+                .len(bytes)
+                .map_anon()
+                .unwrap_or_else(|e| panic!("cannot map {bytes} bytes of memory: {e}"));
+            // Huge pages are a hint: a kernel without them keeps 4 KiB pages.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            // Start on a 2 MiB boundary so every touched 2 MiB of the array
+            // can be one huge page.
+            let base = map.as_mut_ptr();
+            let start = base.wrapping_add(base.align_offset(HUGE_PAGE)) as *mut T;
+            let keep = self.len.min(n);
+            // SAFETY: the new mapping has room for `new_cap` elements from
+            // `start` (one huge page of slack covers the alignment offset),
+            // is page aligned (>= align_of::<T>() <= 64) and distinct from
+            // the old storage, whose first `keep` elements are initialized.
+            // T: FileSafe has no drop glue, so a bitwise move is a move.
+            unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), start, keep) };
+            self.ptr = NonNull::new(start).expect("mapped memory is non-null");
+            self.len = keep;
+            self.owner = Owner::Huge {
+                map,
+                capacity: new_cap,
+            };
+        }
+        while self.len < n {
+            // SAFETY: `len < n <= capacity`: the slot lies inside the mapping
+            // and is not initialized yet (no value to drop).
+            unsafe { self.ptr.as_ptr().add(self.len).write(f()) };
+            self.len += 1;
+        }
+        // Shrinking just forgets the tail: T has no drop glue.
+        self.len = n;
+    }
+
+    /// Copies a file view into owned memory (no-op when owned).
     pub fn make_owned(&mut self)
     where
         T: FileSafe,
     {
-        if let Owner::File(_) = self.owner {
+        if matches!(self.owner, Owner::File(_)) {
+            self.copy_into_vec();
+        }
+    }
+
+    /// Copies a file view or a huge-page array into an owned `Vec` (no-op
+    /// when it is one).
+    fn copy_into_vec(&mut self)
+    where
+        T: FileSafe,
+    {
+        if !matches!(self.owner, Owner::Vec(_)) {
             let mut v = Vec::<T>::with_capacity(self.len);
-            // SAFETY: `ptr` is valid for `len` elements of the live file (the
-            // Arc in `owner` keeps it alive); the new Vec has room for them and
+            // SAFETY: `ptr` is valid for `len` initialized elements of the live
+            // file or mapping (`owner` keeps it alive until the assignment
+            // below); the new Vec has room for them and
             // is a distinct allocation; T: FileSafe makes the copied bits a
             // valid T with nothing to drop twice.
             unsafe {
@@ -164,9 +251,10 @@ impl<T> std::ops::Deref for Slab<T> {
     #[inline(always)]
     fn deref(&self) -> &[T] {
         // SAFETY: `ptr` points to `len` initialized, aligned elements owned by
-        // `owner` (a Vec not resized since `ptr` was taken, or a file section
-        // checked for length and alignment in `from_file`, kept alive by the
-        // Arc); no `&mut` to them exists while `&self` is held.
+        // `owner` (a Vec not resized since `ptr` was taken, an anonymous
+        // mapping whose first `len` elements `resize_with` initialized, or a
+        // file section checked for length and alignment in `from_file`, kept
+        // alive by the Arc); no `&mut` to them exists while `&self` is held.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -174,8 +262,8 @@ impl<T> std::ops::Deref for Slab<T> {
 impl<T: FileSafe> std::ops::DerefMut for Slab<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         self.make_owned();
-        // SAFETY: as in `deref`, now over an owned Vec, with exclusive access
-        // through `&mut self`.
+        // SAFETY: as in `deref`, now over owned memory (a Vec or a private
+        // anonymous mapping), with exclusive access through `&mut self`.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }

@@ -109,12 +109,7 @@ fn curves(args: &PlotArgs) -> Result<(Vec<Curve>, String)> {
                         .join(",")
                 })
                 .unwrap_or_default();
-            let name = format!(
-                "{} {} {}",
-                f.library,
-                f.index.unwrap_or_default(),
-                params
-            );
+            let name = format!("{} {} {}", f.library, f.index.unwrap_or_default(), params);
             out.push(Curve {
                 name: name.trim().to_string(),
                 points,
@@ -124,7 +119,12 @@ fn curves(args: &PlotArgs) -> Result<(Vec<Curve>, String)> {
     if out.iter().all(|c| c.points.is_empty()) {
         bail!("no runs with a positive QPS in the given files");
     }
-    Ok((out, args.title.clone().unwrap_or_else(|| title.unwrap_or_default())))
+    Ok((
+        out,
+        args.title
+            .clone()
+            .unwrap_or_else(|| title.unwrap_or_default()),
+    ))
 }
 
 const COLORS: [&str; 8] = [
@@ -132,7 +132,9 @@ const COLORS: [&str; 8] = [
 ];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Renders the curves as an SVG document.
@@ -152,8 +154,14 @@ fn render(curves: &[Curve], title: &str, min_recall: f64) -> String {
     let x_max = 1.0;
     let (q_lo, q_hi) = pts
         .filter(|p| p.0 >= x_min)
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    let (q_lo, q_hi) = if q_lo.is_finite() { (q_lo, q_hi) } else { (1.0, 10.0) };
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let (q_lo, q_hi) = if q_lo.is_finite() {
+        (q_lo, q_hi)
+    } else {
+        (1.0, 10.0)
+    };
     let y_lo = 10f64.powf(q_lo.log10().floor());
     let y_hi = 10f64.powf(q_hi.log10().ceil()).max(y_lo * 10.0);
     let sx = |r: f64| left + (r - x_min) / (x_max - x_min) * pw;

@@ -432,7 +432,11 @@ impl<S: Space> Graph<S> {
         accept: Option<&F>,
     ) -> Vec<Cand> {
         let filtering = accept.is_some() || self.deleted.load(Ordering::Relaxed) > 0;
-        let ok = |slot: u32| -> bool { !self.is_deleted(slot) && accept.is_none_or(|f| f(slot)) };
+        // Without deletions or a filter every node is a result: skip reading
+        // its flags (a likely cache miss per candidate).
+        let ok = |slot: u32| -> bool {
+            !filtering || (!self.is_deleted(slot) && accept.is_none_or(|f| f(slot)))
+        };
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
         let mut frontier: BinaryHeap<Nearest> = BinaryHeap::with_capacity(ef * 2);
         visited.check_and_mark(entry.slot);
