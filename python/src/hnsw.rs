@@ -1,0 +1,451 @@
+//! `swann.Hnsw`: the HNSW graph index.
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use parking_lot::RwLock;
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use rayon::prelude::*;
+use swann::index::hnsw::Hnsw as RsHnsw;
+use swann::store::OpenOptions;
+use swann::Metric;
+
+use crate::common::{array2, matrix, parse_metric, with_threads, IntoPyResult, PyFilter};
+
+/// hnswlib's message when an insert would pass `max_elements`.
+pub const FULL: &str = "The number of elements exceeds the specified limit";
+
+/// A hierarchical navigable small-world graph over float32 vectors.
+///
+/// ``Hnsw(dim, metric="l2", *, capacity=0, M=16, ef_construction=200, seed=100)``
+///
+/// Metrics: ``"l2"`` (squared Euclidean), ``"ip"`` (``1 - a.b``),
+/// ``"cosine"`` (``1 - cos``, vectors normalized on insert) and ``"dot"``
+/// (ranked as ``ip``; the score is ``1 - distance``).
+///
+/// Inputs are numpy arrays (or anything ``numpy.asarray`` accepts): a
+/// float32 C-contiguous array is read in place, other dtypes are converted
+/// once. Builds and searches release the GIL; ``num_threads`` picks the
+/// number of threads (``-1``: every core). Searches may run from several
+/// Python threads at once; adds wait for running searches to finish.
+#[pyclass(module = "swann._swann", name = "Hnsw")]
+pub struct PyHnsw {
+    inner: RwLock<RsHnsw>,
+    ef: AtomicUsize,
+    num_threads: AtomicI64,
+}
+
+impl PyHnsw {
+    fn wrap(index: RsHnsw) -> Self {
+        PyHnsw {
+            inner: RwLock::new(index),
+            ef: AtomicUsize::new(10),
+            num_threads: AtomicI64::new(-1),
+        }
+    }
+
+    fn threads(&self, requested: i64) -> i64 {
+        if requested > 0 {
+            requested
+        } else {
+            self.num_threads.load(Ordering::Relaxed)
+        }
+    }
+}
+
+/// Searches every row of `data` into `out_labels` / `out_dist` (`k` per row,
+/// missing results padded with `u64::MAX` / `inf`); returns the fewest
+/// results any row got.
+#[allow(clippy::too_many_arguments)]
+fn search_into(
+    index: &RsHnsw,
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    ef: usize,
+    filter: Option<&PyFilter>,
+    out_labels: &mut [u64],
+    out_dist: &mut [f32],
+    parallel: bool,
+) -> swann::Result<usize> {
+    let one = |q: &[f32], l: &mut [u64], d: &mut [f32]| -> swann::Result<usize> {
+        let hits = match filter {
+            None => index.search(q, k, ef)?,
+            Some(f) => index.search_with_filter(q, k, ef, |label| f.accept(label))?,
+        };
+        for (i, h) in hits.iter().enumerate() {
+            l[i] = h.label;
+            d[i] = h.distance;
+        }
+        l[hits.len()..].fill(u64::MAX);
+        d[hits.len()..].fill(f32::INFINITY);
+        Ok(hits.len())
+    };
+    if parallel {
+        data.par_chunks(dim)
+            .zip(out_labels.par_chunks_mut(k))
+            .zip(out_dist.par_chunks_mut(k))
+            .map(|((q, l), d)| one(q, l, d))
+            .try_reduce(|| usize::MAX, |a, b| Ok(a.min(b)))
+    } else {
+        let mut fewest = usize::MAX;
+        for ((q, l), d) in data
+            .chunks(dim)
+            .zip(out_labels.chunks_mut(k))
+            .zip(out_dist.chunks_mut(k))
+        {
+            fewest = fewest.min(one(q, l, d)?);
+        }
+        Ok(fewest)
+    }
+}
+
+#[pymethods]
+impl PyHnsw {
+    #[new]
+    #[pyo3(signature = (dim, metric = "l2", *, capacity = 0, M = 16, ef_construction = 200, seed = 100))]
+    #[allow(non_snake_case)]
+    fn new(
+        dim: usize,
+        metric: &str,
+        capacity: usize,
+        M: usize,
+        ef_construction: usize,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let metric = hnsw_metric(metric)?;
+        if dim == 0 {
+            return Err(PyValueError::new_err("dim must be at least 1"));
+        }
+        let index = RsHnsw::builder(dim, metric)
+            .m(M)
+            .ef_construction(ef_construction)
+            .capacity(capacity)
+            .seed(seed)
+            .build()
+            .py()?;
+        Ok(Self::wrap(index))
+    }
+
+    /// Loads an index saved with :meth:`save`. With ``mmap=True`` the file
+    /// is memory-mapped and searched in place (read-only; it is copied into
+    /// memory on the first change).
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap = false))]
+    fn load(py: Python<'_>, path: std::path::PathBuf, mmap: bool) -> PyResult<Self> {
+        let index = py.detach(|| {
+            if mmap {
+                RsHnsw::open_mmap(&path, OpenOptions::default())
+            } else {
+                RsHnsw::load(&path)
+            }
+        });
+        Ok(Self::wrap(index.py()?))
+    }
+
+    /// Imports a file written by hnswlib's ``save_index`` (hnswlib 0.7/0.8)
+    /// for a ``"l2"``, ``"ip"`` or ``"cosine"`` space of dimension ``dim``
+    /// (hnswlib files record neither).
+    #[staticmethod]
+    fn import_hnswlib(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        metric: &str,
+        dim: usize,
+    ) -> PyResult<Self> {
+        let metric = parse_metric(metric)?;
+        let index = py.detach(|| RsHnsw::import_hnswlib(&path, metric, dim));
+        Ok(Self::wrap(index.py()?))
+    }
+
+    /// Writes the index to ``path`` (atomically: a temporary file, synced, renamed).
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.detach(|| self.inner.read().save(&path)).py()
+    }
+
+    /// Adds the rows of ``data`` (shape ``(n, dim)`` or ``(dim,)``) under
+    /// ``labels`` (default: ``len(self)``, ``len(self) + 1``, ...). A label
+    /// already present has its vector replaced.
+    ///
+    /// ``grow=False`` raises ``RuntimeError`` instead of growing past the
+    /// capacity (hnswlib's behaviour). ``replace_deleted=True`` reuses the
+    /// slots of deleted labels first. Releases the GIL.
+    #[pyo3(signature = (data, labels = None, *, num_threads = -1, grow = true, replace_deleted = false))]
+    fn add(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        labels: Option<&Bound<'_, PyAny>>,
+        num_threads: i64,
+        grow: bool,
+        replace_deleted: bool,
+    ) -> PyResult<()> {
+        let dim = self.inner.read().dim();
+        let m = matrix(data, dim, "data")?;
+        let ids = match labels {
+            Some(obj) => {
+                let ids = crate::common::labels(obj, "labels")?;
+                if ids.len() != m.rows {
+                    return Err(PyValueError::new_err(format!(
+                        "{} labels given for {} rows",
+                        ids.len(),
+                        m.rows
+                    )));
+                }
+                Some(ids)
+            }
+            None => None,
+        };
+        let rows = m.data();
+        let nrows = m.rows as u64;
+        let threads = self.threads(num_threads);
+        py.detach(|| -> PyResult<()> {
+            let mut index = self.inner.write();
+            let ids: Vec<u64> = ids.unwrap_or_else(|| {
+                let start = index.len() as u64;
+                (start..start + nrows).collect()
+            });
+            let mut fresh: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|&l| !index.contains(l))
+                .collect();
+            fresh.sort_unstable();
+            fresh.dedup();
+            let reusable = if replace_deleted {
+                index.deleted_count()
+            } else {
+                0
+            };
+            let free = index.capacity() - index.len() + reusable;
+            if fresh.len() > free {
+                if !grow {
+                    return Err(PyRuntimeError::new_err(FULL));
+                }
+                let need = index.len() + fresh.len() - reusable;
+                let target = need.max(index.capacity().saturating_mul(2)).max(1024);
+                index.resize(target).py()?;
+            }
+            if replace_deleted && index.deleted_count() > 0 {
+                for (label, row) in ids.iter().zip(rows.chunks(dim)) {
+                    index.insert_replacing_deleted(*label, row).py()?;
+                }
+                return Ok(());
+            }
+            let index: &mut RsHnsw = &mut index;
+            with_threads(threads, || index.insert_batch(&ids, rows))?.py()
+        })
+    }
+
+    /// The ``k`` nearest labels to each row of ``queries``: a pair of
+    /// arrays ``(labels uint64 (n, k), distances float32 (n, k))``, nearest
+    /// first. ``ef`` defaults to :attr:`ef` (raised to ``k`` if smaller).
+    /// ``filter(label) -> bool`` keeps only the labels it accepts. Rows with
+    /// fewer than ``k`` results are padded with label ``2**64 - 1`` and
+    /// distance ``inf``, or raise ``RuntimeError`` with ``require_k=True``.
+    #[pyo3(signature = (queries, k = 10, *, ef = None, num_threads = -1, filter = None, require_k = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: usize,
+        ef: Option<usize>,
+        num_threads: i64,
+        filter: Option<Py<PyAny>>,
+        require_k: bool,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        if k == 0 {
+            return Err(PyValueError::new_err("k must be at least 1"));
+        }
+        let dim = self.inner.read().dim();
+        let m = matrix(queries, dim, "queries")?;
+        let ef = ef.unwrap_or_else(|| self.ef.load(Ordering::Relaxed));
+        let rows = m.rows;
+        let total = rows
+            .checked_mul(k)
+            .ok_or_else(|| PyValueError::new_err("k too large"))?;
+        let mut out_l = vec![0u64; total];
+        let mut out_d = vec![0f32; total];
+        let threads = self.threads(num_threads);
+        let filter = filter.map(PyFilter::new);
+        let data = m.data();
+        let fewest = py.detach(|| {
+            let index = self.inner.read();
+            let parallel = rows > 1 && threads != 1;
+            with_threads(threads, || {
+                search_into(
+                    &index,
+                    data,
+                    dim,
+                    k,
+                    ef,
+                    filter.as_ref(),
+                    &mut out_l,
+                    &mut out_d,
+                    parallel,
+                )
+            })
+        })?;
+        if let Some(e) = filter.as_ref().and_then(PyFilter::take_error) {
+            return Err(e);
+        }
+        let fewest = fewest.py()?;
+        if require_k && rows > 0 && fewest < k {
+            return Err(PyRuntimeError::new_err(crate::common::TOO_FEW));
+        }
+        Ok((array2(py, out_l, rows, k)?, array2(py, out_d, rows, k)?))
+    }
+
+    /// The stored vectors of ``labels`` as a float32 array ``(n, dim)``
+    /// (normalized, for cosine). Unknown labels raise ``KeyError``; so do
+    /// deleted ones unless ``include_deleted``.
+    #[pyo3(signature = (labels, include_deleted = true))]
+    fn get_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        labels: &Bound<'py, PyAny>,
+        include_deleted: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids = crate::common::labels(labels, "labels")?;
+        let index = self.inner.read();
+        let dim = index.dim();
+        let mut out = Vec::with_capacity(ids.len() * dim);
+        for &l in &ids {
+            if !include_deleted && index.is_deleted(l).py()? {
+                return Err(PyKeyError::new_err(l));
+            }
+            out.extend_from_slice(&index.get_vector(l).py()?);
+        }
+        array2(py, out, ids.len(), dim)
+    }
+
+    /// Every label (deleted ones included) as a uint64 array, in slot order.
+    fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let l = self.inner.read().labels();
+        crate::common::array1(py, l)
+    }
+
+    /// Marks ``label`` deleted: it is never returned, but still routes searches.
+    fn mark_deleted(&self, label: u64) -> PyResult<()> {
+        self.inner.read().mark_deleted(label).py()
+    }
+
+    /// Clears the deleted mark of ``label``.
+    fn unmark_deleted(&self, label: u64) -> PyResult<()> {
+        self.inner.read().unmark_deleted(label).py()
+    }
+
+    /// Whether ``label`` is marked deleted (``KeyError`` if unknown).
+    fn is_deleted(&self, label: u64) -> PyResult<bool> {
+        self.inner.read().is_deleted(label).py()
+    }
+
+    /// Sets the capacity (it cannot drop below ``len(self)``).
+    fn resize(&self, py: Python<'_>, capacity: usize) -> PyResult<()> {
+        py.detach(|| self.inner.write().resize(capacity)).py()
+    }
+
+    /// Number of labels, deleted ones included.
+    fn __len__(&self) -> usize {
+        self.inner.read().len()
+    }
+
+    fn __contains__(&self, label: u64) -> bool {
+        self.inner.read().contains(label)
+    }
+
+    fn __repr__(&self) -> String {
+        let i = self.inner.read();
+        format!(
+            "Hnsw(dim={}, metric={:?}, len={}, capacity={}, M={}, ef_construction={})",
+            i.dim(),
+            i.metric().name(),
+            i.len(),
+            i.capacity(),
+            i.m(),
+            i.ef_construction()
+        )
+    }
+
+    /// Vector dimension.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.read().dim()
+    }
+
+    /// Metric name.
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.inner.read().metric().name()
+    }
+
+    /// Links per node on the upper levels (``2*M`` on level 0).
+    #[getter(M)]
+    fn m(&self) -> usize {
+        self.inner.read().m()
+    }
+
+    /// Candidate list size while inserting.
+    #[getter]
+    fn ef_construction(&self) -> usize {
+        self.inner.read().ef_construction()
+    }
+
+    /// Seed of the level generator.
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.inner.read().seed()
+    }
+
+    /// Slots allocated.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.read().capacity()
+    }
+
+    /// Number of labels marked deleted.
+    #[getter]
+    fn deleted_count(&self) -> usize {
+        self.inner.read().deleted_count()
+    }
+
+    /// Whether the index is a read-only view of a memory-mapped file.
+    #[getter]
+    fn is_mapped(&self) -> bool {
+        self.inner.read().is_mapped()
+    }
+
+    /// Default candidate list size of searches (default 10).
+    #[getter]
+    fn get_ef(&self) -> usize {
+        self.ef.load(Ordering::Relaxed)
+    }
+
+    #[setter]
+    fn set_ef(&self, ef: usize) {
+        self.ef.store(ef, Ordering::Relaxed);
+    }
+
+    /// Default thread count of adds and searches (``-1``: every core).
+    #[getter]
+    fn get_num_threads(&self) -> i64 {
+        self.num_threads.load(Ordering::Relaxed)
+    }
+
+    #[setter]
+    fn set_num_threads(&self, n: i64) {
+        self.num_threads.store(n, Ordering::Relaxed);
+    }
+}
+
+/// Metric check shared with the compatibility layer's error messages.
+pub fn hnsw_metric(name: &str) -> PyResult<Metric> {
+    let m = parse_metric(name)?;
+    match m {
+        Metric::L2 | Metric::InnerProduct | Metric::Cosine | Metric::Dot => Ok(m),
+        other => Err(PyValueError::new_err(format!(
+            "HNSW supports l2, ip, cosine and dot, not {other}"
+        ))),
+    }
+}

@@ -1,0 +1,25 @@
+//! Python bindings for swann (`swann._swann`): the native index classes,
+//! with numpy arrays in and out and the GIL released while they work. The
+//! pure-Python package `swann` re-exports them and adds drop-in modules for
+//! hnswlib, Annoy and N2.
+//!
+//! There is no `unsafe` code here: numpy buffers are read through
+//! `PyReadonlyArray` borrows and results are handed over as owned `Vec`s.
+#![forbid(unsafe_code)]
+
+mod common;
+mod flat;
+mod hnsw;
+
+use pyo3::prelude::*;
+
+/// Native classes of swann: :class:`Hnsw` and :class:`Flat`.
+#[pymodule]
+fn _swann(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<hnsw::PyHnsw>()?;
+    m.add_class::<flat::PyFlat>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("FULL_MESSAGE", hnsw::FULL)?;
+    m.add("TOO_FEW_MESSAGE", common::TOO_FEW)?;
+    Ok(())
+}
