@@ -211,7 +211,7 @@ impl FlatIndex {
 
     /// Appends every row of `data` (row-major), labelled `first_label`, `first_label + 1`, ...
     pub fn add_rows(&mut self, first_label: u64, data: &[f32]) -> Result<()> {
-        if data.len() % self.dim != 0 {
+        if !data.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
                 "data holds {} elements, not a multiple of the dimension {}",
                 data.len(),
@@ -291,7 +291,7 @@ impl FlatIndex {
 
     /// Searches every row of `queries` in parallel.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
-        if queries.len() % self.dim != 0 {
+        if !queries.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
                 "query data holds {} elements, not a multiple of the dimension {}",
                 queries.len(),
