@@ -123,8 +123,7 @@ impl<T: Pod> RowArena<T> {
     /// Grows (zero-filled) or shrinks to `rows` rows.
     pub fn resize(&mut self, rows: usize) {
         let n = rows * self.lines_per_row;
-        self.lines
-            .resize_with(n, || UnsafeCell::new(Line([0; ALIGN])));
+        self.lines.resize_zeroed(n);
     }
 
     /// Row `slot`.

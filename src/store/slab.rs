@@ -42,6 +42,8 @@ enum Owner<T> {
         #[allow(dead_code)]
         map: memmap2::MmapMut,
         capacity: usize,
+        /// Elements past this index were never written: still the mapping's zeros.
+        written: usize,
     },
     /// Held only to keep the file's bytes alive.
     #[allow(dead_code)]
@@ -131,7 +133,7 @@ impl<T> Slab<T> {
     pub fn allocated_bytes(&self) -> usize {
         match &self.owner {
             Owner::Vec(v) => v.capacity() * std::mem::size_of::<T>(),
-            Owner::Huge { capacity, .. } => capacity * std::mem::size_of::<T>(),
+            Owner::Huge { written, .. } => (*written).max(self.len) * std::mem::size_of::<T>(),
             Owner::File(_) => 0,
         }
     }
@@ -159,7 +161,25 @@ impl<T> Slab<T> {
     /// every such read of a large index also misses the TLB. Growth reserves
     /// twice the size, which costs address space only: untouched pages are
     /// never made resident.
-    pub fn resize_with(&mut self, n: usize, mut f: impl FnMut() -> T)
+    pub fn resize_with(&mut self, n: usize, f: impl FnMut() -> T)
+    where
+        T: FileSafe,
+    {
+        self.resize_inner(n, f, false)
+    }
+
+    /// Like [`Slab::resize_with`] with all-zero new elements. In a huge-page
+    /// array the never-written part of the mapping is zero already, so it
+    /// is not touched: reserving capacity costs no resident memory until a
+    /// row is actually written, as with `calloc`.
+    pub fn resize_zeroed(&mut self, n: usize)
+    where
+        T: FileSafe + bytemuck::Zeroable,
+    {
+        self.resize_inner(n, T::zeroed, true)
+    }
+
+    fn resize_inner(&mut self, n: usize, mut f: impl FnMut() -> T, zero: bool)
     where
         T: FileSafe,
     {
@@ -168,9 +188,11 @@ impl<T> Slab<T> {
             self.with_vec(|v| v.resize_with(n, f));
             return;
         }
-        let capacity = match self.owner {
-            Owner::Huge { capacity, .. } => capacity,
-            _ => 0,
+        let (capacity, mut written) = match self.owner {
+            Owner::Huge {
+                capacity, written, ..
+            } => (capacity, written),
+            _ => (0, 0),
         };
         if n > capacity {
             let new_cap = n.max(capacity.saturating_mul(2));
@@ -196,21 +218,45 @@ impl<T> Slab<T> {
             // the old storage, whose first `keep` elements are initialized.
             // T: FileSafe has no drop glue, so a bitwise move is a move.
             unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), start, keep) };
-            self.ptr = NonNull::new(start).expect("mapped memory is non-null");
-            self.len = keep;
             self.owner = Owner::Huge {
                 map,
                 capacity: new_cap,
+                written: keep,
             };
+            self.ptr = NonNull::new(start).expect("mapped memory is non-null");
+            self.len = keep;
+            written = keep;
         }
-        while self.len < n {
-            // SAFETY: `len < n <= capacity`: the slot lies inside the mapping
-            // and is not initialized yet (no value to drop).
-            unsafe { self.ptr.as_ptr().add(self.len).write(f()) };
-            self.len += 1;
+        if zero {
+            // Only the part written before (and since forgotten) needs zeroing.
+            let dirty_end = written.min(n);
+            if self.len < dirty_end {
+                // SAFETY: elements `len..dirty_end` lie inside the mapping
+                // (`dirty_end <= n <= capacity`); all-zero bytes are a valid T
+                // (T: Zeroable) with nothing to drop.
+                unsafe {
+                    std::ptr::write_bytes(self.ptr.as_ptr().add(self.len), 0, dirty_end - self.len)
+                };
+            }
+        } else {
+            for i in self.len..n {
+                // SAFETY: `i < n <= capacity`: the slot lies inside the
+                // mapping; any old value there has no drop glue (T: FileSafe).
+                unsafe { self.ptr.as_ptr().add(i).write(f()) };
+            }
+            written = written.max(n);
         }
         // Shrinking just forgets the tail: T has no drop glue.
         self.len = n;
+        if let Owner::Huge {
+            written: w,
+            capacity: c,
+            ..
+        } = &mut self.owner
+        {
+            *w = written;
+            *c = (*c).max(n);
+        }
     }
 
     /// Copies a file view into owned memory (no-op when owned).
@@ -277,5 +323,44 @@ impl<T> Default for Slab<T> {
 impl<T> From<Vec<T>> for Slab<T> {
     fn from(v: Vec<T>) -> Self {
         Slab::from_vec(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_arrays_keep_data_and_zero_reused_tails() {
+        let n = HUGE_MIN_BYTES / 8 + 10;
+        let mut s: Slab<u64> = Slab::default();
+        s.resize_zeroed(n);
+        assert!(matches!(s.owner, Owner::Huge { .. }));
+        assert!(s.iter().all(|&x| x == 0));
+        for (i, x) in s.iter_mut().enumerate() {
+            *x = i as u64;
+        }
+        // Growth copies into a new mapping.
+        s.resize_with(3 * n, || 7);
+        assert!(s[..n].iter().enumerate().all(|(i, &x)| x == i as u64));
+        assert!(s[n..].iter().all(|&x| x == 7));
+        // Shrink, then grow zeroed: the written tail must read as zero again.
+        s.resize_zeroed(5);
+        s.resize_zeroed(2 * n);
+        assert_eq!(&s[..5], &[0, 1, 2, 3, 4]);
+        assert!(s[5..].iter().all(|&x| x == 0));
+        // `with_vec` still works on a huge array (it copies into a Vec).
+        s.with_vec(|v| v.push(99));
+        assert_eq!(s.len(), 2 * n + 1);
+        assert_eq!(s[2 * n], 99);
+    }
+
+    #[test]
+    fn small_arrays_stay_in_a_vec() {
+        let mut s: Slab<u32> = Slab::default();
+        s.resize_with(100, || 3);
+        assert!(matches!(s.owner, Owner::Vec(_)));
+        assert_eq!(s.len(), 100);
+        assert!(s.iter().all(|&x| x == 3));
     }
 }

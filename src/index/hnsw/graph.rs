@@ -144,7 +144,7 @@ pub(crate) struct Scratch {
 impl<S: Space> Graph<S> {
     pub(crate) fn new(space: S, params: Params, capacity: usize) -> Self {
         let mut g = Graph {
-            vectors: RowArena::new(space.len(), 0),
+            vectors: RowArena::new(space.vector_len(), 0),
             links0: LinkArena::new(params.m0, 0),
             upper: LinkArena::new(params.m, 0),
             space,
@@ -372,7 +372,7 @@ impl<S: Space> Graph<S> {
 
     fn entry(&self) -> Option<(u32, usize)> {
         let e = self.entry.load(Ordering::Acquire);
-        (e != NO_ENTRY).then(|| (e as u32, (e >> 32) as usize))
+        (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
     }
 
     fn prefetch_row(&self, slot: u32) {
@@ -578,11 +578,7 @@ impl<S: Space> Graph<S> {
             drop(visited);
             let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
             self.select_heuristic(&cands, self.params.m, &mut selected);
-            let ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
-            {
-                let _g = self.locks[slot as usize].lock();
-                self.set_links(slot, l, &ids);
-            }
+            self.set_own_links(slot, l, &selected, scratch);
             for c in &selected {
                 self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
             }
@@ -595,6 +591,45 @@ impl<S: Space> Graph<S> {
                 .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
         }
         drop(entry_guard);
+    }
+
+    /// Sets a new node's links on `level` to `selected`, keeping any links
+    /// that concurrent inserts added to it meanwhile (another insert can
+    /// reach the node through its upper levels, pick it as a level-0
+    /// neighbour and link back before the node's own level-0 list is
+    /// written); if both together exceed the level's maximum, the heuristic
+    /// chooses among them.
+    fn set_own_links(&self, slot: u32, level: usize, selected: &[Cand], scratch: &mut Scratch) {
+        let _g = self.locks[slot as usize].lock();
+        self.read_links(slot, level, &mut scratch.ids);
+        let mut ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
+        let extra: Vec<u32> = scratch
+            .ids
+            .iter()
+            .copied()
+            .filter(|n| !ids.contains(n))
+            .collect();
+        if extra.is_empty() {
+            self.set_links(slot, level, &ids);
+            return;
+        }
+        let max = self.max_links(level);
+        if ids.len() + extra.len() <= max {
+            ids.extend(extra);
+            self.set_links(slot, level, &ids);
+            return;
+        }
+        let v = self.vector(slot);
+        let mut cands: Vec<Cand> = selected.to_vec();
+        cands.extend(extra.iter().map(|&n| Cand {
+            dist: self.space.distance(v, self.vector(n)),
+            slot: n,
+        }));
+        cands.sort_unstable();
+        let mut kept = Vec::with_capacity(max);
+        self.select_heuristic(&cands, max, &mut kept);
+        let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
+        self.set_links(slot, level, &ids);
     }
 
     /// Links `from -> to` on `level`, shrinking `from`'s list with the

@@ -242,7 +242,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Elements per vector: components for `f32`, `u64` words for binary.
     pub fn dim(&self) -> usize {
-        self.graph.space.len()
+        self.graph.space.vector_len()
     }
 
     /// The metric.

@@ -73,7 +73,7 @@ pub trait StoredSpace: Space {
 impl StoredSpace for F32Space {
     const ELEM_TYPE: ElemType = ElemType::F32;
     fn stored_dim(&self) -> u64 {
-        self.len() as u64
+        self.vector_len() as u64
     }
     fn from_stored(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
         F32Space::new(dim, metric, table)
@@ -272,7 +272,7 @@ impl<S: StoredSpace> HnswIndex<S> {
                 ef_construction: h.ef_construction as usize,
                 seed: h.seed,
             },
-            RowArena::from_file(&file, section::VECTORS, space.len(), n)?,
+            RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
             LinkArena::from_file(&file, section::LINKS0, m0, n)?,
             LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
             Slab::from_file(&file, section::LEVELS, n)?,
