@@ -103,6 +103,19 @@ pub fn matrix<'py>(obj: &Bound<'py, PyAny>, dim: usize, what: &str) -> PyResult<
     Ok(Matrix { array, rows })
 }
 
+/// Fails with a `ValueError` naming the first NaN or infinity in `rows`.
+pub fn check_finite(rows: &[f32], dim: usize, what: &str) -> PyResult<()> {
+    match rows.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(PyValueError::new_err(format!(
+            "{what} row {} component {} is {}, not a finite number",
+            i / dim.max(1),
+            i % dim.max(1),
+            rows[i]
+        ))),
+    }
+}
+
 /// Reads `obj` as a vector of `u64` labels: an int, or a 1-D sequence or
 /// array of non-negative integers.
 pub fn labels(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u64>> {

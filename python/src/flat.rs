@@ -6,7 +6,9 @@ use pyo3::prelude::*;
 use rayon::prelude::*;
 use swann::index::flat::FlatIndex;
 
-use crate::common::{array2, matrix, parse_metric, with_threads, IntoPyResult, PyFilter};
+use crate::common::{
+    array2, check_finite, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
+};
 
 /// Exact (brute-force) nearest-neighbour search over float32 vectors.
 ///
@@ -55,14 +57,7 @@ impl PyFlat {
         let rows = m.data();
         let nrows = m.rows as u64;
         // Check every row first so a bad row adds nothing.
-        if let Some(i) = rows.iter().position(|x| !x.is_finite()) {
-            return Err(PyValueError::new_err(format!(
-                "data row {} component {} is {}, not a finite number",
-                i / dim,
-                i % dim,
-                rows[i]
-            )));
-        }
+        check_finite(rows, dim, "data")?;
         py.detach(|| {
             let mut index = self.inner.write();
             let start = index.len() as u64;

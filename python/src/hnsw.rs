@@ -10,7 +10,9 @@ use swann::index::hnsw::Hnsw as RsHnsw;
 use swann::store::OpenOptions;
 use swann::Metric;
 
-use crate::common::{array2, matrix, parse_metric, with_threads, IntoPyResult, PyFilter};
+use crate::common::{
+    array2, check_finite, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
+};
 
 /// hnswlib's message when an insert would pass `max_elements`.
 pub const FULL: &str = "The number of elements exceeds the specified limit";
@@ -197,6 +199,8 @@ impl PyHnsw {
             None => None,
         };
         let rows = m.data();
+        // Check every row first, so a bad row adds nothing.
+        check_finite(rows, dim, "data")?;
         let nrows = m.rows as u64;
         let threads = self.threads(num_threads);
         py.detach(|| -> PyResult<()> {
