@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the Python extension from python/ into a fresh virtual environment
+# the way a user would (`pip install ./python`) and runs its test suite.
+#
+#   .ci/python.sh            # venv in target/python-ci-venv
+#   PYTHON=python3.11 VENV=/tmp/venv .ci/python.sh
+#
+# Needs Python >= 3.9 with the venv module, a Rust toolchain, and access to
+# PyPI and crates.io. Exits non-zero if the build or any test fails, or if
+# pytest collects no tests at all.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+venv="${VENV:-$root/target/python-ci-venv}"
+
+echo "== python: creating $venv with $("$python" --version 2>&1)"
+rm -rf "$venv"
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install --quiet --upgrade pip
+"${pip[@]}" install --quiet "maturin>=1.7,<2" numpy pytest
+
+echo "== python: pip install ./python (release build of the extension)"
+log="$(mktemp)"
+if ! "${pip[@]}" install --verbose ./python >"$log" 2>&1; then
+    tail -n 80 "$log" >&2
+    echo "== python: pip install ./python failed (full log: $log)" >&2
+    exit 1
+fi
+grep -E "Built wheel|Successfully installed" "$log" || true
+rm -f "$log"
+"$venv/bin/python" -c "import swann, swann.hnswlib, swann.n2; print('swann', swann.__version__, 'imported from', swann.__file__)"
+
+echo "== python: pytest"
+# Run from outside the source tree so the installed package is imported, not python/swann.
+cd "$root/python/tests"
+set +e
+"$venv/bin/python" -m pytest -q -p no:cacheprovider .
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "== python: pytest collected no tests" >&2
+fi
+exit "$status"
