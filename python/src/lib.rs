@@ -9,15 +9,19 @@
 
 mod common;
 mod flat;
+#[cfg(feature = "forest")]
+mod forest;
 mod hnsw;
 
 use pyo3::prelude::*;
 
-/// Native classes of swann: :class:`Hnsw` and :class:`Flat`.
+/// Native classes of swann: :class:`Hnsw`, :class:`Flat` and :class:`Forest`.
 #[pymodule]
 fn _swann(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hnsw::PyHnsw>()?;
     m.add_class::<flat::PyFlat>()?;
+    #[cfg(feature = "forest")]
+    m.add_class::<forest::PyForest>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FULL_MESSAGE", hnsw::FULL)?;
     m.add("TOO_FEW_MESSAGE", common::TOO_FEW)?;
