@@ -20,7 +20,7 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
-"${pip[@]}" install --quiet "maturin>=1.7,<2" numpy pytest
+"${pip[@]}" install --quiet "maturin>=1.7,<2" numpy "pytest>=8.2"
 
 echo "== python: pip install ./python (release build of the extension)"
 log="$(mktemp)"

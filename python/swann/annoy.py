@@ -20,6 +20,12 @@ from . import _swann
 
 __all__ = ["AnnoyIndex"]
 
+if not hasattr(_swann, "Forest"):
+    raise ImportError(
+        "swann.annoy needs the forest index, and this build of swann's "
+        "extension was made without it (python crate feature 'forest')"
+    )
+
 _METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
 _FOREST_MAGIC = b"SWANNRPF"
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import exact_l2, recall
 
-annoy = pytest.importorskip("swann.annoy")
+annoy = pytest.importorskip("swann.annoy", exc_type=ImportError)
 if not hasattr(__import__("swann"), "Forest"):
     pytest.skip("extension built without the forest", allow_module_level=True)
 AnnoyIndex = annoy.AnnoyIndex
