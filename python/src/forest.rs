@@ -130,7 +130,12 @@ impl PyForest {
     /// is mapped read-only (``prefault`` reads every page in at open).
     #[staticmethod]
     #[pyo3(signature = (path, mmap = false, prefault = false))]
-    fn load(py: Python<'_>, path: std::path::PathBuf, mmap: bool, prefault: bool) -> PyResult<Self> {
+    fn load(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        mmap: bool,
+        prefault: bool,
+    ) -> PyResult<Self> {
         let f = py
             .detach(|| {
                 if mmap {
@@ -232,13 +237,7 @@ impl PyForest {
     #[pyo3(signature = (n_trees, num_threads = -1))]
     fn build(&self, py: Python<'_>, n_trees: usize, num_threads: i64) -> PyResult<()> {
         let threads = (num_threads > 0).then_some(num_threads as usize);
-        py.detach(|| -> PyResult<()> {
-            self.inner
-                .write()
-                .own_mut()?
-                .build(n_trees, threads)
-                .py()
-        })
+        py.detach(|| -> PyResult<()> { self.inner.write().own_mut()?.build(n_trees, threads).py() })
     }
 
     /// Drops the trees so items can be added again.
