@@ -1,1 +1,314 @@
-fn main() {}
+//! Kernel benchmarks: one criterion group per kernel, one line per ISA this
+//! CPU runs and per dimension, plus two baselines in the same group:
+//!
+//! - `iter`: the obvious iterator code (`a.iter().zip(b).map(..).sum()`),
+//!   compiled for the default target (no `-C target-cpu`), i.e. what a user
+//!   gets without SIMD kernels;
+//! - `simsimd` (x86-64 only): the `simsimd` crate's kernel for the same
+//!   distance, with its own run-time dispatch (it picks its best ISA for this
+//!   CPU, which may be AVX-512 where swann's line is AVX2: read the
+//!   `simsimd uses ...` line printed at start).
+//!
+//! Inputs are small and reused, so they stay in L1: this measures the
+//! kernels, not memory. They start on a 64-byte boundary, as rows of the
+//! index store do (a 32-byte load that straddles two cache lines costs about
+//! twice as much on current x86 cores, for every implementation alike). `cargo bench --bench kernels -- --test` runs every
+//! line once as a smoke test.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use swann::kernels::{Isa, KernelTable};
+
+const DIMS: [usize; 7] = [96, 128, 256, 384, 768, 1024, 1536];
+const HAMMING_BITS: [usize; 4] = [256, 1024, 4096, 8192];
+
+fn tables() -> Vec<&'static KernelTable> {
+    Isa::available()
+        .iter()
+        .filter_map(|&isa| KernelTable::for_isa(isa))
+        .collect()
+}
+
+/// `n` values starting on a 64-byte boundary, made by `gen`.
+struct Aligned<T> {
+    buf: Vec<T>,
+    start: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> Aligned<T> {
+    fn new(n: usize, mut gen: impl FnMut() -> T) -> Self {
+        let mut buf = vec![T::default(); n + 64 / std::mem::size_of::<T>()];
+        let start = buf.as_ptr().align_offset(64);
+        for x in &mut buf[start..start + n] {
+            *x = gen();
+        }
+        Aligned { buf, start, len: n }
+    }
+
+    fn get(&self) -> &[T] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+/// Deterministic values in [-1, 1), 64-byte aligned.
+fn vector(n: usize, seed: u64) -> Aligned<f32> {
+    let mut r = xorshift(seed);
+    Aligned::new(n, || ((r() >> 40) as f32 / (1u64 << 23) as f32) - 1.0)
+}
+
+/// Deterministic random words, 64-byte aligned.
+fn words(n: usize, seed: u64) -> Aligned<u64> {
+    Aligned::new(n, xorshift(seed))
+}
+
+fn iter_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
+}
+
+fn iter_l2sq(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>()
+}
+
+fn iter_cosine(a: &[f32], b: &[f32]) -> f32 {
+    let ab = iter_dot(a, b);
+    let aa = iter_dot(a, a);
+    let bb = iter_dot(b, b);
+    1.0 - ab / (aa.sqrt() * bb.sqrt())
+}
+
+fn iter_manhattan(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>()
+}
+
+fn iter_hamming(a: &[u64], b: &[u64]) -> u32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x ^ y).count_ones())
+        .sum::<u32>()
+}
+
+type TableFn = fn(&KernelTable, &[f32], &[f32]) -> f32;
+type PlainFn = fn(&[f32], &[f32]) -> f32;
+
+#[cfg(target_arch = "x86_64")]
+mod simsimd_baseline {
+    use simsimd::SpatialSimilarity;
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        f32::dot(a, b).expect("same length") as f32
+    }
+    pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+        f32::sqeuclidean(a, b).expect("same length") as f32
+    }
+    pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        <f32 as SpatialSimilarity>::cos(a, b).expect("same length") as f32
+    }
+    pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
+        use simsimd::BinarySimilarity;
+        let (a, b): (&[u8], &[u8]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+        u8::hamming(a, b).expect("same length") as u32
+    }
+
+    /// Which of its back-ends simsimd dispatches to on this CPU.
+    pub fn describe() -> String {
+        use simsimd::capabilities as c;
+        let names = [
+            ("sapphire", c::uses_sapphire()),
+            ("genoa", c::uses_genoa()),
+            ("ice", c::uses_ice()),
+            ("skylake (AVX-512)", c::uses_skylake()),
+            ("haswell (AVX2)", c::uses_haswell()),
+        ];
+        let on: Vec<&str> = names.iter().filter(|n| n.1).map(|n| n.0).collect();
+        format!("simsimd uses: {}", on.join(", "))
+    }
+}
+
+fn f32_group(
+    c: &mut Criterion,
+    name: &str,
+    kernel: TableFn,
+    plain: PlainFn,
+    simd: Option<PlainFn>,
+) {
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        .sample_size(20);
+    for dim in DIMS {
+        let (a, b) = (vector(dim, 1), vector(dim, 2));
+        let (a, b) = (a.get(), b.get());
+        g.throughput(Throughput::Elements(dim as u64));
+        for t in tables() {
+            g.bench_with_input(BenchmarkId::new(t.isa().name(), dim), &dim, |bench, _| {
+                bench.iter(|| kernel(t, black_box(a), black_box(b)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("iter", dim), &dim, |bench, _| {
+            bench.iter(|| plain(black_box(a), black_box(b)))
+        });
+        if let Some(s) = simd {
+            g.bench_with_input(BenchmarkId::new("simsimd", dim), &dim, |bench, _| {
+                bench.iter(|| s(black_box(a), black_box(b)))
+            });
+        }
+    }
+    g.finish();
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simsimd_for(name: &str) -> Option<PlainFn> {
+    match name {
+        "dot" => Some(simsimd_baseline::dot),
+        "l2sq" => Some(simsimd_baseline::l2sq),
+        "cosine" => Some(simsimd_baseline::cosine),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simsimd_for(_: &str) -> Option<PlainFn> {
+    None
+}
+
+fn bench_f32(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    eprintln!("{}", simsimd_baseline::describe());
+    eprintln!(
+        "swann ISAs here: {:?}",
+        Isa::available()
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+    );
+    f32_group(
+        c,
+        "dot",
+        |t, a, b| t.dot(a, b),
+        iter_dot,
+        simsimd_for("dot"),
+    );
+    f32_group(
+        c,
+        "l2sq",
+        |t, a, b| t.l2sq(a, b),
+        iter_l2sq,
+        simsimd_for("l2sq"),
+    );
+    f32_group(
+        c,
+        "cosine",
+        |t, a, b| t.cosine(a, b),
+        iter_cosine,
+        simsimd_for("cosine"),
+    );
+    f32_group(
+        c,
+        "manhattan",
+        |t, a, b| t.manhattan(a, b),
+        iter_manhattan,
+        None,
+    );
+}
+
+fn bench_hamming(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hamming");
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        .sample_size(20);
+    for bits in HAMMING_BITS {
+        let n = bits / 64;
+        let (a, b) = (words(n, 3), words(n, 4));
+        let (a, b) = (a.get(), b.get());
+        g.throughput(Throughput::Elements(bits as u64));
+        for t in tables() {
+            g.bench_with_input(BenchmarkId::new(t.isa().name(), bits), &bits, |bench, _| {
+                bench.iter(|| t.hamming(black_box(a), black_box(b)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("iter", bits), &bits, |bench, _| {
+            bench.iter(|| iter_hamming(black_box(a), black_box(b)))
+        });
+        #[cfg(target_arch = "x86_64")]
+        g.bench_with_input(BenchmarkId::new("simsimd", bits), &bits, |bench, _| {
+            bench.iter(|| simsimd_baseline::hamming(black_box(a), black_box(b)))
+        });
+    }
+    g.finish();
+}
+
+fn bench_normalize(c: &mut Criterion) {
+    let mut g = c.benchmark_group("normalize");
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .sample_size(20);
+    for dim in [128, 768, 1536] {
+        let mut v = vector(dim, 5);
+        let v = &mut v.buf[v.start..v.start + dim];
+        g.throughput(Throughput::Elements(dim as u64));
+        for t in tables() {
+            g.bench_with_input(BenchmarkId::new(t.isa().name(), dim), &dim, |bench, _| {
+                // Normalizing a unit vector again keeps the values stable
+                // across iterations while doing the full work each time.
+                bench.iter(|| t.normalize(black_box(&mut *v)))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// One query against 256 rows resident in L2 (dim 128: 128 KiB), the shape
+/// of a flat scan or of an HNSW neighbour list.
+fn bench_batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dot_batch");
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        .sample_size(20);
+    let rows = 256;
+    for dim in [128, 768] {
+        let q = vector(dim, 6);
+        let data = vector(dim * rows, 7);
+        let (q, data) = (q.get(), data.get());
+        let mut out = vec![0.0f32; rows];
+        g.throughput(Throughput::Elements((dim * rows) as u64));
+        for t in tables() {
+            g.bench_with_input(BenchmarkId::new(t.isa().name(), dim), &dim, |bench, _| {
+                bench.iter(|| t.dot_batch(black_box(q), black_box(data), dim, &mut out))
+            });
+            g.bench_with_input(
+                BenchmarkId::new(format!("{}-per-row", t.isa().name()), dim),
+                &dim,
+                |bench, _| {
+                    bench.iter(|| {
+                        for (o, row) in out.iter_mut().zip(data.chunks_exact(dim)) {
+                            *o = t.dot(black_box(q), row);
+                        }
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_f32,
+    bench_hamming,
+    bench_normalize,
+    bench_batch
+);
+criterion_main!(benches);

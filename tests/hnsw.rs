@@ -173,7 +173,7 @@ fn filters_deletion_and_reinsertion() {
     let all = labels(N);
 
     // Filter: only labels divisible by 2 (half of them).
-    let even = |l: u64| l % 2 == 0;
+    let even = |l: u64| l.is_multiple_of(2);
     let mut flat = FlatIndex::new(DIM, Metric::L2).unwrap();
     for (l, row) in all.iter().zip(base.chunks(DIM)) {
         flat.add(*l, row).unwrap();
