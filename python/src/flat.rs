@@ -38,7 +38,7 @@ impl PyFlat {
         data: &Bound<'_, PyAny>,
         labels: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(data, dim, "data")?;
         let ids = match labels {
             Some(obj) => {
@@ -108,7 +108,7 @@ impl PyFlat {
         if k == 0 {
             return Err(PyValueError::new_err("k must be at least 1"));
         }
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(queries, dim, "queries")?;
         let rows = m.rows;
         let data = m.data();
@@ -116,7 +116,7 @@ impl PyFlat {
         let mut out_d = vec![f32::INFINITY; rows * k];
         let filter = filter.map(PyFilter::new);
         let result = py.detach(|| {
-            let index = self.inner.read();
+            let index = self.inner.read_recursive();
             let one = |q: &[f32], l: &mut [u64], d: &mut [f32]| -> swann::Result<()> {
                 let hits = match &filter {
                     None => index.search(q, k)?,
@@ -144,14 +144,14 @@ impl PyFlat {
 
     /// The labels, in insertion order (uint64).
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let l = self.inner.read().labels().to_vec();
+        let l = self.inner.read_recursive().labels().to_vec();
         crate::common::array1(py, l)
     }
 
     /// Every stored vector, in insertion order, as float32 ``(len, dim)``
     /// (normalized, for cosine and angular).
     fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let index = self.inner.read();
+        let index = self.inner.read_recursive();
         let (n, dim) = (index.len(), index.dim());
         let mut out = Vec::with_capacity(n * dim);
         for i in 0..n {
@@ -161,11 +161,11 @@ impl PyFlat {
     }
 
     fn __len__(&self) -> usize {
-        self.inner.read().len()
+        self.inner.read_recursive().len()
     }
 
     fn __repr__(&self) -> String {
-        let i = self.inner.read();
+        let i = self.inner.read_recursive();
         format!(
             "Flat(dim={}, metric={:?}, len={})",
             i.dim(),
@@ -177,12 +177,12 @@ impl PyFlat {
     /// Vector dimension.
     #[getter]
     fn dim(&self) -> usize {
-        self.inner.read().dim()
+        self.inner.read_recursive().dim()
     }
 
     /// Metric name.
     #[getter]
     fn metric(&self) -> &'static str {
-        self.inner.read().metric().name()
+        self.inner.read_recursive().metric().name()
     }
 }

@@ -178,7 +178,7 @@ impl PyForest {
 
     /// Adds (or replaces) item ``id`` with ``vector``.
     fn add_item(&self, id: u32, vector: &Bound<'_, PyAny>) -> PyResult<()> {
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let v = self::vector(vector, dim)?;
         self.inner.write().own_mut()?.add_item(id, &v).py()
     }
@@ -191,7 +191,7 @@ impl PyForest {
         data: &Bound<'_, PyAny>,
         ids: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(data, dim, "data")?;
         let rows = m.data();
         check_finite(rows, dim, "data")?;
@@ -263,7 +263,7 @@ impl PyForest {
 
     /// Writes the built forest to ``path``.
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        py.detach(|| match &*self.inner.read() {
+        py.detach(|| match &*self.inner.read_recursive() {
             Inner::Own(f) => f.save(&path).py(),
             Inner::Annoy(_) => Err(PyRuntimeError::new_err(
                 "an Annoy file is already on disk; copy the file instead",
@@ -281,9 +281,13 @@ impl PyForest {
         n: usize,
         search_k: i64,
     ) -> PyResult<(Vec<u32>, Vec<f32>)> {
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let v = self::vector(vector, dim)?;
-        let hits = py.detach(|| self.inner.read().by_vector(&v, n, self::search_k(search_k)));
+        let hits = py.detach(|| {
+            self.inner
+                .read_recursive()
+                .by_vector(&v, n, self::search_k(search_k))
+        });
         Ok(split(hits.py()?))
     }
 
@@ -296,7 +300,11 @@ impl PyForest {
         n: usize,
         search_k: i64,
     ) -> PyResult<(Vec<u32>, Vec<f32>)> {
-        let hits = py.detach(|| self.inner.read().by_item(id, n, self::search_k(search_k)));
+        let hits = py.detach(|| {
+            self.inner
+                .read_recursive()
+                .by_item(id, n, self::search_k(search_k))
+        });
         Ok(split(hits.py()?))
     }
 
@@ -315,7 +323,7 @@ impl PyForest {
         if k == 0 {
             return Err(PyValueError::new_err("k must be at least 1"));
         }
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(queries, dim, "queries")?;
         let rows = m.rows;
         let data = m.data();
@@ -323,7 +331,7 @@ impl PyForest {
         let mut dist = vec![f32::NAN; rows * k];
         let sk = self::search_k(search_k);
         py.detach(|| {
-            let inner = self.inner.read();
+            let inner = self.inner.read_recursive();
             let inner: &Inner = &inner;
             with_threads(num_threads, || {
                 data.par_chunks(dim)
@@ -344,7 +352,7 @@ impl PyForest {
 
     /// Item ``id``'s vector as a list of floats.
     fn item_vector(&self, id: u32) -> PyResult<Vec<f32>> {
-        match &*self.inner.read() {
+        match &*self.inner.read_recursive() {
             Inner::Own(f) => f.item_vector(id),
             Inner::Annoy(a) => a.item_vector(id),
         }
@@ -353,7 +361,7 @@ impl PyForest {
 
     /// The distance between items ``i`` and ``j``, as searches report it.
     fn distance(&self, i: u32, j: u32) -> PyResult<f32> {
-        match &*self.inner.read() {
+        match &*self.inner.read_recursive() {
             Inner::Own(f) => f.distance(i, j),
             Inner::Annoy(a) => a.distance(i, j),
         }
@@ -363,19 +371,19 @@ impl PyForest {
     /// One more than the largest item id added.
     #[getter]
     fn n_items(&self) -> usize {
-        self.inner.read().n_items()
+        self.inner.read_recursive().n_items()
     }
 
     /// Number of trees (0 before :meth:`build`).
     #[getter]
     fn n_trees(&self) -> usize {
-        self.inner.read().n_trees()
+        self.inner.read_recursive().n_trees()
     }
 
     /// Whether the forest is built (searchable, closed to adds).
     #[getter]
     fn is_built(&self) -> bool {
-        match &*self.inner.read() {
+        match &*self.inner.read_recursive() {
             Inner::Own(f) => f.is_built(),
             Inner::Annoy(_) => true,
         }
@@ -384,21 +392,21 @@ impl PyForest {
     /// Vector dimension (bits, for Hamming).
     #[getter]
     fn dim(&self) -> usize {
-        self.inner.read().dim()
+        self.inner.read_recursive().dim()
     }
 
     /// Metric name.
     #[getter]
     fn metric(&self) -> &'static str {
-        self.inner.read().metric().name()
+        self.inner.read_recursive().metric().name()
     }
 
     fn __len__(&self) -> usize {
-        self.inner.read().n_items()
+        self.inner.read_recursive().n_items()
     }
 
     fn __repr__(&self) -> String {
-        let i = self.inner.read();
+        let i = self.inner.read_recursive();
         format!(
             "Forest(dim={}, metric={:?}, n_items={}, n_trees={})",
             i.dim(),

@@ -31,6 +31,10 @@ pub const FULL: &str = "The number of elements exceeds the specified limit";
 /// number of threads (``-1``: every core). Searches may run from several
 /// Python threads at once; adds wait for running searches to finish.
 #[pyclass(module = "swann._swann", name = "Hnsw")]
+// Locking rule: the write lock is only taken with the GIL released, and
+// nothing holding it calls into Python. Reads use `read_recursive`, which
+// does not queue behind a waiting writer, so a thread holding the GIL never
+// waits on a search whose filter callback is waiting for the GIL.
 pub struct PyHnsw {
     inner: RwLock<RsHnsw>,
     ef: AtomicUsize,
@@ -162,7 +166,7 @@ impl PyHnsw {
 
     /// Writes the index to ``path`` (atomically: a temporary file, synced, renamed).
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        py.detach(|| self.inner.read().save(&path)).py()
+        py.detach(|| self.inner.read_recursive().save(&path)).py()
     }
 
     /// Adds the rows of ``data`` (shape ``(n, dim)`` or ``(dim,)``) under
@@ -182,7 +186,7 @@ impl PyHnsw {
         grow: bool,
         replace_deleted: bool,
     ) -> PyResult<()> {
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(data, dim, "data")?;
         let ids = match labels {
             Some(obj) => {
@@ -262,7 +266,7 @@ impl PyHnsw {
         if k == 0 {
             return Err(PyValueError::new_err("k must be at least 1"));
         }
-        let dim = self.inner.read().dim();
+        let dim = self.inner.read_recursive().dim();
         let m = matrix(queries, dim, "queries")?;
         let ef = ef.unwrap_or_else(|| self.ef.load(Ordering::Relaxed));
         let rows = m.rows;
@@ -275,7 +279,7 @@ impl PyHnsw {
         let filter = filter.map(PyFilter::new);
         let data = m.data();
         let fewest = py.detach(|| {
-            let index = self.inner.read();
+            let index = self.inner.read_recursive();
             let parallel = rows > 1 && threads != 1;
             with_threads(threads, || {
                 search_into(
@@ -312,7 +316,7 @@ impl PyHnsw {
         include_deleted: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = crate::common::labels(labels, "labels")?;
-        let index = self.inner.read();
+        let index = self.inner.read_recursive();
         let dim = index.dim();
         let mut out = Vec::with_capacity(ids.len() * dim);
         for &l in &ids {
@@ -326,23 +330,23 @@ impl PyHnsw {
 
     /// Every label (deleted ones included) as a uint64 array, in slot order.
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let l = self.inner.read().labels();
+        let l = self.inner.read_recursive().labels();
         crate::common::array1(py, l)
     }
 
     /// Marks ``label`` deleted: it is never returned, but still routes searches.
     fn mark_deleted(&self, label: u64) -> PyResult<()> {
-        self.inner.read().mark_deleted(label).py()
+        self.inner.read_recursive().mark_deleted(label).py()
     }
 
     /// Clears the deleted mark of ``label``.
     fn unmark_deleted(&self, label: u64) -> PyResult<()> {
-        self.inner.read().unmark_deleted(label).py()
+        self.inner.read_recursive().unmark_deleted(label).py()
     }
 
     /// Whether ``label`` is marked deleted (``KeyError`` if unknown).
     fn is_deleted(&self, label: u64) -> PyResult<bool> {
-        self.inner.read().is_deleted(label).py()
+        self.inner.read_recursive().is_deleted(label).py()
     }
 
     /// Sets the capacity (it cannot drop below ``len(self)``).
@@ -352,15 +356,15 @@ impl PyHnsw {
 
     /// Number of labels, deleted ones included.
     fn __len__(&self) -> usize {
-        self.inner.read().len()
+        self.inner.read_recursive().len()
     }
 
     fn __contains__(&self, label: u64) -> bool {
-        self.inner.read().contains(label)
+        self.inner.read_recursive().contains(label)
     }
 
     fn __repr__(&self) -> String {
-        let i = self.inner.read();
+        let i = self.inner.read_recursive();
         format!(
             "Hnsw(dim={}, metric={:?}, len={}, capacity={}, M={}, ef_construction={})",
             i.dim(),
@@ -375,49 +379,49 @@ impl PyHnsw {
     /// Vector dimension.
     #[getter]
     fn dim(&self) -> usize {
-        self.inner.read().dim()
+        self.inner.read_recursive().dim()
     }
 
     /// Metric name.
     #[getter]
     fn metric(&self) -> &'static str {
-        self.inner.read().metric().name()
+        self.inner.read_recursive().metric().name()
     }
 
     /// Links per node on the upper levels (``2*M`` on level 0).
     #[getter(M)]
     fn m(&self) -> usize {
-        self.inner.read().m()
+        self.inner.read_recursive().m()
     }
 
     /// Candidate list size while inserting.
     #[getter]
     fn ef_construction(&self) -> usize {
-        self.inner.read().ef_construction()
+        self.inner.read_recursive().ef_construction()
     }
 
     /// Seed of the level generator.
     #[getter]
     fn seed(&self) -> u64 {
-        self.inner.read().seed()
+        self.inner.read_recursive().seed()
     }
 
     /// Slots allocated.
     #[getter]
     fn capacity(&self) -> usize {
-        self.inner.read().capacity()
+        self.inner.read_recursive().capacity()
     }
 
     /// Number of labels marked deleted.
     #[getter]
     fn deleted_count(&self) -> usize {
-        self.inner.read().deleted_count()
+        self.inner.read_recursive().deleted_count()
     }
 
     /// Whether the index is a read-only view of a memory-mapped file.
     #[getter]
     fn is_mapped(&self) -> bool {
-        self.inner.read().is_mapped()
+        self.inner.read_recursive().is_mapped()
     }
 
     /// Default candidate list size of searches (default 10).
