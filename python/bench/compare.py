@@ -184,7 +184,7 @@ def main():
     ap.add_argument("--efs", type=int, nargs="+", default=[10, 16, 24, 32, 48, 64, 96, 128])
     ap.add_argument("--trees", type=int, default=50)
     ap.add_argument("--search-ks", type=int, nargs="+",
-                    default=[1000, 2000, 4000, 8000, 16000, 32000, 64000])
+                    default=[1000, 1500, 2000, 2500, 3000, 4000, 8000, 16000, 32000])
     ap.add_argument("--skip", choices=["hnsw", "annoy"], action="append", default=[])
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
