@@ -378,3 +378,41 @@ def test_bf_index_update_delete_capacity(data, tmp_path):
     np.testing.assert_array_equal(other.knn_query(base[:3], k=4)[0], bf.knn_query(base[:3], k=4)[0])
     with pytest.raises(RuntimeError):
         hnswlib.BFIndex("ip", 8).load_index(path)
+
+
+def test_filtered_searches_beside_adds_do_not_deadlock(data):
+    """Searches whose filter calls back into Python, adds (which take the
+    write lock) and property reads, from several threads at once."""
+    base, queries = data
+    p = hnswlib.Index("l2", 16)
+    p.init_index(max_elements=len(base))
+    p.add_items(base[:500])
+    p.set_ef(30)
+    errors = []
+
+    def searcher():
+        try:
+            for _ in range(20):
+                p.knn_query(queries[:8], k=3, num_threads=2, filter=lambda label: label % 3 != 0)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def adder():
+        try:
+            for start in range(500, 2000, 100):
+                p.add_items(base[start:start + 100], np.arange(start, start + 100))
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    def reader():
+        for _ in range(2000):
+            _ = p.element_count, p.max_elements, p.M
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (searcher, searcher, adder, reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "deadlock"
+    assert not errors
+    assert p.element_count == 2000
