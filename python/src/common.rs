@@ -175,6 +175,17 @@ pub fn array2<'py, T: numpy::Element>(
         .into_any())
 }
 
+/// `n` copies of `value`, or a `MemoryError` (not an abort) when `n` is
+/// too large to allocate, e.g. an absurd `k`.
+pub fn filled<T: Clone>(n: usize, value: T) -> PyResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {n} results"))
+    })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 /// A 1-D numpy array holding `data` (moved, not copied).
 pub fn array1<'py, T: numpy::Element>(
     py: Python<'py>,

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use swann::index::flat::FlatIndex;
 
 use crate::common::{
-    array2, check_finite, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
+    array2, check_finite, filled, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
 };
 
 /// Exact (brute-force) nearest-neighbour search over float32 vectors.
@@ -112,8 +112,11 @@ impl PyFlat {
         let m = matrix(queries, dim, "queries")?;
         let rows = m.rows;
         let data = m.data();
-        let mut out_l = vec![u64::MAX; rows * k];
-        let mut out_d = vec![f32::INFINITY; rows * k];
+        let total = rows
+            .checked_mul(k)
+            .ok_or_else(|| PyValueError::new_err("k too large"))?;
+        let mut out_l = filled(total, u64::MAX)?;
+        let mut out_d = filled(total, f32::INFINITY)?;
         let filter = filter.map(PyFilter::new);
         let result = py.detach(|| {
             let index = self.inner.read_recursive();

@@ -9,7 +9,9 @@ use rayon::prelude::*;
 use swann::index::forest::{AnnoyIndex, Forest as RsForest, Hit, MmapOptions};
 use swann::Metric;
 
-use crate::common::{array2, check_finite, matrix, parse_metric, with_threads, IntoPyResult};
+use crate::common::{
+    array2, check_finite, filled, matrix, parse_metric, with_threads, IntoPyResult,
+};
 
 /// What a `Forest` object holds: swann's own forest, or a mapped Annoy file.
 enum Inner {
@@ -327,8 +329,11 @@ impl PyForest {
         let m = matrix(queries, dim, "queries")?;
         let rows = m.rows;
         let data = m.data();
-        let mut ids = vec![-1i64; rows * k];
-        let mut dist = vec![f32::NAN; rows * k];
+        let total = rows
+            .checked_mul(k)
+            .ok_or_else(|| PyValueError::new_err("k too large"))?;
+        let mut ids = filled(total, -1i64)?;
+        let mut dist = filled(total, f32::NAN)?;
         let sk = self::search_k(search_k);
         py.detach(|| {
             let inner = self.inner.read_recursive();

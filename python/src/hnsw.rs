@@ -11,7 +11,7 @@ use swann::store::OpenOptions;
 use swann::Metric;
 
 use crate::common::{
-    array2, check_finite, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
+    array2, check_finite, filled, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
 };
 
 /// hnswlib's message when an insert would pass `max_elements`.
@@ -273,8 +273,8 @@ impl PyHnsw {
         let total = rows
             .checked_mul(k)
             .ok_or_else(|| PyValueError::new_err("k too large"))?;
-        let mut out_l = vec![0u64; total];
-        let mut out_d = vec![0f32; total];
+        let mut out_l = filled(total, 0u64)?;
+        let mut out_d = filled(total, 0f32)?;
         let threads = self.threads(num_threads);
         let filter = filter.map(PyFilter::new);
         let data = m.data();

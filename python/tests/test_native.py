@@ -120,3 +120,16 @@ def test_gil_is_released_during_search(data):
     during = [x for x in ticks if start <= x <= start + elapsed]
     if elapsed > 0.05:
         assert len(during) >= 3, f"{len(during)} ticks in {elapsed:.3f}s"
+
+
+def test_absurd_k_is_an_exception_not_a_crash():
+    h = swann.Hnsw(2)
+    h.add([[0, 0], [1, 1]])
+    with pytest.raises((MemoryError, ValueError, OverflowError)):
+        h.search([[0, 0]] * 4, 2**62)
+    with pytest.raises((MemoryError, ValueError, OverflowError)):
+        h.search([0, 0], -1)
+    f = swann.Flat(2)
+    f.add([[0, 0]])
+    with pytest.raises((MemoryError, ValueError, OverflowError)):
+        f.search([0, 0], 2**61)
