@@ -1,0 +1,566 @@
+//! Locality-sensitive hashing: NearPy's modular engine on swann's kernels.
+//!
+//! An [`Engine`] is made of
+//!
+//! - one or more [`LshHash`]es, which map a vector to bucket keys (random
+//!   binary or discretized projections, the binary projection tree, PCA
+//!   projections);
+//! - a [`Storage`] holding the buckets: [`MemoryStorage`] by default, or
+//!   `RedisStorage` with the `redis` cargo feature;
+//! - a [`Distance`] that ranks candidates: any of the crate's [`Metric`]s,
+//!   your own type, or none;
+//! - a chain of [`Filter`]s applied in order: nearest-N, distance threshold,
+//!   unique by payload.
+//!
+//! [`Engine::store`] hashes a vector with every hash and appends
+//! (vector, payload) to each bucket it lands in; [`Engine::neighbours`]
+//! reads the query's buckets, computes distances with one batch kernel call
+//! per bucket, and runs the filter chain. [`experiment`] has NearPy's
+//! recall/precision and distance-ratio experiments.
+//!
+//! Hashing and distances go through the [`KernelTable`](crate::kernels::KernelTable)
+//! resolved when a hash or distance is built; this module names no ISA.
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{check_vector, Error, Result};
+use crate::Metric;
+
+mod distance;
+pub mod experiment;
+mod filter;
+mod hash;
+mod pca;
+#[cfg(feature = "redis")]
+mod redis;
+mod rng;
+mod storage;
+
+pub use distance::{Distance, MetricDistance};
+pub use filter::Filter;
+pub use hash::{BucketKey, LshHash};
+#[cfg(feature = "redis")]
+pub use redis::RedisStorage;
+pub use storage::{BucketContents, BucketRef, MemoryStorage, Storage, StoreEntry};
+
+/// What an engine can store next to a vector: anything cloneable that can be
+/// compared and hashed (for [`Filter::Unique`] and [`Engine::delete`]). The
+/// Redis storage also needs it to be `serde`-serializable.
+pub trait Payload: Clone + Eq + Hash + Send + Sync + 'static {}
+impl<T: Clone + Eq + Hash + Send + Sync + 'static> Payload for T {}
+
+/// One result of [`Engine::neighbours`]: NearPy's `(vector, data, distance)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour<D> {
+    /// The stored vector.
+    pub vector: Vec<f32>,
+    /// Its payload.
+    pub data: D,
+    /// Its distance to the query, or `None` when the engine has no distance.
+    pub distance: Option<f32>,
+}
+
+/// Which distance an engine ranks by, as recorded in an [`EngineConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DistanceKind {
+    /// One of the crate's metrics.
+    Metric(Metric),
+    /// A user type implementing [`Distance`] (not serializable: supply it
+    /// again with [`EngineBuilder::distance`] when rebuilding).
+    Custom,
+    /// No distance: results come unranked, with `distance: None`.
+    None,
+}
+
+/// Everything needed to rebuild an engine over the same storage: the
+/// dimension, every hash with its projections (and tree counts), the
+/// distance and the filter chain. Serializable with any `serde` format.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Vector dimension.
+    pub dim: usize,
+    /// The hashes, in order.
+    pub hashes: Vec<LshHash>,
+    /// The distance.
+    pub distance: DistanceKind,
+    /// The filter chain, in order.
+    pub filters: Vec<Filter>,
+}
+
+enum DistanceChoice {
+    Metric(Metric),
+    Custom(Box<dyn Distance>),
+    None,
+}
+
+/// Builds an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
+    dim: usize,
+    hashes: Vec<LshHash>,
+    distance: DistanceChoice,
+    filters: Vec<Filter>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("dim", &self.dim)
+            .field("hashes", &self.hashes.len())
+            .field("filters", &self.filters)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Adds a hash. Hash names must differ (they namespace the buckets).
+    pub fn hash(mut self, hash: LshHash) -> Self {
+        self.hashes.push(hash);
+        self
+    }
+
+    /// Adds several hashes.
+    pub fn hashes(mut self, hashes: impl IntoIterator<Item = LshHash>) -> Self {
+        self.hashes.extend(hashes);
+        self
+    }
+
+    /// Ranks candidates by one of the crate's metrics (default: [`Metric::L2`]).
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.distance = DistanceChoice::Metric(metric);
+        self
+    }
+
+    /// Ranks candidates by a user-supplied distance.
+    pub fn distance(mut self, distance: impl Distance + 'static) -> Self {
+        self.distance = DistanceChoice::Custom(Box::new(distance));
+        self
+    }
+
+    /// No distance: `neighbours` returns candidates unranked. The filter
+    /// chain may then only hold [`Filter::Unique`].
+    pub fn no_distance(mut self) -> Self {
+        self.distance = DistanceChoice::None;
+        self
+    }
+
+    /// Replaces the filter chain (default: `[Unique, Nearest(10)]`, NearPy's
+    /// default fetch and vector filters). An empty chain returns every
+    /// candidate, duplicates included.
+    pub fn filters(mut self, filters: impl IntoIterator<Item = Filter>) -> Self {
+        self.filters = filters.into_iter().collect();
+        self
+    }
+
+    /// Builds an engine on a fresh [`MemoryStorage`].
+    pub fn build<D: Payload>(self) -> Result<Engine<D>> {
+        self.build_with_storage(MemoryStorage::new())
+    }
+
+    /// Builds an engine on `storage`, which may already hold buckets made by
+    /// an engine with the same configuration (see [`Engine::config`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the dimension is 0, a hash has another
+    /// dimension, two hashes share a name, or a filter needs a distance the
+    /// engine does not have (or has a NaN threshold);
+    /// [`Error::UnsupportedMetric`] for [`Metric::Hamming`].
+    pub fn build_with_storage<D: Payload, S: Storage<D>>(self, storage: S) -> Result<Engine<D, S>> {
+        let dim = self.dim;
+        if dim == 0 {
+            return Err(Error::InvalidParameter(
+                "engine dimension must be > 0".into(),
+            ));
+        }
+        let mut hashes = self.hashes;
+        if hashes.is_empty() {
+            hashes.push(LshHash::random_binary("default", dim, 10, 0)?);
+        }
+        for (i, h) in hashes.iter().enumerate() {
+            h.validate()?;
+            if h.dim() != dim {
+                return Err(Error::InvalidParameter(format!(
+                    "hash {:?} has dimension {}, the engine {dim}",
+                    h.name(),
+                    h.dim()
+                )));
+            }
+            if hashes[..i].iter().any(|o| o.name() == h.name()) {
+                return Err(Error::InvalidParameter(format!(
+                    "two hashes are named {:?}; names must differ",
+                    h.name()
+                )));
+            }
+        }
+        let (distance, kind): (Option<Box<dyn Distance>>, _) = match self.distance {
+            DistanceChoice::Metric(m) => (
+                Some(Box::new(MetricDistance::new(m)?)),
+                DistanceKind::Metric(m),
+            ),
+            DistanceChoice::Custom(d) => (Some(d), DistanceKind::Custom),
+            DistanceChoice::None => (None, DistanceKind::None),
+        };
+        for f in &self.filters {
+            if f.needs_distance() && distance.is_none() {
+                return Err(Error::InvalidParameter(format!(
+                    "filter {f:?} needs a distance, and the engine has none"
+                )));
+            }
+            if let Filter::DistanceThreshold(t) = f {
+                if t.is_nan() {
+                    return Err(Error::InvalidParameter("distance threshold is NaN".into()));
+                }
+            }
+        }
+        Ok(Engine {
+            dim,
+            hashes,
+            storage,
+            distance,
+            distance_kind: kind,
+            filters: self.filters,
+            _payload: PhantomData,
+        })
+    }
+}
+
+/// NearPy's engine: hashes, a storage, a distance and a filter chain.
+///
+/// ```
+/// use swann::index::lsh::{Engine, Filter, LshHash};
+/// use swann::Metric;
+///
+/// let dim = 8;
+/// let mut engine = Engine::builder(dim)
+///     .hash(LshHash::random_binary("rbp", dim, 4, 1)?)
+///     .metric(Metric::L2)
+///     .filters([Filter::Unique, Filter::Nearest(3)])
+///     .build::<u64>()?;
+///
+/// for i in 0..100u64 {
+///     let v: Vec<f32> = (0..dim).map(|j| ((i * 7 + j as u64) % 13) as f32).collect();
+///     engine.store(&v, i)?;
+/// }
+/// let query: Vec<f32> = (0..dim).map(|j| ((5 * 7 + j as u64) % 13) as f32).collect();
+/// let found = engine.neighbours(&query)?;
+/// // The stored copy of the query is in the query's bucket, at distance 0.
+/// assert_eq!(found[0].distance, Some(0.0));
+/// assert!(found.len() <= 3);
+/// assert!(engine.candidate_count(&query)? >= 1);
+///
+/// // Bad input is a typed error, not a panic.
+/// assert!(engine.store(&[1.0; 3], 0).is_err());
+/// assert!(engine.neighbours(&[f32::NAN; 8]).is_err());
+/// # Ok::<(), swann::Error>(())
+/// ```
+pub struct Engine<D: Payload, S: Storage<D> = MemoryStorage<D>> {
+    dim: usize,
+    hashes: Vec<LshHash>,
+    storage: S,
+    distance: Option<Box<dyn Distance>>,
+    distance_kind: DistanceKind,
+    filters: Vec<Filter>,
+    _payload: PhantomData<fn() -> D>,
+}
+
+impl<D: Payload, S: Storage<D>> std::fmt::Debug for Engine<D, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dim", &self.dim)
+            .field(
+                "hashes",
+                &self.hashes.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            )
+            .field("distance", &self.distance_kind)
+            .field("filters", &self.filters)
+            .finish()
+    }
+}
+
+impl Engine<u64> {
+    /// Starts building an engine for `dim`-dimensional vectors. Without a
+    /// hash, the engine gets NearPy's default: random binary projections
+    /// with 10 bits (named `default`, seed 0).
+    pub fn builder(dim: usize) -> EngineBuilder {
+        EngineBuilder {
+            dim,
+            hashes: Vec::new(),
+            distance: DistanceChoice::Metric(Metric::L2),
+            filters: vec![Filter::Unique, Filter::Nearest(10)],
+        }
+    }
+}
+
+impl<D: Payload, S: Storage<D>> Engine<D, S> {
+    /// A builder preloaded with `config` (hashes with their projections and
+    /// tree counts, distance, filters). A [`DistanceKind::Custom`] distance
+    /// must be supplied again with [`EngineBuilder::distance`].
+    pub fn builder_from_config(config: EngineConfig) -> EngineBuilder {
+        let mut b = Engine::builder(config.dim)
+            .hashes(config.hashes)
+            .filters(config.filters);
+        b.distance = match config.distance {
+            DistanceKind::Metric(m) => DistanceChoice::Metric(m),
+            DistanceKind::Custom | DistanceKind::None => DistanceChoice::None,
+        };
+        b
+    }
+
+    /// The configuration to rebuild this engine with (hashes included).
+    pub fn config(&self) -> EngineConfig {
+        EngineConfig {
+            dim: self.dim,
+            hashes: self.hashes.clone(),
+            distance: self.distance_kind,
+            filters: self.filters.clone(),
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The hashes, in order.
+    pub fn hashes(&self) -> &[LshHash] {
+        &self.hashes
+    }
+
+    /// The filter chain.
+    pub fn filters(&self) -> &[Filter] {
+        &self.filters
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Hashes `vector` with every hash and appends `(vector, data)` to each
+    /// bucket it lands in. The vector is stored as given (NearPy stores it
+    /// normalized to unit length; normalize first to get that).
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad vector
+    /// (nothing is stored); the storage's error if it fails.
+    pub fn store(&mut self, vector: &[f32], data: D) -> Result<()> {
+        check_vector(vector, self.dim)?;
+        if self.hashes.len() == 1 {
+            let key = self.hashes[0].store_key_unchecked(vector);
+            return self.storage.store(StoreEntry {
+                bucket: BucketRef {
+                    hash: self.hashes[0].name(),
+                    key: &key,
+                },
+                vector,
+                data: &data,
+            });
+        }
+        let keys: Vec<BucketKey> = self
+            .hashes
+            .iter_mut()
+            .map(|h| h.store_key_unchecked(vector))
+            .collect();
+        let entries: Vec<StoreEntry<'_, D>> = self
+            .hashes
+            .iter()
+            .zip(&keys)
+            .map(|(h, key)| StoreEntry {
+                bucket: BucketRef {
+                    hash: h.name(),
+                    key,
+                },
+                vector,
+                data: &data,
+            })
+            .collect();
+        self.storage.store_batch(&entries)
+    }
+
+    /// Stores many vectors (`vectors` holds them row after row) with their
+    /// payloads, in one storage batch (one pipelined round trip for Redis).
+    ///
+    /// # Errors
+    /// As [`Engine::store`], checked for every vector before anything is
+    /// stored; [`Error::InvalidParameter`] when the number of payloads is
+    /// not the number of vectors.
+    pub fn store_batch(&mut self, vectors: &[f32], data: &[D]) -> Result<()> {
+        let dim = self.dim;
+        if vectors.len() != data.len() * dim {
+            return Err(Error::InvalidParameter(format!(
+                "{} values for {} payloads of dimension {dim}",
+                vectors.len(),
+                data.len()
+            )));
+        }
+        for row in vectors.chunks_exact(dim) {
+            check_vector(row, dim)?;
+        }
+        let mut keys = Vec::with_capacity(data.len() * self.hashes.len());
+        for row in vectors.chunks_exact(dim) {
+            for h in &mut self.hashes {
+                keys.push(h.store_key_unchecked(row));
+            }
+        }
+        let nh = self.hashes.len();
+        let entries: Vec<StoreEntry<'_, D>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| StoreEntry {
+                bucket: BucketRef {
+                    hash: self.hashes[i % nh].name(),
+                    key,
+                },
+                vector: &vectors[(i / nh) * dim..(i / nh + 1) * dim],
+                data: &data[i / nh],
+            })
+            .collect();
+        self.storage.store_batch(&entries)
+    }
+
+    fn query_keys(&self, query: &[f32]) -> Result<Vec<(usize, BucketKey)>> {
+        check_vector(query, self.dim)?;
+        let mut keys = Vec::new();
+        let mut scratch = Vec::new();
+        for (i, h) in self.hashes.iter().enumerate() {
+            scratch.clear();
+            h.query_keys_unchecked(query, &mut scratch);
+            keys.extend(scratch.drain(..).map(|k| (i, k)));
+        }
+        Ok(keys)
+    }
+
+    /// The number of entries in the buckets `query` reads, over all hashes,
+    /// before any filter (a vector found by two hashes counts twice), as
+    /// NearPy's `candidate_count`. Useful to tune hashes: a high count makes
+    /// queries slow.
+    pub fn candidate_count(&self, query: &[f32]) -> Result<usize> {
+        let keys = self.query_keys(query)?;
+        let refs: Vec<BucketRef<'_>> = keys
+            .iter()
+            .map(|(h, key)| BucketRef {
+                hash: self.hashes[*h].name(),
+                key,
+            })
+            .collect();
+        self.storage.count(&refs)
+    }
+
+    /// The candidates in `query`'s buckets, with their distances, after the
+    /// filter chain (NearPy's `neighbours`).
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad query;
+    /// the storage's error if it fails.
+    pub fn neighbours(&self, query: &[f32]) -> Result<Vec<Neighbour<D>>> {
+        let keys = self.query_keys(query)?;
+        let refs: Vec<BucketRef<'_>> = keys
+            .iter()
+            .map(|(h, key)| BucketRef {
+                hash: self.hashes[*h].name(),
+                key,
+            })
+            .collect();
+        let buckets = self.storage.get_buckets(&refs, self.dim)?;
+        let dim = self.dim;
+        // Candidate i lives at loc[i] = (bucket, row).
+        let total: usize = buckets.iter().map(|b| b.data.len()).sum();
+        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(total);
+        let mut dist: Vec<f32> = Vec::new();
+        for (bi, b) in buckets.iter().enumerate() {
+            let n = b.data.len();
+            if b.vectors.len() != n * dim {
+                return Err(Error::Storage {
+                    backend: "engine",
+                    message: format!(
+                        "bucket holds {} values for {n} vectors of dimension {dim}",
+                        b.vectors.len()
+                    ),
+                });
+            }
+            loc.extend((0..n as u32).map(|r| (bi as u32, r)));
+            if let Some(d) = &self.distance {
+                let start = dist.len();
+                dist.resize(start + n, 0.0);
+                d.distance_batch(query, &b.vectors, &mut dist[start..]);
+            }
+        }
+        let mut order: Vec<u32> = (0..loc.len() as u32).collect();
+        for f in &self.filters {
+            f.apply(
+                &mut order,
+                |i| dist[i as usize],
+                |i| {
+                    let (b, r) = loc[i as usize];
+                    &buckets[b as usize].data[r as usize]
+                },
+            );
+        }
+        Ok(order
+            .into_iter()
+            .map(|i| {
+                let (b, r) = loc[i as usize];
+                let bucket = &buckets[b as usize];
+                let r = r as usize;
+                Neighbour {
+                    vector: bucket.vectors[r * dim..(r + 1) * dim].to_vec(),
+                    data: bucket.data[r].clone(),
+                    distance: self.distance.as_ref().map(|_| dist[i as usize]),
+                }
+            })
+            .collect())
+    }
+
+    /// Removes every entry whose payload is `data` from every bucket of
+    /// every hash (NearPy's `delete_vector(data)`): scans all buckets.
+    /// Returns the number of entries removed (one per hash per stored copy).
+    pub fn delete(&mut self, data: &D) -> Result<usize> {
+        self.delete_in(data, None)
+    }
+
+    /// Removes every entry whose payload is `data` from the buckets `vector`
+    /// hashes to (NearPy's `delete_vector(data, v)`): only those buckets are
+    /// read, so give the vector that was stored with `data`.
+    pub fn delete_near(&mut self, data: &D, vector: &[f32]) -> Result<usize> {
+        check_vector(vector, self.dim)?;
+        self.delete_in(data, Some(vector))
+    }
+
+    fn delete_in(&mut self, data: &D, vector: Option<&[f32]>) -> Result<usize> {
+        let mut total = 0;
+        for h in &mut self.hashes {
+            let keys = vector.map(|v| vec![h.key_unchecked(v)]);
+            let removed = self
+                .storage
+                .delete(h.name(), keys.as_deref(), data, self.dim)?;
+            for (key, n) in removed {
+                h.forget(&key, n);
+                total += n;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Empties every bucket of every hash of this engine's storage.
+    pub fn clean_all_buckets(&mut self) -> Result<()> {
+        self.storage.clean_all_buckets()?;
+        self.hashes.iter_mut().for_each(|h| h.forget_all());
+        Ok(())
+    }
+
+    /// Empties every bucket of the hash named `hash_name`.
+    pub fn clean_buckets(&mut self, hash_name: &str) -> Result<()> {
+        let h = self
+            .hashes
+            .iter_mut()
+            .find(|h| h.name() == hash_name)
+            .ok_or_else(|| {
+                Error::InvalidParameter(format!("the engine has no hash named {hash_name:?}"))
+            })?;
+        self.storage.clean_buckets(hash_name)?;
+        h.forget_all();
+        Ok(())
+    }
+}
