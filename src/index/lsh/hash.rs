@@ -660,11 +660,12 @@ mod tests {
         for k in ["000", "000", "001", "011", "110"] {
             t.insert(k.as_bytes());
         }
-        let q = |key: &str, min: u64| {
+        fn query(t: &BinaryTree, key: &str, min: u64) -> Vec<String> {
             let mut out = Vec::new();
             t.query(key.as_bytes(), min, &mut out);
-            out.into_iter().map(|k| k.0).collect::<Vec<_>>()
-        };
+            out.into_iter().map(|k| k.0).collect()
+        }
+        let q = |key: &str, min: u64| query(&t, key, min);
         // Enough in the query's own bucket: just that bucket.
         assert_eq!(q("000", 2), ["000"]);
         // "000" holds 2 < 3, so the "00" step fails: "000" and its sibling "001".
@@ -679,7 +680,7 @@ mod tests {
         assert_eq!(q("111", 1), ["110"]);
         t.remove(b"110", 1);
         // "1" is now empty and pruned: the walk for "111" continues down "0".
-        assert_eq!(q("111", 1), ["011"]);
+        assert_eq!(query(&t, "111", 1), ["011"]);
         let mut empty = Vec::new();
         BinaryTree::new().query(b"101", 3, &mut empty);
         assert_eq!(empty, [BucketKey::new("101")]);
