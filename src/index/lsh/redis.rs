@@ -222,6 +222,20 @@ impl RedisStorage {
             .transpose()
     }
 
+    /// The keys of every non-empty bucket of `hash`, sorted (the same for
+    /// every payload type, hence also here outside the [`Storage`] trait).
+    pub fn bucket_keys(&self, hash: &str) -> Result<Vec<BucketKey>> {
+        check_name("hash name", hash)?;
+        let prefix = format!("{}:{}:", self.namespace, hash);
+        let mut keys: Vec<BucketKey> = self
+            .scan(&format!("{prefix}*"))?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&prefix).map(BucketKey::new))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Removes every key of this namespace, configuration included.
     pub fn clear_namespace(&self) -> Result<()> {
         let keys = self.scan(&format!("{}:*", self.namespace))?;
@@ -336,14 +350,7 @@ impl<D: Payload + Serialize + DeserializeOwned> Storage<D> for RedisStorage {
     }
 
     fn bucket_keys(&self, hash: &str) -> Result<Vec<BucketKey>> {
-        let prefix = format!("{}:{}:", self.namespace, hash);
-        let mut keys: Vec<BucketKey> = self
-            .scan(&format!("{prefix}*"))?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(&prefix).map(BucketKey::new))
-            .collect();
-        keys.sort();
-        Ok(keys)
+        RedisStorage::bucket_keys(self, hash)
     }
 
     fn delete(
@@ -355,7 +362,7 @@ impl<D: Payload + Serialize + DeserializeOwned> Storage<D> for RedisStorage {
     ) -> Result<Vec<(BucketKey, usize)>> {
         let keys: Vec<BucketKey> = match keys {
             Some(k) => k.to_vec(),
-            None => Storage::<D>::bucket_keys(self, hash)?,
+            None => RedisStorage::bucket_keys(self, hash)?,
         };
         let mut removed = Vec::new();
         for key in keys {
@@ -397,11 +404,20 @@ impl<D: Payload + Serialize + DeserializeOwned> Storage<D> for RedisStorage {
     }
 
     fn clean_all_buckets(&mut self) -> Result<()> {
-        let config = self.config_key();
+        // Only keys shaped like buckets, `{namespace}:{hash}:{key}` with a
+        // valid hash name and a non-empty key: not the saved configuration
+        // (`{namespace}::config`), nor anything else someone put under the prefix.
+        let prefix = format!("{}:", self.namespace);
         let keys: Vec<String> = self
-            .scan(&format!("{}:*", self.namespace))?
+            .scan(&format!("{prefix}*"))?
             .into_iter()
-            .filter(|k| *k != config)
+            .filter(|k| {
+                let rest = &k[prefix.len()..];
+                match rest.split_once(':') {
+                    Some((hash, key)) => check_name("hash name", hash).is_ok() && !key.is_empty(),
+                    None => false,
+                }
+            })
             .collect();
         self.delete_keys(&keys)
     }
