@@ -581,3 +581,99 @@ fn memory_storage_contract() {
     let got = s.get_buckets(&[r(&k1)], 2).unwrap();
     assert_eq!(&*got[0].vectors, &[3.0, 4.0]);
 }
+
+// ---------------------------------------------------------------- experiments
+
+use swann::index::lsh::experiment::{Experiment, ExperimentResult, QuerySet, StoreMode};
+
+#[test]
+fn experiment_measures_what_it_says() {
+    let (n, dim, k) = (400, 8, 5);
+    // Positive data, so a one-bit hash with a positive direction puts every
+    // vector in one bucket: the engine then is an exact search.
+    let xs: Vec<f32> = data(n, dim, 41).iter().map(|x| x + 2.0).collect();
+    let exact_engine = |nearest: usize| {
+        Engine::builder(dim)
+            .hash(LshHash::binary_from_matrix("one", dim, vec![1.0; dim]).unwrap())
+            .filters([Filter::Unique, Filter::Nearest(nearest)])
+            .build::<u32>()
+            .unwrap()
+    };
+    // Queries from the base set: the query itself is left out, so k + 1 results
+    // hold exactly the k true neighbours.
+    let exp = Experiment::new(
+        xs.clone(),
+        dim,
+        QuerySet::FromBase { count: 40 },
+        k,
+        Metric::L2,
+    )
+    .unwrap();
+    assert_eq!(exp.query_count(), 40);
+    assert!(!exp.truth(0).contains(&0));
+    let r = exp
+        .run("exact", &mut exact_engine(k + 1), StoreMode::Single)
+        .unwrap();
+    assert_eq!((r.recall, r.precision, r.distance_ratio), (1.0, 1.0, 0.0));
+    assert_eq!((r.result_size, r.candidates), ((k + 1) as f64, n as f64));
+    // With k results one slot goes to the query itself: recall (k - 1) / k.
+    let r = exp
+        .run("k", &mut exact_engine(k), StoreMode::Batch(64))
+        .unwrap();
+    assert!((r.recall - (k - 1) as f64 / k as f64).abs() < 1e-12);
+    assert_eq!(r.precision, 1.0);
+
+    // External queries, and an engine that returns far vectors: a positive
+    // distance ratio and recall below 1.
+    let queries: Vec<f32> = data(30, dim, 42).iter().map(|x| x + 2.0).collect();
+    let exp = Experiment::new(xs.clone(), dim, QuerySet::External(queries), k, Metric::L2).unwrap();
+    let r = exp
+        .run("exact", &mut exact_engine(k), StoreMode::Single)
+        .unwrap();
+    assert_eq!((r.recall, r.distance_ratio), (1.0, 0.0));
+    let mut farthest = Engine::builder(dim)
+        .hash(LshHash::binary_from_matrix("one", dim, vec![1.0; dim]).unwrap())
+        .metric(Metric::Dot) // ranks by large dot product: not the L2 nearest
+        .filters([Filter::Nearest(k)])
+        .build::<u32>()
+        .unwrap();
+    let r = exp.run("dot", &mut farthest, StoreMode::Single).unwrap();
+    assert!(r.recall < 0.5 && r.distance_ratio > 0.0, "{r:?}");
+    let lsh = &mut Engine::builder(dim)
+        .hash(LshHash::random_binary("r", dim, 4, 1).unwrap())
+        .build::<u32>()
+        .unwrap();
+    let r = exp.run("rbp4", lsh, StoreMode::Single).unwrap();
+    assert!(r.recall > 0.0 && r.candidates < n as f64, "{r:?}");
+    let table = ExperimentResult::table(&[r.clone()]);
+    assert!(table.contains("rbp4") && table.contains("recall"));
+    assert_eq!(
+        r.csv_row().split(',').count(),
+        ExperimentResult::CSV_HEADER.split(',').count()
+    );
+
+    assert!(Experiment::new(
+        xs.clone(),
+        dim,
+        QuerySet::FromBase { count: 0 },
+        k,
+        Metric::L2
+    )
+    .is_err());
+    assert!(Experiment::new(
+        xs[..3 * dim].to_vec(),
+        dim,
+        QuerySet::FromBase { count: 1 },
+        k,
+        Metric::L2
+    )
+    .is_err());
+    assert!(Experiment::new(
+        xs.clone(),
+        dim,
+        QuerySet::External(vec![1.0; 3]),
+        k,
+        Metric::L2
+    )
+    .is_err());
+}
