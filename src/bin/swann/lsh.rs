@@ -18,7 +18,6 @@
 //! the filter chain is NearPy's default, unique then nearest `k`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use swann::index::lsh::experiment::{Experiment, ExperimentResult, QuerySet, StoreMode};
@@ -94,16 +93,9 @@ struct ExperimentArgs {
 }
 
 /// Runs `swann lsh ...`.
-pub fn run(args: LshArgs) -> ExitCode {
-    let result = match args.command {
-        LshCommand::Experiment(a) => experiment(a),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("swann lsh: {e}");
-            ExitCode::FAILURE
-        }
+pub fn run(args: LshArgs) -> anyhow::Result<()> {
+    match args.command {
+        LshCommand::Experiment(a) => Ok(experiment(a)?),
     }
 }
 

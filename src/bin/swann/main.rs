@@ -1,17 +1,15 @@
-//! The `swann` command-line tool.
+//! `swann`: build, benchmark and inspect indexes from standard vector files.
 
-use std::process::ExitCode;
-
-use clap::{Parser, Subcommand};
-
+mod common;
+mod hnsw;
 mod lsh;
 
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Approximate nearest-neighbour search on runtime-dispatched SIMD kernels.
 #[derive(Parser, Debug)]
-#[command(
-    name = "swann",
-    version,
-    about = "Approximate nearest-neighbour search on runtime-dispatched SIMD kernels"
-)]
+#[command(name = "swann", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,12 +17,26 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Locality-sensitive hashing (NearPy's engine).
+    /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
+    #[command(subcommand)]
+    Bench(Bench),
+    /// Locality-sensitive hashing (NearPy's engine): experiments.
     Lsh(lsh::LshArgs),
 }
 
-fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Lsh(args) => lsh::run(args),
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// HNSW graph index.
+    Hnsw(hnsw::HnswBench),
+    /// Exact brute-force scan (the baseline).
+    Flat(hnsw::FlatBench),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
+        Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Lsh(a) => lsh::run(a),
     }
 }
