@@ -550,36 +550,81 @@ fn default_engine_is_nearpys() {
 
 #[test]
 fn memory_storage_contract() {
+    use swann::index::lsh::{BucketRef, StoreEntry};
     let mut s = MemoryStorage::<u32>::new();
     let k1 = BucketKey::new("01");
     let k2 = BucketKey::new("11");
-    let e = |key, v, d| swann::index::lsh::StoreEntry {
-        bucket: swann::index::lsh::BucketRef { hash: "h", key },
-        vector: v,
-        data: d,
-    };
+    let r = |key| BucketRef { hash: "h", key };
+    let g = |key| BucketRef { hash: "g", key };
+    let one = [r(&k1)];
+    let both = [r(&k1), g(&k2)];
+    let other = [r(&k2)];
     s.store_batch(&[
-        e(&k1, &[1.0, 2.0], &1),
-        e(&k1, &[3.0, 4.0], &2),
-        e(&k2, &[5.0, 6.0], &1),
+        StoreEntry {
+            buckets: &one,
+            vector: &[1.0, 2.0],
+            data: &1,
+        },
+        StoreEntry {
+            buckets: &both,
+            vector: &[3.0, 4.0],
+            data: &2,
+        },
+        StoreEntry {
+            buckets: &other,
+            vector: &[5.0, 6.0],
+            data: &1,
+        },
     ])
     .unwrap();
-    let r = |key| swann::index::lsh::BucketRef { hash: "h", key };
+    // Three vectors in the arena, four bucket entries.
+    assert_eq!((s.vector_count(), s.len()), (3, 4));
     let absent = BucketKey::new("00");
-    let got = s.get_buckets(&[r(&k1), r(&absent)], 2).unwrap();
-    assert_eq!(&*got[0].vectors, &[1.0, 2.0, 3.0, 4.0]);
-    assert_eq!(&*got[0].data, &[1, 2]);
-    assert!(got[1].data.is_empty());
-    assert_eq!(s.count(&[r(&k1), r(&k2)]).unwrap(), 3);
+    let got = s.get_buckets(&[r(&k1), r(&absent), g(&k2)], 2).unwrap();
+    let entries = |b: &swann::index::lsh::BucketContents<'_, u32>| {
+        (0..b.len())
+            .map(|i| {
+                let row = b.row(i);
+                (b.vectors[row * 2..row * 2 + 2].to_vec(), b.data[row])
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(entries(&got[0]), [(vec![1.0, 2.0], 1), (vec![3.0, 4.0], 2)]);
+    assert!(got[1].is_empty());
+    assert_eq!(entries(&got[2]), [(vec![3.0, 4.0], 2)]);
+    assert_eq!(s.count(&[r(&k1), r(&k2), g(&k2)]).unwrap(), 4);
     assert_eq!(s.bucket_keys("h").unwrap(), [k1.clone(), k2.clone()]);
     assert_eq!(
         s.delete("h", None, &1, 2).unwrap(),
         [(k1.clone(), 1), (k2.clone(), 1)]
     );
-    // The emptied bucket is gone; the survivor kept its vector.
+    // The emptied bucket is gone; the survivor is intact; payload 2 is still
+    // under hash "g" too.
     assert_eq!(s.bucket_keys("h").unwrap(), [k1.clone()]);
     let got = s.get_buckets(&[r(&k1)], 2).unwrap();
-    assert_eq!(&*got[0].vectors, &[3.0, 4.0]);
+    assert_eq!(entries(&got[0]), [(vec![3.0, 4.0], 2)]);
+    // Deleted rows are reused rather than grown.
+    assert_eq!(s.vector_count(), 1);
+    s.store(StoreEntry {
+        buckets: &one,
+        vector: &[7.0, 8.0],
+        data: &3,
+    })
+    .unwrap();
+    assert_eq!(s.vector_count(), 2);
+    let got = s.get_buckets(&[r(&k1)], 2).unwrap();
+    assert_eq!(entries(&got[0]), [(vec![3.0, 4.0], 2), (vec![7.0, 8.0], 3)]);
+    // Removing hash "h" releases only what "g" does not hold.
+    s.clean_buckets("h").unwrap();
+    assert_eq!((s.vector_count(), s.len()), (1, 1));
+    assert!(matches!(
+        s.store(StoreEntry {
+            buckets: &one,
+            vector: &[1.0; 3],
+            data: &4,
+        }),
+        Err(Error::DimensionMismatch { .. })
+    ));
 }
 
 // ---------------------------------------------------------------- experiments
@@ -612,13 +657,13 @@ fn experiment_measures_what_it_says() {
     assert_eq!(exp.query_count(), 40);
     assert!(!exp.truth(0).contains(&0));
     let r = exp
-        .run("exact", &mut exact_engine(k + 1), StoreMode::Single)
+        .run("exact", &mut exact_engine(k + 1), StoreMode::Single, 1)
         .unwrap();
     assert_eq!((r.recall, r.precision, r.distance_ratio), (1.0, 1.0, 0.0));
     assert_eq!((r.result_size, r.candidates), ((k + 1) as f64, n as f64));
     // With k results one slot goes to the query itself: recall (k - 1) / k.
     let r = exp
-        .run("k", &mut exact_engine(k), StoreMode::Batch(64))
+        .run("k", &mut exact_engine(k), StoreMode::Batch(64), 1)
         .unwrap();
     assert!((r.recall - (k - 1) as f64 / k as f64).abs() < 1e-12);
     assert_eq!(r.precision, 1.0);
@@ -628,7 +673,7 @@ fn experiment_measures_what_it_says() {
     let queries: Vec<f32> = data(30, dim, 42).iter().map(|x| x + 2.0).collect();
     let exp = Experiment::new(xs.clone(), dim, QuerySet::External(queries), k, Metric::L2).unwrap();
     let r = exp
-        .run("exact", &mut exact_engine(k), StoreMode::Single)
+        .run("exact", &mut exact_engine(k), StoreMode::Single, 1)
         .unwrap();
     assert_eq!((r.recall, r.distance_ratio), (1.0, 0.0));
     let mut farthest = Engine::builder(dim)
@@ -637,13 +682,13 @@ fn experiment_measures_what_it_says() {
         .filters([Filter::Nearest(k)])
         .build::<u32>()
         .unwrap();
-    let r = exp.run("dot", &mut farthest, StoreMode::Single).unwrap();
+    let r = exp.run("dot", &mut farthest, StoreMode::Single, 1).unwrap();
     assert!(r.recall < 0.5 && r.distance_ratio > 0.0, "{r:?}");
     let lsh = &mut Engine::builder(dim)
         .hash(LshHash::random_binary("r", dim, 4, 1).unwrap())
         .build::<u32>()
         .unwrap();
-    let r = exp.run("rbp4", lsh, StoreMode::Single).unwrap();
+    let r = exp.run("rbp4", lsh, StoreMode::Single, 1).unwrap();
     assert!(r.recall > 0.0 && r.candidates < n as f64, "{r:?}");
     let table = ExperimentResult::table(&[r.clone()]);
     assert!(table.contains("rbp4") && table.contains("recall"));

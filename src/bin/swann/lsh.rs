@@ -84,6 +84,9 @@ struct ExperimentArgs {
     /// (`batch` = 10000 per call, or `batch:N`).
     #[arg(long, default_value = "single")]
     store: String,
+    /// Timed passes (store and query), median kept.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     /// Write the results as CSV.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -258,7 +261,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         let r = match a.storage {
             StorageKind::Memory => {
                 let mut e = builder.build::<u32>()?;
-                run_one(&exp, label, &mut e, mode)?
+                run_one(&exp, label, &mut e, mode, a.reps)?
             }
             StorageKind::Redis => redis_run(&a, i, builder, &exp, label, mode)?,
         };
@@ -308,8 +311,9 @@ fn run_one<S: Storage<u32>>(
     label: &str,
     engine: &mut Engine<u32, S>,
     mode: StoreMode,
+    reps: usize,
 ) -> Result<ExperimentResult> {
-    exp.run(label, engine, mode)
+    exp.run(label, engine, mode, reps)
 }
 
 #[cfg(feature = "redis")]
@@ -329,7 +333,7 @@ fn redis_run(
         .ok_or_else(|| bad("--storage redis needs --redis-url or SWANN_REDIS_URL"))?;
     let storage = RedisStorage::connect(&url, &format!("{}-{i}", a.namespace))?;
     let mut e = builder.build_with_storage::<u32, _>(storage)?;
-    let r = run_one(exp, label, &mut e, mode);
+    let r = run_one(exp, label, &mut e, mode, a.reps);
     e.storage().clear_namespace()?;
     r
 }

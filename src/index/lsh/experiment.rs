@@ -26,8 +26,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::check_vector;
 use super::{Distance, Engine, MetricDistance, Storage};
-use crate::error::{check_vector, Error, Result};
+use crate::error::{Error, Result};
 use crate::Metric;
 
 /// Where an experiment's queries come from.
@@ -227,11 +228,17 @@ impl Experiment {
 
     /// Empties `engine`, stores the base set in it (payload: the base index)
     /// and measures it on every query. See the module documentation.
+    ///
+    /// Timing: the store pass runs `reps` times (emptying the engine before
+    /// each) and the median is kept; the queries are warmed up with one pass
+    /// over the first 50, then timed over `reps` full passes, median kept.
+    /// Quality figures come from the last pass.
     pub fn run<S: Storage<u32>>(
         &self,
         label: &str,
         engine: &mut Engine<u32, S>,
         mode: StoreMode,
+        reps: usize,
     ) -> Result<ExperimentResult> {
         if engine.dim() != self.dim {
             return Err(Error::DimensionMismatch {
@@ -239,33 +246,46 @@ impl Experiment {
                 got: engine.dim(),
             });
         }
+        let reps = reps.max(1);
         let dim = self.dim;
         let n = self.base_count();
-        engine.clean_all_buckets()?;
-        let start = Instant::now();
-        match mode {
-            StoreMode::Single => {
-                for (i, v) in self.base.chunks_exact(dim).enumerate() {
-                    engine.store(v, i as u32)?;
+        let mut store_times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            engine.clean_all_buckets()?;
+            let start = Instant::now();
+            match mode {
+                StoreMode::Single => {
+                    for (i, v) in self.base.chunks_exact(dim).enumerate() {
+                        engine.store(v, i as u32)?;
+                    }
+                }
+                StoreMode::Batch(size) => {
+                    let size = size.max(1);
+                    let ids: Vec<u32> = (0..n as u32).collect();
+                    for (rows, ids) in self.base.chunks(size * dim).zip(ids.chunks(size)) {
+                        engine.store_batch(rows, ids)?;
+                    }
                 }
             }
-            StoreMode::Batch(size) => {
-                let size = size.max(1);
-                let ids: Vec<u32> = (0..n as u32).collect();
-                for (rows, ids) in self.base.chunks(size * dim).zip(ids.chunks(size)) {
-                    engine.store_batch(rows, ids)?;
-                }
-            }
+            store_times.push(start.elapsed().as_secs_f64());
         }
-        let store_seconds = start.elapsed().as_secs_f64();
+        let store_seconds = median(&mut store_times);
 
         let nq = self.query_count();
-        let mut results = Vec::with_capacity(nq);
-        let start = Instant::now();
-        for q in self.queries.chunks_exact(dim) {
-            results.push(engine.neighbours(q)?);
+        for q in self.queries.chunks_exact(dim).take(50) {
+            engine.neighbours(q)?;
         }
-        let query_seconds = start.elapsed().as_secs_f64();
+        let mut results = Vec::with_capacity(nq);
+        let mut query_times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            results.clear();
+            let start = Instant::now();
+            for q in self.queries.chunks_exact(dim) {
+                results.push(engine.neighbours(q)?);
+            }
+            query_times.push(start.elapsed().as_secs_f64());
+        }
+        let query_seconds = median(&mut query_times);
 
         let exact = MetricDistance::new(self.metric)?;
         let (mut recall, mut precision, mut ratio, mut size, mut cands) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -315,6 +335,16 @@ impl Experiment {
             n_base: n,
             n_queries: nq,
         })
+    }
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
     }
 }
 

@@ -30,9 +30,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::check_vector;
 use super::pca;
 use super::rng::Rng;
-use crate::error::{check_vector, Error, Result};
+use crate::error::{Error, Result};
 use crate::kernels::{self, KernelTable};
 
 /// The name of one bucket of one hash.
@@ -583,13 +584,12 @@ impl LshHash {
         }
     }
 
-    /// The key `v` is stored under; the tree hash counts it.
-    pub(crate) fn store_key_unchecked(&mut self, v: &[f32]) -> BucketKey {
-        let key = self.key_unchecked(v);
+    /// Tells the hash that a vector was stored under `key` (the tree hash
+    /// counts it).
+    pub(crate) fn note_stored(&mut self, key: &BucketKey) {
         if let Kind::RandomBinaryTree { tree, .. } = &mut self.kind {
             tree.insert(key.0.as_bytes());
         }
-        key
     }
 
     /// Tells the hash that `count` vectors left bucket `key`.

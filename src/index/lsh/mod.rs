@@ -26,8 +26,24 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_vector, Error, Result};
+use crate::error::{Error, Result};
 use crate::Metric;
+
+/// [`crate::error::check_vector`] with a fast path: the finiteness test is a
+/// branch-free fold the compiler vectorizes (the shared check stops at the
+/// first bad value, one element per iteration, which costs as much as
+/// hashing the vector). Only a bad vector takes the slow path, for the error
+/// details.
+#[inline]
+pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+    let bad = v.iter().fold(0u32, |acc, x| {
+        acc | u32::from(x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    });
+    if v.len() == dim && bad == 0 {
+        return Ok(());
+    }
+    crate::error::check_vector(v, dim)
+}
 
 mod distance;
 pub mod experiment;
@@ -347,40 +363,48 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// (nothing is stored); the storage's error if it fails.
     pub fn store(&mut self, vector: &[f32], data: D) -> Result<()> {
         check_vector(vector, self.dim)?;
-        if self.hashes.len() == 1 {
-            let key = self.hashes[0].store_key_unchecked(vector);
-            return self.storage.store(StoreEntry {
-                bucket: BucketRef {
-                    hash: self.hashes[0].name(),
-                    key: &key,
-                },
+        if let [h] = self.hashes.as_mut_slice() {
+            // One hash, the common case: no allocation beyond the key.
+            let key = h.key_unchecked(vector);
+            let refs = [BucketRef {
+                hash: h.name(),
+                key: &key,
+            }];
+            self.storage.store(StoreEntry {
+                buckets: &refs,
                 vector,
                 data: &data,
-            });
+            })?;
+            h.note_stored(&key);
+            return Ok(());
         }
         let keys: Vec<BucketKey> = self
             .hashes
-            .iter_mut()
-            .map(|h| h.store_key_unchecked(vector))
+            .iter()
+            .map(|h| h.key_unchecked(vector))
             .collect();
-        let entries: Vec<StoreEntry<'_, D>> = self
+        let refs: Vec<BucketRef<'_>> = self
             .hashes
             .iter()
             .zip(&keys)
-            .map(|(h, key)| StoreEntry {
-                bucket: BucketRef {
-                    hash: h.name(),
-                    key,
-                },
-                vector,
-                data: &data,
+            .map(|(h, key)| BucketRef {
+                hash: h.name(),
+                key,
             })
             .collect();
-        self.storage.store_batch(&entries)
+        self.storage.store(StoreEntry {
+            buckets: &refs,
+            vector,
+            data: &data,
+        })?;
+        for (h, key) in self.hashes.iter_mut().zip(&keys) {
+            h.note_stored(key);
+        }
+        Ok(())
     }
 
     /// Stores many vectors (`vectors` holds them row after row) with their
-    /// payloads, in one storage batch (one pipelined round trip for Redis).
+    /// payloads, in one storage batch (pipelined round trips for Redis).
     ///
     /// # Errors
     /// As [`Engine::store`], checked for every vector before anything is
@@ -398,26 +422,34 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         for row in vectors.chunks_exact(dim) {
             check_vector(row, dim)?;
         }
-        let mut keys = Vec::with_capacity(data.len() * self.hashes.len());
-        for row in vectors.chunks_exact(dim) {
-            for h in &mut self.hashes {
-                keys.push(h.store_key_unchecked(row));
-            }
-        }
         let nh = self.hashes.len();
-        let entries: Vec<StoreEntry<'_, D>> = keys
+        let mut keys = Vec::with_capacity(data.len() * nh);
+        for row in vectors.chunks_exact(dim) {
+            keys.extend(self.hashes.iter().map(|h| h.key_unchecked(row)));
+        }
+        let refs: Vec<BucketRef<'_>> = keys
             .iter()
             .enumerate()
-            .map(|(i, key)| StoreEntry {
-                bucket: BucketRef {
-                    hash: self.hashes[i % nh].name(),
-                    key,
-                },
-                vector: &vectors[(i / nh) * dim..(i / nh + 1) * dim],
-                data: &data[i / nh],
+            .map(|(i, key)| BucketRef {
+                hash: self.hashes[i % nh].name(),
+                key,
             })
             .collect();
-        self.storage.store_batch(&entries)
+        let entries: Vec<StoreEntry<'_, D>> = refs
+            .chunks_exact(nh)
+            .zip(vectors.chunks_exact(dim))
+            .zip(data)
+            .map(|((buckets, vector), data)| StoreEntry {
+                buckets,
+                vector,
+                data,
+            })
+            .collect();
+        self.storage.store_batch(&entries)?;
+        for (i, key) in keys.iter().enumerate() {
+            self.hashes[i % nh].note_stored(key);
+        }
+        Ok(())
     }
 
     fn query_keys(&self, query: &[f32]) -> Result<Vec<(usize, BucketKey)>> {
@@ -465,50 +497,60 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             .collect();
         let buckets = self.storage.get_buckets(&refs, self.dim)?;
         let dim = self.dim;
-        // Candidate i lives at loc[i] = (bucket, row).
-        let total: usize = buckets.iter().map(|b| b.data.len()).sum();
+        // Candidate i is loc[i] = (bucket, row in that bucket's arrays).
+        let total: usize = buckets.iter().map(BucketContents::len).sum();
         let mut loc: Vec<(u32, u32)> = Vec::with_capacity(total);
-        let mut dist: Vec<f32> = Vec::new();
         for (bi, b) in buckets.iter().enumerate() {
-            let n = b.data.len();
-            if b.vectors.len() != n * dim {
-                return Err(Error::Storage {
-                    backend: "engine",
-                    message: format!(
-                        "bucket holds {} values for {n} vectors of dimension {dim}",
-                        b.vectors.len()
-                    ),
-                });
-            }
-            loc.extend((0..n as u32).map(|r| (bi as u32, r)));
-            if let Some(d) = &self.distance {
-                let start = dist.len();
-                dist.resize(start + n, 0.0);
-                d.distance_batch(query, &b.vectors, &mut dist[start..]);
+            b.validate(dim)?;
+            loc.extend((0..b.len()).map(|e| (bi as u32, b.row(e) as u32)));
+        }
+        let vector = |i: u32| {
+            let (b, r) = loc[i as usize];
+            let r = r as usize;
+            &buckets[b as usize].vectors[r * dim..(r + 1) * dim]
+        };
+        let data = |i: u32| {
+            let (b, r) = loc[i as usize];
+            &buckets[b as usize].data[r as usize]
+        };
+        let mut order: Vec<u32> = (0..loc.len() as u32).collect();
+        // Filters before the first one that needs distances (NearPy's fetch
+        // filters, e.g. Unique) run first, so duplicates cost no distance.
+        let split = self
+            .filters
+            .iter()
+            .position(Filter::needs_distance)
+            .unwrap_or(self.filters.len());
+        for f in &self.filters[..split] {
+            f.apply(&mut order, |_| f32::NAN, data);
+        }
+        let mut dist = Vec::new();
+        if let Some(d) = &self.distance {
+            dist.resize(loc.len(), f32::NAN);
+            let packed = buckets.iter().all(|b| b.rows.is_none());
+            if packed && order.len() == loc.len() {
+                // Nothing filtered out and rows contiguous: one batch call per bucket.
+                let mut start = 0;
+                for b in &buckets {
+                    let n = b.len();
+                    d.distance_batch(query, &b.vectors, &mut dist[start..start + n]);
+                    start += n;
+                }
+            } else {
+                for &i in &order {
+                    dist[i as usize] = d.distance(query, vector(i));
+                }
             }
         }
-        let mut order: Vec<u32> = (0..loc.len() as u32).collect();
-        for f in &self.filters {
-            f.apply(
-                &mut order,
-                |i| dist[i as usize],
-                |i| {
-                    let (b, r) = loc[i as usize];
-                    &buckets[b as usize].data[r as usize]
-                },
-            );
+        for f in &self.filters[split..] {
+            f.apply(&mut order, |i| dist[i as usize], data);
         }
         Ok(order
             .into_iter()
-            .map(|i| {
-                let (b, r) = loc[i as usize];
-                let bucket = &buckets[b as usize];
-                let r = r as usize;
-                Neighbour {
-                    vector: bucket.vectors[r * dim..(r + 1) * dim].to_vec(),
-                    data: bucket.data[r].clone(),
-                    distance: self.distance.as_ref().map(|_| dist[i as usize]),
-                }
+            .map(|i| Neighbour {
+                vector: vector(i).to_vec(),
+                data: data(i).clone(),
+                distance: self.distance.as_ref().map(|_| dist[i as usize]),
             })
             .collect())
     }

@@ -33,7 +33,7 @@ use super::{EngineConfig, Payload};
 use crate::error::{Error, Result};
 
 const BACKEND: &str = "redis";
-/// Entries per pipelined round trip in `store_batch` (bounds the memory of
+/// Commands per pipelined round trip in `store_batch` (bounds the memory of
 /// one request and of the server's reply buffer).
 const STORE_CHUNK: usize = 4096;
 
@@ -286,20 +286,25 @@ fn decode_into<D: DeserializeOwned>(
 }
 
 impl<D: Payload + Serialize + DeserializeOwned> Storage<D> for RedisStorage {
-    fn store(&mut self, entry: StoreEntry<'_, D>) -> Result<()> {
-        self.store_batch(&[entry])
-    }
-
     fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
-        for chunk in entries.chunks(STORE_CHUNK) {
-            let mut pipe = redis::pipe();
-            for e in chunk {
-                let key = self.bucket_key(e.bucket.hash, e.bucket.key);
+        let mut pipe = redis::pipe();
+        let mut queued = 0;
+        for e in entries {
+            let record = encode(e.vector, e.data)?;
+            for b in e.buckets {
                 pipe.cmd("RPUSH")
-                    .arg(key)
-                    .arg(encode(e.vector, e.data)?)
+                    .arg(self.bucket_key(b.hash, b.key))
+                    .arg(&record)
                     .ignore();
+                queued += 1;
             }
+            if queued >= STORE_CHUNK {
+                self.with_conn(false, |c| pipe.exec(c))?;
+                pipe.clear();
+                queued = 0;
+            }
+        }
+        if queued > 0 {
             self.with_conn(false, |c| pipe.exec(c))?;
         }
         Ok(())
@@ -332,6 +337,7 @@ impl<D: Payload + Serialize + DeserializeOwned> Storage<D> for RedisStorage {
             out.push(BucketContents {
                 vectors: Cow::Owned(vectors),
                 data: Cow::Owned(data),
+                rows: None,
             });
         }
         Ok(out)

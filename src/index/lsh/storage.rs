@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::hash::BucketKey;
 use super::Payload;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One bucket of one hash.
 #[derive(Clone, Copy, Debug)]
@@ -16,11 +16,12 @@ pub struct BucketRef<'a> {
     pub key: &'a BucketKey,
 }
 
-/// One vector to append to one bucket (see [`Storage::store_batch`]).
+/// One vector and its payload, to append to several buckets (one per hash,
+/// as [`Engine::store`](super::Engine::store) produces them).
 #[derive(Debug)]
 pub struct StoreEntry<'a, D> {
-    /// The bucket.
-    pub bucket: BucketRef<'a>,
+    /// The buckets it goes to.
+    pub buckets: &'a [BucketRef<'a>],
     /// The vector, as given to the engine.
     pub vector: &'a [f32],
     /// Its payload.
@@ -35,15 +36,22 @@ impl<D> Clone for StoreEntry<'_, D> {
 }
 impl<D> Copy for StoreEntry<'_, D> {}
 
-/// What a bucket holds: `data.len()` vectors packed row after row in
-/// `vectors`, and their payloads in the same order. Borrowed from an
-/// in-memory store, owned when decoded from a remote one.
+/// What a bucket holds, in one of two layouts:
+///
+/// - packed (`rows` is `None`): entry `i` is the vector
+///   `vectors[i * dim..(i + 1) * dim]` with payload `data[i]`;
+/// - indexed (`rows` is `Some`): `vectors` and `data` are a shared arena
+///   and entry `i` is arena row `rows[i]`.
+///
+/// Borrowed from an in-memory store, owned when decoded from a remote one.
 #[derive(Clone, Debug)]
 pub struct BucketContents<'a, D: Clone> {
-    /// `data.len() * dim` components.
+    /// Packed entries, or the arena.
     pub vectors: Cow<'a, [f32]>,
-    /// One payload per vector.
+    /// Payloads, in the same layout as `vectors`.
     pub data: Cow<'a, [D]>,
+    /// For the indexed layout, the arena row of each entry.
+    pub rows: Option<Cow<'a, [u32]>>,
 }
 
 impl<D: Clone> BucketContents<'_, D> {
@@ -52,6 +60,51 @@ impl<D: Clone> BucketContents<'_, D> {
         BucketContents {
             vectors: Cow::Owned(Vec::new()),
             data: Cow::Owned(Vec::new()),
+            rows: None,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match &self.rows {
+            Some(r) => r.len(),
+            None => self.data.len(),
+        }
+    }
+
+    /// Whether the bucket has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The row (in `vectors` and `data`) of entry `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> usize {
+        match &self.rows {
+            Some(r) => r[i] as usize,
+            None => i,
+        }
+    }
+
+    /// Checks that the layout is consistent for dimension `dim`, so that
+    /// indexing by [`BucketContents::row`] cannot go out of bounds.
+    pub(crate) fn validate(&self, dim: usize) -> Result<()> {
+        let arena = self.data.len();
+        let ok = self.vectors.len() == arena * dim
+            && self
+                .rows
+                .as_ref()
+                .is_none_or(|r| r.iter().all(|&x| (x as usize) < arena));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Storage {
+                backend: "engine",
+                message: format!(
+                    "bucket layout is inconsistent: {} values, {arena} payloads, dimension {dim}",
+                    self.vectors.len()
+                ),
+            })
         }
     }
 }
@@ -65,13 +118,12 @@ impl<D: Clone> BucketContents<'_, D> {
 /// emptied bucket disappears from [`Storage::bucket_keys`]; nothing is
 /// touched outside the storage's own namespace.
 pub trait Storage<D: Payload>: Send + Sync {
-    /// Appends one entry to one bucket.
-    fn store(&mut self, entry: StoreEntry<'_, D>) -> Result<()>;
+    /// Appends each entry's (vector, payload) to each of its buckets, in order.
+    fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()>;
 
-    /// Appends many entries, in order. The default calls [`Storage::store`]
-    /// for each; remote stores override it to send them in one round trip.
-    fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
-        entries.iter().try_for_each(|e| self.store(*e))
+    /// Appends one vector and payload to its buckets.
+    fn store(&mut self, entry: StoreEntry<'_, D>) -> Result<()> {
+        self.store_batch(std::slice::from_ref(&entry))
     }
 
     /// The contents of each bucket in `buckets`, in that order (an absent
@@ -90,7 +142,7 @@ pub trait Storage<D: Payload>: Send + Sync {
 
     /// Removes every entry whose payload equals `data` from the given buckets
     /// of `hash` (every bucket of `hash` when `keys` is `None`). Returns the
-    /// buckets that lost entries and how many each lost.
+    /// buckets that lost entries and how many each lost, sorted by key.
     fn delete(
         &mut self,
         hash: &str,
@@ -108,23 +160,33 @@ pub trait Storage<D: Payload>: Send + Sync {
 
 /// Buckets in process memory (NearPy's `MemoryStorage`), the default.
 ///
-/// Each bucket keeps its vectors contiguously, so a query computes its
-/// distances with one batch kernel call per bucket, with no copying.
+/// Each stored vector is copied once into an arena, however many hashes
+/// it is stored under; a bucket is a list of arena rows (NearPy's buckets
+/// likewise hold references to one array per vector). An arena row
+/// referenced by no bucket any more (after deletes) is reused by the next
+/// store.
 #[derive(Clone, Debug)]
 pub struct MemoryStorage<D> {
-    hashes: HashMap<String, HashMap<BucketKey, Bucket<D>>>,
-}
-
-#[derive(Clone, Debug)]
-struct Bucket<D> {
+    dim: usize,
     vectors: Vec<f32>,
     data: Vec<D>,
+    /// How many buckets reference each arena row.
+    refs: Vec<u32>,
+    /// Rows no bucket references.
+    free: Vec<u32>,
+    /// Per hash name (a handful: linear search beats hashing the name).
+    hashes: Vec<(String, HashMap<BucketKey, Vec<u32>>)>,
 }
 
 impl<D> Default for MemoryStorage<D> {
     fn default() -> Self {
         MemoryStorage {
-            hashes: HashMap::new(),
+            dim: 0,
+            vectors: Vec::new(),
+            data: Vec::new(),
+            refs: Vec::new(),
+            free: Vec::new(),
+            hashes: Vec::new(),
         }
     }
 }
@@ -135,12 +197,13 @@ impl<D> MemoryStorage<D> {
         Self::default()
     }
 
-    /// Total number of entries over all buckets of all hashes.
+    /// Total number of entries over all buckets of all hashes (a vector
+    /// stored under three hashes counts three times).
     pub fn len(&self) -> usize {
         self.hashes
-            .values()
-            .flat_map(|b| b.values())
-            .map(|b| b.data.len())
+            .iter()
+            .flat_map(|(_, b)| b.values())
+            .map(Vec::len)
             .sum()
     }
 
@@ -149,26 +212,85 @@ impl<D> MemoryStorage<D> {
         self.len() == 0
     }
 
-    fn bucket(&self, r: &BucketRef<'_>) -> Option<&Bucket<D>> {
-        self.hashes.get(r.hash)?.get(r.key)
+    /// Number of distinct stored vectors (arena rows in use).
+    pub fn vector_count(&self) -> usize {
+        self.data.len() - self.free.len()
+    }
+
+    fn buckets(&self, hash: &str) -> Option<&HashMap<BucketKey, Vec<u32>>> {
+        self.hashes.iter().find(|(h, _)| h == hash).map(|(_, b)| b)
+    }
+
+    fn buckets_mut(&mut self, hash: &str) -> &mut HashMap<BucketKey, Vec<u32>> {
+        let i = match self.hashes.iter().position(|(h, _)| h == hash) {
+            Some(i) => i,
+            None => {
+                self.hashes.push((hash.to_string(), HashMap::new()));
+                self.hashes.len() - 1
+            }
+        };
+        &mut self.hashes[i].1
+    }
+
+    fn release(&mut self, row: u32) {
+        let r = &mut self.refs[row as usize];
+        *r -= 1;
+        if *r == 0 {
+            self.free.push(row);
+        }
     }
 }
 
 impl<D: Payload> Storage<D> for MemoryStorage<D> {
-    fn store(&mut self, e: StoreEntry<'_, D>) -> Result<()> {
-        let buckets = match self.hashes.get_mut(e.bucket.hash) {
-            Some(b) => b,
-            None => self.hashes.entry(e.bucket.hash.to_string()).or_default(),
-        };
-        let bucket = match buckets.get_mut(e.bucket.key) {
-            Some(b) => b,
-            None => buckets.entry(e.bucket.key.clone()).or_insert(Bucket {
-                vectors: Vec::new(),
-                data: Vec::new(),
-            }),
-        };
-        bucket.vectors.extend_from_slice(e.vector);
-        bucket.data.push(e.data.clone());
+    fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
+        for e in entries {
+            if e.buckets.is_empty() {
+                continue;
+            }
+            if self.data.len() == self.free.len() && self.dim != e.vector.len() {
+                // Empty arena: (re)start at this dimension.
+                self.dim = e.vector.len();
+                self.vectors.clear();
+                self.data.clear();
+                self.refs.clear();
+                self.free.clear();
+            }
+            if e.vector.len() != self.dim {
+                return Err(Error::DimensionMismatch {
+                    expected: self.dim,
+                    got: e.vector.len(),
+                });
+            }
+            let dim = self.dim;
+            let row = match self.free.pop() {
+                Some(r) => {
+                    let i = r as usize;
+                    self.vectors[i * dim..(i + 1) * dim].copy_from_slice(e.vector);
+                    self.data[i] = e.data.clone();
+                    r
+                }
+                None => {
+                    let r =
+                        u32::try_from(self.data.len()).map_err(|_| Error::CapacityExceeded {
+                            capacity: u32::MAX as usize,
+                        })?;
+                    self.vectors.extend_from_slice(e.vector);
+                    self.data.push(e.data.clone());
+                    self.refs.push(0);
+                    r
+                }
+            };
+            self.refs[row as usize] = e.buckets.len() as u32;
+            for b in e.buckets {
+                let buckets = self.buckets_mut(b.hash);
+                match buckets.get_mut(b.key) {
+                    Some(list) => list.push(row),
+                    None => {
+                        buckets.insert(b.key.clone(), vec![row]);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -179,10 +301,11 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     ) -> Result<Vec<BucketContents<'s, D>>> {
         Ok(buckets
             .iter()
-            .map(|r| match self.bucket(r) {
-                Some(b) => BucketContents {
-                    vectors: Cow::Borrowed(&b.vectors),
-                    data: Cow::Borrowed(&b.data),
+            .map(|r| match self.buckets(r.hash).and_then(|b| b.get(r.key)) {
+                Some(rows) => BucketContents {
+                    vectors: Cow::Borrowed(&self.vectors),
+                    data: Cow::Borrowed(&self.data),
+                    rows: Some(Cow::Borrowed(rows)),
                 },
                 None => BucketContents::empty(),
             })
@@ -192,14 +315,17 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     fn count(&self, buckets: &[BucketRef<'_>]) -> Result<usize> {
         Ok(buckets
             .iter()
-            .map(|r| self.bucket(r).map_or(0, |b| b.data.len()))
+            .map(|r| {
+                self.buckets(r.hash)
+                    .and_then(|b| b.get(r.key))
+                    .map_or(0, Vec::len)
+            })
             .sum())
     }
 
     fn bucket_keys(&self, hash: &str) -> Result<Vec<BucketKey>> {
         let mut keys: Vec<BucketKey> = self
-            .hashes
-            .get(hash)
+            .buckets(hash)
             .map(|b| b.keys().cloned().collect())
             .unwrap_or_default();
         keys.sort();
@@ -211,53 +337,58 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         hash: &str,
         keys: Option<&[BucketKey]>,
         data: &D,
-        dim: usize,
+        _dim: usize,
     ) -> Result<Vec<(BucketKey, usize)>> {
-        let Some(buckets) = self.hashes.get_mut(hash) else {
+        let Some(i) = self.hashes.iter().position(|(h, _)| h == hash) else {
             return Ok(Vec::new());
         };
         let keys: Vec<BucketKey> = match keys {
             Some(k) => k.to_vec(),
-            None => buckets.keys().cloned().collect(),
+            None => self.hashes[i].1.keys().cloned().collect(),
         };
         let mut removed = Vec::new();
+        let mut released = Vec::new();
         for key in keys {
-            let Some(bucket) = buckets.get_mut(&key) else {
+            let buckets = &mut self.hashes[i].1;
+            let Some(list) = buckets.get_mut(&key) else {
                 continue;
             };
-            let before = bucket.data.len();
-            let mut kept = 0;
-            for i in 0..before {
-                if bucket.data[i] != *data {
-                    if kept != i {
-                        bucket.data.swap(kept, i);
-                        bucket
-                            .vectors
-                            .copy_within(i * dim..(i + 1) * dim, kept * dim);
-                    }
-                    kept += 1;
+            let before = list.len();
+            list.retain(|&row| {
+                let hit = self.data[row as usize] == *data;
+                if hit {
+                    released.push(row);
                 }
-            }
-            if kept < before {
-                bucket.data.truncate(kept);
-                bucket.vectors.truncate(kept * dim);
-                removed.push((key.clone(), before - kept));
-                if kept == 0 {
+                !hit
+            });
+            if list.len() < before {
+                removed.push((key.clone(), before - list.len()));
+                if list.is_empty() {
                     buckets.remove(&key);
                 }
             }
+        }
+        for row in released {
+            self.release(row);
         }
         removed.sort();
         Ok(removed)
     }
 
     fn clean_buckets(&mut self, hash: &str) -> Result<()> {
-        self.hashes.remove(hash);
+        if let Some(i) = self.hashes.iter().position(|(h, _)| h == hash) {
+            let (_, buckets) = self.hashes.swap_remove(i);
+            for row in buckets.into_values().flatten() {
+                self.release(row);
+            }
+        }
         Ok(())
     }
 
     fn clean_all_buckets(&mut self) -> Result<()> {
-        self.hashes.clear();
+        let dim = self.dim;
+        *self = MemoryStorage::new();
+        self.dim = dim;
         Ok(())
     }
 }
