@@ -27,6 +27,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kernels::prefetch::prefetch_read;
 use crate::Metric;
 
 /// [`crate::error::check_vector`] with a fast path: the finiteness test is a
@@ -50,6 +51,7 @@ pub mod experiment;
 mod filter;
 mod hash;
 mod pca;
+mod quickhash;
 #[cfg(feature = "redis")]
 mod redis;
 mod rng;
@@ -537,7 +539,21 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                     start += n;
                 }
             } else {
-                for &i in &order {
+                // Rows scattered over an arena (or thinned out by a filter):
+                // prefetch a few candidates ahead so their loads overlap
+                // instead of each distance stalling on memory.
+                const AHEAD: usize = 4;
+                let prefetch = |i: u32| {
+                    let v = vector(i);
+                    for line in v.chunks(16) {
+                        prefetch_read(line.as_ptr().cast());
+                    }
+                };
+                order.iter().take(AHEAD).for_each(|&i| prefetch(i));
+                for (j, &i) in order.iter().enumerate() {
+                    if let Some(&next) = order.get(j + AHEAD) {
+                        prefetch(next);
+                    }
                     dist[i as usize] = d.distance(query, vector(i));
                 }
             }
