@@ -92,7 +92,7 @@ def check_loopback(url):
     return host.strip("[]"), int(port)
 
 
-def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url):
+def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, reps):
     import redis as redis_py
     from nearpy import Engine
     from nearpy.distances import CosineDistance
@@ -118,15 +118,27 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url):
             if keys:
                 client.delete(*keys)
 
-    if storage == "redis":
-        clean()
-    t = time.perf_counter()
-    for i in range(base.shape[0]):
-        engine.store_vector(base[i], i)
-    store_s = time.perf_counter() - t
-    t = time.perf_counter()
-    results = [engine.neighbours(q) for q in queries]
-    query_s = time.perf_counter() - t
+    # Same protocol as swann's experiment: `reps` store passes (emptied
+    # before each), then a 50-query warm-up and `reps` query passes; medians.
+    store_times = []
+    for _ in range(reps):
+        if storage == "redis":
+            clean()
+        else:
+            engine.clean_all_buckets()
+        t = time.perf_counter()
+        for i in range(base.shape[0]):
+            engine.store_vector(base[i], i)
+        store_times.append(time.perf_counter() - t)
+    for q in queries[:50]:
+        engine.neighbours(q)
+    query_times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        results = [engine.neighbours(q) for q in queries]
+        query_times.append(time.perf_counter() - t)
+    store_s = statistics.median(store_times)
+    query_s = statistics.median(query_times)
     recall = statistics.fmean(len(set(r[1] for r in res) & tr) / k for res, tr in zip(results, truth))
     if storage == "redis":
         clean()
@@ -141,7 +153,7 @@ def run_swann(args, bits, hashes, seed, storage, store_mode):
                "--queries", args.queries, "--query-count", str(args.query_count),
                "--config", f"rbp:bits={bits},hashes={hashes},seed={seed}",
                "--k", str(args.k), "--metric", "cosine", "--storage", storage,
-               "--store", store_mode, "--json", out]
+               "--store", store_mode, "--reps", str(args.reps), "--json", out]
         if storage == "redis":
             cmd += ["--redis-url", args.redis_url, "--namespace", f"swann-compare-{os.getpid()}"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -164,6 +176,7 @@ def main():
     p.add_argument("--hashes", default="1,4", help="comma-separated hash counts")
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--reps", type=int, default=3, help="timed passes per measurement (median)")
     p.add_argument("--storage", default="memory,redis")
     p.add_argument("--redis-url", default=os.environ.get("SWANN_REDIS_URL"))
     p.add_argument("--swann", default="target/release/swann")
@@ -191,7 +204,7 @@ def main():
                 acc[f"swann-{m}"] = []
             for seed in range(1, args.seeds + 1):
                 acc["nearpy"].append(run_nearpy(base, queries, truth, args.bits, hashes, seed, args.k,
-                                                storage, args.redis_url))
+                                                storage, args.redis_url, args.reps))
                 for m in modes:
                     acc[f"swann-{m}"].append(run_swann(args, args.bits, hashes, seed, storage, m))
                 print(f"  {storage} hashes={hashes} seed={seed}: nearpy recall "

@@ -722,3 +722,42 @@ fn experiment_measures_what_it_says() {
     )
     .is_err());
 }
+
+#[test]
+fn bucket_keys_compare_as_text_inline_or_not() {
+    let short = BucketKey::new("0110");
+    let long_text = (0..20)
+        .map(|i| (i - 10).to_string())
+        .collect::<Vec<_>>()
+        .join("_");
+    assert!(long_text.len() > 30);
+    let long = BucketKey::new(&long_text);
+    assert_eq!(long.as_str(), long_text);
+    assert_eq!(short.as_str(), "0110");
+    let json = serde_json::to_string(&[&short, &long]).unwrap();
+    assert_eq!(json, format!("[\"0110\",\"{long_text}\"]"));
+    let back: Vec<BucketKey> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, [short.clone(), long.clone()]);
+    let mut keys = vec![
+        BucketKey::new("b"),
+        long.clone(),
+        BucketKey::new("-1"),
+        short,
+    ];
+    keys.sort();
+    let mut texts: Vec<String> = keys.iter().map(|k| k.as_str().to_string()).collect();
+    let sorted = {
+        let mut t = texts.clone();
+        t.sort();
+        t
+    };
+    assert_eq!(texts, sorted);
+    texts.dedup();
+    // A discretized hash with many projections makes long keys that still match.
+    let h = LshHash::random_discretized("d", 4, 16, 0.01, 3).unwrap();
+    let v = [0.3, -0.7, 0.2, 0.9];
+    let k = h.key(&v).unwrap();
+    assert!(k.as_str().len() > 30, "{k}");
+    assert_eq!(k, BucketKey::new(k.as_str()));
+    assert_eq!(h.query_keys(&v).unwrap(), [k]);
+}

@@ -36,25 +36,158 @@ use super::rng::Rng;
 use crate::error::{Error, Result};
 use crate::kernels::{self, KernelTable};
 
-/// The name of one bucket of one hash.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BucketKey(String);
+/// The name of one bucket of one hash: short ASCII text (`"0110010111"`,
+/// `"3_-1_0"`).
+///
+/// Keys of up to 30 bytes (binary keys of up to 30 bits, a few discretized
+/// components) live inline, so hashing a vector allocates nothing; longer
+/// ones go to the heap. Equality, hashing and ordering are those of the text.
+#[derive(Clone)]
+pub struct BucketKey(KeyRepr);
+
+const INLINE: usize = 30;
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
 
 impl BucketKey {
     /// Wraps a key given as text (as a hash produces it).
-    pub fn new(key: impl Into<String>) -> Self {
-        BucketKey(key.into())
+    pub fn new(key: impl AsRef<str>) -> Self {
+        let key = key.as_ref();
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            BucketKey(KeyRepr::Inline {
+                len: key.len() as u8,
+                bytes,
+            })
+        } else {
+            BucketKey(KeyRepr::Heap(key.into()))
+        }
     }
 
     /// The key's text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => {
+                // Only `new` and `KeyBuf` fill inline keys, both from text.
+                std::str::from_utf8(&bytes[..*len as usize]).expect("bucket keys are text")
+            }
+            KeyRepr::Heap(s) => s,
+        }
+    }
+
+    /// The key's bytes (the text's UTF-8).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyRepr::Heap(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl PartialEq for BucketKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for BucketKey {}
+
+impl std::hash::Hash for BucketKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for BucketKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for BucketKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Debug for BucketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BucketKey({:?})", self.as_str())
     }
 }
 
 impl fmt::Display for BucketKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for BucketKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for BucketKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(BucketKey::new)
+    }
+}
+
+/// Builds a key's text without allocating while it fits inline.
+struct KeyBuf {
+    len: usize,
+    bytes: [u8; INLINE],
+    heap: Option<String>,
+}
+
+impl KeyBuf {
+    fn new() -> Self {
+        KeyBuf {
+            len: 0,
+            bytes: [0; INLINE],
+            heap: None,
+        }
+    }
+
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        match &mut self.heap {
+            Some(h) => h.push_str(s),
+            None if self.len + s.len() <= INLINE => {
+                self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            None => {
+                let mut h = String::with_capacity(2 * INLINE);
+                h.push_str(std::str::from_utf8(&self.bytes[..self.len]).expect("text"));
+                h.push_str(s);
+                self.heap = Some(h);
+            }
+        }
+    }
+
+    fn finish(self) -> BucketKey {
+        match self.heap {
+            Some(h) => BucketKey(KeyRepr::Heap(h.into_boxed_str())),
+            None => BucketKey(KeyRepr::Inline {
+                len: self.len as u8,
+                bytes: self.bytes,
+            }),
+        }
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
     }
 }
 
@@ -144,22 +277,26 @@ impl Projections {
 
     fn binary_key(&self, v: &[f32]) -> BucketKey {
         self.with_projection(v, |p| {
-            BucketKey(p.iter().map(|&x| if x > 0.0 { '1' } else { '0' }).collect())
+            let mut k = KeyBuf::new();
+            for &x in p {
+                k.push_str(if x > 0.0 { "1" } else { "0" });
+            }
+            k.finish()
         })
     }
 
     fn discretized_key(&self, v: &[f32], bin_width: f32) -> BucketKey {
         self.with_projection(v, |p| {
-            let mut s = String::with_capacity(p.len() * 3);
+            let mut k = KeyBuf::new();
             for (i, &x) in p.iter().enumerate() {
                 if i > 0 {
-                    s.push('_');
+                    k.push_str("_");
                 }
                 // `as` saturates, so an extreme projection lands in the last bin.
                 let bin = (x / bin_width).floor() as i64;
-                write!(s, "{bin}").expect("writing to a String cannot fail");
+                write!(k, "{bin}").expect("writing to a KeyBuf cannot fail");
             }
-            BucketKey(s)
+            k.finish()
         })
     }
 }
@@ -241,8 +378,8 @@ impl BinaryTree {
     /// `0` branches before `1` branches.
     fn collect(&self, node: usize, prefix: &mut Vec<u8>, len: usize, out: &mut Vec<BucketKey>) {
         if prefix.len() == len {
-            out.push(BucketKey(
-                String::from_utf8(prefix.clone()).expect("keys are ASCII 0/1"),
+            out.push(BucketKey::new(
+                std::str::from_utf8(prefix).expect("keys are ASCII 0/1"),
             ));
             return;
         }
@@ -289,15 +426,14 @@ impl BinaryTree {
                 break;
             }
         }
-        if prefix.len() == key.len() {
-            out.push(BucketKey(
-                String::from_utf8(prefix).expect("keys are ASCII 0/1"),
-            ));
+        let key = if prefix.len() == key.len() {
+            &prefix[..]
         } else {
-            out.push(BucketKey(
-                String::from_utf8(key.to_vec()).expect("keys are ASCII 0/1"),
-            ));
-        }
+            key
+        };
+        out.push(BucketKey::new(
+            std::str::from_utf8(key).expect("keys are ASCII 0/1"),
+        ));
     }
 }
 
@@ -578,7 +714,7 @@ impl LshHash {
                 ..
             } => {
                 let key = proj.binary_key(v);
-                tree.query(key.0.as_bytes(), *min_result_size, out);
+                tree.query(key.as_bytes(), *min_result_size, out);
             }
             _ => out.push(self.key_unchecked(v)),
         }
@@ -588,14 +724,14 @@ impl LshHash {
     /// counts it).
     pub(crate) fn note_stored(&mut self, key: &BucketKey) {
         if let Kind::RandomBinaryTree { tree, .. } = &mut self.kind {
-            tree.insert(key.0.as_bytes());
+            tree.insert(key.as_bytes());
         }
     }
 
     /// Tells the hash that `count` vectors left bucket `key`.
     pub(crate) fn forget(&mut self, key: &BucketKey, count: usize) {
         if let Kind::RandomBinaryTree { tree, proj, .. } = &mut self.kind {
-            let k = key.0.as_bytes();
+            let k = key.as_bytes();
             if k.len() == proj.count && k.iter().all(|&c| c == b'0' || c == b'1') {
                 tree.remove(k, count as u64);
             }
@@ -663,7 +799,7 @@ mod tests {
         fn query(t: &BinaryTree, key: &str, min: u64) -> Vec<String> {
             let mut out = Vec::new();
             t.query(key.as_bytes(), min, &mut out);
-            out.into_iter().map(|k| k.0).collect()
+            out.into_iter().map(|k| k.as_str().to_string()).collect()
         }
         let q = |key: &str, min: u64| query(&t, key, min);
         // Enough in the query's own bucket: just that bucket.

@@ -224,6 +224,19 @@ impl<D> MemoryStorage<D> {
         self.data.len() - self.free.len()
     }
 
+    /// Returns the memory the arena holds beyond what its vectors need
+    /// (after deletes or [`Storage::clean_all_buckets`], which keep it).
+    pub fn shrink_to_fit(&mut self) {
+        self.vectors.shrink_to_fit();
+        self.data.shrink_to_fit();
+        self.refs.shrink_to_fit();
+        self.free.shrink_to_fit();
+        for (_, b) in &mut self.hashes {
+            b.shrink_to_fit();
+            b.values_mut().for_each(Vec::shrink_to_fit);
+        }
+    }
+
     fn buckets(&self, hash: &str) -> Option<&HashMap<BucketKey, Vec<u32>, QuickState>> {
         self.hashes.iter().find(|(h, _)| h == hash).map(|(_, b)| b)
     }
@@ -393,9 +406,14 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     }
 
     fn clean_all_buckets(&mut self) -> Result<()> {
-        let dim = self.dim;
-        *self = MemoryStorage::new();
-        self.dim = dim;
+        // Like `Vec::clear`: the arena keeps its capacity, so refilling an
+        // emptied engine does not fault its memory in again. Call
+        // `shrink_to_fit` to give it back.
+        self.hashes.clear();
+        self.vectors.clear();
+        self.data.clear();
+        self.refs.clear();
+        self.free.clear();
         Ok(())
     }
 }
