@@ -229,10 +229,12 @@ impl Experiment {
     /// Empties `engine`, stores the base set in it (payload: the base index)
     /// and measures it on every query. See the module documentation.
     ///
-    /// Timing: the store pass runs `reps` times (emptying the engine before
-    /// each) and the median is kept; the queries are warmed up with one pass
-    /// over the first 50, then timed over `reps` full passes, median kept.
-    /// Quality figures come from the last pass.
+    /// Timing: the store pass runs at least `reps` times and for at least
+    /// 1 s in all (emptying the engine before each), and the median is kept;
+    /// the queries are warmed up with one pass over the first 50, then timed
+    /// over `reps` passes, each repeating the query set until it lasts at
+    /// least 0.2 s, and the median time per query set is kept. Quality
+    /// figures come from the last pass.
     pub fn run<S: Storage<u32>>(
         &self,
         label: &str,
@@ -249,8 +251,12 @@ impl Experiment {
         let reps = reps.max(1);
         let dim = self.dim;
         let n = self.base_count();
+        // Short passes are at the mercy of one scheduler hiccup on a busy
+        // machine, so: store passes until at least `reps` and 1 s in all;
+        // each query pass repeats the query set until it lasts 0.2 s.
         let mut store_times = Vec::with_capacity(reps);
-        for _ in 0..reps {
+        let mut total = 0.0;
+        while store_times.len() < reps || (total < 1.0 && store_times.len() < 100) {
             engine.clean_all_buckets()?;
             let start = Instant::now();
             match mode {
@@ -267,7 +273,9 @@ impl Experiment {
                     }
                 }
             }
-            store_times.push(start.elapsed().as_secs_f64());
+            let t = start.elapsed().as_secs_f64();
+            store_times.push(t);
+            total += t;
         }
         let store_seconds = median(&mut store_times);
 
@@ -278,12 +286,19 @@ impl Experiment {
         let mut results = Vec::with_capacity(nq);
         let mut query_times = Vec::with_capacity(reps);
         for _ in 0..reps {
-            results.clear();
             let start = Instant::now();
-            for q in self.queries.chunks_exact(dim) {
-                results.push(engine.neighbours(q)?);
+            let mut done = 0usize;
+            loop {
+                results.clear();
+                for q in self.queries.chunks_exact(dim) {
+                    results.push(engine.neighbours(q)?);
+                }
+                done += nq;
+                if start.elapsed().as_secs_f64() >= 0.2 {
+                    break;
+                }
             }
-            query_times.push(start.elapsed().as_secs_f64());
+            query_times.push(start.elapsed().as_secs_f64() * nq as f64 / done as f64);
         }
         let query_seconds = median(&mut query_times);
 

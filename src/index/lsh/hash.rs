@@ -156,7 +156,7 @@ impl KeyBuf {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_str(&mut self, s: &str) {
         match &mut self.heap {
             Some(h) => h.push_str(s),
@@ -277,11 +277,19 @@ impl Projections {
 
     fn binary_key(&self, v: &[f32]) -> BucketKey {
         self.with_projection(v, |p| {
-            let mut k = KeyBuf::new();
-            for &x in p {
-                k.push_str(if x > 0.0 { "1" } else { "0" });
+            if p.len() <= INLINE {
+                let mut bytes = [0u8; INLINE];
+                for (b, &x) in bytes.iter_mut().zip(p) {
+                    *b = b'0' + u8::from(x > 0.0);
+                }
+                return BucketKey(KeyRepr::Inline {
+                    len: p.len() as u8,
+                    bytes,
+                });
             }
-            k.finish()
+            BucketKey(KeyRepr::Heap(
+                p.iter().map(|&x| if x > 0.0 { '1' } else { '0' }).collect(),
+            ))
         })
     }
 
