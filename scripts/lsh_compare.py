@@ -163,7 +163,9 @@ def run_swann(args, bits, hashes, seed, storage, store_mode):
                "--store", store_mode, "--reps", str(args.reps), "--json", out]
         if storage == "redis":
             cmd += ["--redis-url", args.redis_url, "--namespace", f"swann-compare-{os.getpid()}"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"lsh_compare: {' '.join(cmd)} failed:\n{proc.stderr}")
         with open(out) as f:
             r = json.load(f)["results"][0]
     return {"store_per_second": r["store_per_second"], "queries_per_second": r["queries_per_second"],

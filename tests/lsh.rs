@@ -600,7 +600,7 @@ fn memory_storage_contract() {
     );
     // The emptied bucket is gone; the survivor is intact; payload 2 is still
     // under hash "g" too.
-    assert_eq!(s.bucket_keys("h").unwrap(), [k1.clone()]);
+    assert_eq!(s.bucket_keys("h").unwrap(), std::slice::from_ref(&k1));
     let got = s.get_buckets(&[r(&k1)], 2).unwrap();
     assert_eq!(entries(&got[0]), [(vec![3.0, 4.0], 2)]);
     // Deleted rows are reused rather than grown.
@@ -690,7 +690,7 @@ fn experiment_measures_what_it_says() {
         .unwrap();
     let r = exp.run("rbp4", lsh, StoreMode::Single, 1).unwrap();
     assert!(r.recall > 0.0 && r.candidates < n as f64, "{r:?}");
-    let table = ExperimentResult::table(&[r.clone()]);
+    let table = ExperimentResult::table(std::slice::from_ref(&r));
     assert!(table.contains("rbp4") && table.contains("recall"));
     assert_eq!(
         r.csv_row().split(',').count(),
@@ -738,7 +738,7 @@ fn bucket_keys_compare_as_text_inline_or_not() {
     assert_eq!(json, format!("[\"0110\",\"{long_text}\"]"));
     let back: Vec<BucketKey> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, [short.clone(), long.clone()]);
-    let mut keys = vec![
+    let mut keys = [
         BucketKey::new("b"),
         long.clone(),
         BucketKey::new("-1"),

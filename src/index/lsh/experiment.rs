@@ -115,7 +115,7 @@ impl Experiment {
         k: usize,
         metric: Metric,
     ) -> Result<Self> {
-        if dim == 0 || base.is_empty() || base.len() % dim != 0 {
+        if dim == 0 || base.is_empty() || !base.len().is_multiple_of(dim) {
             return Err(Error::InvalidParameter(format!(
                 "base set of {} values is not a non-empty set of {dim}-dimensional vectors",
                 base.len()
@@ -128,7 +128,7 @@ impl Experiment {
         let exact = MetricDistance::new(metric)?;
         let (queries, self_index) = match queries {
             QuerySet::External(q) => {
-                if q.is_empty() || q.len() % dim != 0 {
+                if q.is_empty() || !q.len().is_multiple_of(dim) {
                     return Err(Error::InvalidParameter(format!(
                         "query set of {} values is not a non-empty set of {dim}-dimensional vectors",
                         q.len()

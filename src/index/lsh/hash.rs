@@ -473,7 +473,8 @@ enum Kind {
 
 /// One locality-sensitive hash of an [`Engine`](super::Engine): a name (which
 /// namespaces its buckets in the storage) and a way to turn a vector into
-/// bucket keys. See the [module documentation](self) for the kinds.
+/// bucket keys. One constructor per kind of hash, each named after NearPy's
+/// class it reproduces.
 ///
 /// ```
 /// use swann::index::lsh::LshHash;
@@ -510,7 +511,7 @@ impl LshHash {
     /// row-major), e.g. to reproduce a known configuration.
     pub fn binary_from_matrix(name: &str, dim: usize, matrix: Vec<f32>) -> Result<Self> {
         check_name("hash name", name)?;
-        let count = if dim == 0 { 0 } else { matrix.len() / dim };
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
         Ok(LshHash {
             name: name.into(),
             kind: Kind::RandomBinary {
@@ -550,7 +551,7 @@ impl LshHash {
     ) -> Result<Self> {
         check_name("hash name", name)?;
         check_bin_width(bin_width)?;
-        let count = if dim == 0 { 0 } else { matrix.len() / dim };
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
         Ok(LshHash {
             name: name.into(),
             kind: Kind::RandomDiscretized {
@@ -593,7 +594,7 @@ impl LshHash {
         min_result_size: usize,
     ) -> Result<Self> {
         check_name("hash name", name)?;
-        let count = if dim == 0 { 0 } else { matrix.len() / dim };
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
         Ok(LshHash {
             name: name.into(),
             kind: Kind::RandomBinaryTree {

@@ -37,7 +37,16 @@ const BACKEND: &str = "redis";
 /// one request and of the server's reply buffer).
 const STORE_CHUNK: usize = 4096;
 
-/// An engine [`Storage`] in a Redis server. See the [module documentation](self).
+/// An engine [`Storage`] in a Redis server.
+///
+/// Bucket `key` of hash `hash` is the Redis list `{namespace}:{hash}:{key}`;
+/// each element is one entry: the vector as little-endian `f32` bytes, then
+/// the payload in `postcard`'s binary encoding. Batches are pipelined (one
+/// round trip per query, whatever the number of hashes). A broken
+/// connection fails the call with [`Error::Storage`] and is replaced on the
+/// next call; reads retry once on a fresh connection by themselves, writes
+/// do not (a write whose reply was lost may have been applied). Nothing
+/// outside `{namespace}:` is ever written or deleted.
 ///
 /// ```no_run
 /// use swann::index::lsh::{Engine, LshHash, RedisStorage};

@@ -159,6 +159,9 @@ pub trait Storage<D: Payload>: Send + Sync {
     fn clean_all_buckets(&mut self) -> Result<()>;
 }
 
+/// One hash's buckets: key to arena rows.
+type HashBuckets = HashMap<BucketKey, Vec<u32>, QuickState>;
+
 /// Buckets in process memory (NearPy's `MemoryStorage`), the default.
 ///
 /// Each stored vector is copied once into an arena, however many hashes
@@ -182,7 +185,7 @@ pub struct MemoryStorage<D> {
     /// Rows no bucket references.
     free: Vec<u32>,
     /// Per hash name (a handful: linear search beats hashing the name).
-    hashes: Vec<(String, HashMap<BucketKey, Vec<u32>, QuickState>)>,
+    hashes: Vec<(String, HashBuckets)>,
 }
 
 impl<D> Default for MemoryStorage<D> {
@@ -237,11 +240,11 @@ impl<D> MemoryStorage<D> {
         }
     }
 
-    fn buckets(&self, hash: &str) -> Option<&HashMap<BucketKey, Vec<u32>, QuickState>> {
+    fn buckets(&self, hash: &str) -> Option<&HashBuckets> {
         self.hashes.iter().find(|(h, _)| h == hash).map(|(_, b)| b)
     }
 
-    fn buckets_mut(&mut self, hash: &str) -> &mut HashMap<BucketKey, Vec<u32>, QuickState> {
+    fn buckets_mut(&mut self, hash: &str) -> &mut HashBuckets {
         let i = match self.hashes.iter().position(|(h, _)| h == hash) {
             Some(i) => i,
             None => {
