@@ -153,14 +153,14 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, 
             "recall": recall}
 
 
-def run_swann(args, bits, hashes, seed, storage, store_mode):
+def run_swann(args, bits, hashes, seed, storage, store_mode, reps=None):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
         cmd = [args.swann, "lsh", "experiment", "--base", args.base, "--limit", str(args.limit),
                "--queries", args.queries, "--query-count", str(args.query_count),
                "--config", f"rbp:bits={bits},hashes={hashes},seed={seed}",
                "--k", str(args.k), "--metric", "cosine", "--storage", storage,
-               "--store", store_mode, "--reps", str(args.reps), "--json", out]
+               "--store", store_mode, "--reps", str(reps or args.reps), "--json", out]
         if storage == "redis":
             cmd += ["--redis-url", args.redis_url, "--namespace", f"swann-compare-{os.getpid()}"]
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -189,6 +189,8 @@ def main():
     p.add_argument("--storage", default="memory,redis")
     p.add_argument("--redis-url", default=os.environ.get("SWANN_REDIS_URL"))
     p.add_argument("--swann", default="target/release/swann")
+    p.add_argument("--recall-seeds", type=int, default=10,
+                   help="seeds for the recall comparison (memory storage, one untimed pass each)")
     p.add_argument("--json", help="write all measurements here")
     args = p.parse_args()
 
@@ -229,6 +231,18 @@ def main():
                     "runs": runs,
                 })
 
+    # Recall over many seeds (storage does not change results: the Redis
+    # tests check that), one pass each, timing ignored.
+    recall_rows = []
+    if args.recall_seeds > 0:
+        for hashes in [int(h) for h in args.hashes.split(",")]:
+            np_r, sw_r = [], []
+            for seed in range(101, 101 + args.recall_seeds):
+                np_r.append(run_nearpy(base, queries, truth, args.bits, hashes, seed, args.k,
+                                       "memory", None, 1)["recall"])
+                sw_r.append(run_swann(args, args.bits, hashes, seed, "memory", "single", reps=1)["recall"])
+            recall_rows.append({"hashes": hashes, "nearpy": np_r, "swann": sw_r})
+
     print(f"\n{'storage':<8} {'hashes':>6} {'impl':<13} {'store/s':>11} {'query/s':>10} "
           f"{'recall(mean±sd over seeds)':>27} {'store x':>8} {'query x':>8}")
     for r in rows:
@@ -242,10 +256,18 @@ def main():
               f"{sx:>7.1f}x {qx:>7.1f}x")
     print("\n(throughputs: medians over seeds; ratios: swann / NearPy in the same run; "
           "store single = one call per vector, batch = pipelined)")
+    for r in recall_rows:
+        n = len(r["nearpy"])
+        mn, ms = statistics.fmean(r["nearpy"]), statistics.stdev(r["nearpy"]) if n > 1 else 0.0
+        wn, ws = statistics.fmean(r["swann"]), statistics.stdev(r["swann"]) if n > 1 else 0.0
+        se = ((ms ** 2 + ws ** 2) / n) ** 0.5
+        print(f"recall@{args.k}, {r['hashes']} hash(es), {n} seeds each: NearPy {mn:.4f} ± {ms:.4f}, "
+              f"swann {wn:.4f} ± {ws:.4f} (sd); difference {wn - mn:+.4f}, "
+              f"standard error of the difference {se:.4f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"limit": args.limit, "query_count": len(queries), "bits": args.bits, "k": args.k,
-                       "seeds": args.seeds, "rows": rows}, f, indent=1)
+                       "seeds": args.seeds, "rows": rows, "recall": recall_rows}, f, indent=1)
 
 
 if __name__ == "__main__":
