@@ -3,6 +3,8 @@
 mod common;
 mod hnsw;
 mod lsh;
+mod plot;
+mod store_cmds;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +22,15 @@ enum Command {
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
+    /// Draw recall against queries per second for result files (SVG).
+    Plot(plot::PlotArgs),
+    /// Build an index and save it to a file.
+    #[command(subcommand)]
+    Build(store_cmds::Build),
+    /// Search an index file (memory-mapped) with query vectors.
+    Query(store_cmds::Query),
+    /// Print an index file's header and sections and check its checksums.
+    Info(store_cmds::Info),
     /// Locality-sensitive hashing (NearPy's engine): experiments.
     Lsh(lsh::LshArgs),
 }
@@ -37,6 +48,10 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Plot(a) => plot::plot(a),
+        Command::Build(c) => store_cmds::build(c),
+        Command::Query(a) => store_cmds::query(a),
+        Command::Info(a) => store_cmds::info(a),
         Command::Lsh(a) => lsh::run(a),
     }
 }
