@@ -16,24 +16,32 @@ if ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 tmp=$(mktemp -d)
-redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp" --save "" --appendonly no \
-    --daemonize no --protected-mode yes >"$tmp/redis.log" 2>&1 &
-pid=$!
+pid=
 cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then break; fi
-    sleep 0.1
+# A random high loopback port; another one if it is taken.
+port=
+for _ in $(seq 1 20); do
+    try=$((20000 + RANDOM % 40000))
+    redis-server --bind 127.0.0.1 --port "$try" --dir "$tmp" --save "" --appendonly no \
+        --daemonize no --protected-mode yes >"$tmp/redis.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 50); do
+        # Our own server's log, not a ping: a ping could be answered by
+        # someone else's server already on that port.
+        kill -0 "$pid" 2>/dev/null || break
+        if grep -q "Ready to accept connections" "$tmp/redis.log"; then port=$try; break; fi
+        sleep 0.1
+    done
+    [ -n "$port" ] && break
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
 done
-redis-cli -h 127.0.0.1 -p "$port" ping | grep -q PONG || {
-    echo "redis.sh: redis-server did not start"; cat "$tmp/redis.log"; exit 1; }
+[ -n "$port" ] || { echo "redis.sh: redis-server did not start"; cat "$tmp/redis.log"; exit 1; }
 
 export SWANN_REDIS_URL="redis://127.0.0.1:$port/"
 echo "redis.sh: redis-server $(redis-server --version | awk '{print $3}') on $SWANN_REDIS_URL"
