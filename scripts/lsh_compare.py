@@ -123,6 +123,7 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, 
     # query passes, each repeating the query set until it lasts 0.2 s;
     # medians. (NearPy's passes are long, so the minimums rarely matter.)
     store_times = []
+    cpu0 = time.process_time()
     while len(store_times) < reps or (sum(store_times) < 1.0 and len(store_times) < 100):
         if storage == "redis":
             clean()
@@ -132,9 +133,12 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, 
         for i in range(base.shape[0]):
             engine.store_vector(base[i], i)
         store_times.append(time.perf_counter() - t)
+    store_cpu = (time.process_time() - cpu0) / (len(store_times) * base.shape[0])
     for q in queries[:50]:
         engine.neighbours(q)
     query_times = []
+    cpu0 = time.process_time()
+    queries_run = 0
     for _ in range(reps):
         t = time.perf_counter()
         done = 0
@@ -144,12 +148,15 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, 
             if time.perf_counter() - t >= 0.2:
                 break
         query_times.append((time.perf_counter() - t) * len(queries) / done)
+        queries_run += done
+    query_cpu = (time.process_time() - cpu0) / queries_run
     store_s = statistics.median(store_times)
     query_s = statistics.median(query_times)
     recall = statistics.fmean(len(set(r[1] for r in res) & tr) / k for res, tr in zip(results, truth))
     if storage == "redis":
         clean()
     return {"store_per_second": base.shape[0] / store_s, "queries_per_second": len(queries) / query_s,
+            "store_cpu_per_second": 1 / store_cpu, "query_cpu_per_second": 1 / query_cpu,
             "recall": recall}
 
 
@@ -169,6 +176,8 @@ def run_swann(args, bits, hashes, seed, storage, store_mode, reps=None):
         with open(out) as f:
             r = json.load(f)["results"][0]
     return {"store_per_second": r["store_per_second"], "queries_per_second": r["queries_per_second"],
+            "store_cpu_per_second": r.get("store_cpu_per_second"),
+            "query_cpu_per_second": r.get("query_cpu_per_second"),
             "recall": r["recall"]}
 
 
@@ -244,18 +253,27 @@ def main():
             recall_rows.append({"hashes": hashes, "nearpy": np_r, "swann": sw_r})
 
     print(f"\n{'storage':<8} {'hashes':>6} {'impl':<13} {'store/s':>11} {'query/s':>10} "
-          f"{'recall(mean±sd over seeds)':>27} {'store x':>8} {'query x':>8}")
+          f"{'recall(mean±sd, seeds)':>23} {'store x':>8} {'query x':>8} {'cpu store x':>11} {'cpu query x':>11}")
     for r in rows:
         ref = next(x for x in rows if x["storage"] == r["storage"] and x["hashes"] == r["hashes"]
                    and x["impl"] == "nearpy")
-        sx = r["store_per_second"] / ref["store_per_second"]
-        qx = r["queries_per_second"] / ref["queries_per_second"]
-        r["store_ratio"], r["query_ratio"] = sx, qx
+        # Ratios: median over seeds of the per-seed ratio (NearPy and swann of
+        # one seed ran back to back, so they saw about the same machine load).
+        def ratio(key):
+            vals = [a.get(key) and b.get(key) and a[key] / b[key] for a, b in zip(r["runs"], ref["runs"])]
+            vals = [v for v in vals if v]
+            return statistics.median(vals) if vals else None
+        sx, qx = ratio("store_per_second"), ratio("queries_per_second")
+        cs, cq = (ratio("store_cpu_per_second"), ratio("query_cpu_per_second")) \
+            if r["storage"] == "memory" else (None, None)
+        r["store_ratio"], r["query_ratio"], r["cpu_store_ratio"], r["cpu_query_ratio"] = sx, qx, cs, cq
+        fmt = lambda x: f"{x:>10.1f}x" if x else f"{'-':>11}"
         print(f"{r['storage']:<8} {r['hashes']:>6} {r['impl']:<13} {r['store_per_second']:>11,.0f} "
-              f"{r['queries_per_second']:>10,.0f} {r['recall_mean']:>19.4f} ± {r['recall_sd']:.4f} "
-              f"{sx:>7.1f}x {qx:>7.1f}x")
-    print("\n(throughputs: medians over seeds; ratios: swann / NearPy in the same run; "
-          "store single = one call per vector, batch = pipelined)")
+              f"{r['queries_per_second']:>10,.0f} {r['recall_mean']:>15.4f} ± {r['recall_sd']:.4f} "
+              f"{sx:>7.1f}x {qx:>7.1f}x {fmt(cs)} {fmt(cq)}")
+    print("\n(throughputs: medians over seeds, wall clock; ratios: median over seeds of swann / NearPy, "
+          "each pair run back to back; cpu: the same with each process's CPU time instead of wall "
+          "time, memory storage only; store single = one call per vector, batch = pipelined)")
     for r in recall_rows:
         n = len(r["nearpy"])
         mn, ms = statistics.fmean(r["nearpy"]), statistics.stdev(r["nearpy"]) if n > 1 else 0.0

@@ -83,6 +83,13 @@ pub struct ExperimentResult {
     pub query_seconds: f64,
     /// Queries per second (one thread, one query per call).
     pub queries_per_second: f64,
+    /// Vectors stored per second of this process's CPU time (user + system,
+    /// over all store passes), where the platform reports it (Linux). On a
+    /// shared machine this is steadier than wall time, which counts the
+    /// time the process waited for a core.
+    pub store_cpu_per_second: Option<f64>,
+    /// Queries per second of CPU time, as `store_cpu_per_second`.
+    pub query_cpu_per_second: Option<f64>,
     /// Mean exact-search time per query, in seconds.
     pub exact_seconds_per_query: f64,
     /// Number of base vectors.
@@ -256,6 +263,7 @@ impl Experiment {
         // each query pass repeats the query set until it lasts 0.2 s.
         let mut store_times = Vec::with_capacity(reps);
         let mut total = 0.0;
+        let cpu0 = process_cpu_seconds();
         while store_times.len() < reps || (total < 1.0 && store_times.len() < 100) {
             engine.clean_all_buckets()?;
             let start = Instant::now();
@@ -278,6 +286,7 @@ impl Experiment {
             total += t;
         }
         let store_seconds = median(&mut store_times);
+        let store_cpu_per_vector = cpu_since(cpu0).map(|c| c / (store_times.len() * n) as f64);
 
         let nq = self.query_count();
         for q in self.queries.chunks_exact(dim).take(50) {
@@ -285,6 +294,8 @@ impl Experiment {
         }
         let mut results = Vec::with_capacity(nq);
         let mut query_times = Vec::with_capacity(reps);
+        let cpu0 = process_cpu_seconds();
+        let mut queries_run = 0usize;
         for _ in 0..reps {
             let start = Instant::now();
             let mut done = 0usize;
@@ -299,8 +310,10 @@ impl Experiment {
                 }
             }
             query_times.push(start.elapsed().as_secs_f64() * nq as f64 / done as f64);
+            queries_run += done;
         }
         let query_seconds = median(&mut query_times);
+        let query_cpu_per_query = cpu_since(cpu0).map(|c| c / queries_run as f64);
 
         let exact = MetricDistance::new(self.metric)?;
         let (mut recall, mut precision, mut ratio, mut size, mut cands) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -344,6 +357,8 @@ impl Experiment {
             search_time_ratio: per_query / self.exact_seconds_per_query,
             store_seconds,
             store_per_second: n as f64 / store_seconds,
+            store_cpu_per_second: store_cpu_per_vector.map(|c| 1.0 / c),
+            query_cpu_per_second: query_cpu_per_query.map(|c| 1.0 / c),
             query_seconds,
             queries_per_second: m / query_seconds,
             exact_seconds_per_query: self.exact_seconds_per_query,
@@ -351,6 +366,25 @@ impl Experiment {
             n_queries: nq,
         })
     }
+}
+
+/// This process's CPU time (user + system) in seconds, from
+/// `/proc/self/stat` (clock ticks, 1/100 s on Linux); `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesized command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_since(start: Option<f64>) -> Option<f64> {
+    let d = process_cpu_seconds()? - start?;
+    // Below a few ticks the figure is mostly rounding.
+    (d >= 0.05).then_some(d)
 }
 
 fn median(xs: &mut [f64]) -> f64 {
