@@ -539,12 +539,14 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                     start += n;
                 }
             } else {
-                // Rows scattered over an arena (or thinned out by a filter):
-                // prefetch a few candidates ahead so their loads overlap
-                // instead of each distance stalling on memory.
+                // Candidates thinned out by a filter (or rows of an indexed
+                // layout): one distance per row, prefetching a few
+                // candidates ahead so their loads overlap instead of each
+                // distance stalling on memory.
                 // Four rows ahead, every line of each: measured best among
                 // 0/2/4/8/16 rows ahead and all/alternate/first lines
-                // (CPU time of a 4-hash, 1,000-query run on SIFT).
+                // (CPU time of a 4-hash, 1,000-query run on SIFT, with the
+                // rows in a shared arena).
                 const AHEAD: usize = 4;
                 let prefetch = |i: u32| {
                     let v = vector(i);
