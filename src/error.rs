@@ -56,6 +56,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A storage backend (e.g. Redis) failed, or returned data that does not
+    /// decode; the message says which and why.
+    #[error("storage error ({backend}): {message}")]
+    Storage {
+        /// Which backend (`"redis"`, `"memory"`, ...).
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

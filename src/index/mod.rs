@@ -2,6 +2,7 @@
 
 pub mod flat;
 pub mod hnsw;
+pub mod lsh;
 pub mod metric;
 
 /// One search result: the external label and its distance to the query.

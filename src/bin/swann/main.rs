@@ -2,6 +2,7 @@
 
 mod common;
 mod hnsw;
+mod lsh;
 mod plot;
 mod store_cmds;
 
@@ -30,6 +31,8 @@ enum Command {
     Query(store_cmds::Query),
     /// Print an index file's header and sections and check its checksums.
     Info(store_cmds::Info),
+    /// Locality-sensitive hashing (NearPy's engine): experiments.
+    Lsh(lsh::LshArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,5 +52,6 @@ fn main() -> Result<()> {
         Command::Build(c) => store_cmds::build(c),
         Command::Query(a) => store_cmds::query(a),
         Command::Info(a) => store_cmds::info(a),
+        Command::Lsh(a) => lsh::run(a),
     }
 }

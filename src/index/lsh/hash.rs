@@ -1,0 +1,833 @@
+//! Locality-sensitive hashes: vectors to bucket keys.
+//!
+//! Every hash here projects a vector onto a few directions (one
+//! [`KernelTable::dot_batch`] call over the projection rows) and turns the
+//! projections into a key, the way NearPy does:
+//!
+//! | constructor | directions | key |
+//! |---|---|---|
+//! | [`LshHash::random_binary`] | Gaussian random | one `0`/`1` per direction: the sign of the projection |
+//! | [`LshHash::random_discretized`] | Gaussian random | `floor(projection / bin_width)` per direction, joined by `_` |
+//! | [`LshHash::random_binary_tree`] | Gaussian random | as `random_binary`; queries fall back to nearby buckets when theirs is too small |
+//! | [`LshHash::pca_binary`] | leading principal components of a training sample | sign of the centred projection |
+//! | [`LshHash::pca_discretized`] | leading principal components | `floor(centred projection / bin_width)` |
+//!
+//! Keys are text (`"0110010111"`, `"3_-1_0"`), exactly NearPy's, so a bucket
+//! can be named in a Redis key and read by a person.
+//!
+//! A hash is `serde`-serializable with its projection matrix (and, for the
+//! tree, its bucket-count tree), so an engine can be rebuilt bit for bit
+//! without relying on a random generator's stream.
+//!
+//! One deliberate difference from NearPy: the PCA hashes subtract the
+//! training mean before taking signs or bins. NearPy projects the raw vector,
+//! which for data that is not centred (SIFT descriptors are all non-negative)
+//! puts almost every vector on the same side of the first component and
+//! wastes that bit.
+
+use std::fmt;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::check_vector;
+use super::pca;
+use super::rng::Rng;
+use crate::error::{Error, Result};
+use crate::kernels::{self, KernelTable};
+
+/// The name of one bucket of one hash: short ASCII text (`"0110010111"`,
+/// `"3_-1_0"`).
+///
+/// Keys of up to 30 bytes (binary keys of up to 30 bits, a few discretized
+/// components) live inline, so hashing a vector allocates nothing; longer
+/// ones go to the heap. Equality, hashing and ordering are those of the text.
+#[derive(Clone)]
+pub struct BucketKey(KeyRepr);
+
+const INLINE: usize = 30;
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl BucketKey {
+    /// Wraps a key given as text (as a hash produces it).
+    pub fn new(key: impl AsRef<str>) -> Self {
+        let key = key.as_ref();
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            BucketKey(KeyRepr::Inline {
+                len: key.len() as u8,
+                bytes,
+            })
+        } else {
+            BucketKey(KeyRepr::Heap(key.into()))
+        }
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => {
+                // Only `new` and `KeyBuf` fill inline keys, both from text.
+                std::str::from_utf8(&bytes[..*len as usize]).expect("bucket keys are text")
+            }
+            KeyRepr::Heap(s) => s,
+        }
+    }
+
+    /// The key's bytes (the text's UTF-8).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyRepr::Heap(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl PartialEq for BucketKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for BucketKey {}
+
+impl std::hash::Hash for BucketKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for BucketKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for BucketKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Debug for BucketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BucketKey({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for BucketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for BucketKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for BucketKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(BucketKey::new)
+    }
+}
+
+/// Builds a key's text without allocating while it fits inline.
+struct KeyBuf {
+    len: usize,
+    bytes: [u8; INLINE],
+    heap: Option<String>,
+}
+
+impl KeyBuf {
+    fn new() -> Self {
+        KeyBuf {
+            len: 0,
+            bytes: [0; INLINE],
+            heap: None,
+        }
+    }
+
+    #[inline(always)]
+    fn push_str(&mut self, s: &str) {
+        match &mut self.heap {
+            Some(h) => h.push_str(s),
+            None if self.len + s.len() <= INLINE => {
+                self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            None => {
+                let mut h = String::with_capacity(2 * INLINE);
+                h.push_str(std::str::from_utf8(&self.bytes[..self.len]).expect("text"));
+                h.push_str(s);
+                self.heap = Some(h);
+            }
+        }
+    }
+
+    fn finish(self) -> BucketKey {
+        match self.heap {
+            Some(h) => BucketKey(KeyRepr::Heap(h.into_boxed_str())),
+            None => BucketKey(KeyRepr::Inline {
+                len: self.len as u8,
+                bytes: self.bytes,
+            }),
+        }
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+/// Checks that a hash or namespace name is usable as part of a storage key:
+/// 1 to 64 characters from `A-Z a-z 0-9 _ . -` (no `:`, which separates key
+/// parts, and no glob characters, so a `SCAN MATCH` on it needs no escaping).
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter(format!(
+            "{what} {name:?} must be 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-'"
+        )))
+    }
+}
+
+/// Projection directions (rows) and the offsets subtracted from each projection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Projections {
+    dim: usize,
+    count: usize,
+    /// `count x dim`, row-major.
+    matrix: Vec<f32>,
+    /// One per row; zero for random projections, `row . mean` for PCA.
+    offsets: Vec<f32>,
+    #[serde(skip, default = "kernels::active")]
+    kernels: &'static KernelTable,
+}
+
+impl Projections {
+    fn new(dim: usize, count: usize, matrix: Vec<f32>, offsets: Vec<f32>) -> Result<Self> {
+        if dim == 0 || count == 0 {
+            return Err(Error::InvalidParameter(format!(
+                "a hash needs dimension > 0 and at least one projection (got dim {dim}, {count} projections)"
+            )));
+        }
+        if matrix.len() != dim * count || offsets.len() != count {
+            return Err(Error::InvalidParameter(format!(
+                "projection matrix has {} values and {} offsets, {count} projections of dimension {dim} need {} and {count}",
+                matrix.len(),
+                offsets.len(),
+                dim * count
+            )));
+        }
+        if matrix.iter().chain(&offsets).any(|x| !x.is_finite()) {
+            return Err(Error::InvalidParameter(
+                "projection matrix has a non-finite value".into(),
+            ));
+        }
+        Ok(Projections {
+            dim,
+            count,
+            matrix,
+            offsets,
+            kernels: kernels::active(),
+        })
+    }
+
+    fn gaussian(dim: usize, count: usize, seed: u64) -> Result<Self> {
+        let mut rng = Rng::new(seed);
+        let matrix = (0..dim * count).map(|_| rng.normal() as f32).collect();
+        Projections::new(dim, count, matrix, vec![0.0; count])
+    }
+
+    /// Projects `v` and hands the projections to `f`.
+    #[inline]
+    fn with_projection<R>(&self, v: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+        let mut stack = [0.0f32; 64];
+        let mut heap;
+        let out: &mut [f32] = if self.count <= stack.len() {
+            &mut stack[..self.count]
+        } else {
+            heap = vec![0.0f32; self.count];
+            &mut heap
+        };
+        self.kernels.dot_batch(v, &self.matrix, self.dim, out);
+        for (p, off) in out.iter_mut().zip(&self.offsets) {
+            *p -= off;
+        }
+        f(out)
+    }
+
+    fn binary_key(&self, v: &[f32]) -> BucketKey {
+        self.with_projection(v, |p| {
+            if p.len() <= INLINE {
+                let mut bytes = [0u8; INLINE];
+                for (b, &x) in bytes.iter_mut().zip(p) {
+                    *b = b'0' + u8::from(x > 0.0);
+                }
+                return BucketKey(KeyRepr::Inline {
+                    len: p.len() as u8,
+                    bytes,
+                });
+            }
+            BucketKey(KeyRepr::Heap(
+                p.iter().map(|&x| if x > 0.0 { '1' } else { '0' }).collect(),
+            ))
+        })
+    }
+
+    fn discretized_key(&self, v: &[f32], bin_width: f32) -> BucketKey {
+        self.with_projection(v, |p| {
+            let mut k = KeyBuf::new();
+            for (i, &x) in p.iter().enumerate() {
+                if i > 0 {
+                    k.push_str("_");
+                }
+                // `as` saturates, so an extreme projection lands in the last bin.
+                let bin = (x / bin_width).floor() as i64;
+                write!(k, "{bin}").expect("writing to a KeyBuf cannot fail");
+            }
+            k.finish()
+        })
+    }
+}
+
+fn check_bin_width(bin_width: f32) -> Result<()> {
+    if bin_width.is_finite() && bin_width > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter(format!(
+            "bin width must be a positive finite number, got {bin_width}"
+        )))
+    }
+}
+
+/// How many vectors went into each prefix of the binary keys, for
+/// [`LshHash::random_binary_tree`] (NearPy's `RandomBinaryProjectionTreeNode`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BinaryTree {
+    /// `nodes[0]` is the root; child index 0 means "no child".
+    nodes: Vec<TreeNode>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct TreeNode {
+    count: u64,
+    children: [u32; 2],
+}
+
+impl BinaryTree {
+    fn new() -> Self {
+        BinaryTree {
+            nodes: vec![TreeNode::default()],
+        }
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        let mut node = 0usize;
+        self.nodes[0].count += 1;
+        for &c in key {
+            let bit = (c == b'1') as usize;
+            let mut child = self.nodes[node].children[bit] as usize;
+            if child == 0 {
+                child = self.nodes.len();
+                self.nodes.push(TreeNode::default());
+                self.nodes[node].children[bit] =
+                    u32::try_from(child).expect("tree has more than 2^32 nodes");
+            }
+            self.nodes[child].count += 1;
+            node = child;
+        }
+    }
+
+    /// Undoes `count` insertions of `key`, pruning branches that become empty.
+    fn remove(&mut self, key: &[u8], count: u64) {
+        let mut path = Vec::with_capacity(key.len() + 1);
+        let mut node = 0usize;
+        path.push(0usize);
+        for &c in key {
+            let child = self.nodes[node].children[(c == b'1') as usize] as usize;
+            if child == 0 {
+                return; // never inserted: nothing to undo
+            }
+            node = child;
+            path.push(node);
+        }
+        let count = count.min(self.nodes[node].count);
+        for (depth, &n) in path.iter().enumerate() {
+            self.nodes[n].count -= count;
+            if n != 0 && self.nodes[n].count == 0 {
+                let parent = path[depth - 1];
+                let bit = (key[depth - 1] == b'1') as usize;
+                self.nodes[parent].children[bit] = 0;
+                break;
+            }
+        }
+    }
+
+    /// Every bucket key below `node`, whose path from the root is `prefix`,
+    /// `0` branches before `1` branches.
+    fn collect(&self, node: usize, prefix: &mut Vec<u8>, len: usize, out: &mut Vec<BucketKey>) {
+        if prefix.len() == len {
+            out.push(BucketKey::new(
+                std::str::from_utf8(prefix).expect("keys are ASCII 0/1"),
+            ));
+            return;
+        }
+        for bit in 0..2 {
+            let child = self.nodes[node].children[bit] as usize;
+            if child != 0 {
+                prefix.push(b'0' + bit as u8);
+                self.collect(child, prefix, len, out);
+                prefix.pop();
+            }
+        }
+    }
+
+    /// NearPy's `bucket_keys_to_guarantee_result_set_size`: follow the query's
+    /// key down the tree; at the first step whose subtree holds fewer than
+    /// `min` vectors, return every bucket of that subtree and of its sibling.
+    /// Where the query's branch does not exist, continue down the other one.
+    fn query(&self, key: &[u8], min: u64, out: &mut Vec<BucketKey>) {
+        let mut node = 0usize;
+        let mut prefix = Vec::with_capacity(key.len());
+        for &c in key {
+            let bit = (c == b'1') as usize;
+            let here = self.nodes[node].children[bit] as usize;
+            let other = self.nodes[node].children[1 - bit] as usize;
+            if here != 0 {
+                if self.nodes[here].count < min {
+                    prefix.push(b'0' + bit as u8);
+                    self.collect(here, &mut prefix, key.len(), out);
+                    prefix.pop();
+                    if other != 0 {
+                        prefix.push(b'0' + (1 - bit) as u8);
+                        self.collect(other, &mut prefix, key.len(), out);
+                        prefix.pop();
+                    }
+                    return;
+                }
+                prefix.push(b'0' + bit as u8);
+                node = here;
+            } else if other != 0 {
+                prefix.push(b'0' + (1 - bit) as u8);
+                node = other;
+            } else {
+                // Empty tree: the query's own (empty) bucket.
+                break;
+            }
+        }
+        let key = if prefix.len() == key.len() {
+            &prefix[..]
+        } else {
+            key
+        };
+        out.push(BucketKey::new(
+            std::str::from_utf8(key).expect("keys are ASCII 0/1"),
+        ));
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Kind {
+    RandomBinary {
+        seed: u64,
+        proj: Projections,
+    },
+    RandomDiscretized {
+        seed: u64,
+        bin_width: f32,
+        proj: Projections,
+    },
+    RandomBinaryTree {
+        seed: u64,
+        min_result_size: u64,
+        proj: Projections,
+        tree: BinaryTree,
+    },
+    PcaBinary {
+        proj: Projections,
+    },
+    PcaDiscretized {
+        bin_width: f32,
+        proj: Projections,
+    },
+}
+
+/// One locality-sensitive hash of an [`Engine`](super::Engine): a name (which
+/// namespaces its buckets in the storage) and a way to turn a vector into
+/// bucket keys. One constructor per kind of hash, each named after NearPy's
+/// class it reproduces.
+///
+/// ```
+/// use swann::index::lsh::LshHash;
+///
+/// let h = LshHash::random_binary("rbp", 4, 10, 42).unwrap();
+/// let key = h.key(&[1.0, 0.5, -2.0, 3.0]).unwrap();
+/// assert_eq!(key.as_str().len(), 10);
+/// // The same seed gives the same projections, hence the same key.
+/// let again = LshHash::random_binary("rbp", 4, 10, 42).unwrap();
+/// assert_eq!(again.key(&[1.0, 0.5, -2.0, 3.0]).unwrap(), key);
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LshHash {
+    name: String,
+    kind: Kind,
+}
+
+impl LshHash {
+    /// NearPy's `RandomBinaryProjections`: `bits` Gaussian random directions
+    /// drawn from `seed`; the key has one character per direction, `1` where
+    /// the projection is positive.
+    pub fn random_binary(name: &str, dim: usize, bits: usize, seed: u64) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinary {
+                seed,
+                proj: Projections::gaussian(dim, bits, seed)?,
+            },
+        })
+    }
+
+    /// A binary-projection hash with given directions (`bits x dim`,
+    /// row-major), e.g. to reproduce a known configuration.
+    pub fn binary_from_matrix(name: &str, dim: usize, matrix: Vec<f32>) -> Result<Self> {
+        check_name("hash name", name)?;
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinary {
+                seed: 0,
+                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
+            },
+        })
+    }
+
+    /// NearPy's `RandomDiscretizedProjections`: `projections` Gaussian random
+    /// directions; the key is `floor(projection / bin_width)` per direction.
+    pub fn random_discretized(
+        name: &str,
+        dim: usize,
+        projections: usize,
+        bin_width: f32,
+        seed: u64,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomDiscretized {
+                seed,
+                bin_width,
+                proj: Projections::gaussian(dim, projections, seed)?,
+            },
+        })
+    }
+
+    /// A discretized-projection hash with given directions (`count x dim`).
+    pub fn discretized_from_matrix(
+        name: &str,
+        dim: usize,
+        matrix: Vec<f32>,
+        bin_width: f32,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomDiscretized {
+                seed: 0,
+                bin_width,
+                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
+            },
+        })
+    }
+
+    /// NearPy's `RandomBinaryProjectionTree`: keys as [`LshHash::random_binary`],
+    /// and the hash remembers how many stored vectors share each key prefix.
+    /// A query whose path reaches a subtree with fewer than
+    /// `min_result_size` vectors gets every bucket of that subtree and of its
+    /// sibling, so small buckets borrow from their neighbours in key space.
+    pub fn random_binary_tree(
+        name: &str,
+        dim: usize,
+        bits: usize,
+        min_result_size: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinaryTree {
+                seed,
+                min_result_size: min_result_size as u64,
+                proj: Projections::gaussian(dim, bits, seed)?,
+                tree: BinaryTree::new(),
+            },
+        })
+    }
+
+    /// A binary-projection tree hash with given directions (`bits x dim`).
+    pub fn binary_tree_from_matrix(
+        name: &str,
+        dim: usize,
+        matrix: Vec<f32>,
+        min_result_size: usize,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinaryTree {
+                seed: 0,
+                min_result_size: min_result_size as u64,
+                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
+                tree: BinaryTree::new(),
+            },
+        })
+    }
+
+    /// NearPy's `PCABinaryProjections`: the `bits` leading principal
+    /// components of `training` (`n x dim`, row-major, `n >= 2`); the key bit
+    /// is the sign of the projection of `v - mean` on each.
+    pub fn pca_binary(name: &str, dim: usize, bits: usize, training: &[f32]) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::PcaBinary {
+                proj: pca_projections(dim, bits, training)?,
+            },
+        })
+    }
+
+    /// NearPy's `PCADiscretizedProjections`: the leading principal components
+    /// of `training`; the key is `floor((v - mean) . component / bin_width)`
+    /// per component.
+    pub fn pca_discretized(
+        name: &str,
+        dim: usize,
+        projections: usize,
+        bin_width: f32,
+        training: &[f32],
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::PcaDiscretized {
+                bin_width,
+                proj: pca_projections(dim, projections, training)?,
+            },
+        })
+    }
+
+    /// The hash's name, which namespaces its buckets in the storage.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The vector dimension it hashes.
+    pub fn dim(&self) -> usize {
+        self.proj().dim
+    }
+
+    /// Number of projections (key bits or key components).
+    pub fn projection_count(&self) -> usize {
+        self.proj().count
+    }
+
+    /// The kind, as NearPy names it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::RandomBinary { .. } => "RandomBinaryProjections",
+            Kind::RandomDiscretized { .. } => "RandomDiscretizedProjections",
+            Kind::RandomBinaryTree { .. } => "RandomBinaryProjectionTree",
+            Kind::PcaBinary { .. } => "PCABinaryProjections",
+            Kind::PcaDiscretized { .. } => "PCADiscretizedProjections",
+        }
+    }
+
+    /// The projection directions, `projection_count() x dim()` row-major.
+    pub fn projection_matrix(&self) -> &[f32] {
+        &self.proj().matrix
+    }
+
+    fn proj(&self) -> &Projections {
+        match &self.kind {
+            Kind::RandomBinary { proj, .. }
+            | Kind::RandomDiscretized { proj, .. }
+            | Kind::RandomBinaryTree { proj, .. }
+            | Kind::PcaBinary { proj }
+            | Kind::PcaDiscretized { proj, .. } => proj,
+        }
+    }
+
+    /// The key of `v`'s own bucket (no tree fallback).
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad vector.
+    pub fn key(&self, v: &[f32]) -> Result<BucketKey> {
+        check_vector(v, self.dim())?;
+        Ok(self.key_unchecked(v))
+    }
+
+    pub(crate) fn key_unchecked(&self, v: &[f32]) -> BucketKey {
+        match &self.kind {
+            Kind::RandomBinary { proj, .. }
+            | Kind::RandomBinaryTree { proj, .. }
+            | Kind::PcaBinary { proj } => proj.binary_key(v),
+            Kind::RandomDiscretized {
+                proj, bin_width, ..
+            }
+            | Kind::PcaDiscretized { proj, bin_width } => proj.discretized_key(v, *bin_width),
+        }
+    }
+
+    /// The bucket keys a query for `v` reads: its own key, or for the tree
+    /// hash the fallback buckets described at [`LshHash::random_binary_tree`].
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad vector.
+    pub fn query_keys(&self, v: &[f32]) -> Result<Vec<BucketKey>> {
+        check_vector(v, self.dim())?;
+        let mut out = Vec::new();
+        self.query_keys_unchecked(v, &mut out);
+        Ok(out)
+    }
+
+    pub(crate) fn query_keys_unchecked(&self, v: &[f32], out: &mut Vec<BucketKey>) {
+        match &self.kind {
+            Kind::RandomBinaryTree {
+                proj,
+                tree,
+                min_result_size,
+                ..
+            } => {
+                let key = proj.binary_key(v);
+                tree.query(key.as_bytes(), *min_result_size, out);
+            }
+            _ => out.push(self.key_unchecked(v)),
+        }
+    }
+
+    /// Tells the hash that a vector was stored under `key` (the tree hash
+    /// counts it).
+    pub(crate) fn note_stored(&mut self, key: &BucketKey) {
+        if let Kind::RandomBinaryTree { tree, .. } = &mut self.kind {
+            tree.insert(key.as_bytes());
+        }
+    }
+
+    /// Tells the hash that `count` vectors left bucket `key`.
+    pub(crate) fn forget(&mut self, key: &BucketKey, count: usize) {
+        if let Kind::RandomBinaryTree { tree, proj, .. } = &mut self.kind {
+            let k = key.as_bytes();
+            if k.len() == proj.count && k.iter().all(|&c| c == b'0' || c == b'1') {
+                tree.remove(k, count as u64);
+            }
+        }
+    }
+
+    /// Tells the hash that every bucket was emptied.
+    pub(crate) fn forget_all(&mut self) {
+        if let Kind::RandomBinaryTree { tree, .. } = &mut self.kind {
+            *tree = BinaryTree::new();
+        }
+    }
+
+    /// Checks the invariants a deserialized hash must hold (a serialized
+    /// hash can come from anywhere: a file, a Redis key).
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_name("hash name", &self.name)?;
+        let p = self.proj();
+        Projections::new(p.dim, p.count, p.matrix.clone(), p.offsets.clone())?;
+        match &self.kind {
+            Kind::RandomDiscretized { bin_width, .. } | Kind::PcaDiscretized { bin_width, .. } => {
+                check_bin_width(*bin_width)?
+            }
+            Kind::RandomBinaryTree { tree, .. } => {
+                let n = tree.nodes.len();
+                if n == 0
+                    || tree.nodes.iter().enumerate().any(|(i, node)| {
+                        node.children
+                            .iter()
+                            .any(|&c| c as usize >= n || (c != 0 && c as usize <= i))
+                    })
+                {
+                    return Err(Error::InvalidParameter(
+                        "binary projection tree is malformed".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn pca_projections(dim: usize, count: usize, training: &[f32]) -> Result<Projections> {
+    let pca = pca::principal_components(training, dim, count)?;
+    let matrix: Vec<f32> = pca.components.iter().map(|&x| x as f32).collect();
+    let offsets = pca
+        .components
+        .chunks_exact(dim)
+        .map(|c| c.iter().zip(&pca.mean).map(|(a, b)| a * b).sum::<f64>() as f32)
+        .collect();
+    Projections::new(dim, count, matrix, offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_query_follows_nearpy() {
+        let mut t = BinaryTree::new();
+        for k in ["000", "000", "001", "011", "110"] {
+            t.insert(k.as_bytes());
+        }
+        fn query(t: &BinaryTree, key: &str, min: u64) -> Vec<String> {
+            let mut out = Vec::new();
+            t.query(key.as_bytes(), min, &mut out);
+            out.into_iter().map(|k| k.as_str().to_string()).collect()
+        }
+        let q = |key: &str, min: u64| query(&t, key, min);
+        // Enough in the query's own bucket: just that bucket.
+        assert_eq!(q("000", 2), ["000"]);
+        // "000" holds 2 < 3, so the "00" step fails: "000" and its sibling "001".
+        assert_eq!(q("000", 3), ["000", "001"]);
+        // Subtree "0" has 4 < 5 vectors: all of "0" then all of "1".
+        assert_eq!(q("000", 5), ["000", "001", "011", "110"]);
+        // "010" does not exist under "01": the walk continues into "011".
+        assert_eq!(q("010", 1), ["011"]);
+        // "1" holds 1 < 2 vectors: all of "1", then all of its sibling "0".
+        assert_eq!(q("111", 2), ["110", "000", "001", "011"]);
+        // "111" does not exist under "11": the walk ends in "110".
+        assert_eq!(q("111", 1), ["110"]);
+        t.remove(b"110", 1);
+        // "1" is now empty and pruned: the walk for "111" continues down "0".
+        assert_eq!(query(&t, "111", 1), ["011"]);
+        let mut empty = Vec::new();
+        BinaryTree::new().query(b"101", 3, &mut empty);
+        assert_eq!(empty, [BucketKey::new("101")]);
+    }
+}
