@@ -12,14 +12,17 @@ mod flat;
 #[cfg(feature = "forest")]
 mod forest;
 mod hnsw;
+mod lsh;
 
 use pyo3::prelude::*;
 
-/// Native classes of swann: :class:`Hnsw`, :class:`Flat` and :class:`Forest`.
+/// Native classes of swann: :class:`Hnsw`, :class:`Flat`, :class:`Lsh` and
+/// (with the forest feature) :class:`Forest`.
 #[pymodule]
 fn _swann(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hnsw::PyHnsw>()?;
     m.add_class::<flat::PyFlat>()?;
+    m.add_class::<lsh::PyLsh>()?;
     #[cfg(feature = "forest")]
     m.add_class::<forest::PyForest>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

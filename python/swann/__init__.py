@@ -5,6 +5,7 @@ build and search; ``num_threads`` picks how many threads a call uses):
 
 - :class:`Hnsw`: hierarchical navigable small-world graph (hnswlib's and N2's method).
 - :class:`Flat`: exact search by scanning every vector.
+- :class:`Lsh`: locality-sensitive hashing engine (NearPy's method).
 - :class:`Forest`: random-projection forest (Annoy's method), when the
   extension was built with it.
 
@@ -15,9 +16,9 @@ Drop-in modules for code written for other libraries: change one import.
 - ``from swann.n2 import HnswIndex``
 """
 
-from ._swann import Flat, Hnsw, __version__
+from ._swann import Flat, Hnsw, Lsh, __version__
 
-__all__ = ["Hnsw", "Flat", "__version__"]
+__all__ = ["Hnsw", "Flat", "Lsh", "__version__"]
 
 try:  # present when the native module was built with the forest index
     from ._swann import Forest  # noqa: F401

@@ -133,3 +133,28 @@ def test_absurd_k_is_an_exception_not_a_crash():
     f.add([[0, 0]])
     with pytest.raises((MemoryError, ValueError, OverflowError)):
         f.search([0, 0], 2**61)
+
+
+def test_lsh(data):
+    base, queries = data
+    e = swann.Lsh(16, bits=6, tables=4, metric="l2", n_nearest=5, seed=1)
+    e.store(base)
+    labels, dist = e.neighbours(base[3])
+    assert labels[0] == 3 and dist[0] == pytest.approx(0.0, abs=1e-6)
+    assert len(labels) <= 5 and len(set(labels)) == len(labels)
+    assert dist == sorted(dist)
+    assert e.candidate_count(base[3]) >= len(labels)
+    assert e.delete(3) >= 1
+    assert 3 not in e.neighbours(base[3])[0]
+    e.store(base[:2], [10**12, 10**12 + 1])
+    assert e.neighbours(base[1])[0][0] in (1, 10**12 + 1)
+    with pytest.raises(ValueError):
+        e.store(np.zeros((1, 3)))
+    with pytest.raises(ValueError):
+        e.neighbours(np.zeros(5))
+    unranked = swann.Lsh(16, metric="none")
+    unranked.store(base[:50])
+    labels, dist = unranked.neighbours(base[0])
+    assert 0 in labels and all(d is None for d in dist)
+    with pytest.raises(ValueError):
+        swann.Lsh(16, tables=0)
