@@ -254,11 +254,19 @@ fn run(populate: bool) {
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "re-executes the test binary, which the aarch64 emulation used for the NEON tests cannot do"
+)]
 fn second_process_shares_the_mapped_pages() {
     run(false);
 }
 
 #[test]
+#[cfg_attr(
+    target_arch = "aarch64",
+    ignore = "re-executes the test binary, which the aarch64 emulation used for the NEON tests cannot do"
+)]
 fn second_process_shares_populated_pages() {
     run(true);
 }
