@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 mod generic;
+pub mod prefetch;
 pub(crate) mod scalar;
 
 #[cfg(all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")))]

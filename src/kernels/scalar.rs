@@ -205,7 +205,6 @@ macro_rules! batch_of {
         }
     };
 }
-pub(crate) use batch_of;
 
 batch_of!(dot_batch, dot, f32, f32);
 batch_of!(l2sq_batch, l2sq, f32, f32);

@@ -1,8 +1,10 @@
 //! Bytes: 64-byte-aligned storage for vectors and graph records.
 
 mod aligned;
+mod arena;
 
 pub use aligned::AlignedVec;
+pub use arena::{count as link_count, Line, LinkArena, RowArena};
 
 /// Alignment of every arena and row start: one cache line, and the width of
 /// an AVX-512 register.

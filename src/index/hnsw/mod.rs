@@ -1,1 +1,546 @@
-//! Hierarchical navigable small-world graphs.
+//! Hierarchical navigable small-world graphs (Malkov & Yashunin,
+//! arXiv:1603.09320), the index hnswlib and N2 implement.
+//!
+//! - [`Hnsw`]: `f32` vectors under squared L2, inner product (`1 - a.b`,
+//!   hnswlib's `ip`; [`Metric::Dot`] is the same ranking, read back with
+//!   [`Neighbor::dot_score`]) or cosine (vectors normalized on insert).
+//! - [`BinaryHnsw`]: bit-packed binary vectors under Hamming distance.
+//!
+//! Both are [`HnswIndex`] over a [`Space`]; the graph layout is described in
+//! the `graph` module's documentation.
+//!
+//! # Concurrency
+//!
+//! Searches take `&self` and run in parallel with each other and with
+//! [`HnswIndex::try_insert`], which adds new labels through `&self` into the
+//! reserved capacity (per-node locks guard link lists; the entry point has
+//! its own lock). Operations that move or overwrite existing data (growth,
+//! replacing a label's vector, reusing deleted slots) take `&mut self`, so
+//! the borrow checker rules out running them beside a search.
+//!
+//! ```
+//! use swann::index::hnsw::Hnsw;
+//! use swann::Metric;
+//!
+//! let mut index = Hnsw::builder(3, Metric::L2).m(8).ef_construction(64).build()?;
+//! index.insert(10, &[0.0, 0.0, 1.0])?;
+//! index.insert(20, &[0.0, 1.0, 0.0])?;
+//! index.insert(30, &[1.0, 0.0, 0.0])?;
+//! let hits = index.search(&[0.1, 0.9, 0.0], 2, 16)?;
+//! assert_eq!(hits[0].label, 20);
+//! assert_eq!(hits.len(), 2);
+//! # Ok::<(), swann::Error>(())
+//! ```
+
+mod graph;
+mod space;
+mod visited;
+
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+pub use space::{BitSpace, F32Space, Space};
+
+use self::graph::{Graph, Params, Scratch};
+use crate::error::{Error, Result};
+use crate::index::Neighbor;
+use crate::kernels::{self, KernelTable};
+use crate::Metric;
+
+impl Neighbor {
+    /// The dot product `a.b` for an index under [`Metric::InnerProduct`] or
+    /// [`Metric::Dot`] (whose distance is `1 - a.b`): larger is closer, as N2
+    /// reports it.
+    pub fn dot_score(&self) -> f32 {
+        1.0 - self.distance
+    }
+}
+
+/// An HNSW index over `f32` vectors.
+pub type Hnsw = HnswIndex<F32Space>;
+/// An HNSW index over bit-packed binary vectors under Hamming distance.
+pub type BinaryHnsw = HnswIndex<BitSpace>;
+
+/// Configuration of a new index; see [`Hnsw::builder`] and [`BinaryHnsw::builder`].
+#[derive(Clone, Debug)]
+pub struct HnswBuilder<S> {
+    dim: usize,
+    metric: Metric,
+    m: usize,
+    ef_construction: usize,
+    capacity: usize,
+    seed: u64,
+    table: Option<&'static KernelTable>,
+    _space: std::marker::PhantomData<S>,
+}
+
+impl<S> HnswBuilder<S> {
+    fn new(dim: usize, metric: Metric) -> Self {
+        HnswBuilder {
+            dim,
+            metric,
+            m: 16,
+            ef_construction: 200,
+            capacity: 0,
+            seed: 100,
+            table: None,
+            _space: std::marker::PhantomData,
+        }
+    }
+
+    /// Links per node on the upper levels (`2*M` on level 0). Default 16; 2..=127.
+    pub fn m(mut self, m: usize) -> Self {
+        self.m = m;
+        self
+    }
+
+    /// Size of the candidate list while inserting. Default 200.
+    pub fn ef_construction(mut self, ef: usize) -> Self {
+        self.ef_construction = ef;
+        self
+    }
+
+    /// Slots to allocate up front (the index grows past it on demand).
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+
+    /// Seed of the level generator. With one thread and a fixed seed the
+    /// build is deterministic. Default 100 (hnswlib's).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Kernels to use instead of [`kernels::active`] (e.g. to compare ISAs).
+    pub fn kernels(mut self, table: &'static KernelTable) -> Self {
+        self.table = Some(table);
+        self
+    }
+
+    fn params(&self) -> Result<Params> {
+        if !(2..=127).contains(&self.m) {
+            return Err(Error::InvalidParameter(format!(
+                "M must be in 2..=127, got {}",
+                self.m
+            )));
+        }
+        if self.ef_construction == 0 {
+            return Err(Error::InvalidParameter(
+                "ef_construction must be at least 1".into(),
+            ));
+        }
+        if self.capacity > u32::MAX as usize - 1 {
+            return Err(Error::InvalidParameter(format!(
+                "capacity {} exceeds the u32 slot range",
+                self.capacity
+            )));
+        }
+        Ok(Params {
+            m: self.m,
+            m0: 2 * self.m,
+            ef_construction: self.ef_construction,
+            seed: self.seed,
+        })
+    }
+}
+
+impl HnswBuilder<F32Space> {
+    /// Builds the empty index.
+    pub fn build(self) -> Result<Hnsw> {
+        let params = self.params()?;
+        let table = self.table.unwrap_or_else(kernels::active);
+        let space = F32Space::new(self.dim, self.metric, table)?;
+        Ok(HnswIndex::from_graph(Graph::new(
+            space,
+            params,
+            self.capacity,
+        )))
+    }
+}
+
+impl HnswBuilder<BitSpace> {
+    /// Builds the empty index.
+    pub fn build(self) -> Result<BinaryHnsw> {
+        let params = self.params()?;
+        let table = self.table.unwrap_or_else(kernels::active);
+        let space = BitSpace::new(self.dim, table)?;
+        Ok(HnswIndex::from_graph(Graph::new(
+            space,
+            params,
+            self.capacity,
+        )))
+    }
+}
+
+impl Hnsw {
+    /// Starts configuring an index of `dim`-dimensional vectors under
+    /// `metric` (`L2`, `InnerProduct`, `Cosine` or `Dot`).
+    pub fn builder(dim: usize, metric: Metric) -> HnswBuilder<F32Space> {
+        HnswBuilder::new(dim, metric)
+    }
+}
+
+impl BinaryHnsw {
+    /// Starts configuring an index of `bits`-bit vectors (packed into
+    /// `bits.div_ceil(64)` `u64` words) under Hamming distance.
+    pub fn builder(bits: usize) -> HnswBuilder<BitSpace> {
+        HnswBuilder::new(bits, Metric::Hamming)
+    }
+}
+
+/// An HNSW index over the vectors of space `S`; use the aliases [`Hnsw`] and
+/// [`BinaryHnsw`].
+pub struct HnswIndex<S: Space> {
+    graph: Graph<S>,
+}
+
+impl<S: Space> std::fmt::Debug for HnswIndex<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("space", &self.graph.space)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("m", &self.graph.params.m)
+            .field("ef_construction", &self.graph.params.ef_construction)
+            .finish()
+    }
+}
+
+impl<S: Space> HnswIndex<S> {
+    fn from_graph(graph: Graph<S>) -> Self {
+        HnswIndex { graph }
+    }
+
+    /// Number of labels in the index (deleted ones included).
+    pub fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    /// Whether the index holds no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots allocated; inserting past it grows the index ([`HnswIndex::insert`])
+    /// or fails ([`HnswIndex::try_insert`]).
+    pub fn capacity(&self) -> usize {
+        self.graph.capacity()
+    }
+
+    /// Elements per vector: components for `f32`, `u64` words for binary.
+    pub fn dim(&self) -> usize {
+        self.graph.space.len()
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.graph.space.metric()
+    }
+
+    /// `M`: links per node on the upper levels.
+    pub fn m(&self) -> usize {
+        self.graph.params.m
+    }
+
+    /// `ef_construction`.
+    pub fn ef_construction(&self) -> usize {
+        self.graph.params.ef_construction
+    }
+
+    /// The level generator's seed.
+    pub fn seed(&self) -> u64 {
+        self.graph.params.seed
+    }
+
+    /// Whether `label` is in the index (deleted or not).
+    pub fn contains(&self, label: u64) -> bool {
+        self.graph.slot_of(label).is_some()
+    }
+
+    /// Whether `label` is marked deleted.
+    pub fn is_deleted(&self, label: u64) -> Result<bool> {
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        Ok(self.graph.is_deleted(slot))
+    }
+
+    /// The stored vector of `label` (normalized, for cosine).
+    pub fn get_vector(&self, label: u64) -> Result<Vec<S::Elem>> {
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        Ok(self.graph.row(slot).to_vec())
+    }
+
+    /// Every label in the index, in slot order (deleted ones included).
+    pub fn labels(&self) -> Vec<u64> {
+        (0..self.len() as u32)
+            .filter(|&s| self.graph.flags[s as usize].load(Ordering::Acquire) & graph::PENDING == 0)
+            .map(|s| self.graph.label(s))
+            .collect()
+    }
+
+    /// Number of labels marked deleted.
+    pub fn deleted_count(&self) -> usize {
+        self.graph.deleted.load(Ordering::Acquire)
+    }
+
+    /// Approximate heap bytes held by the index.
+    pub fn memory_bytes(&self) -> usize {
+        self.graph.memory_bytes()
+    }
+
+    /// Makes room for `additional` more labels without reallocating later.
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
+        let need = self
+            .len()
+            .checked_add(additional)
+            .filter(|&n| n < u32::MAX as usize)
+            .ok_or_else(|| Error::InvalidParameter("capacity exceeds the u32 slot range".into()))?;
+        if need > self.capacity() {
+            self.graph.resize(need);
+        }
+        Ok(())
+    }
+
+    /// Sets the capacity to `capacity` slots (hnswlib's `resize_index`); it
+    /// cannot drop below the current number of labels.
+    pub fn resize(&mut self, capacity: usize) -> Result<()> {
+        if capacity < self.len() {
+            return Err(Error::InvalidParameter(format!(
+                "cannot resize to {capacity}: the index holds {} labels",
+                self.len()
+            )));
+        }
+        if capacity >= u32::MAX as usize {
+            return Err(Error::InvalidParameter(
+                "capacity exceeds the u32 slot range".into(),
+            ));
+        }
+        self.graph.resize(capacity);
+        Ok(())
+    }
+
+    fn prepare(&self, v: &[S::Elem]) -> Result<Vec<S::Elem>> {
+        let mut out = Vec::with_capacity(v.len());
+        self.graph.space.prepare(v, &mut out)?;
+        Ok(out)
+    }
+
+    /// Inserts `label` with vector `v`, growing the index when it is full.
+    /// If `label` is already present its vector is replaced and the links
+    /// around it repaired (hnswlib's update); a deleted label stays deleted.
+    pub fn insert(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
+        let p = self.prepare(v)?;
+        if let Some(slot) = self.graph.slot_of(label) {
+            self.graph.update_vector(slot, &p);
+            return Ok(());
+        }
+        if self.len() == self.capacity() {
+            let grow = (self.capacity() / 2).max(1024);
+            self.reserve(grow)?;
+        }
+        self.insert_new(label, &p, &mut Scratch::default())
+    }
+
+    fn insert_new(&self, label: u64, prepared: &[S::Elem], scratch: &mut Scratch) -> Result<()> {
+        let slot = self.graph.claim_slot(label)?;
+        // SAFETY: `slot` was just claimed by this call and is inserted once.
+        unsafe { self.graph.insert_claimed(slot, prepared, scratch) };
+        Ok(())
+    }
+
+    /// Inserts a new `label` through a shared reference, so inserts can run
+    /// beside searches and each other. Fails with
+    /// [`Error::CapacityExceeded`] when the index is full (reserve first) and
+    /// with [`Error::InvalidState`] when the label exists (replacing needs
+    /// [`HnswIndex::insert`]).
+    pub fn try_insert(&self, label: u64, v: &[S::Elem]) -> Result<()> {
+        let p = self.prepare(v)?;
+        self.insert_new(label, &p, &mut Scratch::default())
+    }
+
+    /// Inserts many vectors (`data` holds `labels.len()` rows of
+    /// [`HnswIndex::dim`] elements) on rayon's thread pool. New labels are
+    /// inserted in parallel; labels already present are replaced afterwards,
+    /// one at a time. If a label appears twice, the later row wins. Every
+    /// row is validated before anything is inserted.
+    pub fn insert_batch(&mut self, labels: &[u64], data: &[S::Elem]) -> Result<()> {
+        let dim = self.dim();
+        if data.len() != labels.len() * dim {
+            return Err(Error::InvalidParameter(format!(
+                "{} labels need {} elements, got {}",
+                labels.len(),
+                labels.len() * dim,
+                data.len()
+            )));
+        }
+        let prepared: Vec<Vec<S::Elem>> = data
+            .par_chunks(dim.max(1))
+            .map(|row| self.prepare(row))
+            .collect::<Result<_>>()?;
+        // The last occurrence of each label wins.
+        let mut last = std::collections::HashMap::with_capacity(labels.len());
+        for (i, &l) in labels.iter().enumerate() {
+            last.insert(l, i);
+        }
+        let mut fresh = Vec::new();
+        let mut existing = Vec::new();
+        for (i, &l) in labels.iter().enumerate() {
+            if last[&l] != i {
+                continue;
+            }
+            if self.graph.slot_of(l).is_some() {
+                existing.push(i);
+            } else {
+                fresh.push(i);
+            }
+        }
+        self.reserve(fresh.len())?;
+        let this = &*self;
+        fresh
+            .par_iter()
+            .try_for_each_init(Scratch::default, |scratch, &i| {
+                this.insert_new(labels[i], &prepared[i], scratch)
+            })?;
+        for i in existing {
+            let slot = self.graph.slot_of(labels[i]).expect("present");
+            self.graph.update_vector(slot, &prepared[i]);
+        }
+        Ok(())
+    }
+
+    /// Marks `label` deleted: it keeps routing searches but is never returned.
+    pub fn mark_deleted(&self, label: u64) -> Result<()> {
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        if !self.graph.set_deleted(slot, true) {
+            return Err(Error::InvalidState(format!(
+                "label {label} is already deleted"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Clears the deleted mark of `label`.
+    pub fn unmark_deleted(&self, label: u64) -> Result<()> {
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        if !self.graph.set_deleted(slot, false) {
+            return Err(Error::InvalidState(format!("label {label} is not deleted")));
+        }
+        Ok(())
+    }
+
+    /// Inserts `label`, reusing the slot of a deleted label when there is one
+    /// (hnswlib's `replace_deleted`): the old label disappears, the new one
+    /// takes its slot, vector and repaired links. Without deleted slots (or
+    /// when `label` is already present) it is [`HnswIndex::insert`].
+    pub fn insert_replacing_deleted(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
+        let p = self.prepare(v)?;
+        if self.graph.slot_of(label).is_some() {
+            return self.insert(label, v);
+        }
+        let victim = (0..self.len() as u32).find(|&s| self.graph.is_deleted(s));
+        let Some(slot) = victim else {
+            return self.insert(label, v);
+        };
+        let old = self.graph.label(slot);
+        {
+            let mut map = self.graph.label_map.write();
+            map.remove(&old);
+            map.insert(label, slot);
+        }
+        self.graph.labels[slot as usize].store(label, Ordering::Release);
+        self.graph.update_vector(slot, &p);
+        self.graph.set_deleted(slot, false);
+        Ok(())
+    }
+
+    fn check_search(&self, q: &[S::Elem], k: usize) -> Result<Vec<S::Elem>> {
+        if k == 0 {
+            return Err(Error::InvalidParameter("k must be at least 1".into()));
+        }
+        self.prepare(q)
+    }
+
+    /// The `k` nearest labels to `query`, nearest first, exploring `ef`
+    /// candidates (raised to `k` if smaller). An empty index gives no results.
+    pub fn search(&self, query: &[S::Elem], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
+        let q = self.check_search(query, k)?;
+        Ok(self
+            .graph
+            .knn::<fn(u64) -> bool>(&q, k, ef, None, &mut Scratch::default()))
+    }
+
+    /// Like [`HnswIndex::search`], returning only labels for which `accept`
+    /// is true. The search keeps walking through rejected nodes, so it finds
+    /// accepted ones behind them.
+    pub fn search_with_filter<F: Fn(u64) -> bool>(
+        &self,
+        query: &[S::Elem],
+        k: usize,
+        ef: usize,
+        accept: F,
+    ) -> Result<Vec<Neighbor>> {
+        let q = self.check_search(query, k)?;
+        Ok(self
+            .graph
+            .knn(&q, k, ef, Some(&accept), &mut Scratch::default()))
+    }
+
+    /// Searches every row of `queries` (row-major, [`HnswIndex::dim`]
+    /// elements each) on rayon's thread pool.
+    pub fn search_batch(
+        &self,
+        queries: &[S::Elem],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<Vec<Neighbor>>> {
+        let dim = self.dim();
+        if queries.len() % dim != 0 {
+            return Err(Error::InvalidParameter(format!(
+                "query data holds {} elements, not a multiple of the dimension {dim}",
+                queries.len()
+            )));
+        }
+        queries
+            .par_chunks(dim)
+            .map_init(Scratch::default, |scratch, q| {
+                let q = self.check_search(q, k)?;
+                Ok(self.graph.knn::<fn(u64) -> bool>(&q, k, ef, None, scratch))
+            })
+            .collect()
+    }
+
+    /// Level-0 neighbours of `label` (for inspection and tests).
+    pub fn neighbors(&self, label: u64) -> Result<Vec<u64>> {
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        Ok(self
+            .graph
+            .links(slot, 0)
+            .into_iter()
+            .map(|s| self.graph.label(s))
+            .collect())
+    }
+
+    /// The entry point's label and the top level, if the index is not empty.
+    pub fn entry_point(&self) -> Option<(u64, usize)> {
+        self.graph
+            .entry_point()
+            .map(|(slot, level)| (self.graph.label(slot), level))
+    }
+}

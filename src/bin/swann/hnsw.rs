@@ -1,0 +1,338 @@
+//! `swann bench hnsw` and `swann bench flat`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use rayon::prelude::*;
+use swann::index::flat::FlatIndex;
+use swann::index::hnsw::{BinaryHnsw, Hnsw};
+use swann::kernels;
+use swann::Metric;
+
+use crate::common::*;
+
+/// Data options shared by the bench commands.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Base vectors (.fvecs, .bvecs, .npy).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors (.fvecs, .bvecs, .npy).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Ground-truth ids (.ivecs, .npy); computed exactly when absent.
+    #[arg(long)]
+    pub groundtruth: Option<PathBuf>,
+    /// Distance metric: l2, ip, cosine, hamming (hnsw); also manhattan, euclidean, angular, dot (flat).
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Write the result (ann-compare's schema) to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Timed passes per sweep point (median taken).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct HnswBench {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Links per node on upper levels (2*M on level 0).
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// Candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Build threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Level-generator seed.
+    #[arg(long, default_value_t = 100)]
+    pub seed: u64,
+    /// Search-time ef values to sweep.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
+    )]
+    pub ef: Vec<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct FlatBench {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Threads used to add vectors (0 = all cores); queries run on one thread.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+fn threads_of(t: usize) -> usize {
+    if t == 0 {
+        rayon::current_num_threads()
+    } else {
+        t
+    }
+}
+
+/// Packs rows for Hamming: rows of 0/1 values become one bit per component;
+/// other byte-valued rows are taken as already packed bits, 8 per component.
+pub fn pack_bits(rows: &swann::io::Matrix<f32>) -> Result<(usize, Vec<u64>)> {
+    let binary = rows.data.iter().all(|&x| x == 0.0 || x == 1.0);
+    let bytes_ok = rows
+        .data
+        .iter()
+        .all(|&x| (0.0..=255.0).contains(&x) && x.fract() == 0.0);
+    if !binary && !bytes_ok {
+        bail!("hamming data must hold 0/1 values (one per bit) or bytes 0..=255 (packed bits)");
+    }
+    let bits = if binary { rows.dim } else { rows.dim * 8 };
+    let words = bits.div_ceil(64);
+    let mut out = vec![0u64; rows.rows() * words];
+    for (r, row) in rows.iter_rows().enumerate() {
+        let w = &mut out[r * words..(r + 1) * words];
+        for (i, &x) in row.iter().enumerate() {
+            if binary {
+                if x == 1.0 {
+                    w[i / 64] |= 1 << (i % 64);
+                }
+            } else {
+                let b = x as u64;
+                w[(i * 8) / 64] |= b << ((i * 8) % 64);
+            }
+        }
+    }
+    Ok((bits, out))
+}
+
+pub fn bench_hnsw(args: HnswBench) -> Result<()> {
+    let d = &args.data;
+    let data = Dataset::load(&d.base, &d.queries, d.groundtruth.as_deref(), d.metric, d.k)?;
+    let threads = threads_of(args.threads);
+    let n = data.base.rows();
+    eprintln!(
+        "hnsw: {n} x {} base, {} queries, metric {}, M={}, ef_construction={}, {threads} build threads, kernels {}",
+        data.base.dim,
+        data.queries.rows(),
+        d.metric,
+        args.m,
+        args.ef_construction,
+        kernels::active().isa()
+    );
+    let runs = if d.metric == Metric::Hamming {
+        let (bits, base) = pack_bits(&data.base)?;
+        let (_, queries) = pack_bits(&data.queries)?;
+        let words = bits.div_ceil(64);
+        let builder = BinaryHnsw::builder(bits)
+            .m(args.m)
+            .ef_construction(args.ef_construction)
+            .seed(args.seed)
+            .capacity(n);
+        let (index, secs, peak) = build(n, threads, || builder.build(), &base, words)?;
+        let runs = sweep(&args, &data, |i, ef| {
+            Ok(index.search(&queries[i * words..(i + 1) * words], d.k, ef)?)
+        })?;
+        finish(
+            &args,
+            &data,
+            runs,
+            threads,
+            secs,
+            peak,
+            index.memory_bytes(),
+        )
+    } else {
+        let builder = Hnsw::builder(data.base.dim, d.metric)
+            .m(args.m)
+            .ef_construction(args.ef_construction)
+            .seed(args.seed)
+            .capacity(n);
+        let (index, secs, peak) = build(
+            n,
+            threads,
+            || builder.build(),
+            &data.base.data,
+            data.base.dim,
+        )?;
+        let runs = sweep(&args, &data, |i, ef| {
+            Ok(index.search(data.queries.row(i), d.k, ef)?)
+        })?;
+        finish(
+            &args,
+            &data,
+            runs,
+            threads,
+            secs,
+            peak,
+            index.memory_bytes(),
+        )
+    };
+    runs
+}
+
+/// Builds the index (allocation included in the time and the memory figure).
+fn build<S: swann::index::hnsw::Space>(
+    n: usize,
+    threads: usize,
+    make: impl FnOnce() -> swann::Result<swann::index::hnsw::HnswIndex<S>> + Send,
+    rows: &[S::Elem],
+    dim: usize,
+) -> Result<(swann::index::hnsw::HnswIndex<S>, f64, Option<u64>)> {
+    let pb = progress(n as u64, "building");
+    let started = Instant::now();
+    let (index, peak) = with_peak_rss(|| {
+        in_pool(threads, || -> Result<_> {
+            let mut index = make()?;
+            // Insert in chunks so the progress bar moves; each chunk is parallel.
+            let chunk = 8192.max(n / 100);
+            let mut labels = Vec::with_capacity(chunk);
+            for start in (0..n).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                labels.clear();
+                labels.extend(start as u64..end as u64);
+                index.insert_batch(&labels, &rows[start * dim..end * dim])?;
+                pb.set_position(end as u64);
+                reveal_after_a_second(&pb, started);
+            }
+            Ok(index)
+        })?
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    eprintln!("built in {secs:.2} s");
+    Ok((index, secs, peak))
+}
+
+fn sweep(
+    args: &HnswBench,
+    data: &Dataset,
+    search: impl Fn(usize, usize) -> Result<Vec<swann::index::Neighbor>>,
+) -> Result<Vec<Run>> {
+    let nq = data.queries.rows();
+    let mut runs = Vec::new();
+    let mut above = 0;
+    for &ef in &args.ef {
+        let (results, qps) = time_queries(nq, args.data.reps, |i| search(i, ef))?;
+        let r = recall(&results, &data.groundtruth, args.data.k);
+        runs.push(Run {
+            knob: "ef",
+            value: ef as f64,
+            recall: r,
+            qps,
+            threads: 1,
+            mean_latency_us: 1e6 / qps,
+        });
+        eprintln!("ef {ef:>4}: recall {r:.4}, {qps:.0} qps");
+        if r >= 0.999 {
+            above += 1;
+            if above >= 3 {
+                break;
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn finish(
+    args: &HnswBench,
+    data: &Dataset,
+    runs: Vec<Run>,
+    threads: usize,
+    secs: f64,
+    peak: Option<u64>,
+    mem: usize,
+) -> Result<()> {
+    print_runs("ef", &runs);
+    println!(
+        "build {secs:.2} s on {threads} threads, peak RSS growth {}, index memory {:.1} MiB",
+        peak.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+        mem as f64 / 1048576.0
+    );
+    if let Some(path) = &args.data.json {
+        BenchResult {
+            library: "swann",
+            version: env!("CARGO_PKG_VERSION"),
+            index: "hnsw",
+            dataset: DatasetInfo::of(data),
+            metric: args.data.metric.name().to_string(),
+            k: args.data.k,
+            params: serde_json::json!({"M": args.m, "ef_construction": args.ef_construction}),
+            build: BuildInfo {
+                threads,
+                seconds: secs,
+                peak_rss_bytes: peak,
+                index_bytes: None,
+            },
+            runs,
+            isa: kernels::active().isa().to_string(),
+        }
+        .write(path)?;
+    }
+    Ok(())
+}
+
+pub fn bench_flat(args: FlatBench) -> Result<()> {
+    let d = &args.data;
+    let data = Dataset::load(&d.base, &d.queries, d.groundtruth.as_deref(), d.metric, d.k)?;
+    let threads = threads_of(args.threads);
+    let started = Instant::now();
+    let (index, peak) = with_peak_rss(|| {
+        let mut f = FlatIndex::new(data.base.dim, d.metric)?;
+        f.add_rows(0, &data.base.data)?;
+        Ok(f)
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let nq = data.queries.rows();
+    let (results, qps) = time_queries(nq, d.reps, |i| Ok(index.search(data.queries.row(i), d.k)?))?;
+    let r = recall(&results, &data.groundtruth, d.k);
+    let batch_start = Instant::now();
+    let batch = in_pool(threads, || index.search_batch(&data.queries.data, d.k))??;
+    let batch_qps = nq as f64 / batch_start.elapsed().as_secs_f64();
+    std::hint::black_box(batch.par_iter().count());
+    let runs = vec![
+        Run {
+            knob: "exact",
+            value: 0.0,
+            recall: r,
+            qps,
+            threads: 1,
+            mean_latency_us: 1e6 / qps,
+        },
+        Run {
+            knob: "exact",
+            value: 0.0,
+            recall: r,
+            qps: batch_qps,
+            threads,
+            mean_latency_us: 1e6 / batch_qps,
+        },
+    ];
+    print_runs("exact", &runs);
+    if let Some(path) = &d.json {
+        BenchResult {
+            library: "swann",
+            version: env!("CARGO_PKG_VERSION"),
+            index: "flat",
+            dataset: DatasetInfo::of(&data),
+            metric: d.metric.name().to_string(),
+            k: d.k,
+            params: serde_json::json!({}),
+            build: BuildInfo {
+                threads,
+                seconds: secs,
+                peak_rss_bytes: peak,
+                index_bytes: None,
+            },
+            runs,
+            isa: kernels::active().isa().to_string(),
+        }
+        .write(path)?;
+    }
+    Ok(())
+}

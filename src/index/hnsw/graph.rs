@@ -1,0 +1,669 @@
+//! The HNSW graph: storage layout, insertion, search.
+//!
+//! # Layout
+//!
+//! Every node has a dense `u32` slot. Per slot:
+//!
+//! - its vector, a row of [`RowArena`]: 64-byte aligned, padded to whole
+//!   cache lines;
+//! - its level-0 links, a record of [`LinkArena`] (`2*M` ids, also 64-byte
+//!   aligned; unused entries hold `EMPTY`, so no separate count is read);
+//! - its upper-level links, `level * M` ids in a second, compact
+//!   [`LinkArena`] of `M`-id records, found through `upper_offset`;
+//! - its label, flags (deleted / not yet published) and lock.
+//!
+//! Vectors live in a parallel arena rather than inline after the links: the
+//! rows are plain `f32` data written once and fed straight to the SIMD
+//! kernels, while link words are atomics rewritten under per-node locks;
+//! keeping them apart keeps both cache-line aligned without padding the
+//! pair (`2*M` ids = 128 bytes plus a 512-byte SIFT row fill exactly ten
+//! lines either way), and the search prefetches both for the candidates it
+//! is about to score, so the split costs no extra miss.
+//!
+//! A node's level is a pure function of the seed and its slot, so the levels
+//! (and hence the upper-link offsets) of every slot up to the capacity are
+//! known when the capacity is set: inserting never allocates.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::space::Space;
+use super::visited::{PooledVisited, VisitedPool};
+use crate::error::{Error, Result};
+use crate::index::Neighbor;
+use crate::kernels::prefetch::prefetch_read;
+use crate::store::{LinkArena, RowArena};
+
+/// Flag: the node is marked deleted (still routes, never returned).
+pub(crate) const DELETED: u8 = 1;
+/// Flag: the node's slot is taken but its insert has not finished.
+pub(crate) const PENDING: u8 = 2;
+
+const NO_ENTRY: u64 = u64::MAX;
+/// Levels are capped so that `level * M` stays small; with `mult = 1/ln(M)`
+/// a level past 16 has probability below `M^-16`.
+pub(crate) const MAX_LEVEL: u8 = 16;
+
+/// A (distance, slot) pair ordered by distance, then slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Cand {
+    pub dist: f32,
+    pub slot: u32,
+}
+
+impl Eq for Cand {}
+
+impl Ord for Cand {
+    #[inline]
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.slot.cmp(&other.slot))
+    }
+}
+
+impl PartialOrd for Cand {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Min-heap adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Nearest(std::cmp::Reverse<Cand>);
+
+/// Build parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Params {
+    pub m: usize,
+    pub m0: usize,
+    pub ef_construction: usize,
+    pub seed: u64,
+}
+
+/// SplitMix64: a fixed, version-independent mixer for level generation.
+#[inline]
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The level of `slot`: `floor(-ln(u) * mult)` with `u` uniform in (0, 1]
+/// drawn from the seed and the slot, `mult = 1 / ln(M)` (paper, section 4).
+pub(crate) fn level_for(seed: u64, slot: u32, m: usize) -> u8 {
+    let r = splitmix64(seed ^ splitmix64(u64::from(slot)));
+    // 53 random bits -> (0, 1]
+    let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let mult = 1.0 / (m as f64).ln();
+    let level = (-u.ln() * mult).floor();
+    level.min(f64::from(MAX_LEVEL)) as u8
+}
+
+pub(crate) struct Graph<S: Space> {
+    pub(crate) space: S,
+    pub(crate) params: Params,
+    pub(crate) vectors: RowArena<S::Elem>,
+    pub(crate) links0: LinkArena,
+    pub(crate) upper: LinkArena,
+    /// Per slot: level (0 = only on level 0).
+    pub(crate) levels: Vec<u8>,
+    /// Per slot: index of its first `M`-record in `upper`.
+    pub(crate) upper_offset: Vec<u32>,
+    pub(crate) labels: Vec<AtomicU64>,
+    pub(crate) flags: Vec<AtomicU8>,
+    locks: Vec<Mutex<()>>,
+    pub(crate) label_map: RwLock<HashMap<u64, u32>>,
+    /// Slots handed out (published or being inserted).
+    pub(crate) len: AtomicUsize,
+    pub(crate) deleted: AtomicUsize,
+    /// `(max_level << 32) | entry slot`, or `NO_ENTRY`.
+    entry: AtomicU64,
+    entry_lock: Mutex<()>,
+    visited: VisitedPool,
+}
+
+/// Scratch buffers for one insert or search.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    ids: Vec<u32>,
+    fresh: Vec<u32>,
+}
+
+impl<S: Space> Graph<S> {
+    pub(crate) fn new(space: S, params: Params, capacity: usize) -> Self {
+        let mut g = Graph {
+            vectors: RowArena::new(space.len(), 0),
+            links0: LinkArena::new(params.m0, 0),
+            upper: LinkArena::new(params.m, 0),
+            space,
+            params,
+            levels: Vec::new(),
+            upper_offset: Vec::new(),
+            labels: Vec::new(),
+            flags: Vec::new(),
+            locks: Vec::new(),
+            label_map: RwLock::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+            deleted: AtomicUsize::new(0),
+            entry: AtomicU64::new(NO_ENTRY),
+            entry_lock: Mutex::new(()),
+            visited: VisitedPool::default(),
+        };
+        g.resize(capacity);
+        g
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.levels.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Grows every per-slot array to `capacity` slots (never shrinks below `len`).
+    pub(crate) fn resize(&mut self, capacity: usize) {
+        let old = self.levels.len();
+        if capacity <= old {
+            return;
+        }
+        let m = self.params.m;
+        let seed = self.params.seed;
+        let mut next_upper = match old {
+            0 => 0,
+            _ => self.upper_offset[old - 1] + u32::from(self.levels[old - 1]),
+        };
+        self.levels.reserve_exact(capacity - old);
+        self.upper_offset.reserve_exact(capacity - old);
+        for slot in old..capacity {
+            let level = level_for(seed, slot as u32, m);
+            self.levels.push(level);
+            self.upper_offset.push(next_upper);
+            next_upper += u32::from(level);
+        }
+        self.vectors.resize(capacity);
+        self.links0.resize(capacity);
+        self.upper.resize(next_upper as usize);
+        self.labels.resize_with(capacity, || AtomicU64::new(0));
+        self.flags.resize_with(capacity, || AtomicU8::new(0));
+        self.locks.resize_with(capacity, || Mutex::new(()));
+    }
+
+    #[inline(always)]
+    fn vector(&self, slot: u32) -> &[S::Elem] {
+        self.vectors.row(slot as usize)
+    }
+
+    #[inline(always)]
+    pub(crate) fn label(&self, slot: u32) -> u64 {
+        self.labels[slot as usize].load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_deleted(&self, slot: u32) -> bool {
+        self.flags[slot as usize].load(Ordering::Relaxed) & DELETED != 0
+    }
+
+    #[inline(always)]
+    fn dist_to(&self, q: &[S::Elem], slot: u32) -> f32 {
+        self.space.distance(q, self.vector(slot))
+    }
+
+    /// Reads the links of `slot` on `level` into `out`.
+    #[inline(always)]
+    fn read_links(&self, slot: u32, level: usize, out: &mut Vec<u32>) {
+        if level == 0 {
+            self.links0.read_into(slot as usize, out);
+        } else {
+            let rec = self.upper_offset[slot as usize] as usize + level - 1;
+            self.upper.read_into(rec, out);
+        }
+    }
+
+    fn set_links(&self, slot: u32, level: usize, ids: &[u32]) {
+        if level == 0 {
+            self.links0.set(slot as usize, ids);
+        } else {
+            let rec = self.upper_offset[slot as usize] as usize + level - 1;
+            self.upper.set(rec, ids);
+        }
+    }
+
+    fn max_links(&self, level: usize) -> usize {
+        if level == 0 {
+            self.params.m0
+        } else {
+            self.params.m
+        }
+    }
+
+    fn entry(&self) -> Option<(u32, usize)> {
+        let e = self.entry.load(Ordering::Acquire);
+        (e != NO_ENTRY).then(|| (e as u32, (e >> 32) as usize))
+    }
+
+    fn prefetch_row(&self, slot: u32) {
+        let p = self.vectors.row_ptr(slot as usize);
+        let lines = self.vectors.row_bytes() / 64;
+        for i in 0..lines.min(8) {
+            prefetch_read(p.wrapping_add(i * 64));
+        }
+    }
+
+    /// Greedy descent from `start` on `level` (ef = 1, as the paper's upper layers).
+    fn greedy(&self, q: &[S::Elem], mut cur: Cand, level: usize, ids: &mut Vec<u32>) -> Cand {
+        loop {
+            let mut changed = false;
+            self.read_links(cur.slot, level, ids);
+            for &n in ids.iter() {
+                let d = self.dist_to(q, n);
+                if d < cur.dist {
+                    cur = Cand { dist: d, slot: n };
+                    changed = true;
+                }
+            }
+            if !changed {
+                return cur;
+            }
+        }
+    }
+
+    /// Descends from the entry point to `level + 1`... down to `stop_level`
+    /// and returns the closest node found there.
+    fn descend(&self, q: &[S::Elem], stop_level: usize, scratch: &mut Scratch) -> Option<Cand> {
+        let (ep, max_level) = self.entry()?;
+        let mut cur = Cand {
+            dist: self.dist_to(q, ep),
+            slot: ep,
+        };
+        let mut level = max_level;
+        while level > stop_level {
+            cur = self.greedy(q, cur, level, &mut scratch.ids);
+            level -= 1;
+        }
+        Some(cur)
+    }
+
+    /// Best-first search on one level (paper, algorithm 2), hnswlib-style:
+    /// every node routes; only nodes that pass `accept` enter the results.
+    /// Returns up to `ef` results, nearest first.
+    #[allow(clippy::too_many_arguments)]
+    fn search_level<F: Fn(u32) -> bool>(
+        &self,
+        q: &[S::Elem],
+        entry: Cand,
+        ef: usize,
+        level: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+        accept: Option<&F>,
+    ) -> Vec<Cand> {
+        let filtering = accept.is_some() || self.deleted.load(Ordering::Relaxed) > 0;
+        let ok = |slot: u32| -> bool { !self.is_deleted(slot) && accept.is_none_or(|f| f(slot)) };
+        let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+        let mut frontier: BinaryHeap<Nearest> = BinaryHeap::with_capacity(ef * 2);
+        visited.check_and_mark(entry.slot);
+        let mut bound = f32::INFINITY;
+        if ok(entry.slot) {
+            results.push(entry);
+            bound = entry.dist;
+        }
+        frontier.push(Nearest(std::cmp::Reverse(entry)));
+
+        while let Some(&Nearest(std::cmp::Reverse(c))) = frontier.peek() {
+            if c.dist > bound && (results.len() >= ef || !filtering) {
+                break;
+            }
+            frontier.pop();
+            self.read_links(c.slot, level, &mut scratch.ids);
+            // Pass 1: drop visited neighbours and start loading the rest, so
+            // their memory latency overlaps instead of queueing one by one.
+            scratch.fresh.clear();
+            for &n in &scratch.ids {
+                if !visited.check_and_mark(n) {
+                    scratch.fresh.push(n);
+                    self.prefetch_row(n);
+                }
+            }
+            // Pass 2: score them.
+            for &n in &scratch.fresh {
+                let d = self.dist_to(q, n);
+                if results.len() < ef || d < bound {
+                    let cand = Cand { dist: d, slot: n };
+                    frontier.push(Nearest(std::cmp::Reverse(cand)));
+                    if ok(n) {
+                        results.push(cand);
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                    if let Some(top) = results.peek() {
+                        bound = top.dist;
+                    }
+                }
+            }
+            if let Some(&Nearest(std::cmp::Reverse(next))) = frontier.peek() {
+                prefetch_read(self.links0.record_ptr(next.slot as usize));
+            }
+        }
+        let mut out = results.into_vec();
+        out.sort_unstable();
+        out
+    }
+
+    /// Neighbour selection heuristic (paper, algorithm 4, without extending
+    /// or keeping pruned candidates, as hnswlib does): walk candidates
+    /// nearest first, keep one if it is closer to the base than to every
+    /// neighbour kept so far. `cands` must be sorted nearest first.
+    fn select_heuristic(&self, cands: &[Cand], m: usize, out: &mut Vec<Cand>) {
+        out.clear();
+        if cands.len() <= m {
+            out.extend_from_slice(cands);
+            return;
+        }
+        for &c in cands {
+            if out.len() >= m {
+                break;
+            }
+            let cv = self.vector(c.slot);
+            let good = out
+                .iter()
+                .all(|s| self.space.distance(cv, self.vector(s.slot)) >= c.dist);
+            if good {
+                out.push(c);
+            }
+        }
+    }
+
+    /// Reserves `slot` for `label`: fails if the label exists or the index is full.
+    pub(crate) fn claim_slot(&self, label: u64) -> Result<u32> {
+        let mut map = self.label_map.write();
+        if map.contains_key(&label) {
+            return Err(Error::InvalidState(format!(
+                "label {label} is already in the index"
+            )));
+        }
+        let cap = self.capacity();
+        let slot = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .map_err(|_| Error::CapacityExceeded { capacity: cap })?;
+        self.flags[slot].store(PENDING, Ordering::Relaxed);
+        self.labels[slot].store(label, Ordering::Relaxed);
+        map.insert(label, slot as u32);
+        Ok(slot as u32)
+    }
+
+    /// Inserts a prepared vector into a freshly claimed slot.
+    ///
+    /// # Safety
+    /// `slot` must come from [`Graph::claim_slot`] and not have been inserted yet,
+    /// so no other thread reads its row.
+    pub(crate) unsafe fn insert_claimed(&self, slot: u32, v: &[S::Elem], scratch: &mut Scratch) {
+        // SAFETY: the caller owns the freshly claimed slot; it is not linked
+        // from any node and its label reads as pending, so nobody reads the row.
+        unsafe { self.vectors.write_row(slot as usize, v) };
+        self.connect_new(slot, scratch);
+        self.flags[slot as usize].fetch_and(!PENDING, Ordering::Release);
+    }
+
+    fn connect_new(&self, slot: u32, scratch: &mut Scratch) {
+        let level = usize::from(self.levels[slot as usize]);
+        let mut entry_guard = None;
+        let mut entry = self.entry();
+        if entry.is_none_or(|(_, max)| level > max) {
+            entry_guard = Some(self.entry_lock.lock());
+            entry = self.entry();
+        }
+        let Some((_, max_level)) = entry else {
+            // First node: it is the entry point.
+            self.entry
+                .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+            return;
+        };
+        let q = self.vector(slot);
+        let mut cur = self.descend(q, level, scratch).expect("entry point exists");
+        let mut selected = Vec::with_capacity(self.params.m0);
+        for l in (0..=level.min(max_level)).rev() {
+            let mut visited = self.visited.get(self.capacity());
+            let cands = self.search_level::<fn(u32) -> bool>(
+                q,
+                cur,
+                self.params.ef_construction,
+                l,
+                &mut visited,
+                scratch,
+                None,
+            );
+            drop(visited);
+            let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
+            self.select_heuristic(&cands, self.params.m, &mut selected);
+            let ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
+            {
+                let _g = self.locks[slot as usize].lock();
+                self.set_links(slot, l, &ids);
+            }
+            for c in &selected {
+                self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
+            }
+            if let Some(&best) = cands.first() {
+                cur = best;
+            }
+        }
+        if level > max_level {
+            self.entry
+                .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+        }
+        drop(entry_guard);
+    }
+
+    /// Links `from -> to` on `level`, shrinking `from`'s list with the
+    /// heuristic when it is full.
+    fn add_reverse_link(&self, from: u32, to: u32, dist: f32, level: usize, scratch: &mut Scratch) {
+        let _g = self.locks[from as usize].lock();
+        self.read_links(from, level, &mut scratch.ids);
+        if scratch.ids.contains(&to) {
+            return;
+        }
+        let max = self.max_links(level);
+        if scratch.ids.len() < max {
+            scratch.ids.push(to);
+            self.set_links(from, level, &scratch.ids);
+            return;
+        }
+        let fv = self.vector(from);
+        let mut cands: Vec<Cand> = scratch
+            .ids
+            .iter()
+            .map(|&n| Cand {
+                dist: self.space.distance(fv, self.vector(n)),
+                slot: n,
+            })
+            .collect();
+        cands.push(Cand { dist, slot: to });
+        cands.sort_unstable();
+        let mut kept = Vec::with_capacity(max);
+        self.select_heuristic(&cands, max, &mut kept);
+        let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
+        self.set_links(from, level, &ids);
+    }
+
+    /// Replaces the vector of a published slot and repairs the links around
+    /// it (hnswlib's `updatePoint`): every old neighbour re-selects its links
+    /// from its neighbours and the node's, and the node re-selects its own
+    /// links by searching the graph again.
+    pub(crate) fn update_vector(&mut self, slot: u32, v: &[S::Elem]) {
+        self.vectors.row_mut(slot as usize).copy_from_slice(v);
+        let level = usize::from(self.levels[slot as usize]);
+        let Some((ep, max_level)) = self.entry() else {
+            return;
+        };
+        if ep == slot && self.len() == 1 {
+            return;
+        }
+        let mut scratch = Scratch::default();
+        let mut hood = Vec::new();
+        let mut theirs = Vec::new();
+        for l in 0..=level.min(max_level) {
+            // 1. Neighbours of the node re-select among the 2-hop neighbourhood.
+            self.read_links(slot, l, &mut hood);
+            let one_hop = hood.clone();
+            for &n in &one_hop {
+                self.read_links(n, l, &mut theirs);
+                for &t in &theirs {
+                    if !hood.contains(&t) {
+                        hood.push(t);
+                    }
+                }
+            }
+            if !hood.contains(&slot) {
+                hood.push(slot);
+            }
+            for &n in &one_hop {
+                let nv = self.vector(n);
+                let mut cands: Vec<Cand> = hood
+                    .iter()
+                    .filter(|&&c| c != n)
+                    .map(|&c| Cand {
+                        dist: self.space.distance(nv, self.vector(c)),
+                        slot: c,
+                    })
+                    .collect();
+                cands.sort_unstable();
+                let mut kept = Vec::new();
+                self.select_heuristic(&cands, self.max_links(l), &mut kept);
+                let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
+                self.set_links(n, l, &ids);
+            }
+        }
+        // 2. The node re-selects its own links from a fresh search.
+        let q = self.vector(slot).to_vec();
+        let Some(mut cur) = self.descend(&q, level, &mut scratch) else {
+            return;
+        };
+        if cur.slot == slot {
+            // Start from a neighbour so the search does not only see itself.
+            self.read_links(slot, level.min(max_level), &mut hood);
+            if let Some(&n) = hood.first() {
+                cur = Cand {
+                    dist: self.dist_to(&q, n),
+                    slot: n,
+                };
+            }
+        }
+        for l in (0..=level.min(max_level)).rev() {
+            let mut visited = self.visited.get(self.capacity());
+            let cands = self.search_level::<fn(u32) -> bool>(
+                &q,
+                cur,
+                self.params.ef_construction,
+                l,
+                &mut visited,
+                &mut scratch,
+                None,
+            );
+            drop(visited);
+            let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
+            let mut kept = Vec::new();
+            self.select_heuristic(&cands, self.params.m, &mut kept);
+            let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
+            self.set_links(slot, l, &ids);
+            for c in &kept {
+                self.add_reverse_link(c.slot, slot, c.dist, l, &mut scratch);
+            }
+            if let Some(&best) = cands.first() {
+                cur = best;
+            }
+        }
+    }
+
+    /// k nearest accepted, non-deleted nodes to the prepared query `q`.
+    pub(crate) fn knn<F: Fn(u64) -> bool>(
+        &self,
+        q: &[S::Elem],
+        k: usize,
+        ef: usize,
+        filter: Option<&F>,
+        scratch: &mut Scratch,
+    ) -> Vec<Neighbor> {
+        let Some(start) = self.descend(q, 0, scratch) else {
+            return Vec::new();
+        };
+        let ef = ef.max(k);
+        let mut visited = self.visited.get(self.capacity());
+        let found = match filter {
+            None => {
+                self.search_level::<fn(u32) -> bool>(q, start, ef, 0, &mut visited, scratch, None)
+            }
+            Some(f) => {
+                let accept = |slot: u32| f(self.label(slot));
+                self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+            }
+        };
+        found
+            .into_iter()
+            .take(k)
+            .map(|c| Neighbor {
+                label: self.label(c.slot),
+                distance: c.dist,
+            })
+            .collect()
+    }
+
+    /// Number of slots a query's visited set covers.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.vectors.allocated_bytes()
+            + self.links0.allocated_bytes()
+            + self.upper.allocated_bytes()
+            + self.capacity() * (1 + 4 + 8 + 1 + std::mem::size_of::<Mutex<()>>())
+            + self.label_map.read().capacity() * 16
+    }
+
+    /// Label -> slot, if present and published.
+    pub(crate) fn slot_of(&self, label: u64) -> Option<u32> {
+        let slot = *self.label_map.read().get(&label)?;
+        (self.flags[slot as usize].load(Ordering::Acquire) & PENDING == 0).then_some(slot)
+    }
+
+    /// The stored vector of a published slot.
+    pub(crate) fn row(&self, slot: u32) -> &[S::Elem] {
+        self.vector(slot)
+    }
+
+    pub(crate) fn set_deleted(&self, slot: u32, deleted: bool) -> bool {
+        let f = &self.flags[slot as usize];
+        let was = if deleted {
+            f.fetch_or(DELETED, Ordering::AcqRel)
+        } else {
+            f.fetch_and(!DELETED, Ordering::AcqRel)
+        };
+        let changed = (was & DELETED != 0) != deleted;
+        if changed {
+            if deleted {
+                self.deleted.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.deleted.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        changed
+    }
+
+    /// Links of `slot` on `level` (for tests and saving).
+    pub(crate) fn links(&self, slot: u32, level: usize) -> Vec<u32> {
+        let mut v = Vec::new();
+        self.read_links(slot, level, &mut v);
+        v
+    }
+
+    pub(crate) fn entry_point(&self) -> Option<(u32, usize)> {
+        self.entry()
+    }
+}

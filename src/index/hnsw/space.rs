@@ -1,0 +1,172 @@
+//! What the graph stores and how it measures: `f32` vectors under L2,
+//! inner product or cosine, and bit-packed vectors under Hamming.
+
+use crate::error::{check_vector, Error, Result};
+use crate::kernels::{F32Kernel, F32Op, KernelTable};
+use crate::Metric;
+
+/// The element type and distance of an HNSW graph.
+///
+/// Implemented by [`F32Space`] and [`BitSpace`]; the graph code is generic
+/// over it and never sees an ISA: each space holds kernels resolved once when
+/// the index is created.
+pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
+    /// Vector element: `f32` components or `u64` words of bits.
+    type Elem: bytemuck::Pod + Send + Sync + PartialEq + std::fmt::Debug;
+
+    /// Elements per stored vector.
+    fn len(&self) -> usize;
+
+    /// The metric results are reported in.
+    fn metric(&self) -> Metric;
+
+    /// Distance between two stored (prepared) vectors; smaller is closer.
+    fn distance(&self, a: &[Self::Elem], b: &[Self::Elem]) -> f32;
+
+    /// Validates `v` and writes the form the graph stores (e.g. normalized) into `out`.
+    fn prepare(&self, v: &[Self::Elem], out: &mut Vec<Self::Elem>) -> Result<()>;
+}
+
+/// `f32` vectors under squared L2, inner product (`1 - a.b`) or cosine
+/// (vectors normalized on insert and query, then `1 - a.b`).
+#[derive(Clone, Debug)]
+pub struct F32Space {
+    dim: usize,
+    metric: Metric,
+    kernel: F32Kernel,
+    table: &'static KernelTable,
+    one_minus: bool,
+    normalize: bool,
+}
+
+impl F32Space {
+    /// A space over `dim`-dimensional vectors with the given kernel table.
+    pub fn new(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
+        let (op, one_minus, normalize) = match metric {
+            Metric::L2 => (F32Op::L2sq, false, false),
+            Metric::InnerProduct | Metric::Dot => (F32Op::Dot, true, false),
+            Metric::Cosine => (F32Op::Dot, true, true),
+            other => {
+                return Err(Error::UnsupportedMetric {
+                    metric: other,
+                    index: "HNSW over f32 vectors",
+                })
+            }
+        };
+        if dim == 0 {
+            return Err(Error::InvalidParameter(
+                "dimension must be at least 1".into(),
+            ));
+        }
+        Ok(F32Space {
+            dim,
+            metric,
+            kernel: table.f32_kernel(op),
+            table,
+            one_minus,
+            normalize,
+        })
+    }
+}
+
+impl Space for F32Space {
+    type Elem = f32;
+
+    fn len(&self) -> usize {
+        self.dim
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    #[inline(always)]
+    fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+        let d = self.kernel.eval(a, b);
+        if self.one_minus {
+            1.0 - d
+        } else {
+            d
+        }
+    }
+
+    fn prepare(&self, v: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        check_vector(v, self.dim)?;
+        out.clear();
+        out.extend_from_slice(v);
+        if self.normalize {
+            self.table.normalize(out);
+        }
+        // Finite inputs can still overflow to infinity in a norm.
+        if let Some((index, &value)) = out.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFinite { index, value });
+        }
+        Ok(())
+    }
+}
+
+/// Bit-packed binary vectors (`u64` words, bit `i` of the vector in word
+/// `i / 64`, bit `i % 64`) under Hamming distance.
+#[derive(Clone, Debug)]
+pub struct BitSpace {
+    bits: usize,
+    words: usize,
+    table: &'static KernelTable,
+}
+
+impl BitSpace {
+    /// A space over vectors of `bits` bits.
+    pub fn new(bits: usize, table: &'static KernelTable) -> Result<Self> {
+        if bits == 0 {
+            return Err(Error::InvalidParameter(
+                "bit count must be at least 1".into(),
+            ));
+        }
+        Ok(BitSpace {
+            bits,
+            words: bits.div_ceil(64),
+            table,
+        })
+    }
+
+    /// Bits per vector.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+}
+
+impl Space for BitSpace {
+    type Elem = u64;
+
+    fn len(&self) -> usize {
+        self.words
+    }
+
+    fn metric(&self) -> Metric {
+        Metric::Hamming
+    }
+
+    #[inline(always)]
+    fn distance(&self, a: &[u64], b: &[u64]) -> f32 {
+        self.table.hamming(a, b) as f32
+    }
+
+    fn prepare(&self, v: &[u64], out: &mut Vec<u64>) -> Result<()> {
+        if v.len() != self.words {
+            return Err(Error::DimensionMismatch {
+                expected: self.words,
+                got: v.len(),
+            });
+        }
+        let spare = self.words * 64 - self.bits;
+        if spare > 0 && v[self.words - 1] >> (64 - spare) != 0 {
+            return Err(Error::InvalidParameter(format!(
+                "bits past the vector's {} bits are set in the last word",
+                self.bits
+            )));
+        }
+        out.clear();
+        out.extend_from_slice(v);
+        Ok(())
+    }
+}
