@@ -238,6 +238,29 @@ fn same_seed_same_bytes_whatever_the_threads() {
     }
 }
 
+/// Above a few thousand items the top of the trees is built for several
+/// trees per pass, grouped by thread count: the grouping must not show.
+#[test]
+fn large_builds_do_not_depend_on_thread_grouping() {
+    let data = clustered(12_000, 8, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for threads in [1, 2, 3] {
+        let p = dir.path().join(format!("t{threads}.swf"));
+        build(Metric::Euclidean, &data, 7, threads)
+            .save(&p)
+            .unwrap();
+        files.push(std::fs::read(&p).unwrap());
+    }
+    assert!(
+        files[0] == files[1] && files[1] == files[2],
+        "bytes depend on the thread count"
+    );
+    let f = build(Metric::Angular, &data, 5, 2);
+    let r = recall(&f, Metric::Angular, &data, &data[..30], 10, 600);
+    assert!(r >= 0.8, "recall {r}");
+}
+
 #[test]
 fn memory_saved_mapped_and_on_disk_forests_agree() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! `swann`: build, benchmark and inspect indexes from standard vector files.
 
 mod common;
+mod forest;
 mod hnsw;
 
 use anyhow::Result;
@@ -19,6 +20,15 @@ enum Command {
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
+    /// Build an index from a vector file and save it.
+    #[command(subcommand)]
+    Build(Build),
+}
+
+#[derive(Subcommand, Debug)]
+enum Build {
+    /// Random-projection forest (Annoy's method).
+    Forest(forest::ForestBuild),
 }
 
 #[derive(Subcommand, Debug)]
@@ -27,6 +37,8 @@ enum Bench {
     Hnsw(hnsw::HnswBench),
     /// Exact brute-force scan (the baseline).
     Flat(hnsw::FlatBench),
+    /// Random-projection forest (Annoy's method).
+    Forest(forest::ForestBench),
 }
 
 fn main() -> Result<()> {
@@ -34,5 +46,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
+        Command::Build(Build::Forest(a)) => forest::build_forest(a),
     }
 }

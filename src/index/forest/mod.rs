@@ -194,6 +194,27 @@ fn default_leaf_size(geo: &Geometry) -> usize {
     (geo.row_words + 2).max(8)
 }
 
+/// Most trees built together in one pass over the rows (their planes must
+/// stay in cache beside the row).
+const MAX_GROUP: usize = 16;
+
+/// Splits `trees` into contiguous groups, as even as possible, a multiple of
+/// `threads` in number so that every thread gets the same share.
+fn tree_groups(trees: std::ops::Range<usize>, threads: usize) -> Vec<std::ops::Range<u64>> {
+    let n = trees.len();
+    let threads = threads.max(1);
+    let rounds = n.div_ceil(threads * MAX_GROUP).max(1);
+    let groups = (threads * rounds).min(n).max(1);
+    (0..groups)
+        .map(|g| {
+            let a = trees.start + g * n / groups;
+            let b = trees.start + (g + 1) * n / groups;
+            a as u64..b as u64
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
 /// The default seed (Annoy's Kiss64 default, for familiarity).
 const DEFAULT_SEED: u64 = 1_234_567_890_987_654_321;
 
@@ -326,6 +347,17 @@ impl Forest {
         self.present[i / 64] |= 1 << (i % 64);
         let bytes = self.backing.bytes_mut().expect("checked writable");
         Ok(&mut bytes[DATA_START + i * rb..DATA_START + (i + 1) * rb])
+    }
+
+    /// Makes room for items with ids below `n` without reallocating as they
+    /// are added (adding one by one grows the storage geometrically anyway).
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        self.check_adding()?;
+        if let Backing::Heap(v) = &mut self.backing {
+            let need = DATA_START + n * self.geo.row_bytes();
+            v.reserve_exact(need.saturating_sub(v.len()));
+        }
+        Ok(())
     }
 
     /// Adds (or replaces) item `id`. For Hamming, `v` holds one value per
@@ -473,12 +505,16 @@ impl Forest {
                     split_dist: self.split_kernel(),
                     table: self.table,
                 };
+                let groups = tree_groups(range, pool.current_num_threads());
                 pool.install(|| {
-                    range
+                    groups
                         .into_par_iter()
-                        .map(|t| ctx.build_tree(t as u64))
+                        .map(|g| ctx.build_group(g))
                         .collect::<Vec<_>>()
                 })
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
             };
             let need: usize = blocks
                 .iter()

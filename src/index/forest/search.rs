@@ -9,11 +9,15 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::kernels::prefetch::prefetch_read;
 use crate::kernels::{F32Kernel, KernelTable};
 use crate::{Metric, Result};
 
 use super::format::{TreeLayout, LEAF};
 use super::{Geometry, Hit};
+
+/// How many candidates ahead the scoring loop prefetches rows.
+const PREFETCH_AHEAD: usize = 4;
 
 /// One entry of the search queue: the priority of the subtree (higher
 /// first), and where it is.
@@ -224,10 +228,28 @@ impl View<'_> {
         Ok(())
     }
 
+    /// Starts loading candidate `k`'s row (if there is one) into cache:
+    /// candidates are scattered over the arena, and each would otherwise
+    /// cost a memory round trip.
+    #[inline]
+    fn prefetch(&self, cand: &[u32], k: usize) {
+        if let Some(&id) = cand.get(k) {
+            let bytes = self.geo.row_words * 4;
+            let p = (self.floats.as_ptr() as *const u8)
+                .wrapping_add(self.vectors * 4 + id as usize * bytes);
+            for line in (0..bytes).step_by(64) {
+                prefetch_read(p.wrapping_add(line));
+            }
+        }
+    }
+
     /// Exact distances (as ranking keys: smaller is nearer) of every candidate.
     fn score(&self, q: &QueryVec<'_>, s: &mut Scratch) {
         s.scored.clear();
         s.scored.reserve(s.cand.len());
+        for k in 0..PREFETCH_AHEAD.min(s.cand.len()) {
+            self.prefetch(&s.cand, k);
+        }
         let rw = self.geo.row_words;
         match *q {
             QueryVec::F32(v, qq) => {
@@ -236,7 +258,8 @@ impl View<'_> {
                 match self.metric {
                     Metric::Angular => {
                         let norms = &self.floats[self.norms..self.norms + self.n_items];
-                        for &id in &s.cand {
+                        for (k, &id) in s.cand.iter().enumerate() {
+                            self.prefetch(&s.cand, k + PREFETCH_AHEAD);
                             let x = &rows[id as usize * rw..][..comp];
                             let pq = self.dot.eval(v, x);
                             let ppqq = qq * norms[id as usize];
@@ -249,13 +272,15 @@ impl View<'_> {
                         }
                     }
                     Metric::Dot => {
-                        for &id in &s.cand {
+                        for (k, &id) in s.cand.iter().enumerate() {
+                            self.prefetch(&s.cand, k + PREFETCH_AHEAD);
                             let x = &rows[id as usize * rw..][..comp];
                             s.scored.push((-self.dot.eval(v, x), id));
                         }
                     }
                     _ => {
-                        for &id in &s.cand {
+                        for (k, &id) in s.cand.iter().enumerate() {
+                            self.prefetch(&s.cand, k + PREFETCH_AHEAD);
                             let x = &rows[id as usize * rw..][..comp];
                             s.scored.push((self.dist.eval(v, x), id));
                         }
@@ -265,7 +290,8 @@ impl View<'_> {
             QueryVec::Bits(v) => {
                 let words = rw / 2;
                 let start = self.vectors / 2;
-                for &id in &s.cand {
+                for (k, &id) in s.cand.iter().enumerate() {
+                    self.prefetch(&s.cand, k + PREFETCH_AHEAD);
                     let x = &self.bits[start + id as usize * words..][..v.len()];
                     s.scored.push((self.table.hamming(v, x) as f32, id));
                 }
