@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use swann::index::forest::{Forest, Hit};
+use swann::index::forest::{Forest, Hit, MmapOptions};
 use swann::index::Neighbor;
 use swann::io::read_vectors;
 use swann::{kernels, Metric};
@@ -62,6 +62,10 @@ pub struct ForestBench {
     /// Most items per leaf (default: the room of one vector, as Annoy).
     #[arg(long)]
     pub leaf_size: Option<usize>,
+    /// Time the searches of a saved forest (memory-mapped, prefaulted)
+    /// instead of building one; no result file is written then.
+    #[arg(long, conflicts_with = "json")]
+    pub index: Option<PathBuf>,
 }
 
 /// The forest metric for a command-line metric: the squared and plain forms
@@ -198,17 +202,26 @@ pub fn bench_forest(args: ForestBench) -> Result<()> {
             kernels::active().isa()
         );
         let started = Instant::now();
-        let (f, peak) = with_peak_rss(|| {
-            make_forest(
-                &rows,
-                metric,
-                trees,
-                threads,
-                args.seed,
-                args.leaf_size,
-                None,
-            )
-        })?;
+        let (f, peak) = match &args.index {
+            Some(p) => {
+                let opts = MmapOptions {
+                    prefault: true,
+                    verify: false,
+                };
+                (Forest::open_mmap(p, opts)?, None)
+            }
+            None => with_peak_rss(|| {
+                make_forest(
+                    &rows,
+                    metric,
+                    trees,
+                    threads,
+                    args.seed,
+                    args.leaf_size,
+                    None,
+                )
+            })?,
+        };
         let secs = started.elapsed().as_secs_f64();
         let tmp = std::env::temp_dir().join(format!("swann-forest-{}.swf", std::process::id()));
         f.save(&tmp)?;

@@ -157,7 +157,7 @@ impl AnnoyIndex {
         let node_bytes = v_bytes + comp * elem;
         let file = std::fs::File::open(path)?;
         let len = file.metadata()?.len() as usize;
-        if len == 0 || len % node_bytes != 0 {
+        if len == 0 || !len.is_multiple_of(node_bytes) {
             return Err(corrupt(
                 &name,
                 format!(

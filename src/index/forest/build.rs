@@ -439,7 +439,7 @@ impl TreeCtx<'_> {
             let di = ic * self.split_dist.eval(&w.p, x);
             let dj = jc * self.split_dist.eval(&w.q, x);
             let norm = if cosine { self.table.norm(x) } else { 1.0 };
-            if !(norm > 0.0) {
+            if norm.is_nan() || norm <= 0.0 {
                 continue;
             }
             let (c, cnt) = if di < dj {

@@ -688,7 +688,8 @@ impl Forest {
                 q.push(0.0);
                 view.search(QueryVec::F32(&q, 0.0), n, k, out)
             }
-            _ => view.search(QueryVec::F32(v, self.table.norm_sq(v)), n, k, out),
+            Metric::Angular => view.search(QueryVec::F32(v, self.table.norm_sq(v)), n, k, out),
+            _ => view.search(QueryVec::F32(v, 0.0), n, k, out),
         }
     }
 
@@ -922,7 +923,7 @@ impl Forest {
         n: usize,
         search_k: Option<usize>,
     ) -> Result<Vec<Vec<Hit>>> {
-        if queries.len() % self.geo.dim != 0 {
+        if !queries.len().is_multiple_of(self.geo.dim) {
             return Err(Error::DimensionMismatch {
                 expected: self.geo.dim,
                 got: queries.len() % self.geo.dim,

@@ -141,6 +141,7 @@ impl View<'_> {
             QueryVec::Bits(_) => 0.0,
         };
         for (t, tree) in self.trees.iter().enumerate() {
+            self.prefetch_node(tree, tree.root);
             s.heap.push(Entry {
                 prio: start,
                 tree: t as u32,
@@ -213,6 +214,8 @@ impl View<'_> {
                         }
                     }
                 };
+                // The nearer child is usually the next node popped.
+                self.prefetch_node(tree, if pr >= pl { right } else { left });
                 s.heap.push(Entry {
                     prio: pr,
                     tree: e.tree,
@@ -226,6 +229,28 @@ impl View<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Starts loading node `node` of `tree` into cache: a split's plane and
+    /// its children, or the head of a leaf. The walk is a chain of
+    /// dependent loads (pop, read the node, push its children), so fetching
+    /// the node that will be popped next while the heap is updated hides
+    /// part of each round trip.
+    #[inline]
+    fn prefetch_node(&self, tree: &TreeLayout, node: u32) {
+        let base = self.words.as_ptr() as *const u8;
+        if node & LEAF != 0 {
+            let at = tree.leaves + (node & !LEAF) as usize;
+            prefetch_read(base.wrapping_add(at * 4));
+            prefetch_read(base.wrapping_add(at * 4 + 64));
+        } else {
+            let sp = node as usize;
+            prefetch_read(base.wrapping_add((tree.metas + 3 * sp) * 4));
+            let plane = base.wrapping_add((tree.planes + sp * self.geo.plane_words) * 4);
+            for line in (0..self.geo.comp * 4).step_by(64) {
+                prefetch_read(plane.wrapping_add(line));
+            }
+        }
     }
 
     /// Starts loading candidate `k`'s row (if there is one) into cache:
