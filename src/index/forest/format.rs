@@ -218,7 +218,7 @@ pub(crate) fn parse(bytes: &[u8], path: &str) -> Result<Parsed> {
             h.version
         )));
     }
-    if h.file_len != bytes.len() as u64 {
+    if h.file_len != bytes.len() as u64 || !h.file_len.is_multiple_of(ALIGN as u64) {
         return Err(bad(&format!(
             "header says {} bytes, the file has {} (truncated?)",
             h.file_len,
@@ -235,7 +235,7 @@ pub(crate) fn parse(bytes: &[u8], path: &str) -> Result<Parsed> {
         ("dir", h.dir),
     ];
     for (name, s) in sections {
-        if s.offset % ALIGN as u64 != 0
+        if !s.offset.is_multiple_of(ALIGN as u64)
             || s.offset < DATA_START as u64
             || s.offset.checked_add(s.len).is_none_or(|end| end > len)
         {
@@ -283,7 +283,7 @@ pub(crate) fn parse(bytes: &[u8], path: &str) -> Result<Parsed> {
     let mut trees = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let layout = TreeLayout::new(e, geometry.plane_words);
-        let in_bounds = e.base % ALIGN as u64 == 0
+        let in_bounds = e.base.is_multiple_of(ALIGN as u64)
             && layout.planes >= t_start
             && (e.n_splits as u64) < LEAF as u64
             && (e.leaf_words as u64) < LEAF as u64

@@ -34,27 +34,6 @@
 //! [`Forest::on_disk_build`] builds straight into a mapped file.
 //! [`AnnoyIndex`] opens files written by Annoy 1.17.
 //!
-//! # Example
-//!
-//! ```
-//! use swann::index::forest::Forest;
-//! use swann::Metric;
-//!
-//! let mut forest = Forest::new(3, Metric::Euclidean)?;
-//! forest.set_seed(42);
-//! for i in 0..100u32 {
-//!     let x = i as f32;
-//!     forest.add_item(i, &[x, 2.0 * x, -x])?;
-//! }
-//! forest.build(10, Some(1))?;
-//! let hits = forest.nns_by_vector(&[10.2, 20.4, -10.2], 3, None)?;
-//! assert_eq!(hits[0].id, 10);
-//! assert!(hits[0].distance < 1.0);
-//! // Adding after build is refused until `unbuild`.
-//! assert!(forest.add_item(100, &[0.0; 3]).is_err());
-//! # Ok::<(), swann::Error>(())
-//! ```
-
 mod annoy;
 mod backing;
 mod build;
@@ -153,6 +132,27 @@ impl Geometry {
 }
 
 /// A random-projection forest (Annoy's algorithm); see the [module docs](self).
+///
+/// # Example
+///
+/// ```
+/// use swann::index::forest::Forest;
+/// use swann::Metric;
+///
+/// let mut forest = Forest::new(3, Metric::Euclidean)?;
+/// forest.set_seed(42);
+/// for i in 0..100u32 {
+///     let x = i as f32;
+///     forest.add_item(i, &[x, 2.0 * x, -x])?;
+/// }
+/// forest.build(10, Some(1))?;
+/// let hits = forest.nns_by_vector(&[10.2, 20.4, -10.2], 3, None)?;
+/// assert_eq!(hits[0].id, 10);
+/// assert!(hits[0].distance < 1.0);
+/// // Adding after build is refused until `unbuild`.
+/// assert!(forest.add_item(100, &[0.0; 3]).is_err());
+/// # Ok::<(), swann::Error>(())
+/// ```
 pub struct Forest {
     metric: Metric,
     geo: Geometry,
@@ -548,6 +548,7 @@ impl Forest {
             len: (self.backing.len() - trees_start) as u64,
         };
         header.dir = self.append_section(bytemuck::cast_slice(&entries))?;
+        self.backing.resize(align_up(self.backing.len()))?;
         header.file_len = self.backing.len() as u64;
         let bytes = self.backing.bytes();
         header.payload_hash = format::checksum(&bytes[DATA_START..]);
