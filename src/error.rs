@@ -65,6 +65,9 @@ pub enum Error {
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// An index file is malformed, corrupt, or not the index asked for.
+    #[error("index file: {0}")]
+    Format(#[from] crate::store::FormatError),
 }
 
 /// Checks that `v` has `dim` finite components.

@@ -12,31 +12,76 @@
 //! assert_eq!(hits[0].label, 8);
 //! # Ok::<(), swann::Error>(())
 //! ```
+//!
+//! Rows are stored padded to whole cache lines in a [`RowArena`], the same
+//! layout on disk, so [`FlatIndex::open_mmap`] scans a file in place.
 
 use std::collections::BinaryHeap;
+use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::error::{check_vector, Error, Result};
 use crate::index::Neighbor;
 use crate::kernels::{self, F32Kernel, KernelTable};
-use crate::store::{padded_len, AlignedVec};
+use crate::store::{
+    ElemType, FileWriter, FormatError, Header, IndexFile, IndexKind, OpenOptions, RowArena, Slab,
+};
 use crate::Metric;
+
+/// Section ids of a flat index file.
+pub mod section {
+    /// Vector rows, `n_items` rows of `dim` `f32` padded to whole 64-byte lines
+    /// (normalized for cosine and angular).
+    pub const VECTORS: u32 = 1;
+    /// Label of each row, `u64`.
+    pub const LABELS: u32 = 2;
+}
+
+/// Largest dimension a flat file may declare.
+const MAX_DIM: u64 = 1 << 24;
 
 /// Rows scored per batch-kernel call: large enough to amortize the call,
 /// small enough that the distances stay in L1.
 const BLOCK: usize = 256;
 
 /// Exact nearest-neighbour search over `f32` vectors.
-#[derive(Clone, Debug)]
 pub struct FlatIndex {
     dim: usize,
-    stride: usize,
     metric: Metric,
     kernel: F32Kernel,
     table: &'static KernelTable,
-    data: AlignedVec<f32>,
-    labels: Vec<u64>,
+    rows: RowArena<f32>,
+    labels: Slab<u64>,
+    len: usize,
+    /// The file a mapped index views (kept for `verify`).
+    source: Option<Arc<IndexFile>>,
+}
+
+impl Clone for FlatIndex {
+    fn clone(&self) -> Self {
+        let mut c = FlatIndex::with_kernels(self.dim, self.metric, self.table)
+            .expect("parameters were valid");
+        c.rows.resize(self.len);
+        for i in 0..self.len {
+            c.rows.row_mut(i).copy_from_slice(self.rows.row(i));
+        }
+        c.labels = Slab::from_vec(self.labels.to_vec());
+        c.len = self.len;
+        c
+    }
+}
+
+impl std::fmt::Debug for FlatIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatIndex")
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("len", &self.len)
+            .field("mapped", &self.source.is_some())
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -73,23 +118,35 @@ impl FlatIndex {
         })?;
         Ok(FlatIndex {
             dim,
-            stride: padded_len(dim, 4),
             metric,
             kernel: table.f32_kernel(op),
             table,
-            data: AlignedVec::new(),
-            labels: Vec::new(),
+            rows: RowArena::new(dim, 0),
+            labels: Slab::default(),
+            len: 0,
+            source: None,
         })
+    }
+
+    /// Floats between row starts.
+    fn stride(&self) -> usize {
+        self.rows.row_bytes() / 4
+    }
+
+    /// The first `len` rows as one slice (rows `stride()` floats apart).
+    fn all_rows(&self) -> &[f32] {
+        let bytes = &self.rows.as_bytes()[..self.len * self.rows.row_bytes()];
+        bytemuck::cast_slice(bytes)
     }
 
     /// Number of vectors.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.len
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len == 0
     }
 
     /// The dimension.
@@ -104,37 +161,57 @@ impl FlatIndex {
 
     /// The labels, in insertion order.
     pub fn labels(&self) -> &[u64] {
-        &self.labels
+        &self.labels[..self.len]
     }
 
     /// Stored vector number `i` (in insertion order; normalized for cosine/angular).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
     pub fn vector(&self, i: usize) -> &[f32] {
-        &self.data[i * self.stride..i * self.stride + self.dim]
+        assert!(i < self.len, "row {i} of {}", self.len);
+        self.rows.row(i)
     }
 
     /// Makes room for `additional` more vectors.
     pub fn reserve(&mut self, additional: usize) {
-        self.data.reserve_exact(additional * self.stride);
-        self.labels.reserve_exact(additional);
+        let need = self.len + additional;
+        if need > self.rows.rows() {
+            self.rows.resize(need);
+        }
+        self.labels
+            .with_vec(|v| v.reserve(need.saturating_sub(v.len())));
     }
 
     /// Appends `v` under `label` (labels need not be unique: this is a scan).
+    /// An index opened with [`FlatIndex::open_mmap`] is copied into memory first.
     pub fn add(&mut self, label: u64, v: &[f32]) -> Result<()> {
         check_vector(v, self.dim)?;
-        let start = self.data.len();
-        self.data.extend_from_slice(v);
-        self.data.resize_zeroed(start + self.stride);
-        if matches!(self.metric, Metric::Cosine | Metric::Angular) {
-            self.table
-                .normalize(&mut self.data.as_mut_slice()[start..start + self.dim]);
+        if self.rows.is_mapped() {
+            self.rows.make_owned();
+            self.labels.make_owned();
+            self.source = None;
         }
-        self.labels.push(label);
+        let i = self.len;
+        if i >= self.rows.rows() {
+            self.rows.resize(i + 1);
+        }
+        let row = self.rows.row_mut(i);
+        row.copy_from_slice(v);
+        if matches!(self.metric, Metric::Cosine | Metric::Angular) {
+            self.table.normalize(row);
+        }
+        self.labels.with_vec(|l| {
+            l.truncate(i);
+            l.push(label)
+        });
+        self.len += 1;
         Ok(())
     }
 
     /// Appends every row of `data` (row-major), labelled `first_label`, `first_label + 1`, ...
     pub fn add_rows(&mut self, first_label: u64, data: &[f32]) -> Result<()> {
-        if data.len() % self.dim != 0 {
+        if !data.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
                 "data holds {} elements, not a multiple of the dimension {}",
                 data.len(),
@@ -183,12 +260,13 @@ impl FlatIndex {
         let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
         let mut dist = [0.0f32; BLOCK];
         let n = self.len();
+        let stride = self.stride();
+        let all = self.all_rows();
         let mut start = 0;
         while start < n {
             let rows = (n - start).min(BLOCK);
-            let base = &self.data[start * self.stride..];
-            self.kernel
-                .eval_batch(&q, base, self.stride, &mut dist[..rows]);
+            let base = &all[start * stride..];
+            self.kernel.eval_batch(&q, base, stride, &mut dist[..rows]);
             for (i, &d) in dist[..rows].iter().enumerate() {
                 let label = self.labels[start + i];
                 let hit = Hit(self.convert(d), label);
@@ -213,7 +291,7 @@ impl FlatIndex {
 
     /// Searches every row of `queries` in parallel.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
-        if queries.len() % self.dim != 0 {
+        if !queries.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
                 "query data holds {} elements, not a multiple of the dimension {}",
                 queries.len(),
@@ -224,6 +302,82 @@ impl FlatIndex {
             .par_chunks(self.dim)
             .map(|q| self.search(q, k))
             .collect()
+    }
+}
+
+impl FlatIndex {
+    /// Writes the index to `path` atomically (temporary file, fsync, rename;
+    /// the format is in `docs/FORMAT.md`, sections in [`section`]).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut h = Header::new(IndexKind::Flat, self.metric, ElemType::F32, self.dim as u64);
+        h.n_items = self.len as u64;
+        h.capacity = self.len as u64;
+        let mut w = FileWriter::new(h);
+        w.add_section(
+            section::VECTORS,
+            &self.rows.as_bytes()[..self.len * self.rows.row_bytes()],
+        )?;
+        w.add_pod_section(section::LABELS, self.labels())?;
+        w.write_atomic(path)
+    }
+
+    /// Reads a saved index into memory, checking every checksum; the result
+    /// takes new vectors.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let file = Arc::new(IndexFile::load(path)?);
+        let mut index = Self::from_index_file(file, kernels::active())?;
+        index.rows.make_owned();
+        index.labels.make_owned();
+        index.source = None;
+        Ok(index)
+    }
+
+    /// Maps a saved index and scans it in place: no copy, O(1) to open (only
+    /// the header, section table and section sizes are checked; call
+    /// [`FlatIndex::verify`] to check the checksums). Several processes
+    /// mapping one file share its pages. Adding to it copies it into memory.
+    pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let file = Arc::new(IndexFile::open_mmap(path, opts)?);
+        Self::from_index_file(file, kernels::active())
+    }
+
+    /// Opens an index from an already-validated [`IndexFile`], viewing its sections. O(1).
+    pub fn from_index_file(file: Arc<IndexFile>, table: &'static KernelTable) -> Result<Self> {
+        file.expect_kind(IndexKind::Flat)?;
+        let h = file.header().clone();
+        if h.elem_type != ElemType::F32 {
+            return Err(FormatError::WrongElemType {
+                expected: ElemType::F32,
+                found: h.elem_type,
+            }
+            .into());
+        }
+        if h.dim == 0 || h.dim > MAX_DIM {
+            return Err(FormatError::BadCounts(format!("dimension {}", h.dim)).into());
+        }
+        if h.n_items >= u64::from(u32::MAX) {
+            return Err(FormatError::BadCounts(format!("{} items", h.n_items)).into());
+        }
+        let mut index = FlatIndex::with_kernels(h.dim as usize, h.metric, table)?;
+        index.rows = RowArena::from_file(&file, section::VECTORS, h.dim as usize, h.n_items)?;
+        index.labels = Slab::from_file(&file, section::LABELS, h.n_items)?;
+        index.len = h.n_items as usize;
+        index.source = Some(file);
+        Ok(index)
+    }
+
+    /// Verifies the checksums of the file a mapped index views (a no-op for
+    /// an index in memory).
+    pub fn verify(&self) -> Result<()> {
+        if let Some(file) = &self.source {
+            file.verify()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the index views a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.rows.is_mapped()
     }
 }
 

@@ -28,6 +28,10 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
+#[cfg(any(
+    all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")),
+    all(target_arch = "aarch64", feature = "neon")
+))]
 mod generic;
 pub mod prefetch;
 pub(crate) mod scalar;
@@ -37,6 +41,11 @@ mod x86;
 
 #[cfg(all(target_arch = "aarch64", feature = "neon"))]
 mod aarch64;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// An instruction-set level the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

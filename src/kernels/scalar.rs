@@ -14,7 +14,7 @@ const LANES: usize = 8;
 /// # Safety
 /// `p` must be valid for `n` reads of `T` for the caller-chosen lifetime.
 #[inline(always)]
-unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
     if n == 0 {
         &[]
     } else {
@@ -103,17 +103,28 @@ pub(crate) fn hamming_slices(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
-/// Scales `a` by `1 / norm` when `norm_sq > 0`; returns the norm. Shared by every ISA.
+/// Scales `a` by `1 / norm` when `norm_sq > 0`; returns the norm. Shared by
+/// every ISA, so all of them leave zero (and non-finite) vectors alone the
+/// same way; only the multiplication loop, `scale(a, 1 / norm)`, differs.
 #[inline(always)]
-pub(crate) fn scale_to_unit(a: &mut [f32], norm_sq: f32) -> f32 {
+pub(crate) fn scale_to_unit(
+    a: &mut [f32],
+    norm_sq: f32,
+    scale: impl FnOnce(&mut [f32], f32),
+) -> f32 {
     let norm = norm_sq.sqrt();
     if norm > 0.0 && norm.is_finite() {
-        let inv = 1.0 / norm;
-        for x in a.iter_mut() {
-            *x *= inv;
-        }
+        scale(a, 1.0 / norm);
     }
     norm
+}
+
+/// `a[i] *= factor`, the portable scaling loop.
+#[inline(always)]
+pub(crate) fn scale_slice(a: &mut [f32], factor: f32) {
+    for x in a.iter_mut() {
+        *x *= factor;
+    }
 }
 
 // ---- raw entry points --------------------------------------------------------
@@ -165,7 +176,7 @@ unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
     // SAFETY: the caller guarantees exclusive access to `n` floats at `a`.
     let a = unsafe { std::slice::from_raw_parts_mut(a, n) };
     let nsq = dot_slices(a, a);
-    scale_to_unit(a, nsq)
+    scale_to_unit(a, nsq, scale_slice)
 }
 
 /// # Safety
@@ -178,9 +189,22 @@ unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
 /// # Safety
 /// `src` valid for `n` reads, `dst` for `n` writes.
 unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
-    for i in 0..n {
-        // SAFETY: `i < n`, within both buffers by the caller's guarantee.
-        unsafe { *dst.add(i) = f32::from(*src.add(i)) };
+    if n == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `n` readable bytes at `src` and `n`
+    // writable floats at `dst`, not overlapping.
+    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
+    widen_slice(src, dst);
+}
+
+/// `dst[i] = src[i] as f32`, the portable widening loop every ISA compiles
+/// with its own target features (LLVM vectorizes it to zero-extend +
+/// convert instructions of the enabled width).
+#[inline(always)]
+pub(crate) fn widen_slice(src: &[u8], dst: &mut [f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f32::from(s);
     }
 }
 

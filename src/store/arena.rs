@@ -7,9 +7,13 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 
-use super::ALIGN;
+use super::format::FormatError;
+use super::slab::{FileSafe, Slab};
+use super::{IndexFile, ALIGN};
 
 /// One cache line of raw storage.
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -19,6 +23,13 @@ pub struct Line(pub [u8; ALIGN]);
 /// A cache line of `u32` link words, readable while other threads write.
 #[repr(C, align(64))]
 pub struct LinkLine([AtomicU32; ALIGN / 4]);
+
+// SAFETY: 64 plain bytes, any bit pattern valid.
+unsafe impl FileSafe for Line {}
+// SAFETY: UnsafeCell<Line> has Line's layout.
+unsafe impl FileSafe for UnsafeCell<Line> {}
+// SAFETY: 16 atomics with the layout of u32, no padding (64 bytes, align 64).
+unsafe impl FileSafe for LinkLine {}
 
 impl LinkLine {
     fn filled(v: u32) -> Self {
@@ -35,7 +46,7 @@ impl LinkLine {
 /// an index only publishes a slot (links it into the graph, maps its label)
 /// after its row is written.
 pub struct RowArena<T: Pod> {
-    lines: Vec<UnsafeCell<Line>>,
+    lines: Slab<UnsafeCell<Line>>,
     dim: usize,
     lines_per_row: usize,
     _elem: std::marker::PhantomData<T>,
@@ -51,15 +62,47 @@ unsafe impl<T: Pod + Sync> Sync for RowArena<T> {}
 impl<T: Pod> RowArena<T> {
     /// An arena of `rows` zeroed rows of `dim` elements.
     pub fn new(dim: usize, rows: usize) -> Self {
-        let lines_per_row = (dim * std::mem::size_of::<T>()).div_ceil(ALIGN).max(1);
+        let lines_per_row = Self::lines_per_row(dim);
         let mut a = RowArena {
-            lines: Vec::new(),
+            lines: Slab::default(),
             dim,
             lines_per_row,
             _elem: std::marker::PhantomData,
         };
         a.resize(rows);
         a
+    }
+
+    fn lines_per_row(dim: usize) -> usize {
+        (dim * std::mem::size_of::<T>()).div_ceil(ALIGN).max(1)
+    }
+
+    /// `rows` rows of `dim` elements stored in section `id` of `file`, in
+    /// place (the section must hold exactly `rows` padded rows).
+    pub fn from_file(
+        file: &Arc<IndexFile>,
+        id: u32,
+        dim: usize,
+        rows: u64,
+    ) -> Result<Self, FormatError> {
+        let lines_per_row = Self::lines_per_row(dim);
+        let count = rows.saturating_mul(lines_per_row as u64);
+        Ok(RowArena {
+            lines: Slab::from_file(file, id, count)?,
+            dim,
+            lines_per_row,
+            _elem: std::marker::PhantomData,
+        })
+    }
+
+    /// Whether the rows are a view of a file.
+    pub fn is_mapped(&self) -> bool {
+        self.lines.is_mapped()
+    }
+
+    /// Copies a file view into owned memory (no-op when owned).
+    pub fn make_owned(&mut self) {
+        self.lines.make_owned();
     }
 
     /// Elements per row.
@@ -80,8 +123,7 @@ impl<T: Pod> RowArena<T> {
     /// Grows (zero-filled) or shrinks to `rows` rows.
     pub fn resize(&mut self, rows: usize) {
         let n = rows * self.lines_per_row;
-        self.lines
-            .resize_with(n, || UnsafeCell::new(Line([0; ALIGN])));
+        self.lines.resize_zeroed(n);
     }
 
     /// Row `slot`.
@@ -142,9 +184,9 @@ impl<T: Pod> RowArena<T> {
         }
     }
 
-    /// Bytes allocated.
+    /// Bytes allocated (0 for a file view).
     pub fn allocated_bytes(&self) -> usize {
-        self.lines.capacity() * ALIGN
+        self.lines.allocated_bytes()
     }
 }
 
@@ -158,7 +200,7 @@ impl<T: Pod> RowArena<T> {
 /// see a list mid-rewrite (a mix of old and new ids); every id it can see is
 /// a published slot.
 pub struct LinkArena {
-    lines: Vec<LinkLine>,
+    lines: Slab<LinkLine>,
     lines_per_record: usize,
     max_links: usize,
 }
@@ -169,14 +211,46 @@ impl LinkArena {
 
     /// An arena of `records` empty records holding up to `max_links` ids each.
     pub fn new(max_links: usize, records: usize) -> Self {
-        let lines_per_record = (max_links * 4).div_ceil(ALIGN).max(1);
+        let lines_per_record = Self::lines_per_record(max_links);
         let mut a = LinkArena {
-            lines: Vec::new(),
+            lines: Slab::default(),
             lines_per_record,
             max_links,
         };
         a.resize(records);
         a
+    }
+
+    fn lines_per_record(max_links: usize) -> usize {
+        (max_links * 4).div_ceil(ALIGN).max(1)
+    }
+
+    /// `records` records of up to `max_links` ids stored in section `id` of
+    /// `file`, in place. The ids are not checked here: readers bound them
+    /// with [`LinkArena::read_into_bounded`].
+    pub fn from_file(
+        file: &Arc<IndexFile>,
+        id: u32,
+        max_links: usize,
+        records: u64,
+    ) -> Result<Self, FormatError> {
+        let lines_per_record = Self::lines_per_record(max_links);
+        let count = records.saturating_mul(lines_per_record as u64);
+        Ok(LinkArena {
+            lines: Slab::from_file(file, id, count)?,
+            lines_per_record,
+            max_links,
+        })
+    }
+
+    /// Whether the records are a view of a file.
+    pub fn is_mapped(&self) -> bool {
+        self.lines.is_mapped()
+    }
+
+    /// Copies a file view into owned memory (no-op when owned).
+    pub fn make_owned(&mut self) {
+        self.lines.make_owned();
     }
 
     /// Most ids a record holds.
@@ -262,6 +336,42 @@ impl LinkArena {
         }
     }
 
+    /// Like [`LinkArena::read_into`], skipping ids `>= limit` and reading
+    /// nothing from a record past the end: safe on links read from a file
+    /// that was never checked, at the cost of one compare per id.
+    #[inline]
+    pub fn read_into_bounded(&self, slot: usize, out: &mut Vec<u32>, limit: u32) {
+        out.clear();
+        let Some(lines) = self
+            .lines
+            .get(slot * self.lines_per_record..(slot + 1) * self.lines_per_record)
+        else {
+            return;
+        };
+        // SAFETY: as in `record`: a run of LinkLines is a contiguous array of
+        // `lines_per_record * 16 >= max_links` AtomicU32.
+        let rec = unsafe {
+            std::slice::from_raw_parts(lines.as_ptr() as *const AtomicU32, self.max_links)
+        };
+        for e in rec {
+            let id = e.load(Ordering::Acquire);
+            if id == Self::EMPTY {
+                break;
+            }
+            if id < limit {
+                out.push(id);
+            }
+        }
+    }
+
+    /// The first `records` records as `u32` words, padding included (for saving).
+    pub fn words_prefix(&self, records: usize) -> Vec<u32> {
+        self.lines[..records * self.lines_per_record]
+            .iter()
+            .flat_map(|l| l.0.iter().map(|a| a.load(Ordering::Acquire)))
+            .collect()
+    }
+
     /// All records as little-endian `u32` words (for saving).
     pub fn to_words(&self) -> Vec<u32> {
         self.lines
@@ -270,9 +380,9 @@ impl LinkArena {
             .collect()
     }
 
-    /// Bytes allocated.
+    /// Bytes allocated (0 for a file view).
     pub fn allocated_bytes(&self) -> usize {
-        self.lines.capacity() * ALIGN
+        self.lines.allocated_bytes()
     }
 }
 

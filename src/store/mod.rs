@@ -1,10 +1,27 @@
-//! Bytes: 64-byte-aligned storage for vectors and graph records.
+//! Bytes: 64-byte-aligned storage for vectors and graph records, and the
+//! file format every index is saved in.
+//!
+//! - [`AlignedVec`]: a growable buffer whose start is 64-byte aligned.
+//! - [`FileWriter`], [`IndexFile`]: the versioned, checksummed container
+//!   (header, section table, 64-byte-aligned sections) shared by every index
+//!   kind; `docs/FORMAT.md` describes it byte by byte.
 
 mod aligned;
 mod arena;
+#[doc(hidden)]
+pub mod fault;
+pub mod format;
+pub mod hnswlib;
+mod reader;
+mod slab;
+mod writer;
 
 pub use aligned::AlignedVec;
 pub use arena::{count as link_count, Line, LinkArena, RowArena};
+pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, SectionEntry};
+pub use reader::{Bytes, IndexFile, OpenOptions};
+pub use slab::{FileSafe, Slab};
+pub use writer::FileWriter;
 
 /// Alignment of every arena and row start: one cache line, and the width of
 /// an AVX-512 register.

@@ -145,7 +145,7 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             threads,
             secs,
             peak,
-            index.memory_bytes(),
+            saved_size(|p| index.save(p))?,
         )
     } else {
         let builder = Hnsw::builder(data.base.dim, d.metric)
@@ -170,7 +170,7 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             threads,
             secs,
             peak,
-            index.memory_bytes(),
+            saved_size(|p| index.save(p))?,
         )
     };
     runs
@@ -246,13 +246,13 @@ fn finish(
     threads: usize,
     secs: f64,
     peak: Option<u64>,
-    mem: usize,
+    index_bytes: u64,
 ) -> Result<()> {
     print_runs("ef", &runs);
     println!(
-        "build {secs:.2} s on {threads} threads, peak RSS growth {}, index memory {:.1} MiB",
+        "build {secs:.2} s on {threads} threads, peak RSS growth {}, index file {:.1} MiB",
         peak.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
-        mem as f64 / 1048576.0
+        index_bytes as f64 / 1048576.0
     );
     if let Some(path) = &args.data.json {
         BenchResult {
@@ -267,7 +267,7 @@ fn finish(
                 threads,
                 seconds: secs,
                 peak_rss_bytes: peak,
-                index_bytes: None,
+                index_bytes: Some(index_bytes),
             },
             runs,
             isa: kernels::active().isa().to_string(),
@@ -275,6 +275,16 @@ fn finish(
         .write(path)?;
     }
     Ok(())
+}
+
+/// Saves the index to a temporary file (after the measurements) and returns its size.
+fn saved_size(save: impl FnOnce(&std::path::Path) -> swann::Result<()>) -> Result<u64> {
+    let path = std::env::temp_dir().join(format!("swann-bench-{}.swann", std::process::id()));
+    let res = save(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(std::fs::metadata(&path)?.len()));
+    let _ = std::fs::remove_file(&path);
+    res
 }
 
 pub fn bench_flat(args: FlatBench) -> Result<()> {
@@ -314,6 +324,7 @@ pub fn bench_flat(args: FlatBench) -> Result<()> {
         },
     ];
     print_runs("exact", &runs);
+    let index_bytes = saved_size(|p| index.save(p))?;
     if let Some(path) = &d.json {
         BenchResult {
             library: "swann",
@@ -327,7 +338,7 @@ pub fn bench_flat(args: FlatBench) -> Result<()> {
                 threads,
                 seconds: secs,
                 peak_rss_bytes: peak,
-                index_bytes: None,
+                index_bytes: Some(index_bytes),
             },
             runs,
             isa: kernels::active().isa().to_string(),

@@ -3,6 +3,8 @@
 mod common;
 mod forest;
 mod hnsw;
+mod plot;
+mod store_cmds;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,13 +22,21 @@ enum Command {
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
-    /// Build an index from a vector file and save it.
+    /// Draw recall against queries per second for result files (SVG).
+    Plot(plot::PlotArgs),
+    /// Build an index and save it to a file.
     #[command(subcommand)]
-    Build(Build),
+    Build(BuildCmd),
+    /// Search an index file (memory-mapped) with query vectors.
+    Query(store_cmds::Query),
+    /// Print an index file's header and sections and check its checksums.
+    Info(store_cmds::Info),
 }
 
 #[derive(Subcommand, Debug)]
-enum Build {
+enum BuildCmd {
+    #[command(flatten)]
+    Store(store_cmds::Build),
     /// Random-projection forest (Annoy's method).
     Forest(forest::ForestBuild),
 }
@@ -47,6 +57,10 @@ fn main() -> Result<()> {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
         Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
-        Command::Build(Build::Forest(a)) => forest::build_forest(a),
+        Command::Plot(a) => plot::plot(a),
+        Command::Build(BuildCmd::Store(c)) => store_cmds::build(c),
+        Command::Build(BuildCmd::Forest(a)) => forest::build_forest(a),
+        Command::Query(a) => store_cmds::query(a),
+        Command::Info(a) => store_cmds::info(a),
     }
 }

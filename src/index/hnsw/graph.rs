@@ -27,6 +27,7 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -35,7 +36,7 @@ use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
 use crate::index::Neighbor;
 use crate::kernels::prefetch::prefetch_read;
-use crate::store::{LinkArena, RowArena};
+use crate::store::{LinkArena, RowArena, Slab};
 
 /// Flag: the node is marked deleted (still routes, never returned).
 pub(crate) const DELETED: u8 = 1;
@@ -112,13 +113,18 @@ pub(crate) struct Graph<S: Space> {
     pub(crate) links0: LinkArena,
     pub(crate) upper: LinkArena,
     /// Per slot: level (0 = only on level 0).
-    pub(crate) levels: Vec<u8>,
+    pub(crate) levels: Slab<u8>,
     /// Per slot: index of its first `M`-record in `upper`.
-    pub(crate) upper_offset: Vec<u32>,
-    pub(crate) labels: Vec<AtomicU64>,
-    pub(crate) flags: Vec<AtomicU8>,
+    pub(crate) upper_offset: Slab<u32>,
+    pub(crate) labels: Slab<AtomicU64>,
+    pub(crate) flags: Slab<AtomicU8>,
+    /// Per slot (empty while the graph is a read-only file view).
     locks: Vec<Mutex<()>>,
-    pub(crate) label_map: RwLock<HashMap<u64, u32>>,
+    /// Built on first use (a file view opens without reading every label).
+    label_map: OnceLock<RwLock<HashMap<u64, u32>>>,
+    /// The arrays are views of a file: nothing may be written through
+    /// `&self`; `&mut self` operations first copy them ([`Graph::make_owned`]).
+    pub(crate) read_only: bool,
     /// Slots handed out (published or being inserted).
     pub(crate) len: AtomicUsize,
     pub(crate) deleted: AtomicUsize,
@@ -138,17 +144,18 @@ pub(crate) struct Scratch {
 impl<S: Space> Graph<S> {
     pub(crate) fn new(space: S, params: Params, capacity: usize) -> Self {
         let mut g = Graph {
-            vectors: RowArena::new(space.len(), 0),
+            vectors: RowArena::new(space.vector_len(), 0),
             links0: LinkArena::new(params.m0, 0),
             upper: LinkArena::new(params.m, 0),
             space,
             params,
-            levels: Vec::new(),
-            upper_offset: Vec::new(),
-            labels: Vec::new(),
-            flags: Vec::new(),
+            levels: Slab::default(),
+            upper_offset: Slab::default(),
+            labels: Slab::default(),
+            flags: Slab::default(),
             locks: Vec::new(),
-            label_map: RwLock::new(HashMap::new()),
+            label_map: OnceLock::from(RwLock::new(HashMap::new())),
+            read_only: false,
             len: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
             entry: AtomicU64::new(NO_ENTRY),
@@ -157,6 +164,114 @@ impl<S: Space> Graph<S> {
         };
         g.resize(capacity);
         g
+    }
+
+    /// A graph over arrays read from a file (owned or views). The caller
+    /// has checked that every array has `capacity` entries (the link arenas
+    /// `capacity` and `upper_offset[capacity-1] + levels[capacity-1]`
+    /// records), that `len <= capacity`, that `entry` is `(slot, level)`
+    /// with `slot < len`, and that `deleted` counts the deleted flags. Link ids and upper offsets need no checking: reads
+    /// are bounded. Views make the graph read-only until [`Graph::make_owned`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        space: S,
+        params: Params,
+        vectors: RowArena<S::Elem>,
+        links0: LinkArena,
+        upper: LinkArena,
+        levels: Slab<u8>,
+        upper_offset: Slab<u32>,
+        labels: Slab<AtomicU64>,
+        flags: Slab<AtomicU8>,
+        len: usize,
+        deleted: usize,
+        entry: Option<(u32, usize)>,
+    ) -> Self {
+        let read_only = vectors.is_mapped()
+            || links0.is_mapped()
+            || upper.is_mapped()
+            || levels.is_mapped()
+            || upper_offset.is_mapped()
+            || labels.is_mapped()
+            || flags.is_mapped();
+        let mut locks = Vec::new();
+        if !read_only {
+            locks.resize_with(levels.len(), || Mutex::new(()));
+        }
+        Graph {
+            space,
+            params,
+            vectors,
+            links0,
+            upper,
+            levels,
+            upper_offset,
+            labels,
+            flags,
+            locks,
+            label_map: OnceLock::new(),
+            read_only,
+            len: AtomicUsize::new(len),
+            deleted: AtomicUsize::new(deleted),
+            entry: AtomicU64::new(match entry {
+                Some((slot, level)) => ((level as u64) << 32) | u64::from(slot),
+                None => NO_ENTRY,
+            }),
+            entry_lock: Mutex::new(()),
+            visited: VisitedPool::default(),
+        }
+    }
+
+    /// Copies every array that is a file view into owned memory, so the
+    /// graph can be modified. No-op for an owned graph.
+    pub(crate) fn make_owned(&mut self) {
+        if !self.read_only {
+            return;
+        }
+        self.vectors.make_owned();
+        self.links0.make_owned();
+        self.upper.make_owned();
+        self.levels.make_owned();
+        self.upper_offset.make_owned();
+        self.labels.make_owned();
+        self.flags.make_owned();
+        let n = self.levels.len();
+        self.locks.resize_with(n, || Mutex::new(()));
+        self.read_only = false;
+    }
+
+    /// Fails on a read-only file view (which `&self` must never write).
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::InvalidState(
+                "the index is a read-only memory-mapped view; load() it, or call a \
+                 `&mut self` method (which copies it), to modify it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Label -> slot map, built on first use.
+    pub(crate) fn label_map(&self) -> &RwLock<HashMap<u64, u32>> {
+        self.label_map.get_or_init(|| {
+            let n = self.len();
+            let mut map = HashMap::with_capacity(n);
+            for slot in 0..n as u32 {
+                map.insert(self.label(slot), slot);
+            }
+            RwLock::new(map)
+        })
+    }
+
+    /// Whether `slot` has been claimed by an insert that has not finished.
+    pub(crate) fn is_pending(&self, slot: u32) -> bool {
+        self.flags[slot as usize].load(Ordering::Acquire) & PENDING != 0
+    }
+
+    /// Current entry point and top level (for saving).
+    pub(crate) fn entry_raw(&self) -> Option<(u32, usize)> {
+        self.entry()
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -173,25 +288,33 @@ impl<S: Space> Graph<S> {
         if capacity <= old {
             return;
         }
+        self.make_owned();
         let m = self.params.m;
         let seed = self.params.seed;
         let mut next_upper = match old {
             0 => 0,
             _ => self.upper_offset[old - 1] + u32::from(self.levels[old - 1]),
         };
-        self.levels.reserve_exact(capacity - old);
-        self.upper_offset.reserve_exact(capacity - old);
-        for slot in old..capacity {
-            let level = level_for(seed, slot as u32, m);
-            self.levels.push(level);
-            self.upper_offset.push(next_upper);
-            next_upper += u32::from(level);
-        }
+        let (levels, upper_offset) = (&mut self.levels, &mut self.upper_offset);
+        levels.with_vec(|levels| {
+            upper_offset.with_vec(|upper_offset| {
+                levels.reserve_exact(capacity - old);
+                upper_offset.reserve_exact(capacity - old);
+                for slot in old..capacity {
+                    let level = level_for(seed, slot as u32, m);
+                    levels.push(level);
+                    upper_offset.push(next_upper);
+                    next_upper += u32::from(level);
+                }
+            })
+        });
         self.vectors.resize(capacity);
         self.links0.resize(capacity);
         self.upper.resize(next_upper as usize);
-        self.labels.resize_with(capacity, || AtomicU64::new(0));
-        self.flags.resize_with(capacity, || AtomicU8::new(0));
+        self.labels
+            .with_vec(|v| v.resize_with(capacity, || AtomicU64::new(0)));
+        self.flags
+            .with_vec(|v| v.resize_with(capacity, || AtomicU8::new(0)));
         self.locks.resize_with(capacity, || Mutex::new(()));
     }
 
@@ -215,14 +338,18 @@ impl<S: Space> Graph<S> {
         self.space.distance(q, self.vector(slot))
     }
 
-    /// Reads the links of `slot` on `level` into `out`.
+    /// Reads the links of `slot` on `level` into `out`. Ids at or past the
+    /// capacity, and records past the arena, are skipped, so a graph read
+    /// from an unchecked file can mislead a search but never index out of
+    /// bounds.
     #[inline(always)]
     fn read_links(&self, slot: u32, level: usize, out: &mut Vec<u32>) {
+        let limit = self.levels.len() as u32;
         if level == 0 {
-            self.links0.read_into(slot as usize, out);
+            self.links0.read_into_bounded(slot as usize, out, limit);
         } else {
             let rec = self.upper_offset[slot as usize] as usize + level - 1;
-            self.upper.read_into(rec, out);
+            self.upper.read_into_bounded(rec, out, limit);
         }
     }
 
@@ -245,7 +372,7 @@ impl<S: Space> Graph<S> {
 
     fn entry(&self) -> Option<(u32, usize)> {
         let e = self.entry.load(Ordering::Acquire);
-        (e != NO_ENTRY).then(|| (e as u32, (e >> 32) as usize))
+        (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
     }
 
     fn prefetch_row(&self, slot: u32) {
@@ -305,7 +432,11 @@ impl<S: Space> Graph<S> {
         accept: Option<&F>,
     ) -> Vec<Cand> {
         let filtering = accept.is_some() || self.deleted.load(Ordering::Relaxed) > 0;
-        let ok = |slot: u32| -> bool { !self.is_deleted(slot) && accept.is_none_or(|f| f(slot)) };
+        // Without deletions or a filter every node is a result: skip reading
+        // its flags (a likely cache miss per candidate).
+        let ok = |slot: u32| -> bool {
+            !filtering || (!self.is_deleted(slot) && accept.is_none_or(|f| f(slot)))
+        };
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
         let mut frontier: BinaryHeap<Nearest> = BinaryHeap::with_capacity(ef * 2);
         visited.check_and_mark(entry.slot);
@@ -383,7 +514,8 @@ impl<S: Space> Graph<S> {
 
     /// Reserves `slot` for `label`: fails if the label exists or the index is full.
     pub(crate) fn claim_slot(&self, label: u64) -> Result<u32> {
-        let mut map = self.label_map.write();
+        self.check_writable()?;
+        let mut map = self.label_map().write();
         if map.contains_key(&label) {
             return Err(Error::InvalidState(format!(
                 "label {label} is already in the index"
@@ -446,11 +578,7 @@ impl<S: Space> Graph<S> {
             drop(visited);
             let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
             self.select_heuristic(&cands, self.params.m, &mut selected);
-            let ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
-            {
-                let _g = self.locks[slot as usize].lock();
-                self.set_links(slot, l, &ids);
-            }
+            self.set_own_links(slot, l, &selected, scratch);
             for c in &selected {
                 self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
             }
@@ -463,6 +591,45 @@ impl<S: Space> Graph<S> {
                 .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
         }
         drop(entry_guard);
+    }
+
+    /// Sets a new node's links on `level` to `selected`, keeping any links
+    /// that concurrent inserts added to it meanwhile (another insert can
+    /// reach the node through its upper levels, pick it as a level-0
+    /// neighbour and link back before the node's own level-0 list is
+    /// written); if both together exceed the level's maximum, the heuristic
+    /// chooses among them.
+    fn set_own_links(&self, slot: u32, level: usize, selected: &[Cand], scratch: &mut Scratch) {
+        let _g = self.locks[slot as usize].lock();
+        self.read_links(slot, level, &mut scratch.ids);
+        let mut ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
+        let extra: Vec<u32> = scratch
+            .ids
+            .iter()
+            .copied()
+            .filter(|n| !ids.contains(n))
+            .collect();
+        if extra.is_empty() {
+            self.set_links(slot, level, &ids);
+            return;
+        }
+        let max = self.max_links(level);
+        if ids.len() + extra.len() <= max {
+            ids.extend(extra);
+            self.set_links(slot, level, &ids);
+            return;
+        }
+        let v = self.vector(slot);
+        let mut cands: Vec<Cand> = selected.to_vec();
+        cands.extend(extra.iter().map(|&n| Cand {
+            dist: self.space.distance(v, self.vector(n)),
+            slot: n,
+        }));
+        cands.sort_unstable();
+        let mut kept = Vec::with_capacity(max);
+        self.select_heuristic(&cands, max, &mut kept);
+        let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
+        self.set_links(slot, level, &ids);
     }
 
     /// Links `from -> to` on `level`, shrinking `from`'s list with the
@@ -501,6 +668,7 @@ impl<S: Space> Graph<S> {
     /// from its neighbours and the node's, and the node re-selects its own
     /// links by searching the graph again.
     pub(crate) fn update_vector(&mut self, slot: u32, v: &[S::Elem]) {
+        self.make_owned();
         self.vectors.row_mut(slot as usize).copy_from_slice(v);
         let level = usize::from(self.levels[slot as usize]);
         let Some((ep, max_level)) = self.entry() else {
@@ -624,12 +792,12 @@ impl<S: Space> Graph<S> {
             + self.links0.allocated_bytes()
             + self.upper.allocated_bytes()
             + self.capacity() * (1 + 4 + 8 + 1 + std::mem::size_of::<Mutex<()>>())
-            + self.label_map.read().capacity() * 16
+            + self.label_map.get().map_or(0, |m| m.read().capacity() * 16)
     }
 
     /// Label -> slot, if present and published.
     pub(crate) fn slot_of(&self, label: u64) -> Option<u32> {
-        let slot = *self.label_map.read().get(&label)?;
+        let slot = *self.label_map().read().get(&label)?;
         (self.flags[slot as usize].load(Ordering::Acquire) & PENDING == 0).then_some(slot)
     }
 

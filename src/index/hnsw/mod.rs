@@ -33,6 +33,7 @@
 //! ```
 
 mod graph;
+mod persist;
 mod space;
 mod visited;
 
@@ -40,6 +41,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
+pub use persist::{section, StoredSpace};
 pub use space::{BitSpace, F32Space, Space};
 
 use self::graph::{Graph, Params, Scratch};
@@ -195,6 +197,10 @@ impl BinaryHnsw {
 /// [`BinaryHnsw`].
 pub struct HnswIndex<S: Space> {
     graph: Graph<S>,
+    /// The file a read-only index views (kept for `verify`).
+    source: Option<std::sync::Arc<crate::store::IndexFile>>,
+    /// The capacity recorded in the file it was opened from.
+    source_capacity: u64,
 }
 
 impl<S: Space> std::fmt::Debug for HnswIndex<S> {
@@ -211,7 +217,11 @@ impl<S: Space> std::fmt::Debug for HnswIndex<S> {
 
 impl<S: Space> HnswIndex<S> {
     fn from_graph(graph: Graph<S>) -> Self {
-        HnswIndex { graph }
+        HnswIndex {
+            graph,
+            source: None,
+            source_capacity: 0,
+        }
     }
 
     /// Number of labels in the index (deleted ones included).
@@ -232,7 +242,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Elements per vector: components for `f32`, `u64` words for binary.
     pub fn dim(&self) -> usize {
-        self.graph.space.len()
+        self.graph.space.vector_len()
     }
 
     /// The metric.
@@ -418,6 +428,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Marks `label` deleted: it keeps routing searches but is never returned.
     pub fn mark_deleted(&self, label: u64) -> Result<()> {
+        self.graph.check_writable()?;
         let slot = self
             .graph
             .slot_of(label)
@@ -432,6 +443,7 @@ impl<S: Space> HnswIndex<S> {
 
     /// Clears the deleted mark of `label`.
     pub fn unmark_deleted(&self, label: u64) -> Result<()> {
+        self.graph.check_writable()?;
         let slot = self
             .graph
             .slot_of(label)
@@ -447,6 +459,7 @@ impl<S: Space> HnswIndex<S> {
     /// takes its slot, vector and repaired links. Without deleted slots (or
     /// when `label` is already present) it is [`HnswIndex::insert`].
     pub fn insert_replacing_deleted(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
+        self.graph.make_owned();
         let p = self.prepare(v)?;
         if self.graph.slot_of(label).is_some() {
             return self.insert(label, v);
@@ -457,7 +470,7 @@ impl<S: Space> HnswIndex<S> {
         };
         let old = self.graph.label(slot);
         {
-            let mut map = self.graph.label_map.write();
+            let mut map = self.graph.label_map().write();
             map.remove(&old);
             map.insert(label, slot);
         }

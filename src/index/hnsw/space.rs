@@ -15,7 +15,7 @@ pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
     type Elem: bytemuck::Pod + Send + Sync + PartialEq + std::fmt::Debug;
 
     /// Elements per stored vector.
-    fn len(&self) -> usize;
+    fn vector_len(&self) -> usize;
 
     /// The metric results are reported in.
     fn metric(&self) -> Metric;
@@ -72,7 +72,7 @@ impl F32Space {
 impl Space for F32Space {
     type Elem = f32;
 
-    fn len(&self) -> usize {
+    fn vector_len(&self) -> usize {
         self.dim
     }
 
@@ -138,7 +138,7 @@ impl BitSpace {
 impl Space for BitSpace {
     type Elem = u64;
 
-    fn len(&self) -> usize {
+    fn vector_len(&self) -> usize {
         self.words
     }
 

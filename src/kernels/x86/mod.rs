@@ -1,15 +1,54 @@
 //! x86-64 kernels: AVX2+FMA and AVX-512.
+//!
+//! The tables are handed out only after `is_x86_feature_detected!` (through
+//! pulp's `V3` / `V4` tokens, which check the full x86-64-v3 / v4 feature
+//! sets) says the running CPU has every feature the table's functions are
+//! compiled with. The answer is cached in a `OnceLock`, so `for_isa` costs
+//! one atomic load after the first call.
+
+use std::sync::OnceLock;
 
 use super::KernelTable;
 
-/// The AVX2+FMA table when the CPU has both.
+#[cfg(feature = "avx2")]
+mod avx2;
+
+#[cfg(all(feature = "avx512", swann_avx512_intrinsics))]
+mod avx512;
+
+/// The AVX2+FMA table when the CPU has both (and the rest of x86-64-v3:
+/// BMI1/2, LZCNT, MOVBE, POPCNT, which every AVX2+FMA CPU has, and which the
+/// generic kernels compiled through pulp's `V3` may use).
 #[cfg(feature = "avx2")]
 pub(super) fn avx2_table() -> Option<&'static KernelTable> {
-    None
+    static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
+    *TABLE.get_or_init(|| {
+        let ok = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("popcnt")
+            && pulp::x86::V3::is_available();
+        ok.then_some(&avx2::TABLE)
+    })
 }
 
-/// The AVX-512 table when the CPU has AVX-512F.
+/// The AVX-512 table when the CPU has AVX-512F, BW, CD, DQ and VL (pulp's
+/// `V4`, i.e. x86-64-v4: every AVX-512 CPU since Skylake-SP). Hamming uses
+/// VPOPCNTDQ when the CPU has it (Ice Lake, Zen 4 and later) and a BW
+/// nibble-lookup count otherwise; the choice is made here, once, by picking
+/// one of two static tables, so the kernel itself never branches on it.
 #[cfg(all(feature = "avx512", swann_avx512_intrinsics))]
 pub(super) fn avx512_table() -> Option<&'static KernelTable> {
-    None
+    static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
+    *TABLE.get_or_init(|| {
+        let base = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && pulp::x86::V4::is_available();
+        if !base {
+            None
+        } else if is_x86_feature_detected!("avx512vpopcntdq") {
+            Some(&avx512::TABLE_VPOPCNTDQ)
+        } else {
+            Some(&avx512::TABLE)
+        }
+    })
 }

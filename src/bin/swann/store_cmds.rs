@@ -1,0 +1,192 @@
+//! `swann build`, `swann query`, `swann info`: index files on disk.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use swann::index::hnsw::Hnsw;
+use swann::io::{read_groundtruth, read_vectors};
+use swann::store::{IndexFile, IndexKind, OpenOptions};
+use swann::Metric;
+
+/// Index kinds `swann build` writes.
+#[derive(Subcommand, Debug)]
+pub enum Build {
+    /// HNSW graph index.
+    Hnsw(BuildHnsw),
+}
+
+/// `swann build hnsw`.
+#[derive(Args, Debug)]
+pub struct BuildHnsw {
+    /// Base vectors (.fvecs, .bvecs or .npy); row i gets label i.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Metric: l2, ip, cosine.
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Links per node.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// Candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Level generator seed.
+    #[arg(long, default_value_t = 100)]
+    pub seed: u64,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `swann query`.
+#[derive(Args, Debug)]
+pub struct Query {
+    /// Index file written by `swann build` (or `Hnsw::save`).
+    pub file: PathBuf,
+    /// Query vectors.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Search candidate list size.
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Ground truth (.ivecs) to report recall@k against.
+    #[arg(long)]
+    pub groundtruth: Option<PathBuf>,
+    /// Read the whole file into memory (checking every checksum) instead of mapping it.
+    #[arg(long)]
+    pub load: bool,
+}
+
+/// `swann info`.
+#[derive(Args, Debug)]
+pub struct Info {
+    /// Index file.
+    pub file: PathBuf,
+}
+
+pub fn build(cmd: Build) -> Result<()> {
+    let Build::Hnsw(a) = cmd;
+    let data = read_vectors(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let n = data.rows();
+    let t = Instant::now();
+    let mut index = Hnsw::builder(data.dim, a.metric)
+        .m(a.m)
+        .ef_construction(a.ef_construction)
+        .seed(a.seed)
+        .capacity(n)
+        .build()?;
+    let labels: Vec<u64> = (0..n as u64).collect();
+    index.insert_batch(&labels, &data.data)?;
+    let built = t.elapsed().as_secs_f64();
+    index.save(&a.out)?;
+    println!(
+        "built {} vectors x {} in {built:.1} s, wrote {} ({} bytes)",
+        n,
+        data.dim,
+        a.out.display(),
+        std::fs::metadata(&a.out)?.len()
+    );
+    Ok(())
+}
+
+pub fn query(a: Query) -> Result<()> {
+    let t = Instant::now();
+    let index = if a.load {
+        Hnsw::load(&a.file)?
+    } else {
+        Hnsw::open_mmap(&a.file, OpenOptions::default())?
+    };
+    let opened = t.elapsed();
+    let queries = read_vectors(&a.queries)?;
+    let t = Instant::now();
+    let results = index.search_batch(&queries.data, a.k, a.ef)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "opened in {:.3} ms ({}), {} queries in {secs:.3} s ({:.0} QPS)",
+        opened.as_secs_f64() * 1e3,
+        if a.load { "loaded" } else { "mapped" },
+        results.len(),
+        results.len() as f64 / secs
+    );
+    if let Some(gt) = a.groundtruth {
+        let gt = read_groundtruth(&gt)?;
+        if gt.rows() < results.len() || gt.dim < a.k {
+            bail!("ground truth has {} rows of {}", gt.rows(), gt.dim);
+        }
+        let hits: usize = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let t = &gt.row(i)[..a.k];
+                r.iter().filter(|n| t.contains(&(n.label as i32))).count()
+            })
+            .sum();
+        println!(
+            "recall@{} = {:.4}",
+            a.k,
+            hits as f64 / (a.k * results.len()) as f64
+        );
+    } else {
+        for r in results.iter().take(5) {
+            let labels: Vec<String> = r.iter().map(|n| n.label.to_string()).collect();
+            println!("{}", labels.join(" "));
+        }
+    }
+    Ok(())
+}
+
+pub fn info(a: Info) -> Result<()> {
+    let file = IndexFile::open_mmap(&a.file, OpenOptions::default())?;
+    let h = file.header().clone();
+    println!("file        {}", a.file.display());
+    println!("size        {} bytes", file.file_len());
+    println!("kind        {}", h.kind);
+    println!("metric      {}", h.metric);
+    println!("elements    {}", h.elem_type);
+    println!("dimension   {}", h.dim);
+    println!("items       {} (capacity {})", h.n_items, h.capacity);
+    if h.kind == IndexKind::Hnsw {
+        println!("M           {} (level 0: {})", h.m, h.params[2]);
+        println!("ef_constr.  {}", h.ef_construction);
+        println!("seed        {}", h.seed);
+        println!("entry       slot {} at level {}", h.params[0], h.params[1]);
+        println!("deleted     {}", h.params[4]);
+    } else {
+        println!(
+            "params      m={} ef_construction={} seed={} {:?}",
+            h.m, h.ef_construction, h.seed, h.params
+        );
+    }
+    println!("sections");
+    for s in file.sections() {
+        println!(
+            "  id {:>2}  offset {:>12}  length {:>12}  xxh3 {:016x}",
+            s.id, s.offset, s.len, s.checksum
+        );
+    }
+    match file.verify() {
+        Ok(()) => println!(
+            "checksums   ok (header and all {} sections)",
+            file.sections().len()
+        ),
+        Err(e) => {
+            println!("checksums   FAILED: {e}");
+            bail!("{}: {e}", a.file.display());
+        }
+    }
+    if h.kind == IndexKind::Hnsw && h.elem_type == swann::store::ElemType::F32 {
+        match Hnsw::open_mmap(&a.file, OpenOptions::default()).and_then(|i| i.verify()) {
+            Ok(()) => println!("structure   ok"),
+            Err(e) => {
+                println!("structure   FAILED: {e}");
+                bail!("{}: {e}", a.file.display());
+            }
+        }
+    }
+    Ok(())
+}

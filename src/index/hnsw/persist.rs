@@ -1,0 +1,458 @@
+//! Saving, loading and memory-mapping HNSW indexes in swann's container
+//! format (`docs/FORMAT.md`), and importing hnswlib's files.
+//!
+//! The file holds the graph's arrays exactly as they lie in memory (vector
+//! rows and link records padded to cache lines), one section each, so
+//! [`HnswIndex::open_mmap`] points the graph at the mapped sections without
+//! copying or parsing anything.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::graph::{Graph, Params, DELETED, MAX_LEVEL};
+use super::space::{BitSpace, F32Space, Space};
+use super::HnswIndex;
+use crate::error::{Error, Result};
+use crate::kernels::{self, KernelTable};
+use crate::store::format::FormatError;
+use crate::store::{
+    hnswlib, ElemType, FileWriter, Header, IndexFile, IndexKind, LinkArena, OpenOptions, RowArena,
+    Slab,
+};
+use crate::Metric;
+
+/// Section ids of an HNSW file.
+pub mod section {
+    /// Vector rows, `n_items` rows each padded to whole 64-byte lines.
+    pub const VECTORS: u32 = 1;
+    /// Level-0 link records, `n_items` records of `m0` `u32` ids padded to
+    /// whole lines; unused entries are `u32::MAX`.
+    pub const LINKS0: u32 = 2;
+    /// Upper-level link records of `m` ids padded to whole lines.
+    pub const UPPER: u32 = 3;
+    /// Level of each slot, `u8`.
+    pub const LEVELS: u32 = 4;
+    /// Index of each slot's first upper record, `u32`.
+    pub const UPPER_OFFSET: u32 = 5;
+    /// Label of each slot, `u64`.
+    pub const LABELS: u32 = 6;
+    /// Flags of each slot, `u8` (bit 0: deleted).
+    pub const FLAGS: u32 = 7;
+}
+
+/// Header parameter slots of an HNSW file.
+mod param {
+    /// Entry slot, or `u64::MAX` for an empty index.
+    pub const ENTRY: usize = 0;
+    /// Top level.
+    pub const MAX_LEVEL: usize = 1;
+    /// Level-0 links per node.
+    pub const M0: usize = 2;
+    /// Number of upper-level records.
+    pub const UPPER_RECORDS: usize = 3;
+    /// Number of slots marked deleted.
+    pub const DELETED: usize = 4;
+}
+
+/// Largest dimension a file may declare (keeps every size computation far
+/// from overflow; 2^24 components is a 64 MiB vector).
+const MAX_DIM: u64 = 1 << 24;
+
+/// A [`Space`] whose indexes can be saved: it names its element type and
+/// rebuilds itself from a file's header.
+pub trait StoredSpace: Space {
+    /// The element type written in the header.
+    const ELEM_TYPE: ElemType;
+    /// The dimension written in the header (components, or bits).
+    fn stored_dim(&self) -> u64;
+    /// The space a header describes.
+    fn from_stored(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self>;
+}
+
+impl StoredSpace for F32Space {
+    const ELEM_TYPE: ElemType = ElemType::F32;
+    fn stored_dim(&self) -> u64 {
+        self.vector_len() as u64
+    }
+    fn from_stored(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
+        F32Space::new(dim, metric, table)
+    }
+}
+
+impl StoredSpace for BitSpace {
+    const ELEM_TYPE: ElemType = ElemType::U64Bits;
+    fn stored_dim(&self) -> u64 {
+        self.bits() as u64
+    }
+    fn from_stored(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
+        if metric != Metric::Hamming {
+            return Err(FormatError::WrongMetric {
+                expected: Metric::Hamming,
+                found: metric,
+            }
+            .into());
+        }
+        BitSpace::new(dim, table)
+    }
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    FormatError::BadCounts(reason.into()).into()
+}
+
+impl<S: StoredSpace> HnswIndex<S> {
+    /// Writes the index to `path` atomically (a temporary file, synced, then
+    /// renamed over `path`; see `docs/FORMAT.md`).
+    ///
+    /// Saving runs beside searches. It blocks new inserts while it copies
+    /// the graph, and fails with [`Error::InvalidState`] if an insert is
+    /// half-way when it starts.
+    ///
+    /// ```
+    /// use swann::index::hnsw::Hnsw;
+    /// use swann::store::OpenOptions;
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(2, Metric::L2).build()?;
+    /// index.insert(1, &[0.0, 1.0])?;
+    /// index.insert(2, &[5.0, 5.0])?;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("index.swann");
+    /// index.save(&path)?;
+    ///
+    /// let mapped = Hnsw::open_mmap(&path, OpenOptions::default())?;
+    /// assert_eq!(mapped.search(&[4.0, 4.0], 1, 16)?[0].label, 2);
+    /// let mut owned = Hnsw::load(&path)?;
+    /// owned.insert(3, &[9.0, 9.0])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let g = &self.graph;
+        // Claiming a slot takes this lock for writing, so while it is held
+        // no insert starts, and every slot below `len` is either published or
+        // pending.
+        let _no_new_inserts = g.label_map().read();
+        let n = g.len();
+        if (0..n as u32).any(|s| g.is_pending(s)) {
+            return Err(Error::InvalidState(
+                "an insert is in progress; save after it finishes".into(),
+            ));
+        }
+        let upper_records = match n {
+            0 => 0,
+            _ => g.upper_offset[n - 1] as usize + usize::from(g.levels[n - 1]),
+        };
+        let vectors = &g.vectors.as_bytes()[..n * g.vectors.row_bytes()];
+        let links0 = g.links0.words_prefix(n);
+        let upper = g.upper.words_prefix(upper_records);
+        let labels: Vec<u64> = (0..n as u32).map(|s| g.label(s)).collect();
+        let flags: Vec<u8> = g.flags[..n]
+            .iter()
+            .map(|f| f.load(Ordering::Acquire) & DELETED)
+            .collect();
+        let deleted = flags.iter().filter(|&&f| f != 0).count();
+        let entry = g.entry_raw();
+
+        let mut h = Header::new(
+            IndexKind::Hnsw,
+            g.space.metric(),
+            S::ELEM_TYPE,
+            g.space.stored_dim(),
+        );
+        h.n_items = n as u64;
+        h.capacity = g.capacity() as u64;
+        h.m = g.params.m as u64;
+        h.ef_construction = g.params.ef_construction as u64;
+        h.seed = g.params.seed;
+        h.params[param::ENTRY] = entry.map_or(u64::MAX, |(s, _)| u64::from(s));
+        h.params[param::MAX_LEVEL] = entry.map_or(0, |(_, l)| l as u64);
+        h.params[param::M0] = g.params.m0 as u64;
+        h.params[param::UPPER_RECORDS] = upper_records as u64;
+        h.params[param::DELETED] = deleted as u64;
+
+        let mut w = FileWriter::new(h);
+        w.add_section(section::VECTORS, vectors)?;
+        w.add_pod_section(section::LINKS0, &links0)?;
+        w.add_pod_section(section::UPPER, &upper)?;
+        w.add_section(section::LEVELS, &g.levels[..n])?;
+        w.add_pod_section(section::UPPER_OFFSET, &g.upper_offset[..n])?;
+        w.add_pod_section(section::LABELS, &labels)?;
+        w.add_section(section::FLAGS, &flags)?;
+        w.write_atomic(path)
+    }
+
+    /// Reads an index saved by [`HnswIndex::save`] into memory, checking
+    /// every checksum and every link, level and offset (O(file size)). The
+    /// result is an ordinary index: it takes inserts, deletes and grows.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let file = Arc::new(IndexFile::load(path)?);
+        let mut index = Self::from_index_file(file, kernels::active())?;
+        index.graph.make_owned();
+        index.source = None;
+        index.check_structure()?;
+        let capacity = usize::try_from(index.source_capacity).unwrap_or(0);
+        if capacity > index.capacity() && capacity < u32::MAX as usize {
+            index.graph.resize(capacity);
+        }
+        Ok(index)
+    }
+
+    /// Maps an index saved by [`HnswIndex::save`] and searches it in place:
+    /// no copy, no parsing, O(1) however large the file (with
+    /// `opts.populate` false). Only the header, the section table and the
+    /// section sizes are checked; link ids are bounded during search, so a
+    /// corrupt file gives wrong answers, never a crash. Call
+    /// [`HnswIndex::verify`] to check everything.
+    ///
+    /// The index is read-only: `mark_deleted` and `try_insert` fail, and
+    /// `&mut self` methods (`insert`, `resize`, ...) first copy it into
+    /// memory. Several processes mapping one file share its pages.
+    pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let file = Arc::new(IndexFile::open_mmap(path, opts)?);
+        Self::from_index_file(file, kernels::active())
+    }
+
+    /// Opens an index from an already-validated [`IndexFile`] (owned or
+    /// mapped), as a read-only view of its sections. O(1).
+    pub fn from_index_file(file: Arc<IndexFile>, table: &'static KernelTable) -> Result<Self> {
+        file.expect_kind(IndexKind::Hnsw)?;
+        let h = file.header().clone();
+        if h.elem_type != S::ELEM_TYPE {
+            return Err(FormatError::WrongElemType {
+                expected: S::ELEM_TYPE,
+                found: h.elem_type,
+            }
+            .into());
+        }
+        if h.dim > MAX_DIM {
+            return Err(bad(format!("dimension {} above {MAX_DIM}", h.dim)));
+        }
+        let space = S::from_stored(h.dim as usize, h.metric, table)?;
+        if !(2..=127).contains(&h.m) || h.params[param::M0] != 2 * h.m {
+            return Err(bad(format!(
+                "M = {}, M0 = {}: M must be in 2..=127 and M0 = 2 M",
+                h.m,
+                h.params[param::M0]
+            )));
+        }
+        if h.ef_construction == 0 || h.ef_construction > u32::MAX as u64 {
+            return Err(bad(format!("ef_construction = {}", h.ef_construction)));
+        }
+        let n = h.n_items;
+        if n >= u64::from(u32::MAX) {
+            return Err(bad(format!("{n} items do not fit u32 slots")));
+        }
+        let entry_slot = h.params[param::ENTRY];
+        let max_level = h.params[param::MAX_LEVEL];
+        let entry = match n {
+            0 if entry_slot == u64::MAX => None,
+            0 => return Err(bad("empty index with an entry point")),
+            _ if entry_slot >= n || max_level > u64::from(MAX_LEVEL) => {
+                return Err(bad(format!(
+                    "entry point {entry_slot} at level {max_level} (items: {n})"
+                )))
+            }
+            _ => Some((entry_slot as u32, max_level as usize)),
+        };
+        let upper_records = h.params[param::UPPER_RECORDS];
+        if upper_records > n.saturating_mul(u64::from(MAX_LEVEL)) {
+            return Err(bad(format!("{upper_records} upper records for {n} items")));
+        }
+        let deleted = h.params[param::DELETED];
+        if deleted > n {
+            return Err(bad(format!("{deleted} deleted of {n} items")));
+        }
+        let (m, m0) = (h.m as usize, 2 * h.m as usize);
+        let graph = Graph::from_parts(
+            space.clone(),
+            Params {
+                m,
+                m0,
+                ef_construction: h.ef_construction as usize,
+                seed: h.seed,
+            },
+            RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
+            LinkArena::from_file(&file, section::LINKS0, m0, n)?,
+            LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
+            Slab::from_file(&file, section::LEVELS, n)?,
+            Slab::from_file(&file, section::UPPER_OFFSET, n)?,
+            Slab::from_file(&file, section::LABELS, n)?,
+            Slab::from_file(&file, section::FLAGS, n)?,
+            n as usize,
+            deleted as usize,
+            entry,
+        );
+        let mut index = HnswIndex::from_graph(graph);
+        index.source_capacity = h.capacity;
+        index.source = Some(file);
+        Ok(index)
+    }
+
+    /// Checks the whole index: the file's checksums (for an index opened
+    /// from a file and still viewing it) and the graph's structure: every
+    /// link id below the item count, every level at most 16, upper-record
+    /// offsets consistent with the levels, the entry point on the top level,
+    /// flags known, labels unique. O(file size).
+    pub fn verify(&self) -> Result<()> {
+        if let Some(file) = &self.source {
+            file.verify()?;
+        }
+        self.check_structure()
+    }
+
+    fn check_structure(&self) -> Result<()> {
+        let g = &self.graph;
+        let n = g.len();
+        let corrupt =
+            |section, reason: String| -> Error { FormatError::Corrupt { section, reason }.into() };
+        let mut next = 0u64;
+        let mut top = 0u8;
+        let mut ids = Vec::new();
+        for slot in 0..n {
+            let level = g.levels[slot];
+            if level > MAX_LEVEL {
+                return Err(corrupt(
+                    section::LEVELS,
+                    format!("slot {slot} has level {level}"),
+                ));
+            }
+            if u64::from(g.upper_offset[slot]) != next {
+                return Err(corrupt(
+                    section::UPPER_OFFSET,
+                    format!(
+                        "slot {slot}: offset {} expected {next}",
+                        g.upper_offset[slot]
+                    ),
+                ));
+            }
+            next += u64::from(level);
+            top = top.max(level);
+            let flags = g.flags[slot].load(Ordering::Relaxed);
+            if flags & !DELETED != 0 {
+                return Err(corrupt(
+                    section::FLAGS,
+                    format!("slot {slot}: flags {flags:#x}"),
+                ));
+            }
+            // Raw reads (not the search's bounded ones), so a bad id is seen.
+            for l in 0..=usize::from(level) {
+                let (arena, rec, sec) = match l {
+                    0 => (&g.links0, slot, section::LINKS0),
+                    _ => (
+                        &g.upper,
+                        g.upper_offset[slot] as usize + l - 1,
+                        section::UPPER,
+                    ),
+                };
+                if rec >= arena.records() {
+                    return Err(corrupt(
+                        sec,
+                        format!("slot {slot} level {l}: no record {rec}"),
+                    ));
+                }
+                arena.read_into(rec, &mut ids);
+                if let Some(t) = ids.iter().find(|&&t| t as usize >= n || t as usize == slot) {
+                    return Err(corrupt(
+                        sec,
+                        format!("slot {slot} level {l}: link to {t} (items: {n})"),
+                    ));
+                }
+            }
+        }
+        if next as usize > g.upper.records() {
+            return Err(corrupt(section::UPPER, format!("{next} records needed")));
+        }
+        if let Some((ep, level)) = g.entry_raw() {
+            if usize::from(g.levels[ep as usize]) != level || level != usize::from(top) {
+                return Err(corrupt(
+                    section::LEVELS,
+                    format!("entry point {ep} is not on the top level {top}"),
+                ));
+            }
+        }
+        let deleted = (0..n as u32).filter(|&s| g.is_deleted(s)).count();
+        if deleted != g.deleted.load(Ordering::Relaxed) {
+            return Err(corrupt(
+                section::FLAGS,
+                "deleted count differs from the header".into(),
+            ));
+        }
+        if g.label_map().read().len() != n {
+            return Err(corrupt(section::LABELS, "a label appears twice".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the index is a read-only view of a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.graph.read_only
+    }
+}
+
+impl HnswIndex<F32Space> {
+    /// Imports a file written by hnswlib's `saveIndex` (hnswlib 0.7 and 0.8,
+    /// and Python's `Index.save_index`) for spaces `l2` ([`Metric::L2`]),
+    /// `ip` ([`Metric::InnerProduct`]) or `cosine` ([`Metric::Cosine`]), with
+    /// vectors of `dim` components. The graph, labels, deleted marks and
+    /// capacity are kept as they are, so searches visit the same nodes as in
+    /// hnswlib. Every size and link is checked (see [`crate::store::hnswlib`]).
+    pub fn import_hnswlib(path: impl AsRef<Path>, metric: Metric, dim: usize) -> Result<Self> {
+        let bytes = std::fs::read(path)?;
+        let h = hnswlib::parse(&bytes, dim)?;
+        drop(bytes);
+        let table = kernels::active();
+        let space = F32Space::new(dim, metric, table)?;
+        let n = h.len();
+        let mut vectors = RowArena::<f32>::new(dim, n);
+        let mut row = Vec::with_capacity(dim);
+        for (i, v) in h.vectors.chunks_exact(dim).enumerate() {
+            // hnswlib's Python wrapper stores cosine vectors normalized
+            // already; preparing them again is then a no-op up to rounding.
+            space.prepare(v, &mut row)?;
+            vectors.row_mut(i).copy_from_slice(&row);
+        }
+        let links0 = LinkArena::new(h.m0, n);
+        for id in 0..n {
+            links0.set(id, h.links0(id));
+        }
+        let records = h.upper_len.len();
+        let upper = LinkArena::new(h.m, records);
+        for id in 0..n {
+            for l in 1..=usize::from(h.levels[id]) {
+                upper.set(h.upper_offset[id] as usize + l - 1, h.upper_links(id, l));
+            }
+        }
+        let deleted = h.deleted.iter().filter(|&&d| d).count();
+        let graph = Graph::from_parts(
+            space,
+            Params {
+                m: h.m,
+                m0: h.m0,
+                ef_construction: h.ef_construction,
+                seed: 100,
+            },
+            vectors,
+            links0,
+            upper,
+            Slab::from_vec(h.levels.clone()),
+            Slab::from_vec(h.upper_offset.clone()),
+            Slab::from_vec(h.labels.iter().map(|&l| AtomicU64::new(l)).collect()),
+            Slab::from_vec(
+                h.deleted
+                    .iter()
+                    .map(|&d| AtomicU8::new(if d { DELETED } else { 0 }))
+                    .collect(),
+            ),
+            n,
+            deleted,
+            h.entry.map(|(slot, level)| (slot, usize::from(level))),
+        );
+        let mut index = HnswIndex::from_graph(graph);
+        index.check_structure()?;
+        if h.max_elements > n && h.max_elements < u32::MAX as usize {
+            index.graph.resize(h.max_elements);
+        }
+        Ok(index)
+    }
+}

@@ -1,0 +1,447 @@
+//! NEON kernels (128-bit vectors, four `f32` lanes).
+//!
+//! Every function here is reachable only through [`TABLE`], which
+//! `super::neon_table` hands out only after `is_aarch64_feature_detected!("neon")`.
+//! That detection is the check behind every `#[target_feature]` call below;
+//! pointer validity is the caller's contract from the raw kernel types in
+//! `kernels/mod.rs`.
+//!
+//! Layout of the hot loops: four accumulators over 16 floats per iteration
+//! (FMA latency 4 on most cores, two or more FMA pipes), then four floats at
+//! a time, then a short scalar remainder of at most three floats (NEON has no
+//! masked loads; lengths that are a multiple of four never run it).
+
+use core::arch::aarch64::*;
+
+use pulp::aarch64::Neon;
+use pulp::Simd;
+
+use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
+use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::{Isa, KernelTable};
+
+/// # Safety
+/// NEON available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dot_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let z = vdupq_n_f32(0.0);
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, so floats i..i + 16 of both inputs are readable.
+        unsafe {
+            acc0 = vfmaq_f32(acc0, vld1q_f32(a.add(i)), vld1q_f32(b.add(i)));
+            acc1 = vfmaq_f32(acc1, vld1q_f32(a.add(i + 4)), vld1q_f32(b.add(i + 4)));
+            acc2 = vfmaq_f32(acc2, vld1q_f32(a.add(i + 8)), vld1q_f32(b.add(i + 8)));
+            acc3 = vfmaq_f32(acc3, vld1q_f32(a.add(i + 12)), vld1q_f32(b.add(i + 12)));
+        }
+        i += 16;
+    }
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n.
+        unsafe { acc0 = vfmaq_f32(acc0, vld1q_f32(a.add(i)), vld1q_f32(b.add(i))) };
+        i += 4;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+    while i < n {
+        // SAFETY: i < n.
+        unsafe { sum = (*a.add(i)).mul_add(*b.add(i), sum) };
+        i += 1;
+    }
+    sum
+}
+
+/// # Safety
+/// NEON available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn l2sq_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let z = vdupq_n_f32(0.0);
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, so floats i..i + 16 of both inputs are readable.
+        unsafe {
+            let d0 = vsubq_f32(vld1q_f32(a.add(i)), vld1q_f32(b.add(i)));
+            let d1 = vsubq_f32(vld1q_f32(a.add(i + 4)), vld1q_f32(b.add(i + 4)));
+            let d2 = vsubq_f32(vld1q_f32(a.add(i + 8)), vld1q_f32(b.add(i + 8)));
+            let d3 = vsubq_f32(vld1q_f32(a.add(i + 12)), vld1q_f32(b.add(i + 12)));
+            acc0 = vfmaq_f32(acc0, d0, d0);
+            acc1 = vfmaq_f32(acc1, d1, d1);
+            acc2 = vfmaq_f32(acc2, d2, d2);
+            acc3 = vfmaq_f32(acc3, d3, d3);
+        }
+        i += 16;
+    }
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n.
+        unsafe {
+            let d = vsubq_f32(vld1q_f32(a.add(i)), vld1q_f32(b.add(i)));
+            acc0 = vfmaq_f32(acc0, d, d);
+        }
+        i += 4;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+    while i < n {
+        // SAFETY: i < n.
+        let d = unsafe { *a.add(i) - *b.add(i) };
+        sum = d.mul_add(d, sum);
+        i += 1;
+    }
+    sum
+}
+
+/// # Safety
+/// NEON available; `a` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn norm_sq_body(a: *const f32, n: usize) -> f32 {
+    let z = vdupq_n_f32(0.0);
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            let x0 = vld1q_f32(a.add(i));
+            let x1 = vld1q_f32(a.add(i + 4));
+            let x2 = vld1q_f32(a.add(i + 8));
+            let x3 = vld1q_f32(a.add(i + 12));
+            acc0 = vfmaq_f32(acc0, x0, x0);
+            acc1 = vfmaq_f32(acc1, x1, x1);
+            acc2 = vfmaq_f32(acc2, x2, x2);
+            acc3 = vfmaq_f32(acc3, x3, x3);
+        }
+        i += 16;
+    }
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n.
+        unsafe {
+            let x = vld1q_f32(a.add(i));
+            acc0 = vfmaq_f32(acc0, x, x);
+        }
+        i += 4;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+    while i < n {
+        // SAFETY: i < n.
+        let x = unsafe { *a.add(i) };
+        sum = x.mul_add(x, sum);
+        i += 1;
+    }
+    sum
+}
+
+/// `(a.b, a.a, b.b)` in one pass, 4 x 3 accumulators over 16 floats.
+///
+/// # Safety
+/// NEON available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32) {
+    let z = vdupq_n_f32(0.0);
+    let (mut ab0, mut ab1, mut ab2, mut ab3) = (z, z, z, z);
+    let (mut aa0, mut aa1, mut aa2, mut aa3) = (z, z, z, z);
+    let (mut bb0, mut bb1, mut bb2, mut bb3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, so floats i..i + 16 of both inputs are readable.
+        unsafe {
+            let (x, y) = (vld1q_f32(a.add(i)), vld1q_f32(b.add(i)));
+            ab0 = vfmaq_f32(ab0, x, y);
+            aa0 = vfmaq_f32(aa0, x, x);
+            bb0 = vfmaq_f32(bb0, y, y);
+            let (x, y) = (vld1q_f32(a.add(i + 4)), vld1q_f32(b.add(i + 4)));
+            ab1 = vfmaq_f32(ab1, x, y);
+            aa1 = vfmaq_f32(aa1, x, x);
+            bb1 = vfmaq_f32(bb1, y, y);
+            let (x, y) = (vld1q_f32(a.add(i + 8)), vld1q_f32(b.add(i + 8)));
+            ab2 = vfmaq_f32(ab2, x, y);
+            aa2 = vfmaq_f32(aa2, x, x);
+            bb2 = vfmaq_f32(bb2, y, y);
+            let (x, y) = (vld1q_f32(a.add(i + 12)), vld1q_f32(b.add(i + 12)));
+            ab3 = vfmaq_f32(ab3, x, y);
+            aa3 = vfmaq_f32(aa3, x, x);
+            bb3 = vfmaq_f32(bb3, y, y);
+        }
+        i += 16;
+    }
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n.
+        unsafe {
+            let (x, y) = (vld1q_f32(a.add(i)), vld1q_f32(b.add(i)));
+            ab0 = vfmaq_f32(ab0, x, y);
+            aa0 = vfmaq_f32(aa0, x, x);
+            bb0 = vfmaq_f32(bb0, y, y);
+        }
+        i += 4;
+    }
+    let sum4 = |p: float32x4_t, q: float32x4_t, r: float32x4_t, s: float32x4_t| {
+        vaddvq_f32(vaddq_f32(vaddq_f32(p, q), vaddq_f32(r, s)))
+    };
+    let (mut ab, mut aa, mut bb) = (
+        sum4(ab0, ab1, ab2, ab3),
+        sum4(aa0, aa1, aa2, aa3),
+        sum4(bb0, bb1, bb2, bb3),
+    );
+    while i < n {
+        // SAFETY: i < n.
+        let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
+        ab = x.mul_add(y, ab);
+        aa = x.mul_add(x, aa);
+        bb = y.mul_add(y, bb);
+        i += 1;
+    }
+    (ab, aa, bb)
+}
+
+/// Bits set in `a ^ b`: `cnt` counts bits per byte, `uadalp` adds byte
+/// counts pairwise into 16-bit lanes (two accumulators over four words per
+/// step), folded into a 32-bit total every block of steps before a lane
+/// could overflow.
+///
+/// # Safety
+/// NEON available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+    // Each step adds at most 2 x 8 = 16 to a 16-bit lane: 4000 steps stay
+    // below 65535.
+    const STEPS_PER_BLOCK: usize = 4000;
+    let mut total: u32 = 0;
+    let mut i = 0;
+    while i + 4 <= n {
+        let (mut acc0, mut acc1) = (vdupq_n_u16(0), vdupq_n_u16(0));
+        let mut steps = 0;
+        while i + 4 <= n && steps < STEPS_PER_BLOCK {
+            // SAFETY: i + 4 <= n, so words i..i + 4 of both inputs are readable.
+            unsafe {
+                let x0 = vreinterpretq_u8_u64(vld1q_u64(a.add(i)));
+                let y0 = vreinterpretq_u8_u64(vld1q_u64(b.add(i)));
+                let x1 = vreinterpretq_u8_u64(vld1q_u64(a.add(i + 2)));
+                let y1 = vreinterpretq_u8_u64(vld1q_u64(b.add(i + 2)));
+                acc0 = vpadalq_u8(acc0, vcntq_u8(veorq_u8(x0, y0)));
+                acc1 = vpadalq_u8(acc1, vcntq_u8(veorq_u8(x1, y1)));
+            }
+            i += 4;
+            steps += 1;
+        }
+        total = total.wrapping_add(vaddlvq_u16(acc0).wrapping_add(vaddlvq_u16(acc1)));
+    }
+    while i < n {
+        // SAFETY: i < n.
+        let w = unsafe { *a.add(i) ^ *b.add(i) };
+        total = total.wrapping_add(w.count_ones());
+        i += 1;
+    }
+    total
+}
+
+// ---- table entries -----------------------------------------------------------
+//
+// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// reachable only through `TABLE`, handed out after NEON was detected in
+// `super::neon_table`; the pointer arguments are forwarded with the
+// caller's guarantee from the raw kernel type.
+
+/// # Safety
+/// `RawF32` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { dot_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { l2sq_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
+    cosine_from_sums(ab, aa, bb)
+}
+
+/// # Safety
+/// `RawF32Unary` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { norm_sq_body(a, n) }
+}
+
+/// # Safety
+/// `RawHamming` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { hamming_body(a, b, n) }
+}
+
+/// The pulp token for this table's ISA.
+///
+/// # Safety
+/// The CPU must have NEON: true for every caller in this file, which is only
+/// reachable through `TABLE` (see `super::neon_table`).
+#[inline]
+unsafe fn neon() -> Neon {
+    // SAFETY: forwarded to the caller.
+    unsafe { Neon::new_unchecked() }
+}
+
+/// # Safety
+/// `RawF32` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: both pointers are valid for `n` reads (caller contract); the
+    // CPU has NEON (detection in `neon_table`).
+    unsafe {
+        let (a, b) = (slice(a, n), slice(b, n));
+        Simd::vectorize(neon(), Manhattan { a, b })
+    }
+}
+
+/// # Safety
+/// `RawF32InPlace` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
+    if n == 0 {
+        return 0.0;
+    }
+    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
+    // CPU has NEON (detection in `neon_table`).
+    unsafe {
+        let nsq = norm_sq_body(a, n);
+        let a = std::slice::from_raw_parts_mut(a, n);
+        let simd = neon();
+        scale_to_unit(a, nsq, |a, factor| {
+            Simd::vectorize(simd, Scale { a, factor })
+        })
+    }
+}
+
+/// # Safety
+/// `RawWidenU8` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
+    // that do not overlap (caller contract).
+    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
+    widen_slice(src, dst);
+}
+
+/// Defines a batch entry that runs a body over each row inside one
+/// `#[target_feature]` function: a direct (inlinable) call per row.
+macro_rules! batch {
+    ($name:ident, $body:ident, $t:ty, $o:ty) => {
+        /// # Safety
+        /// Layout contract of the raw batch kernel types; NEON available.
+        #[target_feature(enable = "neon")]
+        unsafe fn $name(
+            q: *const $t,
+            base: *const $t,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut $o,
+        ) {
+            for i in 0..rows {
+                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
+                // readable elements and `out` has `rows` writable slots (caller
+                // contract); NEON was detected before `TABLE` was handed out.
+                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
+            }
+        }
+    };
+}
+
+batch!(dot_batch, dot_body, f32, f32);
+batch!(l2sq_batch, l2sq_body, f32, f32);
+batch!(hamming_batch, hamming_body, u64, u32);
+
+/// Cosine against many rows: the query's own sum `q.q` is computed once.
+///
+/// # Safety
+/// `RawF32Batch` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn cosine_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    // SAFETY: `q` has `dim` readable floats; NEON detected (see the table note).
+    let qq = unsafe { norm_sq_body(q, dim) };
+    for i in 0..rows {
+        // SAFETY: row `i < rows` is readable for `dim` floats at
+        // `base + i * stride`, `out` has `rows` slots (caller contract).
+        unsafe {
+            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
+            *out.add(i) = cosine_from_sums(qr, qq, rr);
+        }
+    }
+}
+
+/// # Safety
+/// `RawF32Batch` contract; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn manhattan_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    if rows == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
+    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
+    // floats from `base`), and `rows` writable slots at `out`; the CPU has
+    // NEON (detection in `neon_table`).
+    unsafe {
+        let q = slice(q, dim);
+        let rows_slice = slice(base, (rows - 1) * stride + dim);
+        let out = std::slice::from_raw_parts_mut(out, rows);
+        Simd::vectorize(
+            neon(),
+            ManhattanBatch {
+                q,
+                rows: rows_slice,
+                stride,
+                out,
+            },
+        )
+    }
+}
+
+/// The NEON kernels. Handed out only by `super::neon_table`.
+pub(super) static TABLE: KernelTable = KernelTable {
+    isa: Isa::Neon,
+    dot,
+    l2sq,
+    cosine,
+    manhattan,
+    norm_sq,
+    normalize,
+    hamming,
+    dot_batch,
+    l2sq_batch,
+    cosine_batch,
+    manhattan_batch,
+    hamming_batch,
+    widen_u8,
+};

@@ -1,0 +1,633 @@
+//! AVX2 + FMA kernels (256-bit vectors, eight `f32` lanes).
+//!
+//! Every function here is reachable only through [`TABLE`], which
+//! `super::avx2_table` hands out only after run-time detection found AVX2,
+//! FMA and the rest of x86-64-v3 (pulp's `V3`). That detection is the check
+//! behind every `#[target_feature]` call below; pointer validity is the
+//! caller's contract from the raw kernel types in `kernels/mod.rs`.
+//!
+//! Layout of the hot loops: four independent accumulators over 32 floats
+//! per iteration (FMA latency 4 x two FMA pipes wants at least four chains
+//! in flight; the loop is then bound by the two loads per cycle), then one
+//! 8-float step at a time, then a single masked load (`vmaskmovps`) for the
+//! last 1..=7 floats, so no scalar tail loop runs on any length.
+
+use core::arch::x86_64::*;
+
+use pulp::x86::V3;
+use pulp::Simd;
+
+use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
+use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::{Isa, KernelTable};
+
+/// Lane mask for `_mm256_maskload_ps`: lanes `0..rem` set (`rem` in `1..8`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn tail_mask(rem: usize) -> __m256i {
+    // Lane j is set when j < rem; `rem < 8` fits an i32.
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(rem as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// Sum of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+/// # Safety
+/// AVX2+FMA available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n, so floats i..i + 32 of both inputs are readable.
+        unsafe {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.add(i + 8)),
+                _mm256_loadu_ps(b.add(i + 8)),
+                acc1,
+            );
+            acc2 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.add(i + 16)),
+                _mm256_loadu_ps(b.add(i + 16)),
+                acc2,
+            );
+            acc3 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.add(i + 24)),
+                _mm256_loadu_ps(b.add(i + 24)),
+                acc3,
+            );
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc0);
+        }
+        i += 8;
+    }
+    if i < n {
+        let m = tail_mask(n - i);
+        // SAFETY: maskload touches only the lanes set in `m`, floats i..n,
+        // which are readable; the other lanes read as 0.0 and add nothing.
+        unsafe {
+            acc1 = _mm256_fmadd_ps(
+                _mm256_maskload_ps(a.add(i), m),
+                _mm256_maskload_ps(b.add(i), m),
+                acc1,
+            );
+        }
+    }
+    hsum(_mm256_add_ps(
+        _mm256_add_ps(acc0, acc1),
+        _mm256_add_ps(acc2, acc3),
+    ))
+}
+
+/// # Safety
+/// AVX2+FMA available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn l2sq_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n, so floats i..i + 32 of both inputs are readable.
+        unsafe {
+            let d0 = _mm256_sub_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)));
+            let d1 = _mm256_sub_ps(_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)));
+            let d2 = _mm256_sub_ps(
+                _mm256_loadu_ps(a.add(i + 16)),
+                _mm256_loadu_ps(b.add(i + 16)),
+            );
+            let d3 = _mm256_sub_ps(
+                _mm256_loadu_ps(a.add(i + 24)),
+                _mm256_loadu_ps(b.add(i + 24)),
+            );
+            acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+            acc2 = _mm256_fmadd_ps(d2, d2, acc2);
+            acc3 = _mm256_fmadd_ps(d3, d3, acc3);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)));
+            acc0 = _mm256_fmadd_ps(d, d, acc0);
+        }
+        i += 8;
+    }
+    if i < n {
+        let m = tail_mask(n - i);
+        // SAFETY: maskload reads only floats i..n (the lanes set in `m`);
+        // masked lanes are 0.0 in both, so their difference adds nothing.
+        unsafe {
+            let d = _mm256_sub_ps(
+                _mm256_maskload_ps(a.add(i), m),
+                _mm256_maskload_ps(b.add(i), m),
+            );
+            acc1 = _mm256_fmadd_ps(d, d, acc1);
+        }
+    }
+    hsum(_mm256_add_ps(
+        _mm256_add_ps(acc0, acc1),
+        _mm256_add_ps(acc2, acc3),
+    ))
+}
+
+/// `a.a`, four accumulators, one load per FMA.
+///
+/// # Safety
+/// AVX2+FMA available; `a` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn norm_sq_body(a: *const f32, n: usize) -> f32 {
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n.
+        unsafe {
+            let x0 = _mm256_loadu_ps(a.add(i));
+            let x1 = _mm256_loadu_ps(a.add(i + 8));
+            let x2 = _mm256_loadu_ps(a.add(i + 16));
+            let x3 = _mm256_loadu_ps(a.add(i + 24));
+            acc0 = _mm256_fmadd_ps(x0, x0, acc0);
+            acc1 = _mm256_fmadd_ps(x1, x1, acc1);
+            acc2 = _mm256_fmadd_ps(x2, x2, acc2);
+            acc3 = _mm256_fmadd_ps(x3, x3, acc3);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let x = _mm256_loadu_ps(a.add(i));
+            acc0 = _mm256_fmadd_ps(x, x, acc0);
+        }
+        i += 8;
+    }
+    if i < n {
+        // SAFETY: maskload reads only floats i..n.
+        unsafe {
+            let x = _mm256_maskload_ps(a.add(i), tail_mask(n - i));
+            acc1 = _mm256_fmadd_ps(x, x, acc1);
+        }
+    }
+    hsum(_mm256_add_ps(
+        _mm256_add_ps(acc0, acc1),
+        _mm256_add_ps(acc2, acc3),
+    ))
+}
+
+/// The three sums of cosine, `(a.b, a.a, b.b)`, in one pass: 4 x 3
+/// accumulators over 32 floats (12 FMAs per 8 loads, so the loop is FMA-bound
+/// at six cycles per 32 floats, with each chain's four-cycle latency hidden).
+///
+/// # Safety
+/// AVX2+FMA available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32) {
+    let z = _mm256_setzero_ps();
+    let (mut ab0, mut ab1, mut ab2, mut ab3) = (z, z, z, z);
+    let (mut aa0, mut aa1, mut aa2, mut aa3) = (z, z, z, z);
+    let (mut bb0, mut bb1, mut bb2, mut bb3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n, so floats i..i + 32 of both inputs are readable.
+        unsafe {
+            let (x, y) = (_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)));
+            ab0 = _mm256_fmadd_ps(x, y, ab0);
+            aa0 = _mm256_fmadd_ps(x, x, aa0);
+            bb0 = _mm256_fmadd_ps(y, y, bb0);
+            let (x, y) = (_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)));
+            ab1 = _mm256_fmadd_ps(x, y, ab1);
+            aa1 = _mm256_fmadd_ps(x, x, aa1);
+            bb1 = _mm256_fmadd_ps(y, y, bb1);
+            let (x, y) = (
+                _mm256_loadu_ps(a.add(i + 16)),
+                _mm256_loadu_ps(b.add(i + 16)),
+            );
+            ab2 = _mm256_fmadd_ps(x, y, ab2);
+            aa2 = _mm256_fmadd_ps(x, x, aa2);
+            bb2 = _mm256_fmadd_ps(y, y, bb2);
+            let (x, y) = (
+                _mm256_loadu_ps(a.add(i + 24)),
+                _mm256_loadu_ps(b.add(i + 24)),
+            );
+            ab3 = _mm256_fmadd_ps(x, y, ab3);
+            aa3 = _mm256_fmadd_ps(x, x, aa3);
+            bb3 = _mm256_fmadd_ps(y, y, bb3);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let (x, y) = (_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)));
+            ab0 = _mm256_fmadd_ps(x, y, ab0);
+            aa0 = _mm256_fmadd_ps(x, x, aa0);
+            bb0 = _mm256_fmadd_ps(y, y, bb0);
+        }
+        i += 8;
+    }
+    if i < n {
+        let m = tail_mask(n - i);
+        // SAFETY: maskload reads only floats i..n (lanes set in `m`).
+        unsafe {
+            let (x, y) = (
+                _mm256_maskload_ps(a.add(i), m),
+                _mm256_maskload_ps(b.add(i), m),
+            );
+            ab1 = _mm256_fmadd_ps(x, y, ab1);
+            aa1 = _mm256_fmadd_ps(x, x, aa1);
+            bb1 = _mm256_fmadd_ps(y, y, bb1);
+        }
+    }
+    let sum4 = |p: __m256, q: __m256, r: __m256, s: __m256| {
+        hsum(_mm256_add_ps(_mm256_add_ps(p, q), _mm256_add_ps(r, s)))
+    };
+    (
+        sum4(ab0, ab1, ab2, ab3),
+        sum4(aa0, aa1, aa2, aa3),
+        sum4(bb0, bb1, bb2, bb3),
+    )
+}
+
+/// Bits set in `a ^ b` over `n` words with the `popcnt` instruction, four
+/// independent counters over four words per step (the loop then runs at the
+/// load ports' pace rather than one add chain's).
+///
+/// # Safety
+/// AVX2 (hence POPCNT on every x86-64-v3 CPU) available; `a` and `b` valid
+/// for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,popcnt")]
+unsafe fn hamming_popcnt_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+    let (mut c0, mut c1, mut c2, mut c3) = (0u64, 0u64, 0u64, 0u64);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n, so words i..i + 4 of both inputs are readable.
+        unsafe {
+            c0 += u64::from((a.add(i).read_unaligned() ^ b.add(i).read_unaligned()).count_ones());
+            c1 += u64::from(
+                (a.add(i + 1).read_unaligned() ^ b.add(i + 1).read_unaligned()).count_ones(),
+            );
+            c2 += u64::from(
+                (a.add(i + 2).read_unaligned() ^ b.add(i + 2).read_unaligned()).count_ones(),
+            );
+            c3 += u64::from(
+                (a.add(i + 3).read_unaligned() ^ b.add(i + 3).read_unaligned()).count_ones(),
+            );
+        }
+        i += 4;
+    }
+    while i < n {
+        // SAFETY: i < n.
+        unsafe {
+            c0 += u64::from((a.add(i).read_unaligned() ^ b.add(i).read_unaligned()).count_ones());
+        }
+        i += 1;
+    }
+    // The count of `n` words fits u32 for n < 2^26 words (512 MiB vectors);
+    // the API's `u32` result is documented as the bit count.
+    (c0 + c1 + c2 + c3) as u32
+}
+
+/// Bits set in `a ^ b` with Mula's nibble-lookup popcount: `vpshufb` looks up
+/// the count of each 4-bit half of each byte, `vpsadbw` sums bytes into four
+/// 64-bit lanes. Two vectors (eight words) per step, then single words.
+///
+/// # Safety
+/// AVX2 available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,popcnt")]
+unsafe fn hamming_mula_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+    let lookup = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, //
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+    );
+    let low = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    let count = |v: __m256i| {
+        let lo = _mm256_and_si256(v, low);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+        let bytes = _mm256_add_epi8(
+            _mm256_shuffle_epi8(lookup, lo),
+            _mm256_shuffle_epi8(lookup, hi),
+        );
+        _mm256_sad_epu8(bytes, zero)
+    };
+    let (mut acc0, mut acc1) = (zero, zero);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n, so words i..i + 8 (two 32-byte vectors) are readable.
+        unsafe {
+            let x0 = _mm256_loadu_si256(a.add(i).cast());
+            let y0 = _mm256_loadu_si256(b.add(i).cast());
+            let x1 = _mm256_loadu_si256(a.add(i + 4).cast());
+            let y1 = _mm256_loadu_si256(b.add(i + 4).cast());
+            acc0 = _mm256_add_epi64(acc0, count(_mm256_xor_si256(x0, y0)));
+            acc1 = _mm256_add_epi64(acc1, count(_mm256_xor_si256(x1, y1)));
+        }
+        i += 8;
+    }
+    let acc = _mm256_add_epi64(acc0, acc1);
+    let lanes = _mm_add_epi64(
+        _mm256_castsi256_si128(acc),
+        _mm256_extracti128_si256::<1>(acc),
+    );
+    let mut total = (_mm_cvtsi128_si64(lanes) + _mm_extract_epi64::<1>(lanes)) as u64;
+    while i < n {
+        // SAFETY: i < n.
+        unsafe {
+            total +=
+                u64::from((a.add(i).read_unaligned() ^ b.add(i).read_unaligned()).count_ones());
+        }
+        i += 1;
+    }
+    total as u32
+}
+
+// ---- table entries -----------------------------------------------------------
+//
+// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// reachable only through `TABLE`, handed out after detection of AVX2+FMA
+// (x86-64-v3) in `super::avx2_table`; the pointer arguments are forwarded
+// with the caller's guarantee from the raw kernel type.
+
+/// # Safety
+/// `RawF32` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { dot_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { l2sq_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
+    cosine_from_sums(ab, aa, bb)
+}
+
+/// # Safety
+/// `RawF32Unary` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { norm_sq_body(a, n) }
+}
+
+/// The pulp token for this table's ISA.
+///
+/// # Safety
+/// The CPU must have x86-64-v3: true for every caller in this file, which is
+/// only reachable through `TABLE` (see `super::avx2_table`).
+#[inline]
+unsafe fn v3() -> V3 {
+    // SAFETY: forwarded to the caller.
+    unsafe { V3::new_unchecked() }
+}
+
+/// # Safety
+/// `RawF32` contract; x86-64-v3 available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: both pointers are valid for `n` reads (caller contract); the
+    // CPU has x86-64-v3 (detection in `avx2_table`).
+    unsafe {
+        let (a, b) = (slice(a, n), slice(b, n));
+        Simd::vectorize(v3(), Manhattan { a, b })
+    }
+}
+
+/// # Safety
+/// `RawF32InPlace` contract; x86-64-v3 available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
+    if n == 0 {
+        return 0.0;
+    }
+    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
+    // CPU has x86-64-v3 (detection in `avx2_table`).
+    unsafe {
+        let nsq = norm_sq_body(a, n);
+        let a = std::slice::from_raw_parts_mut(a, n);
+        let simd = v3();
+        scale_to_unit(a, nsq, |a, factor| {
+            Simd::vectorize(simd, Scale { a, factor })
+        })
+    }
+}
+
+/// # Safety
+/// `RawHamming` contract; AVX2 available.
+#[target_feature(enable = "avx2,fma,popcnt")]
+unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
+    // SAFETY: see the note above the table entries (POPCNT is part of x86-64-v3).
+    unsafe { hamming_popcnt_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawWidenU8` contract; AVX2 available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
+    // that do not overlap (caller contract).
+    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
+    // Compiled here with AVX2 enabled, this loop becomes vpmovzxbd + vcvtdq2ps.
+    widen_slice(src, dst);
+}
+
+/// Defines a batch entry that runs a body over each row inside one
+/// `#[target_feature]` function: a direct (inlinable) call per row, never an
+/// indirect one.
+macro_rules! batch {
+    ($name:ident, $body:ident, $t:ty, $o:ty, $features:literal) => {
+        /// # Safety
+        /// Layout contract of the raw batch kernel types; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            q: *const $t,
+            base: *const $t,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut $o,
+        ) {
+            for i in 0..rows {
+                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
+                // readable elements and `out` has `rows` writable slots (caller
+                // contract); the ISA was detected before `TABLE` was handed out.
+                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
+            }
+        }
+    };
+}
+
+batch!(dot_batch, dot_body, f32, f32, "avx2,fma");
+batch!(l2sq_batch, l2sq_body, f32, f32, "avx2,fma");
+batch!(
+    hamming_batch,
+    hamming_popcnt_body,
+    u64,
+    u32,
+    "avx2,fma,popcnt"
+);
+
+/// Cosine against many rows: the query's own sum `q.q` is computed once.
+///
+/// # Safety
+/// `RawF32Batch` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cosine_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    // SAFETY: `q` has `dim` readable floats; ISA detected (see the table note).
+    let qq = unsafe { norm_sq_body(q, dim) };
+    for i in 0..rows {
+        // SAFETY: row `i < rows` is readable for `dim` floats at
+        // `base + i * stride`, `out` has `rows` slots (caller contract).
+        unsafe {
+            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
+            *out.add(i) = cosine_from_sums(qr, qq, rr);
+        }
+    }
+}
+
+/// # Safety
+/// `RawF32Batch` contract; x86-64-v3 available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn manhattan_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    if rows == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
+    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
+    // floats from `base`), and `rows` writable slots at `out`; the CPU has
+    // x86-64-v3 (detection in `avx2_table`).
+    unsafe {
+        let q = slice(q, dim);
+        let rows_slice = slice(base, (rows - 1) * stride + dim);
+        let out = std::slice::from_raw_parts_mut(out, rows);
+        Simd::vectorize(
+            v3(),
+            ManhattanBatch {
+                q,
+                rows: rows_slice,
+                stride,
+                out,
+            },
+        )
+    }
+}
+
+/// The AVX2+FMA kernels. Handed out only by `super::avx2_table`.
+pub(super) static TABLE: KernelTable = KernelTable {
+    isa: Isa::Avx2,
+    dot,
+    l2sq,
+    cosine,
+    manhattan,
+    norm_sq,
+    normalize,
+    hamming,
+    dot_batch,
+    l2sq_batch,
+    cosine_batch,
+    manhattan_batch,
+    hamming_batch,
+    widen_u8,
+};
+
+#[cfg(test)]
+mod tests {
+    /// Both popcount strategies agree with the portable count on every
+    /// length and alignment the table's choice is benchmarked against.
+    #[test]
+    fn hamming_variants_agree() {
+        if super::super::avx2_table().is_none() {
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let words: Vec<u64> = (0..600)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            })
+            .collect();
+        for n in 0..=140 {
+            for off in 0..3 {
+                let (a, b) = (&words[off..off + n], &words[300 + off..300 + off + n]);
+                let want: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
+                // SAFETY: avx2_table() returned Some, so the CPU has
+                // AVX2+FMA+POPCNT; both slices hold `n` words.
+                let (p, m) = unsafe {
+                    (
+                        super::hamming_popcnt_body(a.as_ptr(), b.as_ptr(), n),
+                        super::hamming_mula_body(a.as_ptr(), b.as_ptr(), n),
+                    )
+                };
+                assert_eq!(p, want, "popcnt loop, n = {n}");
+                assert_eq!(m, want, "vpshufb (Mula), n = {n}");
+            }
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! AVX-512 kernels (512-bit vectors, sixteen `f32` lanes).
+//!
+//! Every function here is reachable only through [`TABLE`] or
+//! [`TABLE_VPOPCNTDQ`], which `super::avx512_table` hands out only after
+//! run-time detection found AVX-512F/BW/CD/DQ/VL (pulp's `V4`), and, for
+//! `TABLE_VPOPCNTDQ`, AVX-512 VPOPCNTDQ. That detection is the check behind
+//! every `#[target_feature]` call below; pointer validity is the caller's
+//! contract from the raw kernel types in `kernels/mod.rs`.
+//!
+//! Layout of the hot loops: four accumulators over 64 floats per iteration,
+//! then 16 floats at a time, then one zero-masked load
+//! (`_mm512_maskz_loadu_ps` with the low `rem` bits of the mask set) for the
+//! last 1..=15 floats. A masked-off lane is neither read (no fault, even past
+//! the end of a page) nor counted (it loads as 0.0).
+
+use core::arch::x86_64::*;
+
+use pulp::x86::V4;
+use pulp::Simd;
+
+use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
+use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::{Isa, KernelTable};
+
+/// Mask with the low `rem` bits set, for the last `rem` (1..=15) floats.
+#[inline(always)]
+fn tail16(rem: usize) -> __mmask16 {
+    debug_assert!((1..16).contains(&rem));
+    ((1u32 << rem) - 1) as __mmask16
+}
+
+/// Mask with the low `rem` bits set, for the last `rem` (1..=7) words.
+#[inline(always)]
+fn tail8(rem: usize) -> __mmask8 {
+    debug_assert!((1..8).contains(&rem));
+    ((1u32 << rem) - 1) as __mmask8
+}
+
+/// # Safety
+/// AVX-512F available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let z = _mm512_setzero_ps();
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: i + 64 <= n, so floats i..i + 64 of both inputs are readable.
+        unsafe {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)), acc0);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.add(i + 16)),
+                _mm512_loadu_ps(b.add(i + 16)),
+                acc1,
+            );
+            acc2 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.add(i + 32)),
+                _mm512_loadu_ps(b.add(i + 32)),
+                acc2,
+            );
+            acc3 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(a.add(i + 48)),
+                _mm512_loadu_ps(b.add(i + 48)),
+                acc3,
+            );
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)), acc0);
+        }
+        i += 16;
+    }
+    if i < n {
+        let m = tail16(n - i);
+        // SAFETY: the masked load reads only the lanes set in `m`, floats
+        // i..n, which are readable; the other lanes are 0.0.
+        unsafe {
+            acc1 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, a.add(i)),
+                _mm512_maskz_loadu_ps(m, b.add(i)),
+                acc1,
+            );
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc0, acc1),
+        _mm512_add_ps(acc2, acc3),
+    ))
+}
+
+/// # Safety
+/// AVX-512F available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn l2sq_body(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let z = _mm512_setzero_ps();
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: i + 64 <= n, so floats i..i + 64 of both inputs are readable.
+        unsafe {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)));
+            let d1 = _mm512_sub_ps(
+                _mm512_loadu_ps(a.add(i + 16)),
+                _mm512_loadu_ps(b.add(i + 16)),
+            );
+            let d2 = _mm512_sub_ps(
+                _mm512_loadu_ps(a.add(i + 32)),
+                _mm512_loadu_ps(b.add(i + 32)),
+            );
+            let d3 = _mm512_sub_ps(
+                _mm512_loadu_ps(a.add(i + 48)),
+                _mm512_loadu_ps(b.add(i + 48)),
+            );
+            acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+            acc2 = _mm512_fmadd_ps(d2, d2, acc2);
+            acc3 = _mm512_fmadd_ps(d3, d3, acc3);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)));
+            acc0 = _mm512_fmadd_ps(d, d, acc0);
+        }
+        i += 16;
+    }
+    if i < n {
+        let m = tail16(n - i);
+        // SAFETY: the masked load reads only floats i..n; masked-off lanes
+        // are 0.0 in both inputs, so their difference adds nothing.
+        unsafe {
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(m, a.add(i)),
+                _mm512_maskz_loadu_ps(m, b.add(i)),
+            );
+            acc1 = _mm512_fmadd_ps(d, d, acc1);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc0, acc1),
+        _mm512_add_ps(acc2, acc3),
+    ))
+}
+
+/// # Safety
+/// AVX-512F available; `a` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn norm_sq_body(a: *const f32, n: usize) -> f32 {
+    let z = _mm512_setzero_ps();
+    let (mut acc0, mut acc1, mut acc2, mut acc3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: i + 64 <= n.
+        unsafe {
+            let x0 = _mm512_loadu_ps(a.add(i));
+            let x1 = _mm512_loadu_ps(a.add(i + 16));
+            let x2 = _mm512_loadu_ps(a.add(i + 32));
+            let x3 = _mm512_loadu_ps(a.add(i + 48));
+            acc0 = _mm512_fmadd_ps(x0, x0, acc0);
+            acc1 = _mm512_fmadd_ps(x1, x1, acc1);
+            acc2 = _mm512_fmadd_ps(x2, x2, acc2);
+            acc3 = _mm512_fmadd_ps(x3, x3, acc3);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            let x = _mm512_loadu_ps(a.add(i));
+            acc0 = _mm512_fmadd_ps(x, x, acc0);
+        }
+        i += 16;
+    }
+    if i < n {
+        // SAFETY: the masked load reads only floats i..n.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(tail16(n - i), a.add(i));
+            acc1 = _mm512_fmadd_ps(x, x, acc1);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc0, acc1),
+        _mm512_add_ps(acc2, acc3),
+    ))
+}
+
+/// `(a.b, a.a, b.b)` in one pass, 4 x 3 accumulators over 64 floats.
+///
+/// # Safety
+/// AVX-512F available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32) {
+    let z = _mm512_setzero_ps();
+    let (mut ab0, mut ab1, mut ab2, mut ab3) = (z, z, z, z);
+    let (mut aa0, mut aa1, mut aa2, mut aa3) = (z, z, z, z);
+    let (mut bb0, mut bb1, mut bb2, mut bb3) = (z, z, z, z);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: i + 64 <= n, so floats i..i + 64 of both inputs are readable.
+        unsafe {
+            let (x, y) = (_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)));
+            ab0 = _mm512_fmadd_ps(x, y, ab0);
+            aa0 = _mm512_fmadd_ps(x, x, aa0);
+            bb0 = _mm512_fmadd_ps(y, y, bb0);
+            let (x, y) = (
+                _mm512_loadu_ps(a.add(i + 16)),
+                _mm512_loadu_ps(b.add(i + 16)),
+            );
+            ab1 = _mm512_fmadd_ps(x, y, ab1);
+            aa1 = _mm512_fmadd_ps(x, x, aa1);
+            bb1 = _mm512_fmadd_ps(y, y, bb1);
+            let (x, y) = (
+                _mm512_loadu_ps(a.add(i + 32)),
+                _mm512_loadu_ps(b.add(i + 32)),
+            );
+            ab2 = _mm512_fmadd_ps(x, y, ab2);
+            aa2 = _mm512_fmadd_ps(x, x, aa2);
+            bb2 = _mm512_fmadd_ps(y, y, bb2);
+            let (x, y) = (
+                _mm512_loadu_ps(a.add(i + 48)),
+                _mm512_loadu_ps(b.add(i + 48)),
+            );
+            ab3 = _mm512_fmadd_ps(x, y, ab3);
+            aa3 = _mm512_fmadd_ps(x, x, aa3);
+            bb3 = _mm512_fmadd_ps(y, y, bb3);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            let (x, y) = (_mm512_loadu_ps(a.add(i)), _mm512_loadu_ps(b.add(i)));
+            ab0 = _mm512_fmadd_ps(x, y, ab0);
+            aa0 = _mm512_fmadd_ps(x, x, aa0);
+            bb0 = _mm512_fmadd_ps(y, y, bb0);
+        }
+        i += 16;
+    }
+    if i < n {
+        let m = tail16(n - i);
+        // SAFETY: the masked loads read only floats i..n.
+        unsafe {
+            let (x, y) = (
+                _mm512_maskz_loadu_ps(m, a.add(i)),
+                _mm512_maskz_loadu_ps(m, b.add(i)),
+            );
+            ab1 = _mm512_fmadd_ps(x, y, ab1);
+            aa1 = _mm512_fmadd_ps(x, x, aa1);
+            bb1 = _mm512_fmadd_ps(y, y, bb1);
+        }
+    }
+    let sum4 = |p: __m512, q: __m512, r: __m512, s: __m512| {
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(p, q), _mm512_add_ps(r, s)))
+    };
+    (
+        sum4(ab0, ab1, ab2, ab3),
+        sum4(aa0, aa1, aa2, aa3),
+        sum4(bb0, bb1, bb2, bb3),
+    )
+}
+
+/// Bits set in `a ^ b` with `vpopcntq`: eight words per vector, two
+/// accumulators over 16 words, a masked load for the last 1..=7 words.
+///
+/// # Safety
+/// AVX-512F and VPOPCNTDQ available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn hamming_vpopcnt_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+    let z = _mm512_setzero_si512();
+    let (mut acc0, mut acc1) = (z, z);
+    let (a, b) = (a.cast::<i64>(), b.cast::<i64>());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, so words i..i + 16 of both inputs are readable.
+        unsafe {
+            let x0 = _mm512_loadu_epi64(a.add(i));
+            let y0 = _mm512_loadu_epi64(b.add(i));
+            let x1 = _mm512_loadu_epi64(a.add(i + 8));
+            let y1 = _mm512_loadu_epi64(b.add(i + 8));
+            acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(x0, y0)));
+            acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(x1, y1)));
+        }
+        i += 16;
+    }
+    if i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let x = _mm512_loadu_epi64(a.add(i));
+            let y = _mm512_loadu_epi64(b.add(i));
+            acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+        }
+        i += 8;
+    }
+    if i < n {
+        let m = tail8(n - i);
+        // SAFETY: the masked loads read only words i..n; masked-off lanes
+        // are zero in both, so their XOR counts no bits.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi64(m, a.add(i));
+            let y = _mm512_maskz_loadu_epi64(m, b.add(i));
+            acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+        }
+    }
+    // Truncation to u32 as in every ISA: the bit count of fewer than 2^26 words.
+    _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
+}
+
+/// Bits set in `a ^ b` for AVX-512 CPUs without VPOPCNTDQ (Skylake-SP,
+/// Cascade Lake): Mula's nibble lookup with `vpshufb` on 64 bytes, summed
+/// per 64-bit lane by `vpsadbw`.
+///
+/// # Safety
+/// AVX-512F and BW available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn hamming_lookup_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+    let lookup = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+    ));
+    let low = _mm512_set1_epi8(0x0f);
+    let z = _mm512_setzero_si512();
+    let count = |v: __m512i| {
+        let lo = _mm512_and_si512(v, low);
+        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+        let bytes = _mm512_add_epi8(
+            _mm512_shuffle_epi8(lookup, lo),
+            _mm512_shuffle_epi8(lookup, hi),
+        );
+        _mm512_sad_epu8(bytes, z)
+    };
+    let (mut acc0, mut acc1) = (z, z);
+    let (a, b) = (a.cast::<i64>(), b.cast::<i64>());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        unsafe {
+            let x0 = _mm512_loadu_epi64(a.add(i));
+            let y0 = _mm512_loadu_epi64(b.add(i));
+            let x1 = _mm512_loadu_epi64(a.add(i + 8));
+            let y1 = _mm512_loadu_epi64(b.add(i + 8));
+            acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x0, y0)));
+            acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x1, y1)));
+        }
+        i += 16;
+    }
+    if i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let x = _mm512_loadu_epi64(a.add(i));
+            let y = _mm512_loadu_epi64(b.add(i));
+            acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x, y)));
+        }
+        i += 8;
+    }
+    if i < n {
+        let m = tail8(n - i);
+        // SAFETY: the masked loads read only words i..n; masked-off lanes are 0.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi64(m, a.add(i));
+            let y = _mm512_maskz_loadu_epi64(m, b.add(i));
+            acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x, y)));
+        }
+    }
+    _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
+}
+
+// ---- table entries -----------------------------------------------------------
+//
+// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// reachable only through `TABLE` / `TABLE_VPOPCNTDQ`, handed out after
+// detection of x86-64-v4 (and VPOPCNTDQ for the latter) in
+// `super::avx512_table`; the pointer arguments are forwarded with the
+// caller's guarantee from the raw kernel type.
+
+/// # Safety
+/// `RawF32` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { dot_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { l2sq_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawF32` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
+    cosine_from_sums(ab, aa, bb)
+}
+
+/// # Safety
+/// `RawF32Unary` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { norm_sq_body(a, n) }
+}
+
+/// # Safety
+/// `RawHamming` contract; AVX-512F and VPOPCNTDQ available.
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn hamming_vpopcnt(a: *const u64, b: *const u64, n: usize) -> u32 {
+    // SAFETY: see the note above the table entries; only `TABLE_VPOPCNTDQ`,
+    // handed out after VPOPCNTDQ was detected, points here.
+    unsafe { hamming_vpopcnt_body(a, b, n) }
+}
+
+/// # Safety
+/// `RawHamming` contract; AVX-512F and BW available.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn hamming_lookup(a: *const u64, b: *const u64, n: usize) -> u32 {
+    // SAFETY: see the note above the table entries.
+    unsafe { hamming_lookup_body(a, b, n) }
+}
+
+/// The pulp token for this table's ISA.
+///
+/// # Safety
+/// The CPU must have x86-64-v4: true for every caller in this file, which is
+/// only reachable through the tables handed out by `super::avx512_table`.
+#[inline]
+unsafe fn v4() -> V4 {
+    // SAFETY: forwarded to the caller.
+    unsafe { V4::new_unchecked() }
+}
+
+/// # Safety
+/// `RawF32` contract; x86-64-v4 available.
+#[target_feature(enable = "avx512f")]
+unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
+    // SAFETY: both pointers are valid for `n` reads (caller contract); the
+    // CPU has x86-64-v4 (detection in `avx512_table`).
+    unsafe {
+        let (a, b) = (slice(a, n), slice(b, n));
+        Simd::vectorize(v4(), Manhattan { a, b })
+    }
+}
+
+/// # Safety
+/// `RawF32InPlace` contract; x86-64-v4 available.
+#[target_feature(enable = "avx512f")]
+unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
+    if n == 0 {
+        return 0.0;
+    }
+    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
+    // CPU has x86-64-v4 (detection in `avx512_table`).
+    unsafe {
+        let nsq = norm_sq_body(a, n);
+        let a = std::slice::from_raw_parts_mut(a, n);
+        let simd = v4();
+        scale_to_unit(a, nsq, |a, factor| {
+            Simd::vectorize(simd, Scale { a, factor })
+        })
+    }
+}
+
+/// # Safety
+/// `RawWidenU8` contract; AVX-512F/BW available.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
+    // that do not overlap (caller contract).
+    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
+    widen_slice(src, dst);
+}
+
+/// Defines a batch entry that runs a body over each row inside one
+/// `#[target_feature]` function: a direct (inlinable) call per row.
+macro_rules! batch {
+    ($name:ident, $body:ident, $t:ty, $o:ty, $features:literal) => {
+        /// # Safety
+        /// Layout contract of the raw batch kernel types; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            q: *const $t,
+            base: *const $t,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut $o,
+        ) {
+            for i in 0..rows {
+                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
+                // readable elements and `out` has `rows` writable slots (caller
+                // contract); the ISA was detected before the table was handed out.
+                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
+            }
+        }
+    };
+}
+
+batch!(dot_batch, dot_body, f32, f32, "avx512f");
+batch!(l2sq_batch, l2sq_body, f32, f32, "avx512f");
+batch!(
+    hamming_vpopcnt_batch,
+    hamming_vpopcnt_body,
+    u64,
+    u32,
+    "avx512f,avx512vpopcntdq"
+);
+batch!(
+    hamming_lookup_batch,
+    hamming_lookup_body,
+    u64,
+    u32,
+    "avx512f,avx512bw"
+);
+
+/// Cosine against many rows: the query's own sum `q.q` is computed once.
+///
+/// # Safety
+/// `RawF32Batch` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    // SAFETY: `q` has `dim` readable floats; ISA detected (see the table note).
+    let qq = unsafe { norm_sq_body(q, dim) };
+    for i in 0..rows {
+        // SAFETY: row `i < rows` is readable for `dim` floats at
+        // `base + i * stride`, `out` has `rows` slots (caller contract).
+        unsafe {
+            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
+            *out.add(i) = cosine_from_sums(qr, qq, rr);
+        }
+    }
+}
+
+/// # Safety
+/// `RawF32Batch` contract; x86-64-v4 available.
+#[target_feature(enable = "avx512f")]
+unsafe fn manhattan_batch(
+    q: *const f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: usize,
+    out: *mut f32,
+) {
+    if rows == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
+    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
+    // floats from `base`), and `rows` writable slots at `out`; the CPU has
+    // x86-64-v4 (detection in `avx512_table`).
+    unsafe {
+        let q = slice(q, dim);
+        let rows_slice = slice(base, (rows - 1) * stride + dim);
+        let out = std::slice::from_raw_parts_mut(out, rows);
+        Simd::vectorize(
+            v4(),
+            ManhattanBatch {
+                q,
+                rows: rows_slice,
+                stride,
+                out,
+            },
+        )
+    }
+}
+
+/// The AVX-512 kernels for CPUs without VPOPCNTDQ (Hamming by nibble lookup).
+pub(super) static TABLE: KernelTable = KernelTable {
+    isa: Isa::Avx512,
+    dot,
+    l2sq,
+    cosine,
+    manhattan,
+    norm_sq,
+    normalize,
+    hamming: hamming_lookup,
+    dot_batch,
+    l2sq_batch,
+    cosine_batch,
+    manhattan_batch,
+    hamming_batch: hamming_lookup_batch,
+    widen_u8,
+};
+
+/// The AVX-512 kernels for CPUs with VPOPCNTDQ (Hamming by `vpopcntq`).
+pub(super) static TABLE_VPOPCNTDQ: KernelTable = KernelTable {
+    hamming: hamming_vpopcnt,
+    hamming_batch: hamming_vpopcnt_batch,
+    ..TABLE
+};
+
+#[cfg(test)]
+mod tests {
+    /// The table in use exercises only one Hamming variant; this runs the
+    /// other one too when the CPU has its features, so the lookup fallback
+    /// is checked on VPOPCNTDQ machines as well.
+    #[test]
+    fn hamming_variants_agree() {
+        if super::super::avx512_table().is_none() {
+            return;
+        }
+        let vpopcnt = is_x86_feature_detected!("avx512vpopcntdq");
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let words: Vec<u64> = (0..600)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            })
+            .collect();
+        for n in 0..=140 {
+            for off in 0..3 {
+                let (a, b) = (&words[off..off + n], &words[300 + off..300 + off + n]);
+                let want: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
+                // SAFETY: avx512_table() returned Some, so the CPU has
+                // AVX-512F/BW; both slices hold `n` words.
+                let got = unsafe { super::hamming_lookup_body(a.as_ptr(), b.as_ptr(), n) };
+                assert_eq!(got, want, "lookup, n = {n}");
+                if vpopcnt {
+                    // SAFETY: VPOPCNTDQ detected just above.
+                    let got = unsafe { super::hamming_vpopcnt_body(a.as_ptr(), b.as_ptr(), n) };
+                    assert_eq!(got, want, "vpopcntq, n = {n}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! An array that is either owned or a view of an index file's section.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::Arc;
+
+use super::format::FormatError;
+
+/// Size of a transparent huge page on x86-64 and (4 KiB-granule) AArch64.
+const HUGE_PAGE: usize = 2 << 20;
+/// Arrays at least this large are placed in huge pages (see [`Slab::resize_with`]).
+pub const HUGE_MIN_BYTES: usize = 4 << 20;
+use super::IndexFile;
+
+/// Types that can be viewed in place in a file's bytes.
+///
+/// # Safety
+///
+/// Every bit pattern must be a valid value, the type must have no padding,
+/// no drop glue, no pointers, and an alignment of at most 64 (sections are
+/// 64-byte aligned).
+pub unsafe trait FileSafe: Sized {}
+
+// SAFETY: integers: any bits, no padding.
+unsafe impl FileSafe for u8 {}
+// SAFETY: as above.
+unsafe impl FileSafe for u32 {}
+// SAFETY: as above.
+unsafe impl FileSafe for u64 {}
+// SAFETY: atomics have the layout of their integer.
+unsafe impl FileSafe for AtomicU8 {}
+// SAFETY: as above.
+unsafe impl FileSafe for AtomicU32 {}
+// SAFETY: as above.
+unsafe impl FileSafe for AtomicU64 {}
+
+enum Owner<T> {
+    Vec(Vec<T>),
+    /// An anonymous mapping advised for transparent huge pages; holds
+    /// `capacity` elements, of which the Slab's `len` are initialized.
+    Huge {
+        #[allow(dead_code)]
+        map: memmap2::MmapMut,
+        capacity: usize,
+        /// Elements past this index were never written: still the mapping's zeros.
+        written: usize,
+    },
+    /// Held only to keep the file's bytes alive.
+    #[allow(dead_code)]
+    File(Arc<IndexFile>),
+}
+
+/// A `[T]` that is either an owned `Vec<T>` or a view of a section of an
+/// [`IndexFile`] (which it keeps alive).
+///
+/// Reading costs the same either way (a cached pointer and length, no
+/// branch). Any mutation first copies a file view into an owned `Vec`
+/// (copy-on-write), so a file's memory is never written.
+pub struct Slab<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    owner: Owner<T>,
+}
+
+// SAFETY: a Slab owns its elements like a Vec does, or shares an immutable
+// IndexFile (Send + Sync); it is as thread-safe as the elements.
+unsafe impl<T: Send> Send for Slab<T> {}
+// SAFETY: shared access hands out `&[T]` only, like `&Vec<T>`.
+unsafe impl<T: Sync> Sync for Slab<T> {}
+
+impl<T> Slab<T> {
+    /// An owned slab.
+    pub fn from_vec(mut v: Vec<T>) -> Self {
+        let ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+        Slab {
+            ptr,
+            len: v.len(),
+            owner: Owner::Vec(v),
+        }
+    }
+
+    /// Section `id` of `file` viewed as exactly `count` elements of `T`.
+    pub fn from_file(file: &Arc<IndexFile>, id: u32, count: u64) -> Result<Self, FormatError>
+    where
+        T: FileSafe,
+    {
+        let bytes = file.section_bytes(id)?;
+        let size = std::mem::size_of::<T>() as u64;
+        if count.checked_mul(size) != Some(bytes.len() as u64) {
+            return Err(FormatError::SectionLength {
+                section: id,
+                expected: count.saturating_mul(size),
+                found: bytes.len() as u64,
+            });
+        }
+        if !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+            return Err(FormatError::SectionType {
+                section: id,
+                len: bytes.len() as u64,
+                type_name: std::any::type_name::<T>(),
+                size: size as usize,
+                align: std::mem::align_of::<T>(),
+            });
+        }
+        let ptr = if bytes.is_empty() {
+            NonNull::dangling()
+        } else {
+            NonNull::new(bytes.as_ptr() as *mut T).expect("slices are non-null")
+        };
+        Ok(Slab {
+            ptr,
+            len: count as usize,
+            owner: Owner::File(Arc::clone(file)),
+        })
+    }
+
+    /// Whether this is a view of a file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.owner, Owner::File(_))
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Heap bytes owned (0 for a file view).
+    pub fn allocated_bytes(&self) -> usize {
+        match &self.owner {
+            Owner::Vec(v) => v.capacity() * std::mem::size_of::<T>(),
+            Owner::Huge { written, .. } => (*written).max(self.len) * std::mem::size_of::<T>(),
+            Owner::File(_) => 0,
+        }
+    }
+
+    /// Runs `f` on the owned `Vec`, copying a file view into one first.
+    pub fn with_vec<R>(&mut self, f: impl FnOnce(&mut Vec<T>) -> R) -> R
+    where
+        T: FileSafe,
+    {
+        self.copy_into_vec();
+        let Owner::Vec(v) = &mut self.owner else {
+            unreachable!("copy_into_vec leaves an owned Vec")
+        };
+        let r = f(v);
+        self.ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+        self.len = v.len();
+        r
+    }
+
+    /// Grows (new elements from `f`) or shrinks to `n` elements.
+    ///
+    /// Arrays of at least [`HUGE_MIN_BYTES`] live in an anonymous mapping
+    /// advised for transparent huge pages (Linux `MADV_HUGEPAGE`): an index
+    /// reads its vectors and links at random, and with 4 KiB pages nearly
+    /// every such read of a large index also misses the TLB. Growth reserves
+    /// twice the size, which costs address space only: untouched pages are
+    /// never made resident.
+    pub fn resize_with(&mut self, n: usize, f: impl FnMut() -> T)
+    where
+        T: FileSafe,
+    {
+        self.resize_inner(n, f, false)
+    }
+
+    /// Like [`Slab::resize_with`] with all-zero new elements. In a huge-page
+    /// array the never-written part of the mapping is zero already, so it
+    /// is not touched: reserving capacity costs no resident memory until a
+    /// row is actually written, as with `calloc`.
+    pub fn resize_zeroed(&mut self, n: usize)
+    where
+        T: FileSafe + bytemuck::Zeroable,
+    {
+        self.resize_inner(n, T::zeroed, true)
+    }
+
+    fn resize_inner(&mut self, n: usize, mut f: impl FnMut() -> T, zero: bool)
+    where
+        T: FileSafe,
+    {
+        let size = std::mem::size_of::<T>().max(1);
+        if n.saturating_mul(size) < HUGE_MIN_BYTES && !matches!(self.owner, Owner::Huge { .. }) {
+            self.with_vec(|v| v.resize_with(n, f));
+            return;
+        }
+        let (capacity, mut written) = match self.owner {
+            Owner::Huge {
+                capacity, written, ..
+            } => (capacity, written),
+            _ => (0, 0),
+        };
+        if n > capacity {
+            let new_cap = n.max(capacity.saturating_mul(2));
+            let bytes = new_cap
+                .checked_mul(size)
+                .and_then(|b| b.checked_add(HUGE_PAGE))
+                .expect("array size overflows usize");
+            let mut map = memmap2::MmapOptions::new()
+                .len(bytes)
+                .map_anon()
+                .unwrap_or_else(|e| panic!("cannot map {bytes} bytes of memory: {e}"));
+            // Huge pages are a hint: a kernel without them keeps 4 KiB pages.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            // Start on a 2 MiB boundary so every touched 2 MiB of the array
+            // can be one huge page.
+            let base = map.as_mut_ptr();
+            let start = base.wrapping_add(base.align_offset(HUGE_PAGE)) as *mut T;
+            let keep = self.len.min(n);
+            // SAFETY: the new mapping has room for `new_cap` elements from
+            // `start` (one huge page of slack covers the alignment offset),
+            // is page aligned (>= align_of::<T>() <= 64) and distinct from
+            // the old storage, whose first `keep` elements are initialized.
+            // T: FileSafe has no drop glue, so a bitwise move is a move.
+            unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), start, keep) };
+            self.owner = Owner::Huge {
+                map,
+                capacity: new_cap,
+                written: keep,
+            };
+            self.ptr = NonNull::new(start).expect("mapped memory is non-null");
+            self.len = keep;
+            written = keep;
+        }
+        if zero {
+            // Only the part written before (and since forgotten) needs zeroing.
+            let dirty_end = written.min(n);
+            if self.len < dirty_end {
+                // SAFETY: elements `len..dirty_end` lie inside the mapping
+                // (`dirty_end <= n <= capacity`); all-zero bytes are a valid T
+                // (T: Zeroable) with nothing to drop.
+                unsafe {
+                    std::ptr::write_bytes(self.ptr.as_ptr().add(self.len), 0, dirty_end - self.len)
+                };
+            }
+        } else {
+            for i in self.len..n {
+                // SAFETY: `i < n <= capacity`: the slot lies inside the
+                // mapping; any old value there has no drop glue (T: FileSafe).
+                unsafe { self.ptr.as_ptr().add(i).write(f()) };
+            }
+            written = written.max(n);
+        }
+        // Shrinking just forgets the tail: T has no drop glue.
+        self.len = n;
+        if let Owner::Huge {
+            written: w,
+            capacity: c,
+            ..
+        } = &mut self.owner
+        {
+            *w = written;
+            *c = (*c).max(n);
+        }
+    }
+
+    /// Copies a file view into owned memory (no-op when owned).
+    pub fn make_owned(&mut self)
+    where
+        T: FileSafe,
+    {
+        if matches!(self.owner, Owner::File(_)) {
+            self.copy_into_vec();
+        }
+    }
+
+    /// Copies a file view or a huge-page array into an owned `Vec` (no-op
+    /// when it is one).
+    fn copy_into_vec(&mut self)
+    where
+        T: FileSafe,
+    {
+        if !matches!(self.owner, Owner::Vec(_)) {
+            let mut v = Vec::<T>::with_capacity(self.len);
+            // SAFETY: `ptr` is valid for `len` initialized elements of the live
+            // file or mapping (`owner` keeps it alive until the assignment
+            // below); the new Vec has room for them and
+            // is a distinct allocation; T: FileSafe makes the copied bits a
+            // valid T with nothing to drop twice.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), v.as_mut_ptr(), self.len);
+                v.set_len(self.len);
+            }
+            self.ptr = NonNull::new(v.as_mut_ptr()).expect("Vec pointers are non-null");
+            self.owner = Owner::Vec(v);
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Slab<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points to `len` initialized, aligned elements owned by
+        // `owner` (a Vec not resized since `ptr` was taken, an anonymous
+        // mapping whose first `len` elements `resize_with` initialized, or a
+        // file section checked for length and alignment in `from_file`, kept
+        // alive by the Arc); no `&mut` to them exists while `&self` is held.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: FileSafe> std::ops::DerefMut for Slab<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.make_owned();
+        // SAFETY: as in `deref`, now over owned memory (a Vec or a private
+        // anonymous mapping), with exclusive access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab::from_vec(Vec::new())
+    }
+}
+
+impl<T> From<Vec<T>> for Slab<T> {
+    fn from(v: Vec<T>) -> Self {
+        Slab::from_vec(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_arrays_keep_data_and_zero_reused_tails() {
+        let n = HUGE_MIN_BYTES / 8 + 10;
+        let mut s: Slab<u64> = Slab::default();
+        s.resize_zeroed(n);
+        assert!(matches!(s.owner, Owner::Huge { .. }));
+        assert!(s.iter().all(|&x| x == 0));
+        for (i, x) in s.iter_mut().enumerate() {
+            *x = i as u64;
+        }
+        // Growth copies into a new mapping.
+        s.resize_with(3 * n, || 7);
+        assert!(s[..n].iter().enumerate().all(|(i, &x)| x == i as u64));
+        assert!(s[n..].iter().all(|&x| x == 7));
+        // Shrink, then grow zeroed: the written tail must read as zero again.
+        s.resize_zeroed(5);
+        s.resize_zeroed(2 * n);
+        assert_eq!(&s[..5], &[0, 1, 2, 3, 4]);
+        assert!(s[5..].iter().all(|&x| x == 0));
+        // `with_vec` still works on a huge array (it copies into a Vec).
+        s.with_vec(|v| v.push(99));
+        assert_eq!(s.len(), 2 * n + 1);
+        assert_eq!(s[2 * n], 99);
+    }
+
+    #[test]
+    fn small_arrays_stay_in_a_vec() {
+        let mut s: Slab<u32> = Slab::default();
+        s.resize_with(100, || 3);
+        assert!(matches!(s.owner, Owner::Vec(_)));
+        assert_eq!(s.len(), 100);
+        assert!(s.iter().all(|&x| x == 3));
+    }
+}
