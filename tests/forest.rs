@@ -505,13 +505,18 @@ fn corrupt_files_give_errors() {
             ),
         ]
     };
-    let is_bad = |r: &Result<Forest, Error>| matches!(r, Err(Error::BadDataFile { .. }));
+    let is_bad = |r: &Result<Forest, Error>| {
+        matches!(r, Err(Error::BadDataFile { .. } | Error::Format(_)))
+    };
+    // The store's layout: a 192-byte header, then 32-byte section entries
+    // (id, pad, offset, len, checksum); the trees are the fourth section.
+    const TREES_ENTRY: usize = 192 + 3 * 32;
     // Header damage: magic, version, dimension, a section offset, truncation, empty.
     for (at, what) in [
         (0usize, "magic"),
         (8, "version"),
-        (20, "dim"),
-        (56, "vectors offset"),
+        (32, "dim"),
+        (TREES_ENTRY + 8, "trees offset"),
     ] {
         let mut b = bytes.clone();
         b[at] ^= 0x5a;
@@ -528,7 +533,7 @@ fn corrupt_files_give_errors() {
     assert!(open_all(&[]).iter().all(is_bad), "empty file not caught");
     // Payload damage: one flipped bit in the vectors.
     let mut b = bytes.clone();
-    b[4096 + 100] ^= 1;
+    b[384 + 100] ^= 1; // inside the vectors, the first section
     let r = open_all(&b);
     assert!(
         is_bad(&r[0]) && is_bad(&r[2]),
@@ -536,8 +541,10 @@ fn corrupt_files_give_errors() {
     );
     // Tree damage in an unverified map: searches fail cleanly, never panic or spin.
     let mut b = bytes.clone();
-    let trees_start = u64::from_le_bytes(b[104..112].try_into().unwrap()) as usize;
-    let trees_len = u64::from_le_bytes(b[112..120].try_into().unwrap()) as usize;
+    let at = TREES_ENTRY;
+    assert_eq!(u32::from_le_bytes(b[at..at + 4].try_into().unwrap()), 4, "trees section id");
+    let trees_start = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
+    let trees_len = u64::from_le_bytes(b[at + 16..at + 24].try_into().unwrap()) as usize;
     for w in b[trees_start..trees_start + trees_len].chunks_exact_mut(4) {
         let x = u32::from_le_bytes(w.try_into().unwrap());
         if x < 64 {

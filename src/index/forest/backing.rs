@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::store::AlignedVec;
+use crate::store::{AlignedVec, IndexFile};
 use crate::Result;
 
 pub(crate) enum Backing {
     Heap(AlignedVec<u8>),
-    Mapped(Mmap),
+    /// A loaded or mapped index file (read-only).
+    File(IndexFile),
     Disk(DiskImage),
 }
 
@@ -107,7 +108,7 @@ impl Backing {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Backing::Heap(v) => v.as_slice(),
-            Backing::Mapped(m) => m,
+            Backing::File(f) => f.bytes(),
             Backing::Disk(d) => &d.map[..d.len],
         }
     }
@@ -116,7 +117,7 @@ impl Backing {
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         match self {
             Backing::Heap(v) => Some(v.as_mut_slice()),
-            Backing::Mapped(_) => None,
+            Backing::File(_) => None,
             Backing::Disk(d) => Some(&mut d.map[..d.len]),
         }
     }
@@ -137,8 +138,8 @@ impl Backing {
                 v.resize_zeroed(len);
                 Ok(())
             }
-            Backing::Mapped(_) => Err(crate::Error::InvalidState(
-                "a memory-mapped forest is read-only".into(),
+            Backing::File(_) => Err(crate::Error::InvalidState(
+                "a loaded or mapped forest is read-only".into(),
             )),
             Backing::Disk(d) => d.resize(len),
         }
@@ -153,6 +154,6 @@ impl Backing {
     }
 
     pub(crate) fn is_read_only(&self) -> bool {
-        matches!(self, Backing::Mapped(_))
+        matches!(self, Backing::File(_))
     }
 }

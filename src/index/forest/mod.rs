@@ -54,7 +54,8 @@ pub use annoy::{open_annoy, AnnoyIndex};
 
 use backing::{Backing, DiskImage};
 use build::{Rows, TreeCtx};
-use format::{align_up, Header, Section, TreeEntry, TreeLayout, DATA_START, LEAF};
+use crate::store::{FileWriter, Header as StoreHeader, IndexFile, IndexKind, OpenOptions, SectionEntry};
+use format::{align_up, Section, TreeEntry, TreeLayout, DATA_START, LEAF, N_SECTIONS};
 use search::{QueryVec, View};
 
 /// One neighbour: the item id and its distance to the query (see the
@@ -173,6 +174,56 @@ pub struct Forest {
 struct Built {
     trees: Vec<TreeLayout>,
     norms_word: usize,
+    sections: Sections,
+}
+
+/// Where the five sections lie in the image.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sections {
+    vectors: Section,
+    norms: Section,
+    present: Section,
+    trees: Section,
+    dir: Section,
+}
+
+impl Sections {
+    fn all(&self) -> [(u32, Section); N_SECTIONS] {
+        [
+            (format::VECTORS, self.vectors),
+            (format::NORMS, self.norms),
+            (format::PRESENT, self.present),
+            (format::TREES, self.trees),
+            (format::DIR, self.dir),
+        ]
+    }
+
+    fn placed(&self) -> Vec<(u64, u64)> {
+        self.all().iter().map(|(_, s)| (s.offset, s.len)).collect()
+    }
+
+    /// The shared writer over these sections of `image`.
+    fn writer<'a>(&self, header: StoreHeader, image: &'a [u8]) -> Result<FileWriter<'a>> {
+        let mut w = FileWriter::new(header);
+        for (id, s) in self.all() {
+            w.add_section(id, &image[s.range()])?;
+        }
+        Ok(w)
+    }
+}
+
+/// The header and section table the store's writer puts before the
+/// sections, for an image that already holds them in place.
+fn encode_head(header: &StoreHeader, table: &[SectionEntry], file_len: u64) -> Vec<u8> {
+    use crate::store::format::{header_checksum, HEADER_CHECKSUM_OFFSET, HEADER_LEN};
+    let mut head = header.encode(table.len() as u32, file_len).to_vec();
+    for e in table {
+        head.extend_from_slice(&e.encode());
+    }
+    let (h, t) = head.split_at(HEADER_LEN);
+    let sum = header_checksum(h, t);
+    head[HEADER_CHECKSUM_OFFSET..HEADER_CHECKSUM_OFFSET + 8].copy_from_slice(&sum.to_le_bytes());
+    head
 }
 
 impl std::fmt::Debug for Forest {
@@ -442,22 +493,12 @@ impl Forest {
         if self.metric == Metric::Dot {
             self.augment_for_dot();
         }
-        let mut header = Header {
-            magic: format::MAGIC,
-            version: format::VERSION,
-            endian: format::ENDIAN,
-            metric: format::metric_code(self.metric),
-            dim: geo.dim as u32,
-            row_words: geo.row_words as u32,
-            leaf_max: self.leaf_max as u32,
-            n_items: n as u64,
-            n_trees: n_trees as u64,
-            seed: self.seed,
+        let mut sec = Sections {
             vectors: Section {
                 offset: DATA_START as u64,
                 len: (n * geo.row_bytes()) as u64,
             },
-            ..bytemuck::Zeroable::zeroed()
+            ..Sections::default()
         };
         // Norms (angular): the squared norm of every item.
         let norms: Vec<f32> = if self.metric == Metric::Angular {
@@ -468,9 +509,9 @@ impl Forest {
         } else {
             Vec::new()
         };
-        header.norms = self.append_section(bytemuck::cast_slice(&norms))?;
+        sec.norms = self.append_section(bytemuck::cast_slice(&norms))?;
         let present = self.present.clone();
-        header.present = self.append_section(bytemuck::cast_slice(&present))?;
+        sec.present = self.append_section(bytemuck::cast_slice(&present))?;
         let ids: Vec<u32> = (0..n as u32).filter(|&i| self.is_present(i)).collect();
 
         let trees_start = align_up(self.backing.len());
@@ -543,18 +584,26 @@ impl Forest {
                 });
             }
         }
-        header.trees = Section {
+        sec.trees = Section {
             offset: trees_start as u64,
             len: (self.backing.len() - trees_start) as u64,
         };
-        header.dir = self.append_section(bytemuck::cast_slice(&entries))?;
+        sec.dir = self.append_section(bytemuck::cast_slice(&entries))?;
         self.backing.resize(align_up(self.backing.len()))?;
-        header.file_len = self.backing.len() as u64;
-        let bytes = self.backing.bytes();
-        header.payload_hash = format::checksum(&bytes[DATA_START..]);
-        header.header_hash = format::header_hash(&header, &bytes[header.dir.range()]);
-        let hb = bytemuck::bytes_of(&header);
-        self.backing.bytes_mut().expect("writable")[..hb.len()].copy_from_slice(hb);
+        let head = {
+            let header = self.store_header(n_trees);
+            let bytes = self.backing.bytes();
+            let writer = sec.writer(header.clone(), bytes)?;
+            let (table, file_len) = writer.layout();
+            let placed: Vec<(u64, u64)> = table.iter().map(|e| (e.offset, e.len)).collect();
+            if file_len != bytes.len() as u64 || placed != sec.placed() {
+                return Err(Error::InvalidState(
+                    "forest image does not match the store's file layout".into(),
+                ));
+            }
+            encode_head(&header, &table, file_len)
+        };
+        self.backing.bytes_mut().expect("writable")[..head.len()].copy_from_slice(&head);
         if let Backing::Disk(d) = &mut self.backing {
             d.finish()?;
         }
@@ -563,9 +612,27 @@ impl Forest {
                 .iter()
                 .map(|e| TreeLayout::new(e, geo.plane_words))
                 .collect(),
-            norms_word: header.norms.offset as usize / 4,
+            norms_word: sec.norms.offset as usize / 4,
+            sections: sec,
         });
         Ok(())
+    }
+
+    /// The store header of this forest, built with `n_trees` trees.
+    fn store_header(&self, n_trees: usize) -> StoreHeader {
+        let mut h = StoreHeader::new(
+            IndexKind::Forest,
+            self.metric,
+            format::elem_type(self.metric),
+            self.geo.dim as u64,
+        );
+        h.n_items = self.n_items as u64;
+        h.capacity = self.n_items as u64;
+        h.seed = self.seed;
+        h.params[0] = self.geo.row_words as u64;
+        h.params[1] = self.leaf_max as u64;
+        h.params[2] = n_trees as u64;
+        h
     }
 
     /// The kernel 2-means assigns points with.
@@ -799,27 +866,24 @@ impl Forest {
     /// Writes the built forest to `path` (through a temporary file, synced
     /// and renamed, so `path` never holds half an index).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        if self.built.is_none() {
-            return Err(Error::NotBuilt);
-        }
+        let built = self.built.as_ref().ok_or(Error::NotBuilt)?;
         let path = path.as_ref();
         if let Backing::Disk(d) = &self.backing {
             if d.path() == path {
                 return Ok(()); // already there, complete since `build` returned
             }
         }
-        write_atomic(path, self.backing.bytes())
+        let header = self.store_header(built.trees.len());
+        built
+            .sections
+            .writer(header, self.backing.bytes())?
+            .write_atomic(path)
     }
 
-    /// Reads a forest file into memory, checking every byte's checksum.
+    /// Reads a forest file into memory, checking every section's checksum.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        use std::io::Read;
         let path = path.as_ref();
-        let mut file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len() as usize;
-        let mut image = AlignedVec::<u8>::zeroed(len);
-        file.read_exact(image.as_mut_slice())?;
-        Self::from_backing(Backing::Heap(image), path, true)
+        Self::from_file(IndexFile::load(path)?, path)
     }
 
     /// Maps a forest file read-only (no copy: pages are read as queries
@@ -830,29 +894,59 @@ impl Forest {
     /// fault the process (SIGBUS).
     pub fn open_mmap(path: impl AsRef<Path>, opts: MmapOptions) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path)?;
-        let map = backing::map_readonly(&file, opts.prefault)?;
-        Self::from_backing(Backing::Mapped(map), path, opts.verify)
+        let file = IndexFile::open_mmap(
+            path,
+            OpenOptions {
+                populate: opts.prefault,
+                ..OpenOptions::default()
+            },
+        )?;
+        if opts.verify {
+            file.verify()?;
+        }
+        Self::from_file(file, path)
     }
 
-    fn from_backing(backing: Backing, path: &Path, verify: bool) -> Result<Self> {
+    fn from_file(file: IndexFile, path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let parsed = format::parse(backing.bytes(), &name)?;
-        let h = parsed.header;
-        if verify && format::checksum(&backing.bytes()[DATA_START..]) != h.payload_hash {
-            return Err(format::corrupt(&name, "payload checksum mismatch"));
+        let p = format::parse(&file, &name)?;
+        if p.vectors.offset != DATA_START as u64 {
+            return Err(format::corrupt(&name, "vectors are not where swann puts them"));
         }
-        let geo = Geometry::new(h.dim as usize, parsed.metric)?;
-        let mut f = Self::with_backing(geo, parsed.metric, backing, name);
-        f.leaf_max = h.leaf_max as usize;
+        let h = p.header;
+        let geo = Geometry::new(h.dim as usize, h.metric)?;
+        let present = bytemuck::pod_collect_to_vec(&file.bytes()[p.present.range()]);
+        let mut f = Self::with_backing(geo, h.metric, Backing::File(file), name);
+        f.leaf_max = p.leaf_max;
         f.seed = h.seed;
         f.n_items = h.n_items as usize;
-        f.present = bytemuck::pod_collect_to_vec(&f.backing.bytes()[h.present.range()]);
+        f.present = present;
+        let sections = {
+            let e = |id| {
+                let x = f.backing_entry(id);
+                Section { offset: x.0, len: x.1 }
+            };
+            Sections {
+                vectors: e(format::VECTORS),
+                norms: e(format::NORMS),
+                present: e(format::PRESENT),
+                trees: e(format::TREES),
+                dir: e(format::DIR),
+            }
+        };
         f.built = Some(Built {
-            trees: parsed.trees,
-            norms_word: h.norms.offset as usize / 4,
+            trees: p.trees,
+            norms_word: p.norms.offset as usize / 4,
+            sections,
         });
         Ok(f)
+    }
+
+    fn backing_entry(&self, id: u32) -> (u64, u64) {
+        match &self.backing {
+            Backing::File(file) => file.entry(id).map_or((0, 0), |e| (e.offset, e.len)),
+            _ => (0, 0),
+        }
     }
 
     /// Moves the forest into the file at `path` (created or truncated) and
@@ -885,33 +979,6 @@ fn unpack_bits(words: &[u64], dim: usize) -> Vec<f32> {
     (0..dim)
         .map(|i| (words[i / 64] >> (i % 64) & 1) as f32)
         .collect()
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let tmp = {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".tmp{}", std::process::id()));
-        dir.map_or_else(|| name.clone().into(), |d| d.join(&name))
-    };
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(d) = dir {
-            if let Ok(d) = std::fs::File::open(d) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
 }
 
 /// Builds and runs parallel queries; used by the CLI and tests.
