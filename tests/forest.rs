@@ -505,9 +505,8 @@ fn corrupt_files_give_errors() {
             ),
         ]
     };
-    let is_bad = |r: &Result<Forest, Error>| {
-        matches!(r, Err(Error::BadDataFile { .. } | Error::Format(_)))
-    };
+    let is_bad =
+        |r: &Result<Forest, Error>| matches!(r, Err(Error::BadDataFile { .. } | Error::Format(_)));
     // The store's layout: a 192-byte header, then 32-byte section entries
     // (id, pad, offset, len, checksum); the trees are the fourth section.
     const TREES_ENTRY: usize = 192 + 3 * 32;
@@ -542,7 +541,11 @@ fn corrupt_files_give_errors() {
     // Tree damage in an unverified map: searches fail cleanly, never panic or spin.
     let mut b = bytes.clone();
     let at = TREES_ENTRY;
-    assert_eq!(u32::from_le_bytes(b[at..at + 4].try_into().unwrap()), 4, "trees section id");
+    assert_eq!(
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap()),
+        4,
+        "trees section id"
+    );
     let trees_start = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
     let trees_len = u64::from_le_bytes(b[at + 16..at + 24].try_into().unwrap()) as usize;
     for w in b[trees_start..trees_start + trees_len].chunks_exact_mut(4) {

@@ -41,6 +41,11 @@ impl TreeBlock {
     pub(crate) fn n_splits(&self) -> usize {
         self.metas.len() / 3
     }
+
+    /// Bytes the block takes in the image (padded to a cache line).
+    pub(crate) fn bytes(&self) -> usize {
+        (4 * (self.planes.len() + self.metas.len() + self.leaves.len())).div_ceil(64) * 64
+    }
 }
 
 /// The item rows a build reads.

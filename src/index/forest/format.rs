@@ -48,7 +48,8 @@ pub(crate) const DIR: u32 = 5;
 pub(crate) const N_SECTIONS: usize = 5;
 /// Where the first section starts: after the header and a five-entry table,
 /// as the store's writer places it.
-pub(crate) const DATA_START: usize = (HEADER_LEN + N_SECTIONS * SECTION_ENTRY_LEN).div_ceil(ALIGN) * ALIGN;
+pub(crate) const DATA_START: usize =
+    (HEADER_LEN + N_SECTIONS * SECTION_ENTRY_LEN).div_ceil(ALIGN) * ALIGN;
 /// Alignment of every section and tree block.
 pub(crate) const ALIGN: usize = crate::store::ALIGN;
 /// Tag bit of a leaf reference.

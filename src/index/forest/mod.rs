@@ -52,10 +52,12 @@ use crate::{Error, Metric, Result};
 
 pub use annoy::{open_annoy, AnnoyIndex};
 
+use crate::store::{
+    FileWriter, Header as StoreHeader, IndexFile, IndexKind, OpenOptions, SectionEntry,
+};
 use backing::{Backing, DiskImage};
-use build::{Rows, TreeCtx};
-use crate::store::{FileWriter, Header as StoreHeader, IndexFile, IndexKind, OpenOptions, SectionEntry};
-use format::{align_up, Section, TreeEntry, TreeLayout, DATA_START, LEAF, N_SECTIONS};
+use build::{Rows, TreeBlock, TreeCtx};
+use format::{align_up, Section, TreeEntry, TreeLayout, ALIGN, DATA_START, LEAF, N_SECTIONS};
 use search::{QueryVec, View};
 
 /// One neighbour: the item id and its distance to the query (see the
@@ -500,6 +502,30 @@ impl Forest {
             },
             ..Sections::default()
         };
+        let ids: Vec<u32> = (0..n as u32).filter(|&i| self.is_present(i)).collect();
+        // In memory, all trees are built in one parallel sweep (no idle
+        // threads between batches) before the image grows, so it grows once,
+        // to its exact size. An on-disk build keeps few trees in memory at
+        // once and appends them batch by batch.
+        let batch = match self.backing {
+            Backing::Disk(_) => pool.current_num_threads().max(1) * 2,
+            _ => n_trees,
+        };
+        let mut ready = if batch >= n_trees {
+            self.build_blocks(&pool, 0..n_trees, &ids, vec_end)
+        } else {
+            Vec::new()
+        };
+        let norms_len = if self.metric == Metric::Angular {
+            4 * n
+        } else {
+            0
+        };
+        if let Backing::Heap(v) = &mut self.backing {
+            let trees: usize = ready.iter().map(TreeBlock::bytes).sum();
+            let need = norms_len + 8 * n.div_ceil(64) + trees + 24 * n_trees + 4 * ALIGN;
+            v.reserve_exact((vec_end + need).saturating_sub(v.len()));
+        }
         // Norms (angular): the squared norm of every item.
         let norms: Vec<f32> = if self.metric == Metric::Angular {
             let rows: &[f32] = bytemuck::cast_slice(&self.backing.bytes()[DATA_START..vec_end]);
@@ -512,59 +538,13 @@ impl Forest {
         sec.norms = self.append_section(bytemuck::cast_slice(&norms))?;
         let present = self.present.clone();
         sec.present = self.append_section(bytemuck::cast_slice(&present))?;
-        let ids: Vec<u32> = (0..n as u32).filter(|&i| self.is_present(i)).collect();
 
         let trees_start = align_up(self.backing.len());
         self.backing.resize(trees_start)?;
         let mut entries = Vec::with_capacity(n_trees);
-        // An on-disk build keeps few trees in memory at once; in memory all
-        // are built in one parallel sweep (no idle threads between batches).
-        let batch = match self.backing {
-            Backing::Disk(_) => pool.current_num_threads().max(1) * 2,
-            _ => n_trees,
-        };
-        let mut next = 0;
-        while next < n_trees {
-            let range = next..(next + batch).min(n_trees);
-            next = range.end;
-            let blocks = {
-                let bytes = self.backing.bytes();
-                let rows = match self.metric {
-                    Metric::Hamming => {
-                        Rows::Bits(bytemuck::cast_slice(&bytes[DATA_START..vec_end]))
-                    }
-                    _ => Rows::F32(bytemuck::cast_slice(&bytes[DATA_START..vec_end])),
-                };
-                let ctx = TreeCtx {
-                    metric: self.metric,
-                    geo,
-                    leaf_max: self.leaf_max,
-                    seed: self.seed,
-                    rows,
-                    ids: &ids,
-                    dot: self.dot,
-                    split_dist: self.split_kernel(),
-                    table: self.table,
-                };
-                let groups = tree_groups(range, pool.current_num_threads());
-                pool.install(|| {
-                    groups
-                        .into_par_iter()
-                        .map(|g| ctx.build_group(g))
-                        .collect::<Vec<_>>()
-                })
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-            };
-            let need: usize = blocks
-                .iter()
-                .map(|b| align_up(4 * (b.planes.len() + b.metas.len() + b.leaves.len())))
-                .sum();
-            if let Backing::Heap(v) = &mut self.backing {
-                v.reserve_exact(need);
-            }
-            for block in blocks {
+        let mut next = ready.len();
+        loop {
+            for block in ready.drain(..) {
                 if block.leaves.len() >= LEAF as usize || block.n_splits() >= LEAF as usize {
                     return Err(Error::InvalidParameter(
                         "a tree outgrew 2^31 words; use a larger leaf size".into(),
@@ -583,6 +563,12 @@ impl Forest {
                     _pad: 0,
                 });
             }
+            if next >= n_trees {
+                break;
+            }
+            let range = next..(next + batch).min(n_trees);
+            next = range.end;
+            ready = self.build_blocks(&pool, range, &ids, vec_end);
         }
         sec.trees = Section {
             offset: trees_start as u64,
@@ -616,6 +602,42 @@ impl Forest {
             sections: sec,
         });
         Ok(())
+    }
+
+    /// Builds trees `range` over items `ids` on `pool`, in tree order.
+    fn build_blocks(
+        &self,
+        pool: &rayon::ThreadPool,
+        range: std::ops::Range<usize>,
+        ids: &[u32],
+        vec_end: usize,
+    ) -> Vec<TreeBlock> {
+        let bytes = &self.backing.bytes()[DATA_START..vec_end];
+        let rows = match self.metric {
+            Metric::Hamming => Rows::Bits(bytemuck::cast_slice(bytes)),
+            _ => Rows::F32(bytemuck::cast_slice(bytes)),
+        };
+        let ctx = TreeCtx {
+            metric: self.metric,
+            geo: self.geo,
+            leaf_max: self.leaf_max,
+            seed: self.seed,
+            rows,
+            ids,
+            dot: self.dot,
+            split_dist: self.split_kernel(),
+            table: self.table,
+        };
+        let groups = tree_groups(range, pool.current_num_threads());
+        pool.install(|| {
+            groups
+                .into_par_iter()
+                .map(|g| ctx.build_group(g))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The store header of this forest, built with `n_trees` trees.
@@ -911,7 +933,10 @@ impl Forest {
         let name = path.display().to_string();
         let p = format::parse(&file, &name)?;
         if p.vectors.offset != DATA_START as u64 {
-            return Err(format::corrupt(&name, "vectors are not where swann puts them"));
+            return Err(format::corrupt(
+                &name,
+                "vectors are not where swann puts them",
+            ));
         }
         let h = p.header;
         let geo = Geometry::new(h.dim as usize, h.metric)?;
@@ -924,7 +949,10 @@ impl Forest {
         let sections = {
             let e = |id| {
                 let x = f.backing_entry(id);
-                Section { offset: x.0, len: x.1 }
+                Section {
+                    offset: x.0,
+                    len: x.1,
+                }
             };
             Sections {
                 vectors: e(format::VECTORS),
