@@ -48,6 +48,12 @@ pub enum Error {
     /// An operation is not valid in the index's current state.
     #[error("{0}")]
     InvalidState(String),
+    /// The index is built and takes no more items (unbuild it first).
+    #[error("the index is built and takes no more items; unbuild it first")]
+    AlreadyBuilt,
+    /// The index must be built first.
+    #[error("the index is not built yet")]
+    NotBuilt,
     /// A data file could not be parsed.
     #[error("{path}: {reason}")]
     BadDataFile {

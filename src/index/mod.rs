@@ -1,6 +1,7 @@
 //! Indexes built on the kernels.
 
 pub mod flat;
+pub mod forest;
 pub mod hnsw;
 pub mod lsh;
 pub mod metric;

@@ -265,7 +265,10 @@ impl<T> Slab<T> {
         T: FileSafe,
     {
         if matches!(self.owner, Owner::File(_)) {
-            self.copy_into_vec();
+            // Same length: no element is created, so the closure never runs;
+            // a large array lands in huge pages like one that was built.
+            let n = self.len;
+            self.resize_with(n, || unreachable!("resizing to the same length"));
         }
     }
 

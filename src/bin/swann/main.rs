@@ -1,6 +1,7 @@
 //! `swann`: build, benchmark and inspect indexes from standard vector files.
 
 mod common;
+mod forest;
 mod hnsw;
 mod lsh;
 mod plot;
@@ -26,7 +27,7 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Build an index and save it to a file.
     #[command(subcommand)]
-    Build(store_cmds::Build),
+    Build(BuildCmd),
     /// Search an index file (memory-mapped) with query vectors.
     Query(store_cmds::Query),
     /// Print an index file's header and sections and check its checksums.
@@ -36,11 +37,21 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum BuildCmd {
+    #[command(flatten)]
+    Store(store_cmds::Build),
+    /// Random-projection forest (Annoy's method).
+    Forest(forest::ForestBuild),
+}
+
+#[derive(Subcommand, Debug)]
 enum Bench {
     /// HNSW graph index.
     Hnsw(hnsw::HnswBench),
     /// Exact brute-force scan (the baseline).
     Flat(hnsw::FlatBench),
+    /// Random-projection forest (Annoy's method).
+    Forest(forest::ForestBench),
 }
 
 fn main() -> Result<()> {
@@ -48,8 +59,10 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
+        Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
         Command::Plot(a) => plot::plot(a),
-        Command::Build(c) => store_cmds::build(c),
+        Command::Build(BuildCmd::Store(c)) => store_cmds::build(c),
+        Command::Build(BuildCmd::Forest(a)) => forest::build_forest(a),
         Command::Query(a) => store_cmds::query(a),
         Command::Info(a) => store_cmds::info(a),
         Command::Lsh(a) => lsh::run(a),

@@ -1,0 +1,159 @@
+//! Where a forest's image lives: the heap, a read-only map of a file, or a
+//! writable map of a file that grows as items and trees are added
+//! (`on_disk_build`).
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::store::{AlignedVec, IndexFile};
+use crate::Result;
+
+pub(crate) enum Backing {
+    Heap(AlignedVec<u8>),
+    /// A loaded or mapped index file (read-only).
+    File(IndexFile),
+    Disk(DiskImage),
+}
+
+/// A file mapped read-write whose logical length may be below the mapped
+/// capacity; the file is grown in steps and remapped, and truncated to the
+/// logical length when the build finishes.
+pub(crate) struct DiskImage {
+    file: File,
+    map: MmapMut,
+    len: usize,
+    path: PathBuf,
+}
+
+/// Bytes a disk image grows by at least (fewer remaps for many small adds).
+const MIN_GROWTH: usize = 1 << 20;
+
+impl DiskImage {
+    pub(crate) fn create(path: &Path, initial: &[u8]) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        let cap = initial.len().max(MIN_GROWTH);
+        file.set_len(cap as u64)?;
+        let mut map = map_mut(&file, cap)?;
+        map[..initial.len()].copy_from_slice(initial);
+        Ok(DiskImage {
+            file,
+            map,
+            len: initial.len(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn resize(&mut self, len: usize) -> Result<()> {
+        if len > self.map.len() {
+            let cap = len.max(self.map.len() + self.map.len() / 2).max(MIN_GROWTH);
+            let cap = cap.div_ceil(4096) * 4096;
+            self.map.flush_async()?;
+            self.file.set_len(cap as u64)?;
+            self.map = map_mut(&self.file, cap)?;
+        }
+        if len > self.len {
+            // The tail may hold bytes of an earlier build (after unbuild).
+            self.map[self.len..len].fill(0);
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    /// Truncates the file to the logical length and writes it back.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        self.map.flush()?;
+        if self.map.len() != self.len {
+            self.file.set_len(self.len.max(1) as u64)?;
+            self.map = map_mut(&self.file, self.len.max(1))?;
+        }
+        self.file.sync_all()?;
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn map_mut(file: &File, len: usize) -> Result<MmapMut> {
+    // SAFETY: the file was opened (and created) by this process for this
+    // image and is not resized behind the map's back by this process; as
+    // with every file map, another process truncating the file would fault
+    // (SIGBUS), which the docs of `on_disk_build` state.
+    Ok(unsafe { MmapOptions::new().len(len).map_mut(file)? })
+}
+
+/// Maps `file` read-only, optionally prefaulting every page.
+pub(crate) fn map_readonly(file: &File, prefault: bool) -> Result<Mmap> {
+    let mut opts = MmapOptions::new();
+    if prefault {
+        opts.populate();
+    }
+    // SAFETY: the map is read-only and the bytes are validated before any
+    // use; the remaining hazard of every file map, another process
+    // modifying or truncating the file while it is mapped, is documented on
+    // `Forest::open_mmap`.
+    Ok(unsafe { opts.map(file)? })
+}
+
+impl Backing {
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Heap(v) => v.as_slice(),
+            Backing::File(f) => f.bytes(),
+            Backing::Disk(d) => &d.map[..d.len],
+        }
+    }
+
+    /// Writable bytes, `None` for a read-only map.
+    pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match self {
+            Backing::Heap(v) => Some(v.as_mut_slice()),
+            Backing::File(_) => None,
+            Backing::Disk(d) => Some(&mut d.map[..d.len]),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Grows (zero-filling) or shrinks to `len` bytes.
+    pub(crate) fn resize(&mut self, len: usize) -> Result<()> {
+        match self {
+            Backing::Heap(v) => {
+                if len > v.capacity() {
+                    // Grow geometrically: adding items one by one must not copy
+                    // the whole arena each time.
+                    v.reserve(len - v.len());
+                }
+                v.resize_zeroed(len);
+                Ok(())
+            }
+            Backing::File(_) => Err(crate::Error::InvalidState(
+                "a loaded or mapped forest is read-only".into(),
+            )),
+            Backing::Disk(d) => d.resize(len),
+        }
+    }
+
+    /// Appends `data` at the end.
+    pub(crate) fn append(&mut self, data: &[u8]) -> Result<()> {
+        let start = self.len();
+        self.resize(start + data.len())?;
+        self.bytes_mut().expect("resized, so writable")[start..].copy_from_slice(data);
+        Ok(())
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        matches!(self, Backing::File(_))
+    }
+}
