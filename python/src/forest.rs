@@ -14,6 +14,8 @@ use crate::common::{
 };
 
 /// What a `Forest` object holds: swann's own forest, or a mapped Annoy file.
+// One per Python object, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Own(RsForest),
     Annoy(AnnoyIndex),

@@ -27,7 +27,7 @@ if not hasattr(_swann, "Forest"):
     )
 
 _METRICS = ("angular", "euclidean", "manhattan", "hamming", "dot")
-_FOREST_MAGIC = b"SWANNRPF"
+_FOREST_MAGIC = b"SWANNIDX"
 
 
 class VectorError(IndexError, ValueError):
