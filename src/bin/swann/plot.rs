@@ -139,8 +139,8 @@ fn esc(s: &str) -> String {
 
 /// Renders the curves as an SVG document.
 fn render(curves: &[Curve], title: &str, min_recall: f64) -> String {
-    let (w, h) = (900.0, 600.0);
-    let (left, right, top, bottom) = (90.0, 260.0, 50.0, 60.0);
+    let (w, h) = (1000.0, 600.0);
+    let (left, right, top, bottom) = (90.0, 340.0, 50.0, 60.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let pts = curves.iter().flat_map(|c| c.points.iter());
