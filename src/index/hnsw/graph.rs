@@ -669,15 +669,22 @@ impl<S: Space> Graph<S> {
             self.set_links(from, level, &scratch.ids);
             return;
         }
+        // The full list is re-ranked from `from`: start loading all its
+        // neighbours' rows first so their misses overlap.
+        for &n in &scratch.ids {
+            self.prefetch_row_head(n);
+        }
         let fv = self.vector(from);
-        let mut cands: Vec<Cand> = scratch
-            .ids
-            .iter()
-            .map(|&n| Cand {
+        let mut cands: Vec<Cand> = Vec::with_capacity(scratch.ids.len() + 1);
+        for (i, &n) in scratch.ids.iter().enumerate() {
+            if let Some(&next) = scratch.ids.get(i + 1) {
+                self.prefetch_row_tail(next);
+            }
+            cands.push(Cand {
                 dist: self.space.distance(fv, self.vector(n)),
                 slot: n,
-            })
-            .collect();
+            });
+        }
         cands.push(Cand { dist, slot: to });
         cands.sort_unstable();
         let mut kept = Vec::with_capacity(max);
