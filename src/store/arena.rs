@@ -372,14 +372,6 @@ impl LinkArena {
             .collect()
     }
 
-    /// All records as little-endian `u32` words (for saving).
-    pub fn to_words(&self) -> Vec<u32> {
-        self.lines
-            .iter()
-            .flat_map(|l| l.0.iter().map(|a| a.load(Ordering::Acquire)))
-            .collect()
-    }
-
     /// Bytes allocated (0 for a file view).
     pub fn allocated_bytes(&self) -> usize {
         self.lines.allocated_bytes()

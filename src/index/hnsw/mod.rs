@@ -460,7 +460,6 @@ impl<S: Space> HnswIndex<S> {
     /// when `label` is already present) it is [`HnswIndex::insert`].
     pub fn insert_replacing_deleted(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
         self.graph.make_owned();
-        let p = self.prepare(v)?;
         if self.graph.slot_of(label).is_some() {
             return self.insert(label, v);
         }
@@ -468,6 +467,7 @@ impl<S: Space> HnswIndex<S> {
         let Some(slot) = victim else {
             return self.insert(label, v);
         };
+        let p = self.prepare(v)?;
         let old = self.graph.label(slot);
         {
             let mut map = self.graph.label_map().write();
