@@ -391,10 +391,12 @@ impl<S: Space> HnswIndex<S> {
                 data.len()
             )));
         }
-        let prepared: Vec<Vec<S::Elem>> = data
-            .par_chunks(dim.max(1))
-            .map(|row| self.prepare(row))
-            .collect::<Result<_>>()?;
+        // Validate every row before inserting any (a bad row leaves the
+        // index untouched); rows are prepared again, one at a time, as they
+        // are inserted, so a large batch is never held twice in memory.
+        let space = &self.graph.space;
+        data.par_chunks(dim.max(1))
+            .try_for_each_init(Vec::new, |buf, row| space.prepare(row, buf))?;
         // The last occurrence of each label wins.
         let mut last = std::collections::HashMap::with_capacity(labels.len());
         for (i, &l) in labels.iter().enumerate() {
@@ -414,14 +416,19 @@ impl<S: Space> HnswIndex<S> {
         }
         self.reserve(fresh.len())?;
         let this = &*self;
-        fresh
-            .par_iter()
-            .try_for_each_init(Scratch::default, |scratch, &i| {
-                this.insert_new(labels[i], &prepared[i], scratch)
-            })?;
+        let row = |i: usize| &data[i * dim..(i + 1) * dim];
+        fresh.par_iter().try_for_each_init(
+            || (Scratch::default(), Vec::with_capacity(dim)),
+            |(scratch, buf), &i| {
+                this.graph.space.prepare(row(i), buf)?;
+                this.insert_new(labels[i], buf, scratch)
+            },
+        )?;
+        let mut buf = Vec::with_capacity(dim);
         for i in existing {
+            self.graph.space.prepare(row(i), &mut buf)?;
             let slot = self.graph.slot_of(labels[i]).expect("present");
-            self.graph.update_vector(slot, &prepared[i]);
+            self.graph.update_vector(slot, &buf);
         }
         Ok(())
     }
