@@ -6,7 +6,7 @@ use parking_lot::RwLock;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rayon::prelude::*;
-use swann::index::hnsw::Hnsw as RsHnsw;
+use swann::index::hnsw::{Hnsw as RsHnsw, NeighborSelection};
 use swann::store::OpenOptions;
 use swann::Metric;
 
@@ -109,8 +109,8 @@ fn search_into(
 #[pymethods]
 impl PyHnsw {
     #[new]
-    #[pyo3(signature = (dim, metric = "l2", *, capacity = 0, M = 16, ef_construction = 200, seed = 100))]
-    #[allow(non_snake_case)]
+    #[pyo3(signature = (dim, metric = "l2", *, capacity = 0, M = 16, ef_construction = 200, seed = 100, M0 = None, level_mult = None, selection = "heuristic"))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
     fn new(
         dim: usize,
         metric: &str,
@@ -118,18 +118,27 @@ impl PyHnsw {
         M: usize,
         ef_construction: usize,
         seed: u64,
+        M0: Option<usize>,
+        level_mult: Option<f64>,
+        selection: &str,
     ) -> PyResult<Self> {
         let metric = hnsw_metric(metric)?;
         if dim == 0 {
             return Err(PyValueError::new_err("dim must be at least 1"));
         }
-        let index = RsHnsw::builder(dim, metric)
+        let mut builder = RsHnsw::builder(dim, metric)
             .m(M)
             .ef_construction(ef_construction)
             .capacity(capacity)
             .seed(seed)
-            .build()
-            .py()?;
+            .selection(selection_of(selection)?);
+        if let Some(m0) = M0 {
+            builder = builder.m0(m0);
+        }
+        if let Some(mult) = level_mult {
+            builder = builder.level_mult(mult);
+        }
+        let index = builder.build().py()?;
         Ok(Self::wrap(index))
     }
 
@@ -388,10 +397,29 @@ impl PyHnsw {
         self.inner.read_recursive().metric().name()
     }
 
-    /// Links per node on the upper levels (``2*M`` on level 0).
+    /// Links per node on the upper levels.
     #[getter(M)]
     fn m(&self) -> usize {
         self.inner.read_recursive().m()
+    }
+
+    /// Most links per node on level 0 (``2 * M`` unless given).
+    #[getter(M0)]
+    fn m0(&self) -> usize {
+        self.inner.read_recursive().m0()
+    }
+
+    /// Level multiplier (``1 / ln M`` unless given).
+    #[getter]
+    fn level_mult(&self) -> f64 {
+        self.inner.read_recursive().level_mult()
+    }
+
+    /// Neighbour selection: ``"heuristic"``, ``"simple"`` or
+    /// ``"heuristic_keep_pruned"``.
+    #[getter]
+    fn selection(&self) -> &'static str {
+        selection_name(self.inner.read_recursive().selection())
     }
 
     /// Candidate list size while inserting.
@@ -448,6 +476,29 @@ impl PyHnsw {
 }
 
 /// Metric check shared with the compatibility layer's error messages.
+/// A neighbour selection from its name (N2's names are accepted too).
+fn selection_of(name: &str) -> PyResult<NeighborSelection> {
+    match name.to_ascii_lowercase().as_str() {
+        "heuristic" => Ok(NeighborSelection::Heuristic),
+        "simple" | "naive" => Ok(NeighborSelection::Simple),
+        "heuristic_keep_pruned" | "heuristic_save_remains" => {
+            Ok(NeighborSelection::HeuristicKeepPruned)
+        }
+        _ => Err(PyValueError::new_err(format!(
+            "unknown selection {name:?}: expected 'heuristic', 'simple' ('naive') or \
+             'heuristic_keep_pruned' ('heuristic_save_remains')"
+        ))),
+    }
+}
+
+fn selection_name(s: NeighborSelection) -> &'static str {
+    match s {
+        NeighborSelection::Heuristic => "heuristic",
+        NeighborSelection::Simple => "simple",
+        NeighborSelection::HeuristicKeepPruned => "heuristic_keep_pruned",
+    }
+}
+
 pub fn hnsw_metric(name: &str) -> PyResult<Metric> {
     let m = parse_metric(name)?;
     match m {

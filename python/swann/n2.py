@@ -8,11 +8,15 @@ Metrics: ``"angular"`` (distance ``1 - cos``, as N2 reports it), ``"L2"``
 (squared Euclidean) and ``"dot"`` (the dot product as a score: larger is
 nearer, results sorted by decreasing score).
 
-Differences from N2, none of which change results' meaning: level 0 keeps
-``2 * m`` links (N2's default ``max_m0`` for its default ``m``), so
-``max_m0``, ``mult``, ``neighbor_selecting`` and ``graph_merging`` are
-accepted and validated but do not change the graph; and items may be added
-after :meth:`HnswIndex.build` (call ``build`` again to index them).
+:meth:`HnswIndex.build` takes N2's parameters: ``m``, ``max_m0`` (default
+``2 * m``), ``ef_construction``, ``n_threads``, ``mult`` (level multiplier,
+default ``1 / ln m``) and ``neighbor_selecting`` (``"heuristic"``,
+``"naive"`` or ``"heuristic_save_remains"``). Differences from N2, none of
+which change results' meaning: ``graph_merging="merge_level0"`` (N2's
+optional second build in reverse order whose level-0 links are merged in)
+is accepted and validated but builds the single graph of ``"skip"``; and
+items may be added after :meth:`HnswIndex.build` (call ``build`` again to
+index them; the parameters of the first build stay).
 """
 
 from __future__ import annotations
@@ -86,8 +90,8 @@ class HnswIndex:
             raise ValueError(f"unknown neighbor_selecting {neighbor_selecting!r}")
         if graph_merging not in (None, "skip", "merge_level0"):
             raise ValueError(f"unknown graph_merging {graph_merging!r}")
-        if mult is not None and float(mult) <= 0:
-            raise ValueError("mult must be positive")
+        if mult is not None and not (np.isfinite(float(mult)) and float(mult) > 0):
+            raise ValueError("mult must be a positive number")
         if max_m0 is not None and int(max_m0) <= 0:
             raise ValueError("max_m0 must be positive")
         if self._index is None and not self._pending:
@@ -100,6 +104,9 @@ class HnswIndex:
                 capacity=len(self._pending),
                 M=12 if m is None else int(m),
                 ef_construction=150 if ef_construction is None else int(ef_construction),
+                M0=None if max_m0 is None else int(max_m0),
+                level_mult=None if mult is None else float(mult),
+                selection=neighbor_selecting or "heuristic",
             )
         if self._pending:
             first = len(self._index)

@@ -133,3 +133,59 @@ def test_errors(data):
         t.build(neighbor_selecting="magic")
     with pytest.raises(ValueError):
         t.batch_search_by_vectors([[1, 2, 3]], 1)
+
+
+@pytest.mark.parametrize(
+    "selecting, expected",
+    [
+        (None, "heuristic"),
+        ("heuristic", "heuristic"),
+        ("naive", "simple"),
+        ("heuristic_save_remains", "heuristic_keep_pruned"),
+    ],
+)
+def test_build_parameters_reach_the_graph(data, tmp_path, selecting, expected):
+    base, queries = data
+    t = HnswIndex(16, "L2")
+    for v in base:
+        t.add_data(v)
+    t.build(m=8, max_m0=20, mult=0.7, neighbor_selecting=selecting, n_threads=2)
+    native = t._index
+    assert (native.M, native.M0, native.selection) == (8, 20, expected)
+    assert native.level_mult == pytest.approx(0.7)
+    # They are saved with the index.
+    path = str(tmp_path / "p.n2")
+    t.save(path)
+    u = HnswIndex(16, "L2")
+    u.load(path, use_mmap=False)
+    assert (u._index.M0, u._index.selection) == (20, expected)
+    assert u._index.level_mult == pytest.approx(0.7)
+    if selecting != "naive":
+        truth = exact_l2(base, queries, 10)
+        got = t.batch_search_by_vectors(queries, 10, ef_search=100, num_threads=2)
+        assert recall(np.array(got), truth) >= 0.95
+
+
+def test_default_build_parameters_are_n2s(data):
+    base, _ = data
+    t = HnswIndex(16, "angular")
+    for v in base[:200]:
+        t.add_data(v)
+    t.build()
+    assert (t._index.M, t._index.M0, t._index.selection) == (12, 24, "heuristic")
+    assert t._index.level_mult == pytest.approx(1 / np.log(12))
+
+
+def test_bad_build_parameters():
+    for kwargs in [
+        {"max_m0": 0},
+        {"max_m0": 1},
+        {"mult": 0.0},
+        {"mult": -1.0},
+        {"mult": float("nan")},
+        {"graph_merging": "fold"},
+    ]:
+        t = HnswIndex(4, "L2")
+        t.add_data([1, 2, 3, 4])
+        with pytest.raises(ValueError):
+            t.build(**kwargs)

@@ -51,6 +51,8 @@ pub struct HnswlibIndex {
     pub m: usize,
     /// Links per node on level 0 (`2 M`).
     pub m0: usize,
+    /// Level multiplier (`1 / ln M` unless hnswlib was given another).
+    pub mult: f64,
     /// `ef_construction`.
     pub ef_construction: usize,
     /// `max_elements` when saved (the capacity).
@@ -183,9 +185,12 @@ pub fn parse(bytes: &[u8], dim: usize) -> Result<HnswlibIndex, FormatError> {
     let max_m = c.size("maxM")?;
     let max_m0 = c.size("maxM0")?;
     let m = c.size("M")?;
-    let _mult = c.u64("mult")?;
+    let mult = f64::from_bits(c.u64("mult")?);
     let ef_construction = c.size("ef_construction")?;
 
+    if !(mult.is_finite() && mult > 0.0) {
+        return Err(err(format!("mult = {mult}, expected a positive number")));
+    }
     if offset_level0 != 0 {
         return Err(err(format!("offsetLevel0 is {offset_level0}, expected 0")));
     }
@@ -256,6 +261,7 @@ pub fn parse(bytes: &[u8], dim: usize) -> Result<HnswlibIndex, FormatError> {
         dim,
         m,
         m0: max_m0,
+        mult,
         ef_construction,
         max_elements,
         entry,
@@ -392,6 +398,7 @@ mod tests {
             assert_eq!((idx.len(), idx.m, idx.m0, idx.dim), (500, 8, 16, 16));
             assert_eq!(idx.max_elements, 520);
             assert_eq!(idx.ef_construction, 100);
+            assert!((idx.mult - 1.0 / 8f64.ln()).abs() < 1e-12, "{}", idx.mult);
             assert_eq!(idx.labels[0], 1000);
             assert_eq!(idx.labels[499], 1000 + 3 * 499);
             let n_deleted = idx.deleted.iter().filter(|&&d| d).count();

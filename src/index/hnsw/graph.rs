@@ -77,6 +77,44 @@ impl PartialOrd for Cand {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Nearest(std::cmp::Reverse<Cand>);
 
+/// How a node's links are chosen among the candidates a search found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NeighborSelection {
+    /// The paper's heuristic (algorithm 4, as hnswlib): walk the candidates
+    /// nearest first and keep one if it is closer to the node than to every
+    /// candidate kept so far, which spreads links across directions. N2's
+    /// `"heuristic"`.
+    #[default]
+    Heuristic,
+    /// The nearest candidates (algorithm 3). N2's `"naive"`.
+    Simple,
+    /// The heuristic, then the nearest of the candidates it pruned fill the
+    /// list up to its maximum (algorithm 4 with `keepPrunedConnections`).
+    /// N2's `"heuristic_save_remains"`.
+    HeuristicKeepPruned,
+}
+
+impl NeighborSelection {
+    /// Its code in an index file's header.
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            NeighborSelection::Heuristic => 0,
+            NeighborSelection::Simple => 1,
+            NeighborSelection::HeuristicKeepPruned => 2,
+        }
+    }
+
+    /// The selection a header code stands for.
+    pub(crate) fn from_code(code: u64) -> Option<Self> {
+        match code {
+            0 => Some(NeighborSelection::Heuristic),
+            1 => Some(NeighborSelection::Simple),
+            2 => Some(NeighborSelection::HeuristicKeepPruned),
+            _ => None,
+        }
+    }
+}
+
 /// Build parameters.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Params {
@@ -84,6 +122,14 @@ pub(crate) struct Params {
     pub m0: usize,
     pub ef_construction: usize,
     pub seed: u64,
+    /// Level multiplier: a node's level is `floor(-ln(u) * mult)`.
+    pub mult: f64,
+    pub selection: NeighborSelection,
+}
+
+/// The paper's level multiplier for `M` links per node: `1 / ln(M)`.
+pub(crate) fn default_mult(m: usize) -> f64 {
+    1.0 / (m as f64).ln()
 }
 
 /// SplitMix64: a fixed, version-independent mixer for level generation.
@@ -96,12 +142,12 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 /// The level of `slot`: `floor(-ln(u) * mult)` with `u` uniform in (0, 1]
-/// drawn from the seed and the slot, `mult = 1 / ln(M)` (paper, section 4).
-pub(crate) fn level_for(seed: u64, slot: u32, m: usize) -> u8 {
+/// drawn from the seed and the slot; the paper's `mult` is `1 / ln(M)`
+/// (section 4, [`default_mult`]).
+pub(crate) fn level_for(seed: u64, slot: u32, mult: f64) -> u8 {
     let r = splitmix64(seed ^ splitmix64(u64::from(slot)));
     // 53 random bits -> (0, 1]
     let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let mult = 1.0 / (m as f64).ln();
     let level = (-u.ln() * mult).floor();
     level.min(f64::from(MAX_LEVEL)) as u8
 }
@@ -289,7 +335,7 @@ impl<S: Space> Graph<S> {
             return;
         }
         self.make_owned();
-        let m = self.params.m;
+        let mult = self.params.mult;
         let seed = self.params.seed;
         let mut next_upper = match old {
             0 => 0,
@@ -301,7 +347,7 @@ impl<S: Space> Graph<S> {
                 levels.reserve_exact(capacity - old);
                 upper_offset.reserve_exact(capacity - old);
                 for slot in old..capacity {
-                    let level = level_for(seed, slot as u32, m);
+                    let level = level_for(seed, slot as u32, mult);
                     levels.push(level);
                     upper_offset.push(next_upper);
                     next_upper += u32::from(level);
@@ -511,6 +557,38 @@ impl<S: Space> Graph<S> {
         out
     }
 
+    /// Chooses up to `m` links among `cands` (sorted nearest first) by the
+    /// index's [`NeighborSelection`]; `out` is sorted nearest first.
+    fn select_neighbors(&self, cands: &[Cand], m: usize, out: &mut Vec<Cand>) {
+        match self.params.selection {
+            NeighborSelection::Heuristic => self.select_heuristic(cands, m, out),
+            NeighborSelection::Simple => {
+                out.clear();
+                out.extend(cands.iter().take(m));
+            }
+            NeighborSelection::HeuristicKeepPruned => {
+                self.select_heuristic(cands, m, out);
+                if out.len() < m {
+                    // `out` is a subsequence of `cands`: walk both in step
+                    // and add the nearest candidates the heuristic pruned.
+                    let before = out.len();
+                    let mut kept = 0;
+                    for c in cands {
+                        if out.len() >= m {
+                            break;
+                        }
+                        if kept < before && out[kept] == *c {
+                            kept += 1;
+                        } else {
+                            out.push(*c);
+                        }
+                    }
+                    out.sort_unstable();
+                }
+            }
+        }
+    }
+
     /// Neighbour selection heuristic (paper, algorithm 4, without extending
     /// or keeping pruned candidates, as hnswlib does): walk candidates
     /// nearest first, keep one if it is closer to the base than to every
@@ -600,7 +678,7 @@ impl<S: Space> Graph<S> {
             );
             drop(visited);
             let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
-            self.select_heuristic(&cands, self.params.m, &mut selected);
+            self.select_neighbors(&cands, self.params.m, &mut selected);
             self.set_own_links(slot, l, &selected, scratch);
             for c in &selected {
                 self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
@@ -650,7 +728,7 @@ impl<S: Space> Graph<S> {
         }));
         cands.sort_unstable();
         let mut kept = Vec::with_capacity(max);
-        self.select_heuristic(&cands, max, &mut kept);
+        self.select_neighbors(&cands, max, &mut kept);
         let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
         self.set_links(slot, level, &ids);
     }
@@ -688,7 +766,7 @@ impl<S: Space> Graph<S> {
         cands.push(Cand { dist, slot: to });
         cands.sort_unstable();
         let mut kept = Vec::with_capacity(max);
-        self.select_heuristic(&cands, max, &mut kept);
+        self.select_neighbors(&cands, max, &mut kept);
         let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
         self.set_links(from, level, &ids);
     }
@@ -737,7 +815,7 @@ impl<S: Space> Graph<S> {
                     .collect();
                 cands.sort_unstable();
                 let mut kept = Vec::new();
-                self.select_heuristic(&cands, self.max_links(l), &mut kept);
+                self.select_neighbors(&cands, self.max_links(l), &mut kept);
                 let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
                 self.set_links(n, l, &ids);
             }
@@ -771,7 +849,7 @@ impl<S: Space> Graph<S> {
             drop(visited);
             let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
             let mut kept = Vec::new();
-            self.select_heuristic(&cands, self.params.m, &mut kept);
+            self.select_neighbors(&cands, self.params.m, &mut kept);
             let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
             self.set_links(slot, l, &ids);
             for c in &kept {
@@ -852,6 +930,30 @@ impl<S: Space> Graph<S> {
             }
         }
         changed
+    }
+
+    /// Counts over the published slots: (nodes, level-0 links, nodes on
+    /// level 1 or above, upper-level links).
+    pub(crate) fn shape(&self) -> (usize, usize, usize, usize) {
+        let (mut nodes, mut links0, mut upper_nodes, mut upper_links) = (0, 0, 0, 0);
+        let mut ids = Vec::new();
+        for slot in 0..self.len() as u32 {
+            if self.is_pending(slot) {
+                continue;
+            }
+            nodes += 1;
+            self.read_links(slot, 0, &mut ids);
+            links0 += ids.len();
+            let level = usize::from(self.levels[slot as usize]);
+            if level > 0 {
+                upper_nodes += 1;
+            }
+            for l in 1..=level {
+                self.read_links(slot, l, &mut ids);
+                upper_links += ids.len();
+            }
+        }
+        (nodes, links0, upper_nodes, upper_links)
     }
 
     /// Links of `slot` on `level` (for tests and saving).

@@ -44,7 +44,8 @@ use rayon::prelude::*;
 pub use persist::{section, StoredSpace};
 pub use space::{BitSpace, F32Space, Space};
 
-use self::graph::{Graph, Params, Scratch};
+pub use self::graph::NeighborSelection;
+use self::graph::{default_mult, Graph, Params, Scratch};
 use crate::error::{Error, Result};
 use crate::index::Neighbor;
 use crate::kernels::{self, KernelTable};
@@ -70,12 +71,33 @@ pub struct HnswBuilder<S> {
     dim: usize,
     metric: Metric,
     m: usize,
+    m0: Option<usize>,
     ef_construction: usize,
     capacity: usize,
     seed: u64,
+    level_mult: Option<f64>,
+    selection: NeighborSelection,
     table: Option<&'static KernelTable>,
     _space: std::marker::PhantomData<S>,
 }
+
+/// The shape of a graph, from [`HnswIndex::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HnswStats {
+    /// Nodes (deleted ones included).
+    pub nodes: usize,
+    /// Links on level 0, summed over nodes.
+    pub level0_links: usize,
+    /// Nodes on level 1 or above.
+    pub upper_nodes: usize,
+    /// Links on levels 1 and above, summed over nodes and levels.
+    pub upper_links: usize,
+    /// The top level (0 for an empty index).
+    pub max_level: usize,
+}
+
+/// Most links a node may keep on level 0 ([`HnswBuilder::m0`]).
+pub const MAX_M0: usize = 1024;
 
 impl<S> HnswBuilder<S> {
     fn new(dim: usize, metric: Metric) -> Self {
@@ -83,9 +105,12 @@ impl<S> HnswBuilder<S> {
             dim,
             metric,
             m: 16,
+            m0: None,
             ef_construction: 200,
             capacity: 0,
             seed: 100,
+            level_mult: None,
+            selection: NeighborSelection::Heuristic,
             table: None,
             _space: std::marker::PhantomData,
         }
@@ -94,6 +119,31 @@ impl<S> HnswBuilder<S> {
     /// Links per node on the upper levels (`2*M` on level 0). Default 16; 2..=127.
     pub fn m(mut self, m: usize) -> Self {
         self.m = m;
+        self
+    }
+
+    /// Most links per node on level 0 (N2's `max_m0`). Default `2 * M`, as
+    /// the paper and hnswlib; 2..=[`MAX_M0`]. A new node links to `M`
+    /// neighbours on every level; links from later nodes fill level 0 up to
+    /// this maximum.
+    pub fn m0(mut self, m0: usize) -> Self {
+        self.m0 = Some(m0);
+        self
+    }
+
+    /// Level multiplier (N2's `mult`): a node's top level is
+    /// `floor(-ln(u) * mult)` for `u` uniform in (0, 1]. Default `1 / ln(M)`
+    /// (the paper's choice); larger values give taller graphs. Finite and
+    /// positive.
+    pub fn level_mult(mut self, mult: f64) -> Self {
+        self.level_mult = Some(mult);
+        self
+    }
+
+    /// How links are chosen among candidates (N2's `neighbor_selecting`).
+    /// Default [`NeighborSelection::Heuristic`].
+    pub fn selection(mut self, selection: NeighborSelection) -> Self {
+        self.selection = selection;
         self
     }
 
@@ -140,11 +190,25 @@ impl<S> HnswBuilder<S> {
                 self.capacity
             )));
         }
+        let m0 = self.m0.unwrap_or(2 * self.m);
+        if !(2..=MAX_M0).contains(&m0) {
+            return Err(Error::InvalidParameter(format!(
+                "M0 must be in 2..={MAX_M0}, got {m0}"
+            )));
+        }
+        let mult = self.level_mult.unwrap_or_else(|| default_mult(self.m));
+        if !(mult.is_finite() && mult > 0.0) {
+            return Err(Error::InvalidParameter(format!(
+                "the level multiplier must be finite and positive, got {mult}"
+            )));
+        }
         Ok(Params {
             m: self.m,
-            m0: 2 * self.m,
+            m0,
             ef_construction: self.ef_construction,
             seed: self.seed,
+            mult,
+            selection: self.selection,
         })
     }
 }
@@ -210,6 +274,7 @@ impl<S: Space> std::fmt::Debug for HnswIndex<S> {
             .field("len", &self.len())
             .field("capacity", &self.capacity())
             .field("m", &self.graph.params.m)
+            .field("m0", &self.graph.params.m0)
             .field("ef_construction", &self.graph.params.ef_construction)
             .finish()
     }
@@ -253,6 +318,34 @@ impl<S: Space> HnswIndex<S> {
     /// `M`: links per node on the upper levels.
     pub fn m(&self) -> usize {
         self.graph.params.m
+    }
+
+    /// `M0`: most links per node on level 0.
+    pub fn m0(&self) -> usize {
+        self.graph.params.m0
+    }
+
+    /// The level multiplier.
+    pub fn level_mult(&self) -> f64 {
+        self.graph.params.mult
+    }
+
+    /// How links are chosen.
+    pub fn selection(&self) -> NeighborSelection {
+        self.graph.params.selection
+    }
+
+    /// Node and link counts per level group, e.g. to check the mean degree
+    /// a build reached. Reads every link list: O(n * M0).
+    pub fn stats(&self) -> HnswStats {
+        let (nodes, level0_links, upper_nodes, upper_links) = self.graph.shape();
+        HnswStats {
+            nodes,
+            level0_links,
+            upper_nodes,
+            upper_links,
+            max_level: self.graph.entry_point().map_or(0, |(_, l)| l),
+        }
     }
 
     /// `ef_construction`.

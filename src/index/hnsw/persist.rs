@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::graph::{Graph, Params, DELETED, MAX_LEVEL};
+use super::graph::{default_mult, Graph, NeighborSelection, Params, DELETED, MAX_LEVEL};
 use super::space::{BitSpace, F32Space, Space};
-use super::HnswIndex;
+use super::{HnswIndex, MAX_M0};
 use crate::error::{Error, Result};
 use crate::kernels::{self, KernelTable};
 use crate::store::format::FormatError;
@@ -53,6 +53,10 @@ mod param {
     pub const UPPER_RECORDS: usize = 3;
     /// Number of slots marked deleted.
     pub const DELETED: usize = 4;
+    /// Level multiplier, `f64` bits (zero: the default `1 / ln M`).
+    pub const LEVEL_MULT: usize = 5;
+    /// Neighbour selection: 0 heuristic, 1 simple, 2 heuristic keeping pruned.
+    pub const SELECTION: usize = 6;
 }
 
 /// Largest dimension a file may declare (keeps every size computation far
@@ -170,6 +174,8 @@ impl<S: StoredSpace> HnswIndex<S> {
         h.params[param::M0] = g.params.m0 as u64;
         h.params[param::UPPER_RECORDS] = upper_records as u64;
         h.params[param::DELETED] = deleted as u64;
+        h.params[param::LEVEL_MULT] = g.params.mult.to_bits();
+        h.params[param::SELECTION] = g.params.selection.code();
 
         let mut w = FileWriter::new(h);
         w.add_section(section::VECTORS, vectors)?;
@@ -229,13 +235,29 @@ impl<S: StoredSpace> HnswIndex<S> {
             return Err(bad(format!("dimension {} above {MAX_DIM}", h.dim)));
         }
         let space = S::from_stored(h.dim as usize, h.metric, table)?;
-        if !(2..=127).contains(&h.m) || h.params[param::M0] != 2 * h.m {
+        let m0 = h.params[param::M0];
+        if !(2..=127).contains(&h.m) || !(2..=MAX_M0 as u64).contains(&m0) {
             return Err(bad(format!(
-                "M = {}, M0 = {}: M must be in 2..=127 and M0 = 2 M",
+                "M = {}, M0 = {m0}: M must be in 2..=127 and M0 in 2..={MAX_M0}",
                 h.m,
-                h.params[param::M0]
             )));
         }
+        // Zero: written before the multiplier was recorded, when it was
+        // always the default.
+        let mult = match h.params[param::LEVEL_MULT] {
+            0 => default_mult(h.m as usize),
+            bits => f64::from_bits(bits),
+        };
+        if !(mult.is_finite() && mult > 0.0) {
+            return Err(bad(format!("level multiplier {mult}")));
+        }
+        let selection =
+            NeighborSelection::from_code(h.params[param::SELECTION]).ok_or_else(|| {
+                bad(format!(
+                    "unknown neighbour selection code {}",
+                    h.params[param::SELECTION]
+                ))
+            })?;
         if h.ef_construction == 0 || h.ef_construction > u32::MAX as u64 {
             return Err(bad(format!("ef_construction = {}", h.ef_construction)));
         }
@@ -263,7 +285,7 @@ impl<S: StoredSpace> HnswIndex<S> {
         if deleted > n {
             return Err(bad(format!("{deleted} deleted of {n} items")));
         }
-        let (m, m0) = (h.m as usize, 2 * h.m as usize);
+        let (m, m0) = (h.m as usize, m0 as usize);
         let graph = Graph::from_parts(
             space.clone(),
             Params {
@@ -271,6 +293,8 @@ impl<S: StoredSpace> HnswIndex<S> {
                 m0,
                 ef_construction: h.ef_construction as usize,
                 seed: h.seed,
+                mult,
+                selection,
             },
             RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
             LinkArena::from_file(&file, section::LINKS0, m0, n)?,
@@ -431,6 +455,8 @@ impl HnswIndex<F32Space> {
                 m0: h.m0,
                 ef_construction: h.ef_construction,
                 seed: 100,
+                mult: h.mult,
+                selection: NeighborSelection::Heuristic,
             },
             vectors,
             links0,
