@@ -524,6 +524,10 @@ fn m0_level_mult_and_selection() {
         assert!(r >= floor, "{selection:?}: recall {r:.4}");
         let path = dir.path().join(format!("{selection:?}.swann"));
         index.save(&path).unwrap();
+        assert_eq!(
+            index.saved_size().unwrap(),
+            std::fs::metadata(&path).unwrap().len()
+        );
         let mut loaded = Hnsw::load(&path).unwrap();
         assert_eq!(
             (loaded.m0(), loaded.level_mult(), loaded.selection()),
@@ -604,5 +608,54 @@ fn bad_build_parameters_are_rejected() {
         Hnsw::builder(4, Metric::L2).level_mult(f64::INFINITY),
     ] {
         assert!(matches!(b.build(), Err(Error::InvalidParameter(_))));
+    }
+}
+
+/// Deleted slots are reused exactly once each, whatever marking and
+/// unmarking happened before, including across a save and load.
+#[test]
+fn replacing_deleted_reuses_each_deleted_slot_once() {
+    let base = clustered(1000, DIM, 10, 0.3, 1);
+    let mut index = Hnsw::builder(DIM, Metric::L2)
+        .m(8)
+        .ef_construction(32)
+        .build()
+        .unwrap();
+    index.insert_batch(&labels(1000), &base).unwrap();
+    let all = labels(1000);
+    // Churn: mark and unmark the same labels many times (stale entries).
+    for _ in 0..5 {
+        for &l in &all[..600] {
+            index.mark_deleted(l).unwrap();
+        }
+        for &l in &all[..600] {
+            index.unmark_deleted(l).unwrap();
+        }
+    }
+    let gone: Vec<u64> = all.iter().copied().step_by(10).collect();
+    for &l in &gone {
+        index.mark_deleted(l).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.swann");
+    index.save(&path).unwrap();
+    for mut idx in [index, Hnsw::load(&path).unwrap()] {
+        // Unmarked after saving: must not be reused.
+        idx.unmark_deleted(gone[0]).unwrap();
+        for (i, row) in base.chunks(DIM).take(gone.len() - 1).enumerate() {
+            idx.insert_replacing_deleted(5_000_000 + i as u64, row)
+                .unwrap();
+            assert_eq!(idx.len(), 1000, "insert {i} grew instead of reusing");
+        }
+        assert_eq!(idx.deleted_count(), 0);
+        assert!(idx.contains(gone[0]));
+        for &l in &gone[1..] {
+            assert!(!idx.contains(l), "{l} should have been replaced");
+        }
+        // No deleted slot left: the next one grows the index.
+        idx.insert_replacing_deleted(9_000_000, &base[..DIM])
+            .unwrap();
+        assert_eq!(idx.len(), 1001);
+        idx.verify().unwrap();
     }
 }

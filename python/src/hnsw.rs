@@ -178,6 +178,11 @@ impl PyHnsw {
         py.detach(|| self.inner.read_recursive().save(&path)).py()
     }
 
+    /// Size in bytes of the file :meth:`save` would write now.
+    fn saved_size(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.inner.read_recursive().saved_size()).py()
+    }
+
     /// Adds the rows of ``data`` (shape ``(n, dim)`` or ``(dim,)``) under
     /// ``labels`` (default: ``len(self)``, ``len(self) + 1``, ...). A label
     /// already present has its vector replaced.

@@ -273,6 +273,10 @@ class Index:
         """Writes the index to ``path_to_index`` in swann's format."""
         self._native().save(os.fspath(path_to_index))
 
+    def index_file_size(self) -> int:
+        """Size in bytes of the file :meth:`save_index` would write now."""
+        return int(self._native().saved_size())
+
     def load_index(
         self,
         path_to_index: str,

@@ -287,6 +287,7 @@ def test_save_load_round_trip(data, tmp_path):
     p.mark_deleted(1)
     path = str(tmp_path / "index.bin")
     p.save_index(path)
+    assert p.index_file_size() == os.path.getsize(path)
     q = hnswlib.Index("l2", 16)
     q.load_index(path, max_elements=5000)
     assert q.max_elements == 5000 and q.element_count == p.element_count

@@ -178,6 +178,9 @@ pub(crate) struct Graph<S: Space> {
     entry: AtomicU64,
     entry_lock: Mutex<()>,
     visited: VisitedPool,
+    /// Slots marked deleted, for reuse (`None` until first needed; may hold
+    /// slots unmarked since, which are skipped and pruned).
+    deleted_slots: Mutex<Option<Vec<u32>>>,
 }
 
 /// Scratch buffers for one insert or search.
@@ -207,6 +210,7 @@ impl<S: Space> Graph<S> {
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             visited: VisitedPool::default(),
+            deleted_slots: Mutex::new(None),
         };
         g.resize(capacity);
         g
@@ -265,6 +269,7 @@ impl<S: Space> Graph<S> {
             }),
             entry_lock: Mutex::new(()),
             visited: VisitedPool::default(),
+            deleted_slots: Mutex::new(None),
         }
     }
 
@@ -914,6 +919,24 @@ impl<S: Space> Graph<S> {
         self.vector(slot)
     }
 
+    /// A slot marked deleted, to reuse, or `None` when there is none.
+    /// Amortized O(1): the first call scans the flags once.
+    pub(crate) fn take_deleted_slot(&self) -> Option<u32> {
+        let mut list = self.deleted_slots.lock();
+        let list = list.get_or_insert_with(|| {
+            (0..self.len() as u32)
+                .rev()
+                .filter(|&s| self.is_deleted(s))
+                .collect()
+        });
+        while let Some(slot) = list.pop() {
+            if self.is_deleted(slot) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
     pub(crate) fn set_deleted(&self, slot: u32, deleted: bool) -> bool {
         let f = &self.flags[slot as usize];
         let was = if deleted {
@@ -924,7 +947,18 @@ impl<S: Space> Graph<S> {
         let changed = (was & DELETED != 0) != deleted;
         if changed {
             if deleted {
-                self.deleted.fetch_add(1, Ordering::AcqRel);
+                let now = self.deleted.fetch_add(1, Ordering::AcqRel) + 1;
+                if let Some(list) = self.deleted_slots.lock().as_mut() {
+                    list.push(slot);
+                    // Marking and unmarking the same labels over and over
+                    // leaves stale entries: prune them before they outgrow
+                    // the deleted count.
+                    if list.len() > 2 * now + 1024 {
+                        list.retain(|&s| self.is_deleted(s));
+                        list.sort_unstable();
+                        list.dedup();
+                    }
+                }
             } else {
                 self.deleted.fetch_sub(1, Ordering::AcqRel);
             }

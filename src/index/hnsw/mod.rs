@@ -563,11 +563,10 @@ impl<S: Space> HnswIndex<S> {
         if self.graph.slot_of(label).is_some() {
             return self.insert(label, v);
         }
-        let victim = (0..self.len() as u32).find(|&s| self.graph.is_deleted(s));
-        let Some(slot) = victim else {
+        let p = self.prepare(v)?;
+        let Some(slot) = self.graph.take_deleted_slot() else {
             return self.insert(label, v);
         };
-        let p = self.prepare(v)?;
         let old = self.graph.label(slot);
         {
             let mut map = self.graph.label_map().write();

@@ -132,6 +132,18 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.with_writer(|w| w.write_atomic(path))
+    }
+
+    /// The size in bytes of the file [`HnswIndex::save`] would write now
+    /// (hnswlib's `index_file_size`). O(n): it lays the file out without
+    /// writing it.
+    pub fn saved_size(&self) -> Result<u64> {
+        self.with_writer(|w| Ok(w.layout().1))
+    }
+
+    /// Lays the index out as a file for `f` (to write it, or measure it).
+    fn with_writer<R>(&self, f: impl FnOnce(&FileWriter<'_>) -> Result<R>) -> Result<R> {
         let g = &self.graph;
         // Claiming a slot takes this lock for writing, so while it is held
         // no insert starts, and every slot below `len` is either published or
@@ -185,7 +197,7 @@ impl<S: StoredSpace> HnswIndex<S> {
         w.add_pod_section(section::UPPER_OFFSET, &g.upper_offset[..n])?;
         w.add_pod_section(section::LABELS, &labels)?;
         w.add_section(section::FLAGS, &flags)?;
-        w.write_atomic(path)
+        f(&w)
     }
 
     /// Reads an index saved by [`HnswIndex::save`] into memory, checking
