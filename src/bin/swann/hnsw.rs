@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 use swann::index::flat::FlatIndex;
-use swann::index::hnsw::{BinaryHnsw, Hnsw};
+use swann::index::hnsw::{BinaryHnsw, Hnsw, InsertOrder};
 use swann::kernels;
 use swann::Metric;
 
@@ -62,6 +62,27 @@ pub struct HnswBench {
         default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
     )]
     pub ef: Vec<usize>,
+    /// Order of inserts within a batch: nearby rows together, or as in the file (hnswlib's).
+    #[arg(long, value_enum, default_value = "locality")]
+    pub insert_order: InsertOrderArg,
+}
+
+/// `--insert-order`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum InsertOrderArg {
+    /// Nearby rows one after another (`InsertOrder::Locality`).
+    Locality,
+    /// The order of the input file (`InsertOrder::AsGiven`).
+    Given,
+}
+
+impl From<InsertOrderArg> for InsertOrder {
+    fn from(a: InsertOrderArg) -> Self {
+        match a {
+            InsertOrderArg::Locality => InsertOrder::Locality,
+            InsertOrderArg::Given => InsertOrder::AsGiven,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -134,7 +155,14 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             .ef_construction(args.ef_construction)
             .seed(args.seed)
             .capacity(n);
-        let (index, secs, peak) = build(n, threads, || builder.build(), &base, words)?;
+        let order = args.insert_order.into();
+        let make = || {
+            builder.build().map(|mut i| {
+                i.set_insert_order(order);
+                i
+            })
+        };
+        let (index, secs, peak) = build(n, threads, make, &base, words)?;
         let runs = sweep(&args, &data, |i, ef| {
             Ok(index.search(&queries[i * words..(i + 1) * words], d.k, ef)?)
         })?;
@@ -156,7 +184,12 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
         let (index, secs, peak) = build(
             n,
             threads,
-            || builder.build(),
+            || {
+                builder.build().map(|mut i| {
+                    i.set_insert_order(args.insert_order.into());
+                    i
+                })
+            },
             &data.base.data,
             data.base.dim,
         )?;
@@ -189,17 +222,15 @@ fn build<S: swann::index::hnsw::Space>(
     let (index, peak) = with_peak_rss(|| {
         in_pool(threads, || -> Result<_> {
             let mut index = make()?;
-            // Insert in chunks so the progress bar moves; each chunk is parallel.
-            let chunk = 8192.max(n / 100);
-            let mut labels = Vec::with_capacity(chunk);
-            for start in (0..n).step_by(chunk) {
-                let end = (start + chunk).min(n);
-                labels.clear();
-                labels.extend(start as u64..end as u64);
-                index.insert_batch(&labels, &rows[start * dim..end * dim])?;
-                pb.set_position(end as u64);
-                reveal_after_a_second(&pb, started);
-            }
+            // One batch (so its insert order can group nearby rows), with
+            // the progress bar moved from the workers.
+            let labels: Vec<u64> = (0..n as u64).collect();
+            index.insert_batch_with_progress(&labels, &rows[..n * dim], |done| {
+                if done % 1024 == 0 {
+                    pb.set_position(done as u64);
+                    reveal_after_a_second(&pb, started);
+                }
+            })?;
             Ok(index)
         })?
     })?;
@@ -262,7 +293,11 @@ fn finish(
             dataset: DatasetInfo::of(data),
             metric: args.data.metric.name().to_string(),
             k: args.data.k,
-            params: serde_json::json!({"M": args.m, "ef_construction": args.ef_construction}),
+            params: serde_json::json!({
+                "M": args.m,
+                "ef_construction": args.ef_construction,
+                "insert_order": format!("{:?}", args.insert_order).to_lowercase(),
+            }),
             build: BuildInfo {
                 threads,
                 seconds: secs,

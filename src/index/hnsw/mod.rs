@@ -265,6 +265,24 @@ pub struct HnswIndex<S: Space> {
     source: Option<std::sync::Arc<crate::store::IndexFile>>,
     /// The capacity recorded in the file it was opened from.
     source_capacity: u64,
+    /// Whether `insert_batch` groups nearby rows ([`HnswIndex::set_insert_order`]).
+    insert_order: InsertOrder,
+}
+
+/// The order in which [`HnswIndex::insert_batch`] inserts a batch's rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InsertOrder {
+    /// Nearby rows one after another: each row is assigned to the nearest
+    /// of `len / 128` pivot rows (at most 256, evenly spaced in the batch)
+    /// and the batch is inserted pivot by pivot. Consecutive inserts then
+    /// search the same region of the graph while its rows and links are
+    /// still cached. On 200k SIFT rows (M=16, ef_construction=200) this
+    /// cut build time by about a quarter and recall at equal `ef` came out
+    /// slightly higher (see README).
+    #[default]
+    Locality,
+    /// The order of the batch (hnswlib's).
+    AsGiven,
 }
 
 impl<S: Space> std::fmt::Debug for HnswIndex<S> {
@@ -286,6 +304,7 @@ impl<S: Space> HnswIndex<S> {
             graph,
             source: None,
             source_capacity: 0,
+            insert_order: InsertOrder::default(),
         }
     }
 
@@ -473,8 +492,23 @@ impl<S: Space> HnswIndex<S> {
     /// [`HnswIndex::dim`] elements) on rayon's thread pool. New labels are
     /// inserted in parallel; labels already present are replaced afterwards,
     /// one at a time. If a label appears twice, the later row wins. Every
-    /// row is validated before anything is inserted.
+    /// row is validated before anything is inserted. New rows go in in the
+    /// [`HnswIndex::insert_order`] (by default nearby rows together).
     pub fn insert_batch(&mut self, labels: &[u64], data: &[S::Elem]) -> Result<()> {
+        self.insert_batch_with_progress(labels, data, |_| {})
+    }
+
+    /// [`HnswIndex::insert_batch`] that calls `progress(done)` from the
+    /// worker threads as new rows are inserted (`done` counts new rows
+    /// inserted so far, in no particular order between threads), e.g. to
+    /// drive a progress bar without splitting the batch, which would
+    /// split the [`InsertOrder::Locality`] grouping too.
+    pub fn insert_batch_with_progress(
+        &mut self,
+        labels: &[u64],
+        data: &[S::Elem],
+        progress: impl Fn(usize) + Sync,
+    ) -> Result<()> {
         let dim = self.dim();
         if data.len() != labels.len() * dim {
             return Err(Error::InvalidParameter(format!(
@@ -510,11 +544,17 @@ impl<S: Space> HnswIndex<S> {
         self.reserve(fresh.len())?;
         let this = &*self;
         let row = |i: usize| &data[i * dim..(i + 1) * dim];
+        if self.insert_order == InsertOrder::Locality {
+            this.locality_order(&mut fresh, &row)?;
+        }
+        let done = std::sync::atomic::AtomicUsize::new(0);
         fresh.par_iter().try_for_each_init(
             || (Scratch::default(), Vec::with_capacity(dim)),
             |(scratch, buf), &i| {
                 this.graph.space.prepare(row(i), buf)?;
-                this.insert_new(labels[i], buf, scratch)
+                this.insert_new(labels[i], buf, scratch)?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                Ok::<(), Error>(())
             },
         )?;
         let mut buf = Vec::with_capacity(dim);
@@ -524,6 +564,58 @@ impl<S: Space> HnswIndex<S> {
             self.graph.update_vector(slot, &buf);
         }
         Ok(())
+    }
+
+    /// Reorders a batch's rows for [`InsertOrder::Locality`]: each row goes
+    /// with the nearest of a few pivot rows (evenly spaced in the batch) and
+    /// the batch is sorted by pivot, stably.
+    fn locality_order<'d>(
+        &self,
+        fresh: &mut Vec<usize>,
+        row: &(impl Fn(usize) -> &'d [S::Elem] + Sync),
+    ) -> Result<()> {
+        const ROWS_PER_PIVOT: usize = 128;
+        const MAX_PIVOTS: usize = 256;
+        let pivots = (fresh.len() / ROWS_PER_PIVOT).min(MAX_PIVOTS);
+        if pivots < 2 {
+            return Ok(());
+        }
+        let space = &self.graph.space;
+        let mut pivot_rows = Vec::with_capacity(pivots);
+        for p in 0..pivots {
+            let mut buf = Vec::new();
+            space.prepare(row(fresh[p * fresh.len() / pivots]), &mut buf)?;
+            pivot_rows.push(buf);
+        }
+        let keys: Vec<u32> = fresh
+            .par_iter()
+            .map_init(Vec::new, |buf, &i| -> Result<u32> {
+                space.prepare(row(i), buf)?;
+                let mut best = (f32::INFINITY, 0u32);
+                for (p, pv) in pivot_rows.iter().enumerate() {
+                    let d = space.distance(buf, pv);
+                    if d < best.0 {
+                        best = (d, p as u32);
+                    }
+                }
+                Ok(best.1)
+            })
+            .collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..fresh.len()).collect();
+        order.sort_by_key(|&j| keys[j]);
+        *fresh = order.into_iter().map(|j| fresh[j]).collect();
+        Ok(())
+    }
+
+    /// Sets the order in which [`HnswIndex::insert_batch`] inserts rows
+    /// (default [`InsertOrder::Locality`]). A runtime setting, not saved.
+    pub fn set_insert_order(&mut self, order: InsertOrder) {
+        self.insert_order = order;
+    }
+
+    /// The order [`HnswIndex::insert_batch`] inserts rows in.
+    pub fn insert_order(&self) -> InsertOrder {
+        self.insert_order
     }
 
     /// Marks `label` deleted: it keeps routing searches but is never returned.
