@@ -541,6 +541,9 @@ impl<S: Space> HnswIndex<S> {
                 fresh.push(i);
             }
         }
+        // Free the map before inserting: by the end of a large batch the
+        // arenas are resident and this would add to the peak.
+        drop(last);
         self.reserve(fresh.len())?;
         let this = &*self;
         let row = |i: usize| &data[i * dim..(i + 1) * dim];
