@@ -675,6 +675,13 @@ fn insert_orders_index_every_row() {
             .build()
             .unwrap();
         assert_eq!(index.insert_order(), InsertOrder::Locality);
+        assert_eq!(
+            Hnsw::builder(DIM, Metric::InnerProduct)
+                .build()
+                .unwrap()
+                .insert_order(),
+            InsertOrder::AsGiven
+        );
         index.set_insert_order(order);
         index.insert_batch(&labels(N), &base).unwrap();
         assert_eq!(index.len(), N);

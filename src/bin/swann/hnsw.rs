@@ -62,9 +62,9 @@ pub struct HnswBench {
         default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
     )]
     pub ef: Vec<usize>,
-    /// Order of inserts within a batch: nearby rows together, or as in the file (hnswlib's).
-    #[arg(long, value_enum, default_value = "locality")]
-    pub insert_order: InsertOrderArg,
+    /// Order of inserts: nearby rows together, or as in the file (hnswlib's). Default: locality, except given under ip.
+    #[arg(long, value_enum)]
+    pub insert_order: Option<InsertOrderArg>,
 }
 
 /// `--insert-order`.
@@ -155,10 +155,11 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             .ef_construction(args.ef_construction)
             .seed(args.seed)
             .capacity(n);
-        let order = args.insert_order.into();
         let make = || {
             builder.build().map(|mut i| {
-                i.set_insert_order(order);
+                if let Some(o) = args.insert_order {
+                    i.set_insert_order(o.into());
+                }
                 i
             })
         };
@@ -186,7 +187,9 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             threads,
             || {
                 builder.build().map(|mut i| {
-                    i.set_insert_order(args.insert_order.into());
+                    if let Some(o) = args.insert_order {
+                        i.set_insert_order(o.into());
+                    }
                     i
                 })
             },
@@ -296,7 +299,13 @@ fn finish(
             params: serde_json::json!({
                 "M": args.m,
                 "ef_construction": args.ef_construction,
-                "insert_order": format!("{:?}", args.insert_order).to_lowercase(),
+                "insert_order": match args
+                    .insert_order
+                    .map_or(InsertOrder::default_for(args.data.metric), InsertOrder::from)
+                {
+                    InsertOrder::Locality => "locality",
+                    InsertOrder::AsGiven => "given",
+                },
             }),
             build: BuildInfo {
                 threads,

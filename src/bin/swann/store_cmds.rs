@@ -38,9 +38,9 @@ pub struct BuildHnsw {
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Order of inserts: nearby rows together, or as in the file (hnswlib's).
-    #[arg(long, value_enum, default_value = "locality")]
-    pub insert_order: crate::hnsw::InsertOrderArg,
+    /// Order of inserts: nearby rows together, or as in the file (hnswlib's). Default: locality, except given under ip.
+    #[arg(long, value_enum)]
+    pub insert_order: Option<crate::hnsw::InsertOrderArg>,
 }
 
 /// `swann query`.
@@ -83,7 +83,9 @@ pub fn build(cmd: Build) -> Result<()> {
         .seed(a.seed)
         .capacity(n)
         .build()?;
-    index.set_insert_order(a.insert_order.into());
+    if let Some(o) = a.insert_order {
+        index.set_insert_order(o.into());
+    }
     let labels: Vec<u64> = (0..n as u64).collect();
     index.insert_batch(&labels, &data.data)?;
     let built = t.elapsed().as_secs_f64();

@@ -270,19 +270,33 @@ pub struct HnswIndex<S: Space> {
 }
 
 /// The order in which [`HnswIndex::insert_batch`] inserts a batch's rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The default is [`InsertOrder::Locality`] under L2, cosine and Hamming,
+/// and [`InsertOrder::AsGiven`] under inner product and dot, where the
+/// nearest pivot is not a neighbourhood (large-norm pivots draw most rows):
+/// there grouping cost recall (ef 80 on 40 Gaussian clusters, 6 seeds:
+/// 0.971 against 0.980), while under L2 it matched or raised it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertOrder {
-    /// Nearby rows one after another: each row is assigned to the nearest
-    /// of `len / 128` pivot rows (at most 256, evenly spaced in the batch)
-    /// and the batch is inserted pivot by pivot. Consecutive inserts then
+    /// Nearby rows one after another. Rows evenly spread over the batch
+    /// go first, in the given order, until a quarter of the final index is
+    /// in (they lay down the long-range links); the rest are assigned to
+    /// the nearest of `len / 128` pivot rows (at most 256, evenly spaced in
+    /// the batch) and inserted pivot by pivot, so consecutive inserts
     /// search the same region of the graph while its rows and links are
-    /// still cached. On 200k SIFT rows (M=16, ef_construction=200) this
-    /// cut build time by about a quarter and recall at equal `ef` came out
-    /// slightly higher (see README).
-    #[default]
+    /// still cached. See the README for what it measured.
     Locality,
     /// The order of the batch (hnswlib's).
     AsGiven,
+}
+
+impl InsertOrder {
+    /// The default order under `metric`.
+    pub fn default_for(metric: Metric) -> Self {
+        match metric {
+            Metric::InnerProduct | Metric::Dot => InsertOrder::AsGiven,
+            _ => InsertOrder::Locality,
+        }
+    }
 }
 
 impl<S: Space> std::fmt::Debug for HnswIndex<S> {
@@ -301,10 +315,10 @@ impl<S: Space> std::fmt::Debug for HnswIndex<S> {
 impl<S: Space> HnswIndex<S> {
     fn from_graph(graph: Graph<S>) -> Self {
         HnswIndex {
+            insert_order: InsertOrder::default_for(graph.space.metric()),
             graph,
             source: None,
             source_capacity: 0,
-            insert_order: InsertOrder::default(),
         }
     }
 
@@ -569,9 +583,8 @@ impl<S: Space> HnswIndex<S> {
         Ok(())
     }
 
-    /// Reorders a batch's rows for [`InsertOrder::Locality`]: each row goes
-    /// with the nearest of a few pivot rows (evenly spaced in the batch) and
-    /// the batch is sorted by pivot, stably.
+    /// Reorders a batch's rows for [`InsertOrder::Locality`]: seed rows
+    /// first, then the others grouped by their nearest pivot row.
     fn locality_order<'d>(
         &self,
         fresh: &mut Vec<usize>,
@@ -604,14 +617,31 @@ impl<S: Space> HnswIndex<S> {
                 Ok(best.1)
             })
             .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..fresh.len()).collect();
-        order.sort_by_key(|&j| keys[j]);
-        *fresh = order.into_iter().map(|j| fresh[j]).collect();
+        // Rows evenly spread over the batch go first, in the given order,
+        // until a quarter of the final index is in: they lay down the
+        // graph's long-range links, which inserting region by region from
+        // an empty graph would leave sparse (on 40 Gaussian clusters
+        // recall at ef 80 fell from 0.997 to 0.987 without them).
+        let n = fresh.len();
+        let seeds = ((self.len() + n) / 4).saturating_sub(self.len()).min(n);
+        let mut is_seed = vec![false; n];
+        for j in 0..seeds {
+            is_seed[j * n / seeds] = true;
+        }
+        let mut rest: Vec<usize> = (0..n).filter(|&j| !is_seed[j]).collect();
+        rest.sort_by_key(|&j| keys[j]);
+        let order: Vec<usize> = (0..n)
+            .filter(|&j| is_seed[j])
+            .chain(rest)
+            .map(|j| fresh[j])
+            .collect();
+        *fresh = order;
         Ok(())
     }
 
     /// Sets the order in which [`HnswIndex::insert_batch`] inserts rows
-    /// (default [`InsertOrder::Locality`]). A runtime setting, not saved.
+    /// (default [`InsertOrder::default_for`] the metric). A runtime
+    /// setting, not saved.
     pub fn set_insert_order(&mut self, order: InsertOrder) {
         self.insert_order = order;
     }
