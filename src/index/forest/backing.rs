@@ -7,14 +7,73 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::store::{AlignedVec, IndexFile};
+use crate::store::{IndexFile, Line, Slab};
 use crate::Result;
 
 pub(crate) enum Backing {
-    Heap(AlignedVec<u8>),
+    Heap(HeapImage),
     /// A loaded or mapped index file (read-only).
     File(IndexFile),
     Disk(DiskImage),
+}
+
+/// Bytes in a [`Line`].
+const LINE: usize = std::mem::size_of::<Line>();
+
+/// An image in memory, as whole cache lines in a [`Slab`]: a large image
+/// lives in transparent huge pages. Builds and searches read rows and tree
+/// nodes at random over hundreds of megabytes, and with 4 KiB pages nearly
+/// every such read would also miss the TLB (a page walk, dearer still
+/// under virtualization). Growth reserves address space only: pages never
+/// written are never made resident.
+///
+/// Invariant: every byte of the slab past `len` is zero, so growing never
+/// has to clear anything.
+pub(crate) struct HeapImage {
+    lines: Slab<Line>,
+    len: usize,
+}
+
+impl HeapImage {
+    /// `len` zero bytes.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        let mut image = HeapImage {
+            lines: Slab::default(),
+            len: 0,
+        };
+        image.resize(len);
+        image
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<Line, u8>(&self.lines)[..self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<Line, u8>(&mut self.lines)[..self.len]
+    }
+
+    /// Grows (the new bytes are zero) or shrinks to `len` bytes.
+    fn resize(&mut self, len: usize) {
+        if len < self.len {
+            // Keep the invariant: what is dropped must read as zero if the
+            // image grows over it again.
+            let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.lines);
+            all[len..self.len].fill(0);
+        }
+        self.lines.resize_zeroed(len.div_ceil(LINE));
+        self.len = len;
+    }
+
+    /// Makes room for `len` bytes in all, so that growing up to it moves
+    /// nothing; costs address space, not memory, until bytes are written.
+    pub(crate) fn reserve(&mut self, len: usize) {
+        let (have, need) = (self.lines.len(), len.div_ceil(LINE));
+        if need > have {
+            self.lines.resize_zeroed(need);
+            self.lines.resize_zeroed(have);
+        }
+    }
 }
 
 /// A file mapped read-write whose logical length may be below the mapped
@@ -107,7 +166,7 @@ impl Backing {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
-            Backing::Heap(v) => v.as_slice(),
+            Backing::Heap(v) => v.bytes(),
             Backing::File(f) => f.bytes(),
             Backing::Disk(d) => &d.map[..d.len],
         }
@@ -116,7 +175,7 @@ impl Backing {
     /// Writable bytes, `None` for a read-only map.
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         match self {
-            Backing::Heap(v) => Some(v.as_mut_slice()),
+            Backing::Heap(v) => Some(v.bytes_mut()),
             Backing::File(_) => None,
             Backing::Disk(d) => Some(&mut d.map[..d.len]),
         }
@@ -130,12 +189,9 @@ impl Backing {
     pub(crate) fn resize(&mut self, len: usize) -> Result<()> {
         match self {
             Backing::Heap(v) => {
-                if len > v.capacity() {
-                    // Grow geometrically: adding items one by one must not copy
-                    // the whole arena each time.
-                    v.reserve(len - v.len());
-                }
-                v.resize_zeroed(len);
+                // The slab grows geometrically: adding items one by one
+                // does not copy the whole image each time.
+                v.resize(len);
                 Ok(())
             }
             Backing::File(_) => Err(crate::Error::InvalidState(

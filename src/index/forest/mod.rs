@@ -47,7 +47,6 @@ use rayon::prelude::*;
 
 use crate::error::check_vector;
 use crate::kernels::{self, F32Kernel, F32Op, KernelTable};
-use crate::store::AlignedVec;
 use crate::{Error, Metric, Result};
 
 pub use annoy::{open_annoy, AnnoyIndex};
@@ -55,7 +54,7 @@ pub use annoy::{open_annoy, AnnoyIndex};
 use crate::store::{
     FileWriter, Header as StoreHeader, IndexFile, IndexKind, OpenOptions, SectionEntry,
 };
-use backing::{Backing, DiskImage};
+use backing::{Backing, DiskImage, HeapImage};
 use build::{Rows, TreeBlock, TreeCtx};
 use format::{align_up, Section, TreeEntry, TreeLayout, ALIGN, DATA_START, LEAF, N_SECTIONS};
 use search::{QueryVec, View};
@@ -279,12 +278,10 @@ impl Forest {
     /// give [`Error::UnsupportedMetric`].
     pub fn new(dim: usize, metric: Metric) -> Result<Self> {
         let geo = Geometry::new(dim, metric)?;
-        let mut image = AlignedVec::new();
-        image.resize_zeroed(DATA_START);
         Ok(Self::with_backing(
             geo,
             metric,
-            Backing::Heap(image),
+            Backing::Heap(HeapImage::zeroed(DATA_START)),
             "<memory>".into(),
         ))
     }
@@ -407,8 +404,7 @@ impl Forest {
     pub fn reserve(&mut self, n: usize) -> Result<()> {
         self.check_adding()?;
         if let Backing::Heap(v) = &mut self.backing {
-            let need = DATA_START + n * self.geo.row_bytes();
-            v.reserve_exact(need.saturating_sub(v.len()));
+            v.reserve(DATA_START + n * self.geo.row_bytes());
         }
         Ok(())
     }
@@ -524,7 +520,7 @@ impl Forest {
         if let Backing::Heap(v) = &mut self.backing {
             let trees: usize = ready.iter().map(TreeBlock::bytes).sum();
             let need = norms_len + 8 * n.div_ceil(64) + trees + 24 * n_trees + 4 * ALIGN;
-            v.reserve_exact((vec_end + need).saturating_sub(v.len()));
+            v.reserve(vec_end + need);
         }
         // Norms (angular): the squared norm of every item.
         let norms: Vec<f32> = if self.metric == Metric::Angular {
