@@ -77,9 +77,12 @@ enum Link {
     Child { split: usize, side: usize },
 }
 
-/// A node waiting to be made.
-struct Pending {
-    ids: Vec<u32>,
+/// A node of the breadth-first phase: its items are `order[start..end]`
+/// of its tree's current order buffer.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
     link: Link,
 }
 
@@ -88,7 +91,33 @@ struct Pending {
 struct Active {
     split: usize,
     bias: f32,
-    ids: Vec<u32>,
+    start: usize,
+    end: usize,
+    /// Items the assignment pass sent right.
+    n_right: usize,
+}
+
+/// No node: an item whose node in this tree is no longer split breadth-first.
+const NONE: u32 = u32::MAX;
+
+/// One tree of a group in the breadth-first phase.
+struct Lane {
+    work: Work,
+    /// The tree's items, each node of the current level one contiguous span.
+    cur: Vec<u32>,
+    /// Where the next level's spans are written (then swapped with `cur`).
+    next: Vec<u32>,
+    /// The current level's nodes; node `k` is the `k`-th (for a level below
+    /// the root: child `k % 2` of active split `k / 2` of the level above).
+    frontier: Vec<Span>,
+    /// Small nodes, built depth-first once the breadth-first phase ends;
+    /// their items stay put in both order buffers.
+    deferred: Vec<Span>,
+    active: Vec<Active>,
+    /// Node `k` of the current level → its index in `active`, or [`NONE`].
+    remap: Vec<u32>,
+    /// Bit `id`: the side the assignment pass sent item `id` to.
+    sides: Vec<u64>,
 }
 
 fn link(block: &mut TreeBlock, link: Link, node: u32) {
@@ -131,56 +160,72 @@ impl TreeCtx<'_> {
     /// its side in every tree, so each row is read from memory once per
     /// level instead of once per level and tree. Below that, nodes are built
     /// depth-first, where their rows stay in cache.
+    ///
+    /// The pass keeps, per item and tree, the item's node of the level in
+    /// `node_of` (item-major, so the pass reads it sequentially) and writes
+    /// each side as one bit of a per-tree bitset small enough to stay in
+    /// cache; each node's items are then split by those bits into the next
+    /// level's spans, in order, with no branch on the side.
     pub(crate) fn build_group(&self, trees: std::ops::Range<u64>) -> Vec<TreeBlock> {
-        let mut works: Vec<Work> = trees.map(|t| self.work(t)).collect();
-        let g_count = works.len();
-        let mut frontier: Vec<Vec<Pending>> = (0..g_count)
-            .map(|_| {
-                vec![Pending {
-                    ids: self.ids.to_vec(),
+        let n_ids = self.ids.len();
+        let words = self.ids.last().map_or(0, |&m| m as usize / 64 + 1);
+        let mut lanes: Vec<Lane> = trees
+            .map(|t| Lane {
+                work: self.work(t),
+                cur: self.ids.to_vec(),
+                next: vec![0; n_ids],
+                frontier: vec![Span {
+                    start: 0,
+                    end: n_ids,
                     link: Link::Root,
-                }]
+                }],
+                deferred: Vec::new(),
+                active: Vec::new(),
+                remap: Vec::new(),
+                sides: vec![0; words],
             })
             .collect();
-        let mut deferred: Vec<Vec<Pending>> = (0..g_count).map(|_| Vec::new()).collect();
+        let g_count = lanes.len();
         let lockstep = matches!(self.rows, Rows::F32(_));
         let n_slots = self.ids.last().map_or(0, |&m| m as usize + 1) * g_count;
-        let mut slot: Vec<u32> = Vec::new();
+        let mut node_of: Vec<u32> = Vec::new();
         loop {
             // Plan: choose the plane of every large node of this level.
-            let mut active: Vec<Vec<Active>> = (0..g_count).map(|_| Vec::new()).collect();
-            for g in 0..g_count {
-                for p in std::mem::take(&mut frontier[g]) {
-                    if !lockstep || p.ids.len() <= LOCKSTEP_MIN.max(self.leaf_max) {
-                        deferred[g].push(p);
+            for lane in &mut lanes {
+                lane.active.clear();
+                lane.remap.clear();
+                for sp in std::mem::take(&mut lane.frontier) {
+                    let len = sp.end - sp.start;
+                    if !lockstep || len <= LOCKSTEP_MIN.max(self.leaf_max) {
+                        // Both buffers keep its items where they are.
+                        lane.next[sp.start..sp.end].copy_from_slice(&lane.cur[sp.start..sp.end]);
+                        lane.deferred.push(sp);
+                        lane.remap.push(NONE);
                         continue;
                     }
-                    let w = &mut works[g];
+                    let w = &mut lane.work;
                     let split = self.alloc_split(w);
-                    link(&mut w.block, p.link, split as u32);
-                    let bias = self.choose_plane(w, &p.ids, split);
-                    active[g].push(Active {
+                    link(&mut w.block, sp.link, split as u32);
+                    let bias = self.choose_plane(w, &lane.cur[sp.start..sp.end], split);
+                    lane.remap.push(lane.active.len() as u32);
+                    lane.active.push(Active {
                         split,
                         bias,
-                        ids: p.ids,
+                        start: sp.start,
+                        end: sp.end,
+                        n_right: 0,
                     });
                 }
             }
-            if active.iter().all(Vec::is_empty) {
+            if lanes.iter().all(|l| l.active.is_empty()) {
                 break;
             }
             // Assign: one pass over the rows, every tree's side for each.
-            if slot.is_empty() {
-                slot = vec![u32::MAX; n_slots];
-            } else {
-                slot.fill(u32::MAX);
+            if node_of.is_empty() {
+                node_of = vec![0; n_slots];
             }
-            for (g, acts) in active.iter().enumerate() {
-                for (a, act) in acts.iter().enumerate() {
-                    for &id in &act.ids {
-                        slot[id as usize * g_count + g] = a as u32;
-                    }
-                }
+            for lane in &mut lanes {
+                lane.sides.fill(0);
             }
             let pw = self.geo.plane_words;
             let comp = self.geo.comp;
@@ -189,69 +234,97 @@ impl TreeCtx<'_> {
                     self.prefetch(ahead);
                 }
                 let row = self.row(id);
-                let slots = &mut slot[id as usize * g_count..(id as usize + 1) * g_count];
-                for (g, sl) in slots.iter_mut().enumerate() {
-                    if *sl == u32::MAX {
+                let slots = &mut node_of[id as usize * g_count..(id as usize + 1) * g_count];
+                for (lane, sl) in lanes.iter_mut().zip(slots.iter_mut()) {
+                    if *sl == NONE {
                         continue;
                     }
-                    let act = &active[g][*sl as usize];
-                    let w = &mut works[g];
-                    let plane = &w.block.planes[act.split * pw..act.split * pw + comp];
+                    let a = lane.remap[*sl as usize];
+                    *sl = a;
+                    if a == NONE {
+                        continue;
+                    }
+                    let act = &mut lane.active[a as usize];
+                    let planes = &lane.work.block.planes;
+                    let plane = &planes[act.split * pw..act.split * pw + comp];
                     let m = self.dot.eval(plane, row) + act.bias;
-                    let right = if m != 0.0 { m > 0.0 } else { w.rng.flip() };
-                    *sl |= (right as u32) << 31;
+                    let right = if m != 0.0 {
+                        m > 0.0
+                    } else {
+                        lane.work.rng.flip()
+                    };
+                    *sl = 2 * a + right as u32;
+                    act.n_right += right as usize;
+                    lane.sides[id as usize / 64] |= (right as u64) << (id % 64);
                 }
             }
-            // Partition, in each tree's own order.
-            for (g, acts) in active.into_iter().enumerate() {
-                let w = &mut works[g];
-                for mut act in acts {
-                    let (mut left, mut right) = (Vec::new(), Vec::new());
-                    for &id in &act.ids {
-                        if slot[id as usize * g_count + g] >> 31 == 1 {
-                            right.push(id);
-                        } else {
-                            left.push(id);
+            // Partition each node's span into its children's, in order.
+            for (g, lane) in lanes.iter_mut().enumerate() {
+                let Lane {
+                    work: w,
+                    cur,
+                    next,
+                    frontier,
+                    active,
+                    sides,
+                    ..
+                } = lane;
+                for (a, act) in active.iter().enumerate() {
+                    let (s, e) = (act.start, act.end);
+                    let n = e - s;
+                    let mut n_left = n - act.n_right;
+                    let bias = if imbalance(n_left, n) < 0.95 {
+                        let (mut l, mut r) = (s, s + n_left);
+                        for &id in &cur[s..e] {
+                            let right = (sides[id as usize / 64] >> (id % 64) & 1) as usize;
+                            next[if right == 1 { r } else { l }] = id;
+                            l += 1 - right;
+                            r += right;
                         }
-                    }
-                    let n = act.ids.len();
-                    let bias = if imbalance(left.len(), n) < 0.95 {
                         act.bias
                     } else {
                         // Too lopsided: retry on this node alone, as the
-                        // depth-first path does.
-                        let (n_left, bias) = self.split_f32(w, &mut act.ids, act.split);
-                        right = act.ids.split_off(n_left);
-                        left = act.ids;
+                        // depth-first path does, and move its items to the
+                        // children that retry chose.
+                        next[s..e].copy_from_slice(&cur[s..e]);
+                        let (left, bias) = self.split_f32(w, &mut next[s..e], act.split);
+                        n_left = left;
+                        for (k, &id) in next[s..e].iter().enumerate() {
+                            node_of[id as usize * g_count + g] =
+                                2 * a as u32 + (k >= n_left) as u32;
+                        }
                         f32::from_bits(bias)
                     };
                     w.block.metas[3 * act.split] = bias.to_bits();
-                    frontier[g].push(Pending {
-                        ids: left,
-                        link: Link::Child {
-                            split: act.split,
-                            side: 0,
-                        },
-                    });
-                    frontier[g].push(Pending {
-                        ids: right,
-                        link: Link::Child {
-                            split: act.split,
-                            side: 1,
-                        },
-                    });
+                    for (side, (start, end)) in
+                        [(s, s + n_left), (s + n_left, e)].into_iter().enumerate()
+                    {
+                        frontier.push(Span {
+                            start,
+                            end,
+                            link: Link::Child {
+                                split: act.split,
+                                side,
+                            },
+                        });
+                    }
                 }
+                std::mem::swap(cur, next);
             }
         }
-        drop(slot);
-        for (w, pend) in works.iter_mut().zip(deferred) {
-            w.right.reserve(LOCKSTEP_MIN);
-            for mut p in pend {
-                let node = self.make(w, &mut p.ids);
-                link(&mut w.block, p.link, node);
-            }
-        }
-        works.into_iter().map(|w| w.block).collect()
+        drop(node_of);
+        lanes
+            .into_iter()
+            .map(|mut lane| {
+                let w = &mut lane.work;
+                w.right.reserve(LOCKSTEP_MIN);
+                for sp in lane.deferred {
+                    let node = self.make(w, &mut lane.cur[sp.start..sp.end]);
+                    link(&mut w.block, sp.link, node);
+                }
+                lane.work.block
+            })
+            .collect()
     }
 
     /// Appends a split with a zero plane and returns its index.
