@@ -65,6 +65,14 @@ impl HeapImage {
         self.len = len;
     }
 
+    /// Shrinks to `len` bytes that were all that was written: the bytes
+    /// past it are still zero, so they are not cleared (nor touched).
+    fn release_tail(&mut self, len: usize) {
+        debug_assert!(self.bytes()[len.min(self.len)..].iter().all(|&b| b == 0));
+        self.lines.resize_zeroed(len.div_ceil(LINE));
+        self.len = len.min(self.len);
+    }
+
     /// Makes room for `len` bytes in all, so that growing up to it moves
     /// nothing; costs address space, not memory, until bytes are written.
     pub(crate) fn reserve(&mut self, len: usize) {
@@ -83,6 +91,9 @@ pub(crate) struct DiskImage {
     file: File,
     map: MmapMut,
     len: usize,
+    /// Bytes past this were never written since the file last grew over
+    /// them: they read as zero (a file extended by `set_len` reads as zero).
+    dirty: usize,
     path: PathBuf,
 }
 
@@ -105,6 +116,7 @@ impl DiskImage {
             file,
             map,
             len: initial.len(),
+            dirty: initial.len(),
             path: path.to_path_buf(),
         })
     }
@@ -117,11 +129,15 @@ impl DiskImage {
             self.file.set_len(cap as u64)?;
             self.map = map_mut(&self.file, cap)?;
         }
-        if len > self.len {
-            // The tail may hold bytes of an earlier build (after unbuild).
-            self.map[self.len..len].fill(0);
+        // The bytes between the old length and the dirty mark may hold
+        // bytes of an earlier build (after unbuild); past the mark they are
+        // zero, and not touching them keeps a reserve sparse.
+        let clear_end = len.min(self.dirty);
+        if self.len < clear_end {
+            self.map[self.len..clear_end].fill(0);
         }
         self.len = len;
+        self.dirty = self.dirty.max(len);
         Ok(())
     }
 
@@ -131,6 +147,7 @@ impl DiskImage {
         if self.map.len() != self.len {
             self.file.set_len(self.len.max(1) as u64)?;
             self.map = map_mut(&self.file, self.len.max(1))?;
+            self.dirty = self.len;
         }
         self.file.sync_all()?;
         Ok(())
@@ -199,6 +216,21 @@ impl Backing {
             )),
             Backing::Disk(d) => d.resize(len),
         }
+    }
+
+    /// Shrinks to `len` bytes when nothing past `len` was written since the
+    /// image last grew: those bytes are left as they are (zero), so a
+    /// reserve that was not used is never touched.
+    pub(crate) fn release_tail(&mut self, len: usize) -> Result<()> {
+        match self {
+            Backing::Heap(v) => v.release_tail(len),
+            Backing::File(_) => return self.resize(len),
+            Backing::Disk(d) => {
+                d.len = len.min(d.len);
+                d.dirty = d.len;
+            }
+        }
+        Ok(())
     }
 
     /// Appends `data` at the end.

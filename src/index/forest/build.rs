@@ -5,7 +5,7 @@ use crate::kernels::prefetch::prefetch_read;
 use crate::kernels::{F32Kernel, KernelTable};
 use crate::Metric;
 
-use super::format::LEAF;
+use super::format::{TreeEntry, LEAF};
 use super::rng::Rng;
 use super::Geometry;
 
@@ -45,6 +45,17 @@ impl TreeBlock {
     /// Bytes the block takes in the image (padded to a cache line).
     pub(crate) fn bytes(&self) -> usize {
         (4 * (self.planes.len() + self.metas.len() + self.leaves.len())).div_ceil(64) * 64
+    }
+
+    /// Its directory entry, placed at byte `base` of the image.
+    pub(crate) fn entry(&self, base: usize) -> TreeEntry {
+        TreeEntry {
+            base: base as u64,
+            n_splits: self.n_splits() as u32,
+            leaf_words: self.leaves.len() as u32,
+            root: self.root,
+            _pad: 0,
+        }
     }
 }
 
