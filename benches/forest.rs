@@ -51,7 +51,9 @@ fn build_forest(base: &[f32], trees: usize, threads: usize) -> Forest {
     for (i, row) in base.chunks(DIM).enumerate() {
         forest.add_item(i as u32, row).expect("valid data");
     }
-    forest.build(trees, Some(threads)).expect("valid parameters");
+    forest
+        .build(trees, Some(threads))
+        .expect("valid parameters");
     forest
 }
 
