@@ -247,8 +247,11 @@ fn default_leaf_size(geo: &Geometry) -> usize {
 }
 
 /// Most trees built together in one pass over the rows (their planes must
-/// stay in cache beside the row).
-const MAX_GROUP: usize = 16;
+/// stay in cache beside the row). Each thread holds its group's trees and
+/// per-tree buffers (about 12 bytes per item and tree) until the group is
+/// done, so a smaller group lowers the build's peak memory; 8 costs no
+/// measurable build time over 16 on 200k SIFT rows and ~25 MiB less peak.
+const MAX_GROUP: usize = 8;
 
 /// Splits `trees` into contiguous groups, as even as possible, a multiple of
 /// `threads` in number so that every thread gets the same share.
