@@ -141,8 +141,9 @@ fn link(block: &mut TreeBlock, link: Link, node: u32) {
 struct Work {
     rng: Rng,
     right: Vec<u32>,
-    p: Vec<f32>,
-    q: Vec<f32>,
+    /// The two 2-means centroids, back to back (`comp` floats each), so
+    /// one batch kernel call gives a point's distance to both.
+    pq: Vec<f32>,
     block: TreeBlock,
 }
 
@@ -156,8 +157,7 @@ impl TreeCtx<'_> {
         Work {
             rng: Rng::for_tree(self.seed, tree),
             right: Vec::new(),
-            p: vec![0.0; self.geo.comp],
-            q: vec![0.0; self.geo.comp],
+            pq: vec![0.0; 2 * self.geo.comp],
             block: TreeBlock::default(),
         }
     }
@@ -355,7 +355,8 @@ impl TreeCtx<'_> {
         let comp = self.geo.comp;
         self.two_means(w, ids);
         let plane = &mut w.block.planes[s * pw..s * pw + comp];
-        for ((x, &a), &b) in plane.iter_mut().zip(&w.p).zip(&w.q) {
+        let (p, q) = w.pq.split_at(comp);
+        for ((x, &a), &b) in plane.iter_mut().zip(p).zip(q) {
             *x = a - b;
         }
         self.table.normalize(plane);
@@ -363,7 +364,7 @@ impl TreeCtx<'_> {
             Metric::Euclidean | Metric::Manhattan => {
                 -plane
                     .iter()
-                    .zip(w.p.iter().zip(&w.q))
+                    .zip(p.iter().zip(q))
                     .map(|(&n, (&a, &b))| n * (a + b))
                     .sum::<f32>()
                     / 2.0
@@ -427,27 +428,33 @@ impl TreeCtx<'_> {
 
     /// Moves the items for which `side` is false to the front, keeping the
     /// order on both sides; returns how many went left.
+    ///
+    /// Each item is written to both sides' next slots and only one side's
+    /// count advances, so the loop has no branch on the side (which is a
+    /// coin toss the predictor would miss half the time).
     fn partition(
         &self,
         ids: &mut [u32],
         right: &mut Vec<u32>,
         mut side: impl FnMut(u32) -> bool,
     ) -> usize {
-        right.clear();
-        let mut n_left = 0;
+        if right.len() < ids.len() {
+            right.resize(ids.len(), 0);
+        }
+        let (mut n_left, mut n_right) = (0, 0);
         for i in 0..ids.len() {
             if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
                 self.prefetch(ahead);
             }
             let id = ids[i];
-            if side(id) {
-                right.push(id);
-            } else {
-                ids[n_left] = id;
-                n_left += 1;
-            }
+            let r = side(id) as usize;
+            // `n_left <= i`: slot `n_left` was read already.
+            ids[n_left] = id;
+            right[n_right] = id;
+            n_left += 1 - r;
+            n_right += r;
         }
-        ids[n_left..].copy_from_slice(right);
+        ids[n_left..].copy_from_slice(&right[..n_right]);
         n_left
     }
 
@@ -497,19 +504,22 @@ impl TreeCtx<'_> {
 
     /// Annoy's 2-means heuristic: start from two random items, then move the
     /// nearer centroid (weighted by its count) towards each of a few hundred
-    /// random items. Leaves the centroids in `w.p` and `w.q`.
+    /// random items. Leaves the centroids in `w.pq`.
     fn two_means(&self, w: &mut Work, ids: &[u32]) {
         let n = ids.len();
         let cosine = matches!(self.metric, Metric::Angular | Metric::Dot);
         let i = w.rng.index(n);
         let mut j = w.rng.index(n - 1);
         j += (j >= i) as usize;
-        w.p.copy_from_slice(self.row(ids[i]));
-        w.q.copy_from_slice(self.row(ids[j]));
+        let comp = self.geo.comp;
+        let (p, q) = w.pq.split_at_mut(comp);
+        p.copy_from_slice(self.row(ids[i]));
+        q.copy_from_slice(self.row(ids[j]));
         if cosine {
-            self.table.normalize(&mut w.p);
-            self.table.normalize(&mut w.q);
+            self.table.normalize(p);
+            self.table.normalize(q);
         }
+        let mut d = [0.0f32; 2];
         let (mut ic, mut jc) = (1.0f32, 1.0f32);
         // Draw the sample first (the same stream as drawing as we go) so
         // that its rows can be fetched ahead: they are scattered over memory.
@@ -525,16 +535,17 @@ impl TreeCtx<'_> {
                 self.prefetch(ahead);
             }
             let x = self.row(sample[step]);
-            let di = ic * self.split_dist.eval(&w.p, x);
-            let dj = jc * self.split_dist.eval(&w.q, x);
+            self.split_dist.eval_batch(x, &w.pq, comp, &mut d);
+            let (di, dj) = (ic * d[0], jc * d[1]);
             let norm = if cosine { self.table.norm(x) } else { 1.0 };
             if norm.is_nan() || norm <= 0.0 {
                 continue;
             }
+            let (p, q) = w.pq.split_at_mut(comp);
             let (c, cnt) = if di < dj {
-                (&mut w.p, &mut ic)
+                (p, &mut ic)
             } else if dj < di {
-                (&mut w.q, &mut jc)
+                (q, &mut jc)
             } else {
                 continue;
             };
