@@ -88,8 +88,8 @@ enum Link {
     Child { split: usize, side: usize },
 }
 
-/// A node of the breadth-first phase: its items are `order[start..end]`
-/// of its tree's current order buffer.
+/// A node of the breadth-first phase: its items are `cur[start..end]` of
+/// its tree's [`Lane`].
 #[derive(Clone, Copy)]
 struct Span {
     start: usize,
