@@ -5,7 +5,7 @@ use crate::kernels::prefetch::prefetch_read;
 use crate::kernels::{F32Kernel, KernelTable};
 use crate::Metric;
 
-use super::format::LEAF;
+use super::format::{TreeEntry, LEAF};
 use super::rng::Rng;
 use super::Geometry;
 
@@ -46,6 +46,17 @@ impl TreeBlock {
     pub(crate) fn bytes(&self) -> usize {
         (4 * (self.planes.len() + self.metas.len() + self.leaves.len())).div_ceil(64) * 64
     }
+
+    /// Its directory entry, placed at byte `base` of the image.
+    pub(crate) fn entry(&self, base: usize) -> TreeEntry {
+        TreeEntry {
+            base: base as u64,
+            n_splits: self.n_splits() as u32,
+            leaf_words: self.leaves.len() as u32,
+            root: self.root,
+            _pad: 0,
+        }
+    }
 }
 
 /// The item rows a build reads.
@@ -77,9 +88,12 @@ enum Link {
     Child { split: usize, side: usize },
 }
 
-/// A node waiting to be made.
-struct Pending {
-    ids: Vec<u32>,
+/// A node of the breadth-first phase: its items are `cur[start..end]` of
+/// its tree's [`Lane`].
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
     link: Link,
 }
 
@@ -88,7 +102,33 @@ struct Pending {
 struct Active {
     split: usize,
     bias: f32,
-    ids: Vec<u32>,
+    start: usize,
+    end: usize,
+    /// Items the assignment pass sent right.
+    n_right: usize,
+}
+
+/// No node: an item whose node in this tree is no longer split breadth-first.
+const NONE: u32 = u32::MAX;
+
+/// One tree of a group in the breadth-first phase.
+struct Lane {
+    work: Work,
+    /// The tree's items, each node of the current level one contiguous span.
+    cur: Vec<u32>,
+    /// Where the next level's spans are written (then swapped with `cur`).
+    next: Vec<u32>,
+    /// The current level's nodes; node `k` is the `k`-th (for a level below
+    /// the root: child `k % 2` of active split `k / 2` of the level above).
+    frontier: Vec<Span>,
+    /// Small nodes, built depth-first once the breadth-first phase ends;
+    /// their items stay put in both order buffers.
+    deferred: Vec<Span>,
+    active: Vec<Active>,
+    /// Node `k` of the current level → its index in `active`, or [`NONE`].
+    remap: Vec<u32>,
+    /// Bit `id`: the side the assignment pass sent item `id` to.
+    sides: Vec<u64>,
 }
 
 fn link(block: &mut TreeBlock, link: Link, node: u32) {
@@ -101,8 +141,9 @@ fn link(block: &mut TreeBlock, link: Link, node: u32) {
 struct Work {
     rng: Rng,
     right: Vec<u32>,
-    p: Vec<f32>,
-    q: Vec<f32>,
+    /// The two 2-means centroids, back to back (`comp` floats each), so
+    /// one batch kernel call gives a point's distance to both.
+    pq: Vec<f32>,
     block: TreeBlock,
 }
 
@@ -116,8 +157,7 @@ impl TreeCtx<'_> {
         Work {
             rng: Rng::for_tree(self.seed, tree),
             right: Vec::new(),
-            p: vec![0.0; self.geo.comp],
-            q: vec![0.0; self.geo.comp],
+            pq: vec![0.0; 2 * self.geo.comp],
             block: TreeBlock::default(),
         }
     }
@@ -131,56 +171,72 @@ impl TreeCtx<'_> {
     /// its side in every tree, so each row is read from memory once per
     /// level instead of once per level and tree. Below that, nodes are built
     /// depth-first, where their rows stay in cache.
+    ///
+    /// The pass keeps, per item and tree, the item's node of the level in
+    /// `node_of` (item-major, so the pass reads it sequentially) and writes
+    /// each side as one bit of a per-tree bitset small enough to stay in
+    /// cache; each node's items are then split by those bits into the next
+    /// level's spans, in order, with no branch on the side.
     pub(crate) fn build_group(&self, trees: std::ops::Range<u64>) -> Vec<TreeBlock> {
-        let mut works: Vec<Work> = trees.map(|t| self.work(t)).collect();
-        let g_count = works.len();
-        let mut frontier: Vec<Vec<Pending>> = (0..g_count)
-            .map(|_| {
-                vec![Pending {
-                    ids: self.ids.to_vec(),
+        let n_ids = self.ids.len();
+        let words = self.ids.last().map_or(0, |&m| m as usize / 64 + 1);
+        let mut lanes: Vec<Lane> = trees
+            .map(|t| Lane {
+                work: self.work(t),
+                cur: self.ids.to_vec(),
+                next: vec![0; n_ids],
+                frontier: vec![Span {
+                    start: 0,
+                    end: n_ids,
                     link: Link::Root,
-                }]
+                }],
+                deferred: Vec::new(),
+                active: Vec::new(),
+                remap: Vec::new(),
+                sides: vec![0; words],
             })
             .collect();
-        let mut deferred: Vec<Vec<Pending>> = (0..g_count).map(|_| Vec::new()).collect();
+        let g_count = lanes.len();
         let lockstep = matches!(self.rows, Rows::F32(_));
         let n_slots = self.ids.last().map_or(0, |&m| m as usize + 1) * g_count;
-        let mut slot: Vec<u32> = Vec::new();
+        let mut node_of: Vec<u32> = Vec::new();
         loop {
             // Plan: choose the plane of every large node of this level.
-            let mut active: Vec<Vec<Active>> = (0..g_count).map(|_| Vec::new()).collect();
-            for g in 0..g_count {
-                for p in std::mem::take(&mut frontier[g]) {
-                    if !lockstep || p.ids.len() <= LOCKSTEP_MIN.max(self.leaf_max) {
-                        deferred[g].push(p);
+            for lane in &mut lanes {
+                lane.active.clear();
+                lane.remap.clear();
+                for sp in std::mem::take(&mut lane.frontier) {
+                    let len = sp.end - sp.start;
+                    if !lockstep || len <= LOCKSTEP_MIN.max(self.leaf_max) {
+                        // Both buffers keep its items where they are.
+                        lane.next[sp.start..sp.end].copy_from_slice(&lane.cur[sp.start..sp.end]);
+                        lane.deferred.push(sp);
+                        lane.remap.push(NONE);
                         continue;
                     }
-                    let w = &mut works[g];
+                    let w = &mut lane.work;
                     let split = self.alloc_split(w);
-                    link(&mut w.block, p.link, split as u32);
-                    let bias = self.choose_plane(w, &p.ids, split);
-                    active[g].push(Active {
+                    link(&mut w.block, sp.link, split as u32);
+                    let bias = self.choose_plane(w, &lane.cur[sp.start..sp.end], split);
+                    lane.remap.push(lane.active.len() as u32);
+                    lane.active.push(Active {
                         split,
                         bias,
-                        ids: p.ids,
+                        start: sp.start,
+                        end: sp.end,
+                        n_right: 0,
                     });
                 }
             }
-            if active.iter().all(Vec::is_empty) {
+            if lanes.iter().all(|l| l.active.is_empty()) {
                 break;
             }
             // Assign: one pass over the rows, every tree's side for each.
-            if slot.is_empty() {
-                slot = vec![u32::MAX; n_slots];
-            } else {
-                slot.fill(u32::MAX);
+            if node_of.is_empty() {
+                node_of = vec![0; n_slots];
             }
-            for (g, acts) in active.iter().enumerate() {
-                for (a, act) in acts.iter().enumerate() {
-                    for &id in &act.ids {
-                        slot[id as usize * g_count + g] = a as u32;
-                    }
-                }
+            for lane in &mut lanes {
+                lane.sides.fill(0);
             }
             let pw = self.geo.plane_words;
             let comp = self.geo.comp;
@@ -189,69 +245,97 @@ impl TreeCtx<'_> {
                     self.prefetch(ahead);
                 }
                 let row = self.row(id);
-                let slots = &mut slot[id as usize * g_count..(id as usize + 1) * g_count];
-                for (g, sl) in slots.iter_mut().enumerate() {
-                    if *sl == u32::MAX {
+                let slots = &mut node_of[id as usize * g_count..(id as usize + 1) * g_count];
+                for (lane, sl) in lanes.iter_mut().zip(slots.iter_mut()) {
+                    if *sl == NONE {
                         continue;
                     }
-                    let act = &active[g][*sl as usize];
-                    let w = &mut works[g];
-                    let plane = &w.block.planes[act.split * pw..act.split * pw + comp];
+                    let a = lane.remap[*sl as usize];
+                    *sl = a;
+                    if a == NONE {
+                        continue;
+                    }
+                    let act = &mut lane.active[a as usize];
+                    let planes = &lane.work.block.planes;
+                    let plane = &planes[act.split * pw..act.split * pw + comp];
                     let m = self.dot.eval(plane, row) + act.bias;
-                    let right = if m != 0.0 { m > 0.0 } else { w.rng.flip() };
-                    *sl |= (right as u32) << 31;
+                    let right = if m != 0.0 {
+                        m > 0.0
+                    } else {
+                        lane.work.rng.flip()
+                    };
+                    *sl = 2 * a + right as u32;
+                    act.n_right += right as usize;
+                    lane.sides[id as usize / 64] |= (right as u64) << (id % 64);
                 }
             }
-            // Partition, in each tree's own order.
-            for (g, acts) in active.into_iter().enumerate() {
-                let w = &mut works[g];
-                for mut act in acts {
-                    let (mut left, mut right) = (Vec::new(), Vec::new());
-                    for &id in &act.ids {
-                        if slot[id as usize * g_count + g] >> 31 == 1 {
-                            right.push(id);
-                        } else {
-                            left.push(id);
+            // Partition each node's span into its children's, in order.
+            for (g, lane) in lanes.iter_mut().enumerate() {
+                let Lane {
+                    work: w,
+                    cur,
+                    next,
+                    frontier,
+                    active,
+                    sides,
+                    ..
+                } = lane;
+                for (a, act) in active.iter().enumerate() {
+                    let (s, e) = (act.start, act.end);
+                    let n = e - s;
+                    let mut n_left = n - act.n_right;
+                    let bias = if imbalance(n_left, n) < 0.95 {
+                        let (mut l, mut r) = (s, s + n_left);
+                        for &id in &cur[s..e] {
+                            let right = (sides[id as usize / 64] >> (id % 64) & 1) as usize;
+                            next[if right == 1 { r } else { l }] = id;
+                            l += 1 - right;
+                            r += right;
                         }
-                    }
-                    let n = act.ids.len();
-                    let bias = if imbalance(left.len(), n) < 0.95 {
                         act.bias
                     } else {
                         // Too lopsided: retry on this node alone, as the
-                        // depth-first path does.
-                        let (n_left, bias) = self.split_f32(w, &mut act.ids, act.split);
-                        right = act.ids.split_off(n_left);
-                        left = act.ids;
+                        // depth-first path does, and move its items to the
+                        // children that retry chose.
+                        next[s..e].copy_from_slice(&cur[s..e]);
+                        let (left, bias) = self.split_f32(w, &mut next[s..e], act.split);
+                        n_left = left;
+                        for (k, &id) in next[s..e].iter().enumerate() {
+                            node_of[id as usize * g_count + g] =
+                                2 * a as u32 + (k >= n_left) as u32;
+                        }
                         f32::from_bits(bias)
                     };
                     w.block.metas[3 * act.split] = bias.to_bits();
-                    frontier[g].push(Pending {
-                        ids: left,
-                        link: Link::Child {
-                            split: act.split,
-                            side: 0,
-                        },
-                    });
-                    frontier[g].push(Pending {
-                        ids: right,
-                        link: Link::Child {
-                            split: act.split,
-                            side: 1,
-                        },
-                    });
+                    for (side, (start, end)) in
+                        [(s, s + n_left), (s + n_left, e)].into_iter().enumerate()
+                    {
+                        frontier.push(Span {
+                            start,
+                            end,
+                            link: Link::Child {
+                                split: act.split,
+                                side,
+                            },
+                        });
+                    }
                 }
+                std::mem::swap(cur, next);
             }
         }
-        drop(slot);
-        for (w, pend) in works.iter_mut().zip(deferred) {
-            w.right.reserve(LOCKSTEP_MIN);
-            for mut p in pend {
-                let node = self.make(w, &mut p.ids);
-                link(&mut w.block, p.link, node);
-            }
-        }
-        works.into_iter().map(|w| w.block).collect()
+        drop(node_of);
+        lanes
+            .into_iter()
+            .map(|mut lane| {
+                let w = &mut lane.work;
+                w.right.reserve(LOCKSTEP_MIN);
+                for sp in lane.deferred {
+                    let node = self.make(w, &mut lane.cur[sp.start..sp.end]);
+                    link(&mut w.block, sp.link, node);
+                }
+                lane.work.block
+            })
+            .collect()
     }
 
     /// Appends a split with a zero plane and returns its index.
@@ -271,7 +355,8 @@ impl TreeCtx<'_> {
         let comp = self.geo.comp;
         self.two_means(w, ids);
         let plane = &mut w.block.planes[s * pw..s * pw + comp];
-        for ((x, &a), &b) in plane.iter_mut().zip(&w.p).zip(&w.q) {
+        let (p, q) = w.pq.split_at(comp);
+        for ((x, &a), &b) in plane.iter_mut().zip(p).zip(q) {
             *x = a - b;
         }
         self.table.normalize(plane);
@@ -279,7 +364,7 @@ impl TreeCtx<'_> {
             Metric::Euclidean | Metric::Manhattan => {
                 -plane
                     .iter()
-                    .zip(w.p.iter().zip(&w.q))
+                    .zip(p.iter().zip(q))
                     .map(|(&n, (&a, &b))| n * (a + b))
                     .sum::<f32>()
                     / 2.0
@@ -343,27 +428,33 @@ impl TreeCtx<'_> {
 
     /// Moves the items for which `side` is false to the front, keeping the
     /// order on both sides; returns how many went left.
+    ///
+    /// Each item is written to both sides' next slots and only one side's
+    /// count advances, so the loop has no branch on the side (which is a
+    /// coin toss the predictor would miss half the time).
     fn partition(
         &self,
         ids: &mut [u32],
         right: &mut Vec<u32>,
         mut side: impl FnMut(u32) -> bool,
     ) -> usize {
-        right.clear();
-        let mut n_left = 0;
+        if right.len() < ids.len() {
+            right.resize(ids.len(), 0);
+        }
+        let (mut n_left, mut n_right) = (0, 0);
         for i in 0..ids.len() {
             if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
                 self.prefetch(ahead);
             }
             let id = ids[i];
-            if side(id) {
-                right.push(id);
-            } else {
-                ids[n_left] = id;
-                n_left += 1;
-            }
+            let r = side(id) as usize;
+            // `n_left <= i`: slot `n_left` was read already.
+            ids[n_left] = id;
+            right[n_right] = id;
+            n_left += 1 - r;
+            n_right += r;
         }
-        ids[n_left..].copy_from_slice(right);
+        ids[n_left..].copy_from_slice(&right[..n_right]);
         n_left
     }
 
@@ -413,19 +504,22 @@ impl TreeCtx<'_> {
 
     /// Annoy's 2-means heuristic: start from two random items, then move the
     /// nearer centroid (weighted by its count) towards each of a few hundred
-    /// random items. Leaves the centroids in `w.p` and `w.q`.
+    /// random items. Leaves the centroids in `w.pq`.
     fn two_means(&self, w: &mut Work, ids: &[u32]) {
         let n = ids.len();
         let cosine = matches!(self.metric, Metric::Angular | Metric::Dot);
         let i = w.rng.index(n);
         let mut j = w.rng.index(n - 1);
         j += (j >= i) as usize;
-        w.p.copy_from_slice(self.row(ids[i]));
-        w.q.copy_from_slice(self.row(ids[j]));
+        let comp = self.geo.comp;
+        let (p, q) = w.pq.split_at_mut(comp);
+        p.copy_from_slice(self.row(ids[i]));
+        q.copy_from_slice(self.row(ids[j]));
         if cosine {
-            self.table.normalize(&mut w.p);
-            self.table.normalize(&mut w.q);
+            self.table.normalize(p);
+            self.table.normalize(q);
         }
+        let mut d = [0.0f32; 2];
         let (mut ic, mut jc) = (1.0f32, 1.0f32);
         // Draw the sample first (the same stream as drawing as we go) so
         // that its rows can be fetched ahead: they are scattered over memory.
@@ -441,16 +535,17 @@ impl TreeCtx<'_> {
                 self.prefetch(ahead);
             }
             let x = self.row(sample[step]);
-            let di = ic * self.split_dist.eval(&w.p, x);
-            let dj = jc * self.split_dist.eval(&w.q, x);
+            self.split_dist.eval_batch(x, &w.pq, comp, &mut d);
+            let (di, dj) = (ic * d[0], jc * d[1]);
             let norm = if cosine { self.table.norm(x) } else { 1.0 };
             if norm.is_nan() || norm <= 0.0 {
                 continue;
             }
+            let (p, q) = w.pq.split_at_mut(comp);
             let (c, cnt) = if di < dj {
-                (&mut w.p, &mut ic)
+                (p, &mut ic)
             } else if dj < di {
-                (&mut w.q, &mut jc)
+                (q, &mut jc)
             } else {
                 continue;
             };

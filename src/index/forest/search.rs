@@ -133,6 +133,11 @@ impl View<'_> {
 
     /// Walks the trees best-first until `search_k` candidates (counting
     /// repeats, as Annoy does) are gathered; keeps each item once.
+    ///
+    /// Entries are distinct and totally ordered (priority, then tree, then
+    /// node), so the walk is fully determined: taking the nearer child
+    /// directly when it beats the queue's best visits exactly the nodes, in
+    /// exactly the order, that pushing and popping it would.
     fn collect(&self, q: &QueryVec<'_>, search_k: usize, s: &mut Scratch) -> Result<()> {
         s.heap.clear();
         s.cand.clear();
@@ -151,8 +156,11 @@ impl View<'_> {
         let pw = self.geo.plane_words;
         let comp = self.geo.comp;
         let mut raw = 0usize;
+        let mut carry: Option<Entry> = None;
         while raw < search_k {
-            let Some(e) = s.heap.pop() else { break };
+            let Some(e) = carry.take().or_else(|| s.heap.pop()) else {
+                break;
+            };
             let tree = &self.trees[e.tree as usize];
             if e.node & LEAF != 0 {
                 let off = (e.node & !LEAF) as usize;
@@ -214,18 +222,28 @@ impl View<'_> {
                         }
                     }
                 };
-                // The nearer child is usually the next node popped.
-                self.prefetch_node(tree, if pr >= pl { right } else { left });
-                s.heap.push(Entry {
+                let er = Entry {
                     prio: pr,
                     tree: e.tree,
                     node: right,
-                });
-                s.heap.push(Entry {
+                };
+                let el = Entry {
                     prio: pl,
                     tree: e.tree,
                     node: left,
-                });
+                };
+                let (near, far) = if er > el { (er, el) } else { (el, er) };
+                // The nearer child is usually the next node taken.
+                self.prefetch_node(tree, near.node);
+                s.heap.push(far);
+                // When the nearer child would be the next entry popped
+                // anyway (it beats the queue's best), go down to it without
+                // the push and pop: the same walk, with fewer heap moves.
+                if s.heap.peek().is_none_or(|top| near > *top) {
+                    carry = Some(near);
+                } else {
+                    s.heap.push(near);
+                }
             }
         }
         Ok(())

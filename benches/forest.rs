@@ -1,0 +1,120 @@
+//! Index benchmarks on generated data: random-projection forest build and
+//! search, with the flat (exact) index as the baseline in the same groups.
+//!
+//! Data: 20,000 points in 64 dimensions around 50 Gaussian centres, 200
+//! queries from the same distribution (seeded, so every run sees the same
+//! set), as in `benches/hnsw.rs`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use swann::index::flat::FlatIndex;
+use swann::index::forest::Forest;
+use swann::Metric;
+
+const DIM: usize = 64;
+const N: usize = 20_000;
+const NQ: usize = 200;
+const TREES: usize = 20;
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn normal(state: &mut u64) -> f32 {
+    let u1 = ((splitmix(state) >> 11) as f64 / (1u64 << 53) as f64).max(1e-12);
+    let u2 = (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64;
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+fn clustered(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = 12345u64;
+    let centres: Vec<f32> = (0..50 * DIM).map(|_| normal(&mut s)).collect();
+    let mut s = seed;
+    let mut out = Vec::with_capacity(n * DIM);
+    for _ in 0..n {
+        let c = (splitmix(&mut s) % 50) as usize;
+        for j in 0..DIM {
+            out.push(centres[c * DIM + j] + 0.4 * normal(&mut s));
+        }
+    }
+    out
+}
+
+/// Adds every row and builds `trees` trees with `threads` threads.
+fn build_forest(base: &[f32], trees: usize, threads: usize) -> Forest {
+    let mut forest = Forest::new(DIM, Metric::Euclidean).expect("valid parameters");
+    forest.set_seed(7);
+    forest.reserve(N).expect("not built");
+    for (i, row) in base.chunks(DIM).enumerate() {
+        forest.add_item(i as u32, row).expect("valid data");
+    }
+    forest
+        .build(trees, Some(threads))
+        .expect("valid parameters");
+    forest
+}
+
+fn bench_build(c: &mut Criterion) {
+    let base = clustered(N, 1);
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    for threads in [1, 2] {
+        g.bench_function(
+            BenchmarkId::new("forest", format!("trees{TREES}-threads{threads}")),
+            |b| b.iter(|| build_forest(&base, TREES, threads)),
+        );
+    }
+    g.bench_function(BenchmarkId::new("flat", "copy"), |b| {
+        b.iter(|| {
+            let mut f = FlatIndex::new(DIM, Metric::L2).expect("valid");
+            f.add_rows(0, &base).expect("valid");
+            f
+        })
+    });
+    g.finish();
+}
+
+fn bench_search(c: &mut Criterion) {
+    let base = clustered(N, 1);
+    let queries = clustered(NQ, 2);
+    let forest = build_forest(&base, TREES, 2);
+    let mut flat = FlatIndex::new(DIM, Metric::L2).expect("valid");
+    flat.add_rows(0, &base).expect("valid");
+    let mut g = c.benchmark_group("search_k10");
+    g.throughput(Throughput::Elements(NQ as u64));
+    // search_k = n_trees * k * {1, 4, 16}: Annoy's default and two more.
+    for mult in [1, 4, 16] {
+        let search_k = TREES * 10 * mult;
+        g.bench_with_input(
+            BenchmarkId::new("forest", format!("trees{TREES}-search_k{search_k}")),
+            &search_k,
+            |b, &search_k| {
+                let mut out = Vec::with_capacity(10);
+                b.iter(|| {
+                    for q in queries.chunks(DIM) {
+                        forest
+                            .nns_by_vector_into(q, 10, Some(search_k), &mut out)
+                            .expect("valid");
+                        std::hint::black_box(&out);
+                    }
+                })
+            },
+        );
+    }
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("flat", "exact"), |b| {
+        b.iter(|| {
+            for q in queries.chunks(DIM) {
+                std::hint::black_box(flat.search(q, 10).expect("valid"));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_build, bench_search);
+criterion_main!(benches);
