@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::kernels::prefetch::prefetch_read;
 use crate::Metric;
+use project::ProjectionPlan;
 
 /// [`crate::error::check_vector`] with a fast path: the finiteness test is a
 /// branch-free fold the compiler vectorizes (the shared check stops at the
@@ -51,6 +52,7 @@ pub mod experiment;
 mod filter;
 mod hash;
 mod pca;
+mod project;
 mod quickhash;
 #[cfg(feature = "redis")]
 mod redis;
@@ -232,8 +234,10 @@ impl EngineBuilder {
                 }
             }
         }
+        let plan = ProjectionPlan::new(dim, hashes.iter().map(LshHash::projection_parts));
         Ok(Engine {
             dim,
+            plan,
             hashes,
             storage,
             distance,
@@ -275,6 +279,9 @@ impl EngineBuilder {
 /// ```
 pub struct Engine<D: Payload, S: Storage<D> = MemoryStorage<D>> {
     dim: usize,
+    /// Every hash's directions stacked, so one pass projects a vector for
+    /// all hashes (hash `i` owns the next `projection_count()` projections).
+    plan: ProjectionPlan,
     hashes: Vec<LshHash>,
     storage: S,
     distance: Option<Box<dyn Distance>>,
@@ -365,44 +372,65 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// (nothing is stored); the storage's error if it fails.
     pub fn store(&mut self, vector: &[f32], data: D) -> Result<()> {
         check_vector(vector, self.dim)?;
-        if let [h] = self.hashes.as_mut_slice() {
-            // One hash, the common case: no allocation beyond the key.
-            let key = h.key_unchecked(vector);
-            let refs = [BucketRef {
-                hash: h.name(),
-                key: &key,
-            }];
-            self.storage.store(StoreEntry {
-                buckets: &refs,
-                vector,
-                data: &data,
-            })?;
-            h.note_stored(&key);
-            return Ok(());
-        }
-        let keys: Vec<BucketKey> = self
-            .hashes
-            .iter()
-            .map(|h| h.key_unchecked(vector))
-            .collect();
-        let refs: Vec<BucketRef<'_>> = self
-            .hashes
-            .iter()
-            .zip(&keys)
-            .map(|(h, key)| BucketRef {
-                hash: h.name(),
-                key,
-            })
-            .collect();
+        // Keys and bucket references on the stack for up to `INLINE_HASHES`
+        // hashes: a store allocates nothing itself.
+        const INLINE_HASHES: usize = 8;
+        let nh = self.hashes.len();
+        let mut inline_keys: [BucketKey; INLINE_HASHES] = Default::default();
+        let mut heap_keys = Vec::new();
+        let keys: &mut [BucketKey] = if nh <= INLINE_HASHES {
+            &mut inline_keys[..nh]
+        } else {
+            heap_keys.resize(nh, BucketKey::default());
+            &mut heap_keys
+        };
+        self.keys_for(vector, keys);
+        let mut inline_refs = [BucketRef {
+            hash: "",
+            key: &keys[0],
+        }; INLINE_HASHES];
+        let refs_vec: Vec<BucketRef<'_>>;
+        let refs: &[BucketRef<'_>] = if nh <= INLINE_HASHES {
+            for ((r, h), key) in inline_refs.iter_mut().zip(&self.hashes).zip(keys.iter()) {
+                *r = BucketRef {
+                    hash: h.name(),
+                    key,
+                };
+            }
+            &inline_refs[..nh]
+        } else {
+            refs_vec = self
+                .hashes
+                .iter()
+                .zip(keys.iter())
+                .map(|(h, key)| BucketRef {
+                    hash: h.name(),
+                    key,
+                })
+                .collect();
+            &refs_vec
+        };
         self.storage.store(StoreEntry {
-            buckets: &refs,
+            buckets: refs,
             vector,
             data: &data,
         })?;
-        for (h, key) in self.hashes.iter_mut().zip(&keys) {
+        for (h, key) in self.hashes.iter_mut().zip(keys.iter()) {
             h.note_stored(key);
         }
         Ok(())
+    }
+
+    /// The key of `vector` under every hash, from one projection pass.
+    fn keys_for(&self, vector: &[f32], keys: &mut [BucketKey]) {
+        self.plan.with_projection(vector, |p| {
+            let mut start = 0;
+            for (h, key) in self.hashes.iter().zip(keys.iter_mut()) {
+                let n = h.projection_count();
+                *key = h.key_from_projections(&p[start..start + n]);
+                start += n;
+            }
+        });
     }
 
     /// Stores many vectors (`vectors` holds them row after row) with their
@@ -425,9 +453,9 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             check_vector(row, dim)?;
         }
         let nh = self.hashes.len();
-        let mut keys = Vec::with_capacity(data.len() * nh);
-        for row in vectors.chunks_exact(dim) {
-            keys.extend(self.hashes.iter().map(|h| h.key_unchecked(row)));
+        let mut keys = vec![BucketKey::default(); data.len() * nh];
+        for (row, k) in vectors.chunks_exact(dim).zip(keys.chunks_exact_mut(nh)) {
+            self.keys_for(row, k);
         }
         let refs: Vec<BucketRef<'_>> = keys
             .iter()
@@ -456,13 +484,18 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
 
     fn query_keys(&self, query: &[f32]) -> Result<Vec<(usize, BucketKey)>> {
         check_vector(query, self.dim)?;
-        let mut keys = Vec::new();
+        let mut keys = Vec::with_capacity(self.hashes.len());
         let mut scratch = Vec::new();
-        for (i, h) in self.hashes.iter().enumerate() {
-            scratch.clear();
-            h.query_keys_unchecked(query, &mut scratch);
-            keys.extend(scratch.drain(..).map(|k| (i, k)));
-        }
+        self.plan.with_projection(query, |p| {
+            let mut start = 0;
+            for (i, h) in self.hashes.iter().enumerate() {
+                let n = h.projection_count();
+                scratch.clear();
+                h.query_keys_from_projections(&p[start..start + n], &mut scratch);
+                keys.extend(scratch.drain(..).map(|k| (i, k)));
+                start += n;
+            }
+        });
         Ok(keys)
     }
 
@@ -593,8 +626,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
 
     fn delete_in(&mut self, data: &D, vector: Option<&[f32]>) -> Result<usize> {
         let mut total = 0;
-        for h in &mut self.hashes {
-            let keys = vector.map(|v| vec![h.key_unchecked(v)]);
+        let all_keys = vector.map(|v| {
+            let mut keys = vec![BucketKey::default(); self.hashes.len()];
+            self.keys_for(v, &mut keys);
+            keys
+        });
+        for (i, h) in self.hashes.iter_mut().enumerate() {
+            let keys = all_keys.as_ref().map(|k| vec![k[i].clone()]);
             let removed = self
                 .storage
                 .delete(h.name(), keys.as_deref(), data, self.dim)?;

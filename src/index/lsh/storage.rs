@@ -159,8 +159,87 @@ pub trait Storage<D: Payload>: Send + Sync {
     fn clean_all_buckets(&mut self) -> Result<()>;
 }
 
+/// Binary keys (only `0`/`1`) of up to this many characters are found by
+/// indexing a table of `2^bits` buckets rather than by hashing the text:
+/// NearPy's default of 10 bits makes a table of 1,024 buckets, 16 bits one
+/// of 65,536 (3 MiB of empty buckets).
+const DENSE_MAX_BITS: usize = 16;
+
 /// One hash's buckets.
-type HashBuckets<D> = HashMap<BucketKey, Bucket<D>, QuickState>;
+///
+/// The first binary key of at most [`DENSE_MAX_BITS`] characters stored
+/// under a hash fixes `dense_bits`; from then on every key of that length
+/// made only of `0`/`1` lives in `dense`, at the index its bits spell.
+/// Every other key (discretized keys, binary keys of another length) lives
+/// in `sparse`. A hash makes keys of one length, so in practice a binary
+/// hash uses `dense` only and a discretized one `sparse` only.
+#[derive(Clone, Debug)]
+struct HashBuckets<D> {
+    dense_bits: usize,
+    dense: Vec<Bucket<D>>,
+    sparse: HashMap<BucketKey, Bucket<D>, QuickState>,
+}
+
+impl<D> HashBuckets<D> {
+    fn new() -> Self {
+        HashBuckets {
+            dense_bits: 0,
+            dense: Vec::new(),
+            sparse: HashMap::default(),
+        }
+    }
+
+    #[inline]
+    fn dense_index(&self, key: &BucketKey) -> Option<usize> {
+        match key.binary_bits() {
+            Some((len, bits)) if len == self.dense_bits => Some(bits as usize),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &BucketKey) -> Option<&Bucket<D>> {
+        match self.dense_index(key) {
+            Some(i) => self.dense.get(i),
+            None => self.sparse.get(key),
+        }
+    }
+
+    #[inline]
+    fn get_or_insert(&mut self, key: &BucketKey) -> &mut Bucket<D> {
+        if self.dense_bits == 0 {
+            if let Some((len, _)) = key.binary_bits() {
+                if len <= DENSE_MAX_BITS {
+                    self.dense_bits = len;
+                    self.dense = (0..1usize << len).map(|_| Bucket::new()).collect();
+                }
+            }
+        }
+        match self.dense_index(key) {
+            Some(i) => &mut self.dense[i],
+            None => {
+                if !self.sparse.contains_key(key) {
+                    self.sparse.insert(key.clone(), Bucket::new());
+                }
+                self.sparse.get_mut(key).expect("inserted just above")
+            }
+        }
+    }
+
+    /// Every bucket with its key.
+    fn iter(&self) -> impl Iterator<Item = (BucketKey, &Bucket<D>)> {
+        let bits = self.dense_bits;
+        self.dense
+            .iter()
+            .enumerate()
+            .map(move |(i, b)| (BucketKey::from_bits(bits, i as u32), b))
+            .chain(self.sparse.iter().map(|(k, b)| (k.clone(), b)))
+    }
+
+    fn buckets_mut(&mut self) -> impl Iterator<Item = &mut Bucket<D>> {
+        self.dense.iter_mut().chain(self.sparse.values_mut())
+    }
+}
 
 /// Buckets in process memory (NearPy's `MemoryStorage`), the default.
 ///
@@ -173,6 +252,10 @@ type HashBuckets<D> = HashMap<BucketKey, Bucket<D>, QuickState>;
 /// cheaper, but queries about 3x slower on 20,000 SIFT vectors, the
 /// scattered rows stalling on memory even with prefetching. A vector stored
 /// under several hashes is copied into each of their buckets.
+///
+/// Buckets of binary keys of up to 16 bits (random binary projections,
+/// their tree, PCA binary projections) are found by indexing a table with
+/// the key's bits; other keys by hashing.
 #[derive(Clone, Debug)]
 pub struct MemoryStorage<D> {
     /// Per hash name (a handful: linear search beats hashing the name).
@@ -183,6 +266,15 @@ pub struct MemoryStorage<D> {
 struct Bucket<D> {
     vectors: Vec<f32>,
     data: Vec<D>,
+}
+
+impl<D> Bucket<D> {
+    fn new() -> Self {
+        Bucket {
+            vectors: Vec::new(),
+            data: Vec::new(),
+        }
+    }
 }
 
 impl<D> Default for MemoryStorage<D> {
@@ -202,7 +294,7 @@ impl<D> MemoryStorage<D> {
     pub fn len(&self) -> usize {
         self.hashes
             .iter()
-            .flat_map(|(_, b)| b.values())
+            .flat_map(|(_, b)| b.dense.iter().chain(b.sparse.values()))
             .map(|b| b.data.len())
             .sum()
     }
@@ -216,12 +308,12 @@ impl<D> MemoryStorage<D> {
     /// buckets and spare capacity.
     pub fn shrink_to_fit(&mut self) {
         for (_, buckets) in &mut self.hashes {
-            buckets.retain(|_, b| !b.data.is_empty());
-            for b in buckets.values_mut() {
+            buckets.sparse.retain(|_, b| !b.data.is_empty());
+            buckets.sparse.shrink_to_fit();
+            for b in buckets.buckets_mut() {
                 b.vectors.shrink_to_fit();
                 b.data.shrink_to_fit();
             }
-            buckets.shrink_to_fit();
         }
     }
 
@@ -236,7 +328,7 @@ impl<D> MemoryStorage<D> {
         let i = match self.hashes.iter().position(|(h, _)| h == hash) {
             Some(i) => i,
             None => {
-                self.hashes.push((hash.to_string(), HashMap::default()));
+                self.hashes.push((hash.to_string(), HashBuckets::new()));
                 self.hashes.len() - 1
             }
         };
@@ -248,14 +340,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
         for e in entries {
             for b in e.buckets {
-                let buckets = self.buckets_mut(b.hash);
-                let bucket = match buckets.get_mut(b.key) {
-                    Some(bucket) => bucket,
-                    None => buckets.entry(b.key.clone()).or_insert(Bucket {
-                        vectors: Vec::new(),
-                        data: Vec::new(),
-                    }),
-                };
+                let bucket = self.buckets_mut(b.hash).get_or_insert(b.key);
                 if !bucket.data.is_empty() {
                     let dim = bucket.vectors.len() / bucket.data.len();
                     if dim != e.vector.len() {
@@ -305,7 +390,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
             .map(|(_, b)| {
                 b.iter()
                     .filter(|(_, b)| !b.data.is_empty())
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| k)
                     .collect()
             })
             .unwrap_or_default();
@@ -325,11 +410,19 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         };
         let keys: Vec<BucketKey> = match keys {
             Some(k) => k.to_vec(),
-            None => buckets.keys().cloned().collect(),
+            None => buckets
+                .iter()
+                .filter(|(_, b)| !b.data.is_empty())
+                .map(|(k, _)| k)
+                .collect(),
         };
         let mut removed = Vec::new();
         for key in keys {
-            let Some(bucket) = buckets.get_mut(&key) else {
+            let bucket = match buckets.dense_index(&key) {
+                Some(i) => buckets.dense.get_mut(i),
+                None => buckets.sparse.get_mut(&key),
+            };
+            let Some(bucket) = bucket else {
                 continue;
             };
             let before = bucket.data.len();
@@ -349,8 +442,8 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
                 bucket.data.truncate(kept);
                 bucket.vectors.truncate(kept * dim);
                 removed.push((key.clone(), before - kept));
-                if kept == 0 {
-                    buckets.remove(&key);
+                if kept == 0 && buckets.dense_index(&key).is_none() {
+                    buckets.sparse.remove(&key);
                 }
             }
         }
@@ -368,7 +461,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         // refilling an engine with similar data does not allocate and fault
         // its memory in again. `shrink_to_fit` frees it.
         for (_, buckets) in &mut self.hashes {
-            for b in buckets.values_mut() {
+            for b in buckets.buckets_mut() {
                 b.vectors.clear();
                 b.data.clear();
             }
