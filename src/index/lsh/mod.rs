@@ -72,6 +72,22 @@ pub use storage::{BucketContents, BucketRef, MemoryStorage, Storage, StoreEntry}
 pub trait Payload: Clone + Eq + Hash + Send + Sync + 'static {}
 impl<T: Clone + Eq + Hash + Send + Sync + 'static> Payload for T {}
 
+/// Buffers a query reuses: candidate locations, the filtered order,
+/// distances, and the unique filter's table. One per thread, so concurrent
+/// queries on a shared engine do not contend.
+#[derive(Default)]
+struct QueryScratch {
+    loc: Vec<(u32, u32)>,
+    order: Vec<u32>,
+    dist: Vec<f32>,
+    table: Vec<u32>,
+}
+
+thread_local! {
+    static QUERY_SCRATCH: std::cell::RefCell<QueryScratch> =
+        std::cell::RefCell::new(QueryScratch::default());
+}
+
 /// One result of [`Engine::neighbours`]: NearPy's `(vector, data, distance)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour<D> {
@@ -531,14 +547,43 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             })
             .collect();
         let buckets = self.storage.get_buckets(&refs, self.dim)?;
+        QUERY_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.rank(query, &buckets, &mut scratch),
+            // Re-entered (a custom distance that queries an engine): fresh buffers.
+            Err(_) => self.rank(query, &buckets, &mut QueryScratch::default()),
+        })
+    }
+
+    /// The distance and filter part of [`Engine::neighbours`], on the
+    /// contents of the query's buckets.
+    fn rank(
+        &self,
+        query: &[f32],
+        buckets: &[BucketContents<'_, D>],
+        scratch: &mut QueryScratch,
+    ) -> Result<Vec<Neighbour<D>>> {
         let dim = self.dim;
-        // Candidate i is loc[i] = (bucket, row in that bucket's arrays).
+        let QueryScratch {
+            loc,
+            order,
+            dist,
+            table,
+        } = scratch;
+        // Candidate i is loc[i] = (bucket, row in that bucket's arrays);
+        // candidates are numbered bucket after bucket, in fetch order.
         let total: usize = buckets.iter().map(BucketContents::len).sum();
-        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(total);
+        if total >= u32::MAX as usize {
+            return Err(Error::InvalidParameter(format!(
+                "a query's buckets hold {total} entries; at most {} are supported",
+                u32::MAX - 1
+            )));
+        }
+        loc.clear();
         for (bi, b) in buckets.iter().enumerate() {
             b.validate(dim)?;
             loc.extend((0..b.len()).map(|e| (bi as u32, b.row(e) as u32)));
         }
+        let loc = &*loc;
         let vector = |i: u32| {
             let (b, r) = loc[i as usize];
             let r = r as usize;
@@ -548,7 +593,8 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             let (b, r) = loc[i as usize];
             &buckets[b as usize].data[r as usize]
         };
-        let mut order: Vec<u32> = (0..loc.len() as u32).collect();
+        order.clear();
+        order.extend(0..total as u32);
         // Filters before the first one that needs distances (NearPy's fetch
         // filters, e.g. Unique) run first, so duplicates cost no distance.
         let split = self
@@ -557,25 +603,36 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             .position(Filter::needs_distance)
             .unwrap_or(self.filters.len());
         for f in &self.filters[..split] {
-            f.apply(&mut order, |_| f32::NAN, data);
+            f.apply(order, |_| f32::NAN, data, table);
         }
-        let mut dist = Vec::new();
+        dist.clear();
         if let Some(d) = &self.distance {
-            dist.resize(loc.len(), f32::NAN);
-            let packed = buckets.iter().all(|b| b.rows.is_none());
-            if packed && order.len() == loc.len() {
-                // Nothing filtered out and rows contiguous: one batch call per bucket.
-                let mut start = 0;
-                for b in &buckets {
-                    let n = b.len();
-                    d.distance_batch(query, &b.vectors, &mut dist[start..start + n]);
-                    start += n;
+            dist.resize(total, f32::NAN);
+            if buckets.iter().all(|b| b.rows.is_none()) {
+                // Packed rows: the kept candidates form runs of consecutive
+                // rows of one bucket (a filter only drops some), and each
+                // run is one batch kernel call over contiguous memory,
+                // which the hardware prefetcher streams.
+                let mut k = 0;
+                while k < order.len() {
+                    let first = order[k];
+                    let (b, row) = loc[first as usize];
+                    let mut len = 1;
+                    while k + len < order.len()
+                        && order[k + len] == first + len as u32
+                        && loc[(first as usize) + len].0 == b
+                    {
+                        len += 1;
+                    }
+                    let row = row as usize;
+                    let rows = &buckets[b as usize].vectors[row * dim..(row + len) * dim];
+                    d.distance_batch(query, rows, &mut dist[first as usize..first as usize + len]);
+                    k += len;
                 }
             } else {
-                // Candidates thinned out by a filter (or rows of an indexed
-                // layout): one distance per row, prefetching a few
-                // candidates ahead so their loads overlap instead of each
-                // distance stalling on memory.
+                // Rows of an indexed layout, scattered: one distance per
+                // row, prefetching a few candidates ahead so their loads
+                // overlap instead of each distance stalling on memory.
                 // Four rows ahead, every line of each: measured best among
                 // 0/2/4/8/16 rows ahead and all/alternate/first lines
                 // (CPU time of a 4-hash, 1,000-query run on SIFT, with the
@@ -596,12 +653,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 }
             }
         }
+        let dist = &*dist;
         for f in &self.filters[split..] {
-            f.apply(&mut order, |i| dist[i as usize], data);
+            f.apply(order, |i| dist[i as usize], data, table);
         }
         Ok(order
-            .into_iter()
-            .map(|i| Neighbour {
+            .iter()
+            .map(|&i| Neighbour {
                 vector: vector(i).to_vec(),
                 data: data(i).clone(),
                 distance: self.distance.as_ref().map(|_| dist[i as usize]),
