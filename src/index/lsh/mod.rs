@@ -12,10 +12,13 @@
 //! - a chain of [`Filter`]s applied in order: nearest-N, distance threshold,
 //!   unique by payload.
 //!
-//! [`Engine::store`] hashes a vector with every hash and appends
-//! (vector, payload) to each bucket it lands in; [`Engine::neighbours`]
-//! reads the query's buckets, computes distances with one batch kernel call
-//! per bucket, and runs the filter chain. [`experiment`] has NearPy's
+//! [`Engine::store`] projects a vector on every hash's directions in one
+//! pass, turns the projections into one bucket key per hash, and appends
+//! (vector, payload) to each of those buckets (the in-memory storage keeps
+//! one copy of the vector that all its buckets refer to);
+//! [`Engine::neighbours`] reads the query's buckets, runs the filters that
+//! need no distance (unique), computes the distances of what is left with
+//! the dispatched kernels, and runs the rest of the chain. [`experiment`] has NearPy's
 //! recall/precision and distance-ratio experiments.
 //!
 //! Hashing and distances go through the [`KernelTable`](crate::kernels::KernelTable)
@@ -630,14 +633,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                     k += len;
                 }
             } else {
-                // Rows of an indexed layout, scattered: one distance per
-                // row, prefetching a few candidates ahead so their loads
-                // overlap instead of each distance stalling on memory.
-                // Four rows ahead, every line of each: measured best among
-                // 0/2/4/8/16 rows ahead and all/alternate/first lines
-                // (CPU time of a 4-hash, 1,000-query run on SIFT, with the
-                // rows in a shared arena).
-                const AHEAD: usize = 4;
+                // Rows of an indexed layout (the in-memory arena), scattered:
+                // one distance per row, prefetching every line of the row
+                // `AHEAD` candidates on so their loads overlap instead of
+                // each distance stalling on memory. Eight: of 2/4/8/12 rows
+                // ahead, 8 and 12 were best and alike for one and four
+                // hashes (20,000 SIFT vectors, 10 bits, shared arena).
+                const AHEAD: usize = 8;
                 let prefetch = |i: u32| {
                     let v = vector(i);
                     for line in v.chunks(16) {
