@@ -32,6 +32,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::check_vector;
+use super::numpy_rng::NumpyRandomState;
 use super::pca;
 use super::project::ProjectionPlan;
 use super::rng::Rng;
@@ -346,6 +347,14 @@ impl Projections {
         Projections::new(dim, count, matrix, vec![0.0; count])
     }
 
+    /// `numpy.random.RandomState(seed).randn(count, dim)`, as NearPy draws
+    /// its random directions (see [`super::numpy_rng`]).
+    fn gaussian_numpy(dim: usize, count: usize, seed: u32) -> Result<Self> {
+        let mut rng = NumpyRandomState::new(seed);
+        let matrix = (0..dim * count).map(|_| rng.gauss() as f32).collect();
+        Projections::new(dim, count, matrix, vec![0.0; count])
+    }
+
     fn plan(&self) -> &ProjectionPlan {
         self.plan
             .get_or_init(|| ProjectionPlan::new(self.dim, [(&self.matrix[..], &self.offsets[..])]))
@@ -591,6 +600,74 @@ impl LshHash {
             kind: Kind::RandomBinary {
                 seed,
                 proj: Projections::gaussian(dim, bits, seed)?,
+            },
+        })
+    }
+
+    /// As [`LshHash::random_binary`], with the directions NearPy's
+    /// `RandomBinaryProjections(name, bits, rand_seed=seed)` draws (NumPy's
+    /// `RandomState(seed).randn(bits, dim)`, rounded to `f32`), so an engine
+    /// can reproduce a NearPy configuration seed for seed.
+    ///
+    /// ```
+    /// use swann::index::lsh::LshHash;
+    ///
+    /// let h = LshHash::random_binary_numpy("rbp", 3, 2, 0)?;
+    /// // numpy.random.RandomState(0).randn(2, 3)[0, 0] == 1.764052345967664
+    /// assert_eq!(h.projection_matrix()[0], 1.764_052_345_967_664_f64 as f32);
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn random_binary_numpy(name: &str, dim: usize, bits: usize, seed: u32) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinary {
+                seed: seed.into(),
+                proj: Projections::gaussian_numpy(dim, bits, seed)?,
+            },
+        })
+    }
+
+    /// As [`LshHash::random_discretized`], with NearPy's directions for
+    /// `RandomDiscretizedProjections(name, projections, bin_width, rand_seed=seed)`
+    /// (see [`LshHash::random_binary_numpy`]).
+    pub fn random_discretized_numpy(
+        name: &str,
+        dim: usize,
+        projections: usize,
+        bin_width: f32,
+        seed: u32,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomDiscretized {
+                seed: seed.into(),
+                bin_width,
+                proj: Projections::gaussian_numpy(dim, projections, seed)?,
+            },
+        })
+    }
+
+    /// As [`LshHash::random_binary_tree`], with NearPy's directions for
+    /// `RandomBinaryProjectionTree(name, bits, min_result_size, rand_seed=seed)`
+    /// (see [`LshHash::random_binary_numpy`]).
+    pub fn random_binary_tree_numpy(
+        name: &str,
+        dim: usize,
+        bits: usize,
+        min_result_size: usize,
+        seed: u32,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinaryTree {
+                seed: seed.into(),
+                min_result_size: min_result_size as u64,
+                proj: Projections::gaussian_numpy(dim, bits, seed)?,
+                tree: BinaryTree::new(),
             },
         })
     }

@@ -54,6 +54,7 @@ mod distance;
 pub mod experiment;
 mod filter;
 mod hash;
+mod numpy_rng;
 mod pca;
 mod project;
 mod quickhash;
