@@ -907,6 +907,11 @@ impl LshHash {
         }
     }
 
+    /// Whether [`LshHash::note_stored`] does anything (the tree hash).
+    pub(crate) fn counts_stores(&self) -> bool {
+        matches!(self.kind, Kind::RandomBinaryTree { .. })
+    }
+
     /// Tells the hash that a vector was stored under `key` (the tree hash
     /// counts it).
     pub(crate) fn note_stored(&mut self, key: &BucketKey) {

@@ -258,6 +258,8 @@ impl EngineBuilder {
         Ok(Engine {
             dim,
             plan,
+            counts_stores: hashes.iter().any(LshHash::counts_stores),
+            key_buffer: Vec::new(),
             hashes,
             storage,
             distance,
@@ -303,6 +305,10 @@ pub struct Engine<D: Payload, S: Storage<D> = MemoryStorage<D>> {
     /// all hashes (hash `i` owns the next `projection_count()` projections).
     plan: ProjectionPlan,
     hashes: Vec<LshHash>,
+    /// Whether a hash counts what is stored (the binary projection tree).
+    counts_stores: bool,
+    /// Reused by `store` for the vector's keys.
+    key_buffer: Vec<BucketKey>,
     storage: S,
     distance: Option<Box<dyn Distance>>,
     distance_kind: DistanceKind,
@@ -392,26 +398,21 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// (nothing is stored); the storage's error if it fails.
     pub fn store(&mut self, vector: &[f32], data: D) -> Result<()> {
         check_vector(vector, self.dim)?;
-        // Keys and bucket references on the stack for up to `INLINE_HASHES`
-        // hashes: a store allocates nothing itself.
+        // The keys go to a buffer the engine keeps, and the bucket
+        // references to the stack for up to `INLINE_HASHES` hashes: a store
+        // allocates nothing itself.
         const INLINE_HASHES: usize = 8;
         let nh = self.hashes.len();
-        let mut inline_keys: [BucketKey; INLINE_HASHES] = Default::default();
-        let mut heap_keys = Vec::new();
-        let keys: &mut [BucketKey] = if nh <= INLINE_HASHES {
-            &mut inline_keys[..nh]
-        } else {
-            heap_keys.resize(nh, BucketKey::default());
-            &mut heap_keys
-        };
-        self.keys_for(vector, keys);
+        let mut keys = std::mem::take(&mut self.key_buffer);
+        keys.resize(nh, BucketKey::default());
+        self.keys_for(vector, &mut keys);
         let mut inline_refs = [BucketRef {
             hash: "",
             key: &keys[0],
         }; INLINE_HASHES];
         let refs_vec: Vec<BucketRef<'_>>;
         let refs: &[BucketRef<'_>] = if nh <= INLINE_HASHES {
-            for ((r, h), key) in inline_refs.iter_mut().zip(&self.hashes).zip(keys.iter()) {
+            for ((r, h), key) in inline_refs.iter_mut().zip(&self.hashes).zip(&keys) {
                 *r = BucketRef {
                     hash: h.name(),
                     key,
@@ -422,7 +423,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             refs_vec = self
                 .hashes
                 .iter()
-                .zip(keys.iter())
+                .zip(&keys)
                 .map(|(h, key)| BucketRef {
                     hash: h.name(),
                     key,
@@ -430,15 +431,18 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 .collect();
             &refs_vec
         };
-        self.storage.store(StoreEntry {
+        let stored = self.storage.store(StoreEntry {
             buckets: refs,
             vector,
             data: &data,
-        })?;
-        for (h, key) in self.hashes.iter_mut().zip(keys.iter()) {
-            h.note_stored(key);
+        });
+        if stored.is_ok() && self.counts_stores {
+            for (h, key) in self.hashes.iter_mut().zip(&keys) {
+                h.note_stored(key);
+            }
         }
-        Ok(())
+        self.key_buffer = keys;
+        stored
     }
 
     /// The key of `vector` under every hash, from one projection pass.
