@@ -7,6 +7,7 @@ use super::hash::BucketKey;
 use super::quickhash::QuickState;
 use super::Payload;
 use crate::error::{Error, Result};
+use crate::store::Slab;
 
 /// One bucket of one hash.
 #[derive(Clone, Copy, Debug)]
@@ -287,12 +288,14 @@ pub struct MemoryStorage<D> {
     arena: Arena<D>,
 }
 
-#[derive(Clone, Debug)]
 struct Arena<D> {
     /// Vector dimension; 0 until the first store.
     dim: usize,
-    /// Row `r` is `vectors[r * dim..(r + 1) * dim]`.
-    vectors: Vec<f32>,
+    /// Row `r` is `vectors()[r * dim..(r + 1) * dim]`, kept as the bits of
+    /// the `f32`s in a [`Slab`], which puts an array of 4 MiB or more in
+    /// transparent huge pages: a query reads rows scattered over the
+    /// arena, and with 4 KiB pages nearly every row would also miss the TLB.
+    vectors: Slab<u32>,
     data: Vec<D>,
     /// Per row, the number of bucket entries that refer to it (0: free).
     refs: Vec<u32>,
@@ -300,7 +303,49 @@ struct Arena<D> {
     free: Vec<u32>,
 }
 
+impl<D: Clone> Clone for Arena<D> {
+    fn clone(&self) -> Self {
+        let mut vectors = Slab::default();
+        let mut bits = self.vectors.iter().copied();
+        vectors.resize_with(self.vectors.len(), || bits.next().unwrap_or(0));
+        Arena {
+            dim: self.dim,
+            vectors,
+            data: self.data.clone(),
+            refs: self.refs.clone(),
+            free: self.free.clone(),
+        }
+    }
+}
+
+impl<D: std::fmt::Debug> std::fmt::Debug for Arena<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("dim", &self.dim)
+            .field("rows", &self.refs.len())
+            .field("free", &self.free.len())
+            .finish()
+    }
+}
+
 impl<D> Arena<D> {
+    /// The rows, as `f32`.
+    #[inline]
+    fn vectors(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.vectors)
+    }
+
+    /// Appends `row` (of `dim` values).
+    fn push_row(&mut self, row: &[f32]) {
+        // Zero-extend, then copy: both are block writes (a huge-page slab
+        // zeroes only memory it wrote before, and element-wise fills are
+        // slower than memset + memcpy).
+        let start = self.vectors.len();
+        self.vectors.resize_zeroed(start + row.len());
+        let tail: &mut [f32] = bytemuck::cast_slice_mut(&mut self.vectors[start..]);
+        tail.copy_from_slice(row);
+    }
+
     /// Drops one reference to `row`, freeing it at the last.
     fn release(&mut self, row: u32) {
         let r = &mut self.refs[row as usize];
@@ -317,7 +362,7 @@ impl<D> Default for MemoryStorage<D> {
             hashes: Vec::new(),
             arena: Arena {
                 dim: 0,
-                vectors: Vec::new(),
+                vectors: Slab::default(),
                 data: Vec::new(),
                 refs: Vec::new(),
                 free: Vec::new(),
@@ -367,11 +412,15 @@ impl<D> MemoryStorage<D> {
                 next += 1;
             }
         }
-        a.vectors.truncate(next * dim);
+        // A fresh slab of exactly the live rows (a huge-page mapping is
+        // only ever grown in place).
+        let mut bits = a.vectors[..next * dim].iter().copied();
+        let mut vectors = Slab::default();
+        vectors.resize_with(next * dim, || bits.next().unwrap_or(0));
+        a.vectors = vectors;
         a.data.truncate(next);
         a.refs.truncate(next);
         a.free.clear();
-        a.vectors.shrink_to_fit();
         a.data.shrink_to_fit();
         a.refs.shrink_to_fit();
         a.free.shrink_to_fit();
@@ -435,7 +484,8 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
             let row = match a.free.pop() {
                 Some(row) => {
                     let r = row as usize;
-                    a.vectors[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
+                    let bits: &mut [f32] = bytemuck::cast_slice_mut(&mut a.vectors[..]);
+                    bits[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
                     a.data[r] = e.data.clone();
                     a.refs[r] = refs;
                     row
@@ -449,7 +499,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
                                 "the in-memory storage holds at most 2^32 - 1 vectors".into(),
                             )
                         })?;
-                    a.vectors.extend_from_slice(e.vector);
+                    a.push_row(e.vector);
                     a.data.push(e.data.clone());
                     a.refs.push(refs);
                     row
@@ -473,7 +523,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
             .iter()
             .map(|r| match self.bucket(r) {
                 Some(rows) if !rows.is_empty() => BucketContents {
-                    vectors: Cow::Borrowed(&self.arena.vectors),
+                    vectors: Cow::Borrowed(self.arena.vectors()),
                     data: Cow::Borrowed(&self.arena.data),
                     rows: Some(Cow::Borrowed(rows)),
                 },
@@ -563,7 +613,8 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         }
         let a = &mut self.arena;
         a.dim = 0;
-        a.vectors.clear();
+        // Shrinking a slab keeps its memory, like `Vec::clear`.
+        a.vectors.resize_with(0, || 0);
         a.data.clear();
         a.refs.clear();
         a.free.clear();
