@@ -1,7 +1,7 @@
 //! Locality-sensitive hashes: vectors to bucket keys.
 //!
-//! Every hash here projects a vector onto a few directions (one
-//! [`KernelTable::dot_batch`] call over the projection rows) and turns the
+//! Every hash here projects a vector onto a few directions (one pass of the
+//! projection kernel in `project.rs` over all of them) and turns the
 //! projections into a key, the way NearPy does:
 //!
 //! | constructor | directions | key |
@@ -17,7 +17,10 @@
 //!
 //! A hash is `serde`-serializable with its projection matrix (and, for the
 //! tree, its bucket-count tree), so an engine can be rebuilt bit for bit
-//! without relying on a random generator's stream.
+//! without relying on a random generator's stream. The random hashes draw
+//! their directions from swann's generator, or, with the `_numpy`
+//! constructors, from NumPy's exactly as NearPy does, so a NearPy
+//! configuration can be reproduced seed for seed.
 //!
 //! One deliberate difference from NearPy: the PCA hashes subtract the
 //! training mean before taking signs or bins. NearPy projects the raw vector,

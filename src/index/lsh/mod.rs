@@ -21,8 +21,10 @@
 //! the dispatched kernels, and runs the rest of the chain. [`experiment`] has NearPy's
 //! recall/precision and distance-ratio experiments.
 //!
-//! Hashing and distances go through the [`KernelTable`](crate::kernels::KernelTable)
-//! resolved when a hash or distance is built; this module names no ISA.
+//! Distances go through the [`KernelTable`](crate::kernels::KernelTable)
+//! resolved when a distance is built, and hashing through a `pulp` token for
+//! that table's ISA, so pinning an ISA pins both (`project.rs` names ISAs
+//! only to pick that token); there is no `unsafe` here.
 
 use std::hash::Hash;
 use std::marker::PhantomData;
