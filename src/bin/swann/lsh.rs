@@ -8,14 +8,16 @@
 //!
 //! | kind | keys (defaults) |
 //! |---|---|
-//! | `rbp` random binary projections | `bits` (10), `hashes` (1), `seed` (0) |
-//! | `rdp` random discretized projections | `projections` (4), `bin_width` (1.0), `hashes`, `seed` |
-//! | `tree` random binary projection tree | `bits` (10), `min` (minimum result size, 10), `hashes`, `seed` |
+//! | `rbp` random binary projections | `bits` (10), `hashes` (1), `seed` (0), `rng` (`swann`) |
+//! | `rdp` random discretized projections | `projections` (4), `bin_width` (1.0), `hashes`, `seed`, `rng` |
+//! | `tree` random binary projection tree | `bits` (10), `min` (minimum result size, 10), `hashes`, `seed`, `rng` |
 //! | `pcab` PCA binary projections | `bits` (10), `train` (training sample size, 10000) |
 //! | `pcad` PCA discretized projections | `projections` (4), `bin_width` (1.0), `train` |
 //!
 //! With `hashes=H` the engine gets H hashes seeded `seed`, `seed+1`, ...;
-//! the filter chain is NearPy's default, unique then nearest `k`.
+//! `rng=numpy` draws their directions as NearPy does (NumPy's
+//! `RandomState(seed).randn`), so NearPy's `rand_seed=seed` gives the same
+//! buckets. The filter chain is NearPy's default, unique then nearest `k`.
 
 use std::path::PathBuf;
 
