@@ -872,3 +872,12 @@ fn bucket_keys_compare_as_text_inline_or_not() {
     assert_eq!(k, BucketKey::new(k.as_str()));
     assert_eq!(h.query_keys(&v).unwrap(), [k]);
 }
+
+/// Engines are shared across threads (the Python bindings query one from
+/// many threads behind a read lock), so they must stay Send + Sync.
+#[test]
+fn engines_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine<u64>>();
+    send_sync::<Engine<String, MemoryStorage<String>>>();
+}
