@@ -13,9 +13,13 @@ hash count and each seed:
   Redis also `--store batch`, one pipelined round trip per 10,000 vectors,
   which NearPy's engine has no equivalent of).
 
-It prints store and query throughput, the swann/NearPy ratios, and mean
-recall@k over the seeds (the two use different random generators, so single
-seeds are not comparable; the means are).
+It prints store and query throughput, the swann/NearPy ratios, and recall@k
+per seed and over the seeds. swann draws its hyperplanes with NumPy's
+generator (`rng=numpy`, hash i of seed s gets NumPy seed 1000 s + i, as
+NearPy here), so both libraries hash into the same buckets seed for seed:
+recall must agree per seed (up to float rounding at ties), and the ratios
+compare the same work (with different generators, each seed gives each
+library buckets of other sizes, and a per-seed ratio would mix that in).
 
 Ranking: NearPy's engine normalizes every stored vector and the query to
 unit length before computing distances, so its Euclidean ranking is a cosine
@@ -165,7 +169,7 @@ def run_swann(args, bits, hashes, seed, storage, store_mode, reps=None):
         out = os.path.join(tmp, "r.json")
         cmd = [args.swann, "lsh", "experiment", "--base", args.base, "--limit", str(args.limit),
                "--queries", args.queries, "--query-count", str(args.query_count),
-               "--config", f"rbp:bits={bits},hashes={hashes},seed={seed}",
+               "--config", f"rbp:bits={bits},hashes={hashes},seed={seed * 1000},rng=numpy",
                "--k", str(args.k), "--metric", "cosine", "--storage", storage,
                "--store", store_mode, "--reps", str(reps or args.reps), "--json", out]
         if storage == "redis":
@@ -253,7 +257,8 @@ def main():
             recall_rows.append({"hashes": hashes, "nearpy": np_r, "swann": sw_r})
 
     print(f"\n{'storage':<8} {'hashes':>6} {'impl':<13} {'store/s':>11} {'query/s':>10} "
-          f"{'recall(mean±sd, seeds)':>23} {'store x':>8} {'query x':>8} {'cpu store x':>11} {'cpu query x':>11}")
+          f"{'recall(mean±sd, seeds)':>23} {'store x (min-max)':>17} {'query x (min-max)':>17} "
+          f"{'cpu store x':>17} {'cpu query x':>17}")
     for r in rows:
         ref = next(x for x in rows if x["storage"] == r["storage"] and x["hashes"] == r["hashes"]
                    and x["impl"] == "nearpy")
@@ -262,17 +267,17 @@ def main():
         def ratio(key):
             vals = [a.get(key) and b.get(key) and a[key] / b[key] for a, b in zip(r["runs"], ref["runs"])]
             vals = [v for v in vals if v]
-            return statistics.median(vals) if vals else None
+            return (statistics.median(vals), min(vals), max(vals)) if vals else None
         sx, qx = ratio("store_per_second"), ratio("queries_per_second")
         cs, cq = (ratio("store_cpu_per_second"), ratio("query_cpu_per_second")) \
             if r["storage"] == "memory" else (None, None)
         r["store_ratio"], r["query_ratio"], r["cpu_store_ratio"], r["cpu_query_ratio"] = sx, qx, cs, cq
-        fmt = lambda x: f"{x:>10.1f}x" if x else f"{'-':>11}"
+        fmt = lambda x: f"{x[0]:>7.1f}x ({x[1]:.0f}-{x[2]:.0f})" if x else f"{'-':>17}"
         print(f"{r['storage']:<8} {r['hashes']:>6} {r['impl']:<13} {r['store_per_second']:>11,.0f} "
               f"{r['queries_per_second']:>10,.0f} {r['recall_mean']:>15.4f} ± {r['recall_sd']:.4f} "
-              f"{sx:>7.1f}x {qx:>7.1f}x {fmt(cs)} {fmt(cq)}")
+              f"{fmt(sx):>17} {fmt(qx):>17} {fmt(cs):>17} {fmt(cq):>17}")
     print("\n(throughputs: medians over seeds, wall clock; ratios: median over seeds of swann / NearPy, "
-          "each pair run back to back; cpu: the same with each process's CPU time instead of wall "
+          "each pair run back to back, (min-max) over seeds; cpu: the same with each process's CPU time instead of wall "
           "time, memory storage only; store single = one call per vector, batch = pipelined)")
     for r in recall_rows:
         n = len(r["nearpy"])
@@ -281,7 +286,9 @@ def main():
         se = ((ms ** 2 + ws ** 2) / n) ** 0.5
         print(f"recall@{args.k}, {r['hashes']} hash(es), {n} seeds each: NearPy {mn:.4f} ± {ms:.4f}, "
               f"swann {wn:.4f} ± {ws:.4f} (sd); difference {wn - mn:+.4f}, "
-              f"standard error of the difference {se:.4f}")
+              f"standard error of the difference {se:.4f}; per seed: equal on "
+              f"{sum(abs(a - b) < 1e-9 for a, b in zip(r['nearpy'], r['swann']))} of {n}, largest gap "
+              f"{max(abs(a - b) for a, b in zip(r['nearpy'], r['swann'])):.4f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"limit": args.limit, "query_count": len(queries), "bits": args.bits, "k": args.k,

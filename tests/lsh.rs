@@ -625,6 +625,119 @@ fn memory_storage_contract() {
     s.shrink_to_fit();
 }
 
+/// The in-memory storage keeps one copy of each vector for all its buckets,
+/// finds binary buckets by their bits and others by hashing: whatever the
+/// key shapes, every bucket reads back what was stored in it, in order,
+/// through deletes (which free rows for reuse) and compaction.
+#[test]
+fn memory_storage_keys_of_every_shape_and_row_reuse() {
+    use swann::index::lsh::{BucketRef, StoreEntry};
+    let mut s = MemoryStorage::<u32>::new();
+    // One hash gets binary keys of its first length (table), of other
+    // lengths and longer than the table allows (hashed), and a
+    // discretized key that is all zeros and ones but has separators.
+    let shapes = [
+        "0110",
+        "1111",
+        "0000",
+        "01",
+        "1",
+        "01100110011001100110",
+        "0_1",
+        "3_-1",
+    ];
+    let keys: Vec<BucketKey> = shapes.iter().map(BucketKey::new).collect();
+    let mut expect: Vec<Vec<(Vec<f32>, u32)>> = vec![Vec::new(); keys.len()];
+    for i in 0..40u32 {
+        let a = (i as usize * 3) % keys.len();
+        let b = (i as usize * 5 + 1) % keys.len();
+        let refs = [
+            BucketRef {
+                hash: "h",
+                key: &keys[a],
+            },
+            BucketRef {
+                hash: "g",
+                key: &keys[b],
+            },
+        ];
+        let v = [i as f32, -(i as f32)];
+        s.store(StoreEntry {
+            buckets: &refs,
+            vector: &v,
+            data: &(i % 10),
+        })
+        .unwrap();
+        expect[a].push((v.to_vec(), i % 10));
+    }
+    let read = |s: &MemoryStorage<u32>, key: &BucketKey| {
+        let got = s.get_buckets(&[BucketRef { hash: "h", key }], 2).unwrap();
+        let b = &got[0];
+        (0..b.len())
+            .map(|i| {
+                let row = b.row(i);
+                (b.vectors[row * 2..row * 2 + 2].to_vec(), b.data[row])
+            })
+            .collect::<Vec<_>>()
+    };
+    let check = |s: &MemoryStorage<u32>, expect: &[Vec<(Vec<f32>, u32)>]| {
+        for (k, want) in keys.iter().zip(expect) {
+            assert_eq!(&read(s, k), want, "bucket {k}");
+        }
+        let mut nonempty: Vec<BucketKey> = keys
+            .iter()
+            .zip(expect)
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        nonempty.sort();
+        assert_eq!(s.bucket_keys("h").unwrap(), nonempty);
+    };
+    check(&s, &expect);
+    assert_eq!(s.len(), 80);
+    // A key of the table's length that was never stored reads empty.
+    assert!(read(&s, &BucketKey::new("1010")).is_empty());
+    // Delete payload 3 under "h" only: "g" still holds its copies.
+    let removed: usize = s
+        .delete("h", None, &3, 2)
+        .unwrap()
+        .iter()
+        .map(|r| r.1)
+        .sum();
+    assert_eq!(removed, 4);
+    for e in &mut expect {
+        e.retain(|(_, d)| *d != 3);
+    }
+    check(&s, &expect);
+    assert_eq!(s.len(), 76);
+    // Delete it under "g" too; its rows are free, and new stores reuse them
+    // without disturbing any other bucket.
+    s.delete("g", None, &3, 2).unwrap();
+    for i in 0..4u32 {
+        let key = &keys[i as usize];
+        s.store(StoreEntry {
+            buckets: &[BucketRef { hash: "h", key }],
+            vector: &[100.0 + i as f32, 0.5],
+            data: &(100 + i),
+        })
+        .unwrap();
+        expect[i as usize].push((vec![100.0 + i as f32, 0.5], 100 + i));
+    }
+    check(&s, &expect);
+    // Compaction keeps every bucket's contents and order.
+    s.delete("h", None, &7, 2).unwrap();
+    s.delete("g", None, &7, 2).unwrap();
+    for e in &mut expect {
+        e.retain(|(_, d)| *d != 7);
+    }
+    s.shrink_to_fit();
+    check(&s, &expect);
+    // Dropping hash "g" leaves "h" intact.
+    s.clean_buckets("g").unwrap();
+    check(&s, &expect);
+    assert_eq!(s.len(), expect.iter().map(Vec::len).sum::<usize>());
+}
+
 // ---------------------------------------------------------------- experiments
 
 use swann::index::lsh::experiment::{Experiment, ExperimentResult, QuerySet, StoreMode};
@@ -758,4 +871,13 @@ fn bucket_keys_compare_as_text_inline_or_not() {
     assert!(k.as_str().len() > 30, "{k}");
     assert_eq!(k, BucketKey::new(k.as_str()));
     assert_eq!(h.query_keys(&v).unwrap(), [k]);
+}
+
+/// Engines are shared across threads (the Python bindings query one from
+/// many threads behind a read lock), so they must stay Send + Sync.
+#[test]
+fn engines_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine<u64>>();
+    send_sync::<Engine<String, MemoryStorage<String>>>();
 }

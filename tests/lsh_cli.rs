@@ -104,6 +104,9 @@ fn bad_configuration_is_reported() {
         ("rbp:bitz=4", "unknown key"),
         ("rbp:bits=x", "bad value"),
         ("rdp:bin_width=0", "bin width"),
+        ("rbp:rng=python", "rng must be swann or numpy"),
+        ("tree:rng=numpy,seed=4294967295,hashes=2", "below 2^32"),
+        ("pcab:rng=numpy", "unknown key"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_swann"))
             .args(["lsh", "experiment", "--base"])

@@ -8,14 +8,16 @@
 //!
 //! | kind | keys (defaults) |
 //! |---|---|
-//! | `rbp` random binary projections | `bits` (10), `hashes` (1), `seed` (0) |
-//! | `rdp` random discretized projections | `projections` (4), `bin_width` (1.0), `hashes`, `seed` |
-//! | `tree` random binary projection tree | `bits` (10), `min` (minimum result size, 10), `hashes`, `seed` |
+//! | `rbp` random binary projections | `bits` (10), `hashes` (1), `seed` (0), `rng` (`swann`) |
+//! | `rdp` random discretized projections | `projections` (4), `bin_width` (1.0), `hashes`, `seed`, `rng` |
+//! | `tree` random binary projection tree | `bits` (10), `min` (minimum result size, 10), `hashes`, `seed`, `rng` |
 //! | `pcab` PCA binary projections | `bits` (10), `train` (training sample size, 10000) |
 //! | `pcad` PCA discretized projections | `projections` (4), `bin_width` (1.0), `train` |
 //!
 //! With `hashes=H` the engine gets H hashes seeded `seed`, `seed+1`, ...;
-//! the filter chain is NearPy's default, unique then nearest `k`.
+//! `rng=numpy` draws their directions as NearPy does (NumPy's
+//! `RandomState(seed).randn`), so NearPy's `rand_seed=seed` gives the same
+//! buckets. The filter chain is NearPy's default, unique then nearest `k`.
 
 use std::path::PathBuf;
 
@@ -62,7 +64,12 @@ struct ExperimentArgs {
     /// vectors as queries (without).
     #[arg(long, default_value_t = 100)]
     query_count: usize,
-    /// Engine configuration, e.g. `rbp:bits=10,hashes=3,seed=1`; repeat for several.
+    /// Engine configuration, e.g. `rbp:bits=10,hashes=3,seed=1`; repeat for
+    /// several. Kinds: `rbp` (bits, hashes, seed, rng), `rdp` (projections,
+    /// bin_width, hashes, seed, rng), `tree` (bits, min, hashes, seed, rng),
+    /// `pcab` (bits, train), `pcad` (projections, bin_width, train). Hash `i`
+    /// gets seed `seed + i`; `rng=numpy` draws the directions as NearPy does
+    /// (NumPy's `RandomState(seed + i).randn`), to reproduce its buckets.
     #[arg(long = "config", required = true)]
     configs: Vec<String>,
     /// Number of neighbours (exact and returned).
@@ -155,26 +162,76 @@ impl Spec {
         let seeds = (0..count as u64).map(|i| seed.wrapping_add(i));
         let name = |i: u64| format!("{}{}", self.kind, i);
         let train = |n: usize| -> &[f32] { &base[..(n * dim).min(base.len())] };
+        // rng=numpy: NearPy's directions (NumPy's RandomState(seed)), for
+        // side-by-side runs; its seeds are 32-bit.
+        let numpy = match self.get("rng", "swann".to_string())?.as_str() {
+            "swann" => false,
+            "numpy" => true,
+            other => {
+                return Err(bad(format!(
+                    "config {}: rng must be swann or numpy, got {other:?}",
+                    self.kind
+                )))
+            }
+        };
+        let numpy_seed = |s: u64| {
+            u32::try_from(s).map_err(|_| {
+                bad(format!(
+                    "config {}: with rng=numpy, seeds (seed + hash number) must be below 2^32, got {s}",
+                    self.kind
+                ))
+            })
+        };
         match self.kind.as_str() {
             "rbp" => {
-                self.check_keys(&["bits", "hashes", "seed"])?;
+                self.check_keys(&["bits", "hashes", "seed", "rng"])?;
                 let bits = self.get("bits", 10)?;
                 seeds
-                    .map(|s| LshHash::random_binary(&name(s - seed), dim, bits, s))
+                    .map(|s| {
+                        if numpy {
+                            LshHash::random_binary_numpy(&name(s - seed), dim, bits, numpy_seed(s)?)
+                        } else {
+                            LshHash::random_binary(&name(s - seed), dim, bits, s)
+                        }
+                    })
                     .collect()
             }
             "rdp" => {
-                self.check_keys(&["projections", "bin_width", "hashes", "seed"])?;
+                self.check_keys(&["projections", "bin_width", "hashes", "seed", "rng"])?;
                 let (p, w) = (self.get("projections", 4)?, self.get("bin_width", 1.0)?);
                 seeds
-                    .map(|s| LshHash::random_discretized(&name(s - seed), dim, p, w, s))
+                    .map(|s| {
+                        if numpy {
+                            LshHash::random_discretized_numpy(
+                                &name(s - seed),
+                                dim,
+                                p,
+                                w,
+                                numpy_seed(s)?,
+                            )
+                        } else {
+                            LshHash::random_discretized(&name(s - seed), dim, p, w, s)
+                        }
+                    })
                     .collect()
             }
             "tree" => {
-                self.check_keys(&["bits", "min", "hashes", "seed"])?;
+                self.check_keys(&["bits", "min", "hashes", "seed", "rng"])?;
                 let (bits, min) = (self.get("bits", 10)?, self.get("min", 10)?);
                 seeds
-                    .map(|s| LshHash::random_binary_tree(&name(s - seed), dim, bits, min, s))
+                    .map(|s| {
+                        if numpy {
+                            LshHash::random_binary_tree_numpy(
+                                &name(s - seed),
+                                dim,
+                                bits,
+                                min,
+                                numpy_seed(s)?,
+                            )
+                        } else {
+                            LshHash::random_binary_tree(&name(s - seed), dim, bits, min, s)
+                        }
+                    })
                     .collect()
             }
             "pcab" => {

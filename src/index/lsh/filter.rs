@@ -1,7 +1,6 @@
 //! Filters applied, in order, to an engine's candidates.
 
-use std::collections::HashSet;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use super::quickhash::QuickState;
 
@@ -33,12 +32,14 @@ impl Filter {
     }
 
     /// Applies the step to `order` (positions into the candidate list).
-    /// `distance(i)` and `data(i)` read candidate `i`.
+    /// `distance(i)` and `data(i)` read candidate `i`; `table` is scratch
+    /// space, reused across calls so a query allocates nothing here.
     pub(crate) fn apply<'a, D: Eq + Hash + 'a>(
         &self,
         order: &mut Vec<u32>,
         distance: impl Fn(u32) -> f32,
         data: impl Fn(u32) -> &'a D,
+        table: &mut Vec<u32>,
     ) {
         match *self {
             Filter::Nearest(n) => {
@@ -55,8 +56,30 @@ impl Filter {
             }
             Filter::DistanceThreshold(t) => order.retain(|&i| distance(i) < t),
             Filter::Unique => {
-                let mut seen = HashSet::with_capacity_and_hasher(order.len(), QuickState::get());
-                order.retain(|&i| seen.insert(data(i)));
+                // An open-addressing set of candidate positions (linear
+                // probing, at most half full), cleared per call: a payload
+                // costs one hash and, on a slot match, one comparison, and
+                // nothing is allocated once the table has grown.
+                const EMPTY: u32 = u32::MAX;
+                let size = (2 * order.len()).next_power_of_two().max(16);
+                let mask = size - 1;
+                table.clear();
+                table.resize(size, EMPTY);
+                let state = QuickState::get();
+                order.retain(|&i| {
+                    let d = data(i);
+                    let mut slot = state.hash_one(d) as usize & mask;
+                    loop {
+                        match table[slot] {
+                            EMPTY => {
+                                table[slot] = i;
+                                return true;
+                            }
+                            j if data(j) == d => return false,
+                            _ => slot = (slot + 1) & mask,
+                        }
+                    }
+                });
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Locality-sensitive hashes: vectors to bucket keys.
 //!
-//! Every hash here projects a vector onto a few directions (one
-//! [`KernelTable::dot_batch`] call over the projection rows) and turns the
+//! Every hash here projects a vector onto a few directions (one pass of the
+//! projection kernel in `project.rs` over all of them) and turns the
 //! projections into a key, the way NearPy does:
 //!
 //! | constructor | directions | key |
@@ -17,7 +17,10 @@
 //!
 //! A hash is `serde`-serializable with its projection matrix (and, for the
 //! tree, its bucket-count tree), so an engine can be rebuilt bit for bit
-//! without relying on a random generator's stream.
+//! without relying on a random generator's stream. The random hashes draw
+//! their directions from swann's generator, or, with the `_numpy`
+//! constructors, from NumPy's exactly as NearPy does, so a NearPy
+//! configuration can be reproduced seed for seed.
 //!
 //! One deliberate difference from NearPy: the PCA hashes subtract the
 //! training mean before taking signs or bins. NearPy projects the raw vector,
@@ -27,14 +30,16 @@
 
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
 use super::check_vector;
+use super::numpy_rng::NumpyRandomState;
 use super::pca;
+use super::project::ProjectionPlan;
 use super::rng::Rng;
 use crate::error::{Error, Result};
-use crate::kernels::{self, KernelTable};
 
 /// The name of one bucket of one hash: short ASCII text (`"0110010111"`,
 /// `"3_-1_0"`).
@@ -42,10 +47,22 @@ use crate::kernels::{self, KernelTable};
 /// Keys of up to 30 bytes (binary keys of up to 30 bits, a few discretized
 /// components) live inline, so hashing a vector allocates nothing; longer
 /// ones go to the heap. Equality, hashing and ordering are those of the text.
+///
+/// A key made only of `0` and `1`, at most 24 characters long, also carries
+/// its bits as an integer, so the in-memory storage can find its bucket by
+/// indexing an array instead of hashing the text.
 #[derive(Clone)]
-pub struct BucketKey(KeyRepr);
+pub struct BucketKey {
+    repr: KeyRepr,
+    /// `(1 << len) | bits` for a binary key of `len` characters (bits read
+    /// first character first); 0 for any other key. A function of the text.
+    code: u32,
+}
 
 const INLINE: usize = 30;
+
+/// The longest binary key whose bits a [`BucketKey`] carries.
+const CODE_MAX_BITS: usize = 24;
 
 #[derive(Clone)]
 enum KeyRepr {
@@ -53,27 +70,85 @@ enum KeyRepr {
     Heap(Box<str>),
 }
 
+fn binary_code_of_bits(len: usize, bits: u32) -> u32 {
+    if (1..=CODE_MAX_BITS).contains(&len) {
+        (1 << len) | bits
+    } else {
+        0
+    }
+}
+
+fn binary_code_of_text(text: &[u8]) -> u32 {
+    if text.is_empty() || text.len() > CODE_MAX_BITS {
+        return 0;
+    }
+    let mut bits = 0u32;
+    for &c in text {
+        match c {
+            b'0' => bits <<= 1,
+            b'1' => bits = (bits << 1) | 1,
+            _ => return 0,
+        }
+    }
+    binary_code_of_bits(text.len(), bits)
+}
+
 impl BucketKey {
     /// Wraps a key given as text (as a hash produces it).
     pub fn new(key: impl AsRef<str>) -> Self {
         let key = key.as_ref();
+        let code = binary_code_of_text(key.as_bytes());
         if key.len() <= INLINE {
             let mut bytes = [0u8; INLINE];
             bytes[..key.len()].copy_from_slice(key.as_bytes());
-            BucketKey(KeyRepr::Inline {
-                len: key.len() as u8,
-                bytes,
-            })
+            BucketKey {
+                repr: KeyRepr::Inline {
+                    len: key.len() as u8,
+                    bytes,
+                },
+                code,
+            }
         } else {
-            BucketKey(KeyRepr::Heap(key.into()))
+            BucketKey {
+                repr: KeyRepr::Heap(key.into()),
+                code,
+            }
         }
+    }
+
+    /// The binary key of `len` characters (1 to 24) whose bits, first
+    /// character first, are `bits`.
+    pub(crate) fn from_bits(len: usize, bits: u32) -> Self {
+        debug_assert!((1..=CODE_MAX_BITS).contains(&len));
+        let mut bytes = [0u8; INLINE];
+        for (i, b) in bytes[..len].iter_mut().enumerate() {
+            *b = b'0' + ((bits >> (len - 1 - i)) & 1) as u8;
+        }
+        BucketKey {
+            repr: KeyRepr::Inline {
+                len: len as u8,
+                bytes,
+            },
+            code: binary_code_of_bits(len, bits),
+        }
+    }
+
+    /// For a binary key of at most 24 characters: its length and its bits
+    /// (first character first).
+    #[inline]
+    pub(crate) fn binary_bits(&self) -> Option<(usize, u32)> {
+        if self.code == 0 {
+            return None;
+        }
+        let len = 31 - self.code.leading_zeros() as usize;
+        Some((len, self.code & ((1u32 << len) - 1)))
     }
 
     /// The key's text.
     pub fn as_str(&self) -> &str {
-        match &self.0 {
+        match &self.repr {
             KeyRepr::Inline { len, bytes } => {
-                // Only `new` and `KeyBuf` fill inline keys, both from text.
+                // Only `new`, `from_bits` and `KeyBuf` fill inline keys, all from text.
                 std::str::from_utf8(&bytes[..*len as usize]).expect("bucket keys are text")
             }
             KeyRepr::Heap(s) => s,
@@ -83,9 +158,22 @@ impl BucketKey {
     /// The key's bytes (the text's UTF-8).
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
+        match &self.repr {
             KeyRepr::Inline { len, bytes } => &bytes[..*len as usize],
             KeyRepr::Heap(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl Default for BucketKey {
+    /// The empty key (no hash produces it; a placeholder to overwrite).
+    fn default() -> Self {
+        BucketKey {
+            repr: KeyRepr::Inline {
+                len: 0,
+                bytes: [0; INLINE],
+            },
+            code: 0,
         }
     }
 }
@@ -175,11 +263,14 @@ impl KeyBuf {
 
     fn finish(self) -> BucketKey {
         match self.heap {
-            Some(h) => BucketKey(KeyRepr::Heap(h.into_boxed_str())),
-            None => BucketKey(KeyRepr::Inline {
-                len: self.len as u8,
-                bytes: self.bytes,
-            }),
+            Some(h) => BucketKey::new(h),
+            None => BucketKey {
+                code: binary_code_of_text(&self.bytes[..self.len]),
+                repr: KeyRepr::Inline {
+                    len: self.len as u8,
+                    bytes: self.bytes,
+                },
+            },
         }
     }
 }
@@ -218,8 +309,10 @@ struct Projections {
     matrix: Vec<f32>,
     /// One per row; zero for random projections, `row . mean` for PCA.
     offsets: Vec<f32>,
-    #[serde(skip, default = "kernels::active")]
-    kernels: &'static KernelTable,
+    /// The matrix transposed for the projection pass, built on first use
+    /// (so a deserialized hash gets one too).
+    #[serde(skip)]
+    plan: OnceLock<ProjectionPlan>,
 }
 
 impl Projections {
@@ -247,7 +340,7 @@ impl Projections {
             count,
             matrix,
             offsets,
-            kernels: kernels::active(),
+            plan: OnceLock::new(),
         })
     }
 
@@ -257,56 +350,63 @@ impl Projections {
         Projections::new(dim, count, matrix, vec![0.0; count])
     }
 
+    /// `numpy.random.RandomState(seed).randn(count, dim)`, as NearPy draws
+    /// its random directions (see [`super::numpy_rng`]).
+    fn gaussian_numpy(dim: usize, count: usize, seed: u32) -> Result<Self> {
+        let mut rng = NumpyRandomState::new(seed);
+        let matrix = (0..dim * count).map(|_| rng.gauss() as f32).collect();
+        Projections::new(dim, count, matrix, vec![0.0; count])
+    }
+
+    fn plan(&self) -> &ProjectionPlan {
+        self.plan
+            .get_or_init(|| ProjectionPlan::new(self.dim, [(&self.matrix[..], &self.offsets[..])]))
+    }
+
     /// Projects `v` and hands the projections to `f`.
     #[inline]
     fn with_projection<R>(&self, v: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
-        let mut stack = [0.0f32; 64];
-        let mut heap;
-        let out: &mut [f32] = if self.count <= stack.len() {
-            &mut stack[..self.count]
-        } else {
-            heap = vec![0.0f32; self.count];
-            &mut heap
-        };
-        self.kernels.dot_batch(v, &self.matrix, self.dim, out);
-        for (p, off) in out.iter_mut().zip(&self.offsets) {
-            *p -= off;
+        self.plan().with_projection(v, f)
+    }
+}
+
+/// The binary key of projections `p`: `1` where positive.
+fn binary_key_of(p: &[f32]) -> BucketKey {
+    if p.len() <= INLINE {
+        let mut bytes = [0u8; INLINE];
+        let mut bits = 0u32;
+        for (b, &x) in bytes.iter_mut().zip(p) {
+            let one = x > 0.0;
+            *b = b'0' + u8::from(one);
+            bits = (bits << 1) | u32::from(one);
         }
-        f(out)
+        return BucketKey {
+            repr: KeyRepr::Inline {
+                len: p.len() as u8,
+                bytes,
+            },
+            code: binary_code_of_bits(p.len(), bits),
+        };
     }
+    BucketKey::new(
+        p.iter()
+            .map(|&x| if x > 0.0 { '1' } else { '0' })
+            .collect::<String>(),
+    )
+}
 
-    fn binary_key(&self, v: &[f32]) -> BucketKey {
-        self.with_projection(v, |p| {
-            if p.len() <= INLINE {
-                let mut bytes = [0u8; INLINE];
-                for (b, &x) in bytes.iter_mut().zip(p) {
-                    *b = b'0' + u8::from(x > 0.0);
-                }
-                return BucketKey(KeyRepr::Inline {
-                    len: p.len() as u8,
-                    bytes,
-                });
-            }
-            BucketKey(KeyRepr::Heap(
-                p.iter().map(|&x| if x > 0.0 { '1' } else { '0' }).collect(),
-            ))
-        })
+/// The discretized key of projections `p`: `floor(p / bin_width)` joined by `_`.
+fn discretized_key_of(p: &[f32], bin_width: f32) -> BucketKey {
+    let mut k = KeyBuf::new();
+    for (i, &x) in p.iter().enumerate() {
+        if i > 0 {
+            k.push_str("_");
+        }
+        // `as` saturates, so an extreme projection lands in the last bin.
+        let bin = (x / bin_width).floor() as i64;
+        write!(k, "{bin}").expect("writing to a KeyBuf cannot fail");
     }
-
-    fn discretized_key(&self, v: &[f32], bin_width: f32) -> BucketKey {
-        self.with_projection(v, |p| {
-            let mut k = KeyBuf::new();
-            for (i, &x) in p.iter().enumerate() {
-                if i > 0 {
-                    k.push_str("_");
-                }
-                // `as` saturates, so an extreme projection lands in the last bin.
-                let bin = (x / bin_width).floor() as i64;
-                write!(k, "{bin}").expect("writing to a KeyBuf cannot fail");
-            }
-            k.finish()
-        })
-    }
+    k.finish()
 }
 
 fn check_bin_width(bin_width: f32) -> Result<()> {
@@ -507,6 +607,74 @@ impl LshHash {
         })
     }
 
+    /// As [`LshHash::random_binary`], with the directions NearPy's
+    /// `RandomBinaryProjections(name, bits, rand_seed=seed)` draws (NumPy's
+    /// `RandomState(seed).randn(bits, dim)`, rounded to `f32`), so an engine
+    /// can reproduce a NearPy configuration seed for seed.
+    ///
+    /// ```
+    /// use swann::index::lsh::LshHash;
+    ///
+    /// let h = LshHash::random_binary_numpy("rbp", 3, 2, 0)?;
+    /// // numpy.random.RandomState(0).randn(2, 3)[0, 0] == 1.764052345967664
+    /// assert_eq!(h.projection_matrix()[0], 1.764_052_345_967_664_f64 as f32);
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn random_binary_numpy(name: &str, dim: usize, bits: usize, seed: u32) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinary {
+                seed: seed.into(),
+                proj: Projections::gaussian_numpy(dim, bits, seed)?,
+            },
+        })
+    }
+
+    /// As [`LshHash::random_discretized`], with NearPy's directions for
+    /// `RandomDiscretizedProjections(name, projections, bin_width, rand_seed=seed)`
+    /// (see [`LshHash::random_binary_numpy`]).
+    pub fn random_discretized_numpy(
+        name: &str,
+        dim: usize,
+        projections: usize,
+        bin_width: f32,
+        seed: u32,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomDiscretized {
+                seed: seed.into(),
+                bin_width,
+                proj: Projections::gaussian_numpy(dim, projections, seed)?,
+            },
+        })
+    }
+
+    /// As [`LshHash::random_binary_tree`], with NearPy's directions for
+    /// `RandomBinaryProjectionTree(name, bits, min_result_size, rand_seed=seed)`
+    /// (see [`LshHash::random_binary_numpy`]).
+    pub fn random_binary_tree_numpy(
+        name: &str,
+        dim: usize,
+        bits: usize,
+        min_result_size: usize,
+        seed: u32,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinaryTree {
+                seed: seed.into(),
+                min_result_size: min_result_size as u64,
+                proj: Projections::gaussian_numpy(dim, bits, seed)?,
+                tree: BinaryTree::new(),
+            },
+        })
+    }
+
     /// A binary-projection hash with given directions (`bits x dim`,
     /// row-major), e.g. to reproduce a known configuration.
     pub fn binary_from_matrix(name: &str, dim: usize, matrix: Vec<f32>) -> Result<Self> {
@@ -691,15 +859,29 @@ impl LshHash {
     }
 
     pub(crate) fn key_unchecked(&self, v: &[f32]) -> BucketKey {
+        self.proj()
+            .with_projection(v, |p| self.key_from_projections(p))
+    }
+
+    /// The key for projections `p` of a vector on this hash's directions
+    /// (offsets already subtracted), as an engine's stacked
+    /// [`ProjectionPlan`] computes them.
+    #[inline]
+    pub(crate) fn key_from_projections(&self, p: &[f32]) -> BucketKey {
         match &self.kind {
-            Kind::RandomBinary { proj, .. }
-            | Kind::RandomBinaryTree { proj, .. }
-            | Kind::PcaBinary { proj } => proj.binary_key(v),
-            Kind::RandomDiscretized {
-                proj, bin_width, ..
+            Kind::RandomBinary { .. } | Kind::RandomBinaryTree { .. } | Kind::PcaBinary { .. } => {
+                binary_key_of(p)
             }
-            | Kind::PcaDiscretized { proj, bin_width } => proj.discretized_key(v, *bin_width),
+            Kind::RandomDiscretized { bin_width, .. } | Kind::PcaDiscretized { bin_width, .. } => {
+                discretized_key_of(p, *bin_width)
+            }
         }
+    }
+
+    /// The projection matrix and offsets, for an engine to stack.
+    pub(crate) fn projection_parts(&self) -> (&[f32], &[f32]) {
+        let p = self.proj();
+        (&p.matrix, &p.offsets)
     }
 
     /// The bucket keys a query for `v` reads: its own key, or for the tree
@@ -710,23 +892,27 @@ impl LshHash {
     pub fn query_keys(&self, v: &[f32]) -> Result<Vec<BucketKey>> {
         check_vector(v, self.dim())?;
         let mut out = Vec::new();
-        self.query_keys_unchecked(v, &mut out);
+        self.proj()
+            .with_projection(v, |p| self.query_keys_from_projections(p, &mut out));
         Ok(out)
     }
 
-    pub(crate) fn query_keys_unchecked(&self, v: &[f32], out: &mut Vec<BucketKey>) {
+    /// The query keys for projections `p` (see [`LshHash::query_keys`]).
+    pub(crate) fn query_keys_from_projections(&self, p: &[f32], out: &mut Vec<BucketKey>) {
+        let key = self.key_from_projections(p);
         match &self.kind {
             Kind::RandomBinaryTree {
-                proj,
                 tree,
                 min_result_size,
                 ..
-            } => {
-                let key = proj.binary_key(v);
-                tree.query(key.as_bytes(), *min_result_size, out);
-            }
-            _ => out.push(self.key_unchecked(v)),
+            } => tree.query(key.as_bytes(), *min_result_size, out),
+            _ => out.push(key),
         }
+    }
+
+    /// Whether [`LshHash::note_stored`] does anything (the tree hash).
+    pub(crate) fn counts_stores(&self) -> bool {
+        matches!(self.kind, Kind::RandomBinaryTree { .. })
     }
 
     /// Tells the hash that a vector was stored under `key` (the tree hash

@@ -12,14 +12,19 @@
 //! - a chain of [`Filter`]s applied in order: nearest-N, distance threshold,
 //!   unique by payload.
 //!
-//! [`Engine::store`] hashes a vector with every hash and appends
-//! (vector, payload) to each bucket it lands in; [`Engine::neighbours`]
-//! reads the query's buckets, computes distances with one batch kernel call
-//! per bucket, and runs the filter chain. [`experiment`] has NearPy's
+//! [`Engine::store`] projects a vector on every hash's directions in one
+//! pass, turns the projections into one bucket key per hash, and appends
+//! (vector, payload) to each of those buckets (the in-memory storage keeps
+//! one copy of the vector that all its buckets refer to);
+//! [`Engine::neighbours`] reads the query's buckets, runs the filters that
+//! need no distance (unique), computes the distances of what is left with
+//! the dispatched kernels, and runs the rest of the chain. [`experiment`] has NearPy's
 //! recall/precision and distance-ratio experiments.
 //!
-//! Hashing and distances go through the [`KernelTable`](crate::kernels::KernelTable)
-//! resolved when a hash or distance is built; this module names no ISA.
+//! Distances go through the [`KernelTable`](crate::kernels::KernelTable)
+//! resolved when a distance is built, and hashing through a `pulp` token for
+//! that table's ISA, so pinning an ISA pins both (`project.rs` names ISAs
+//! only to pick that token); there is no `unsafe` here.
 
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -29,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::kernels::prefetch::prefetch_read;
 use crate::Metric;
+use project::ProjectionPlan;
 
 /// [`crate::error::check_vector`] with a fast path: the finiteness test is a
 /// branch-free fold the compiler vectorizes (the shared check stops at the
@@ -50,7 +56,9 @@ mod distance;
 pub mod experiment;
 mod filter;
 mod hash;
+mod numpy_rng;
 mod pca;
+mod project;
 mod quickhash;
 #[cfg(feature = "redis")]
 mod redis;
@@ -69,6 +77,22 @@ pub use storage::{BucketContents, BucketRef, MemoryStorage, Storage, StoreEntry}
 /// Redis storage also needs it to be `serde`-serializable.
 pub trait Payload: Clone + Eq + Hash + Send + Sync + 'static {}
 impl<T: Clone + Eq + Hash + Send + Sync + 'static> Payload for T {}
+
+/// Buffers a query reuses: candidate locations, the filtered order,
+/// distances, and the unique filter's table. One per thread, so concurrent
+/// queries on a shared engine do not contend.
+#[derive(Default)]
+struct QueryScratch {
+    loc: Vec<(u32, u32)>,
+    order: Vec<u32>,
+    dist: Vec<f32>,
+    table: Vec<u32>,
+}
+
+thread_local! {
+    static QUERY_SCRATCH: std::cell::RefCell<QueryScratch> =
+        std::cell::RefCell::new(QueryScratch::default());
+}
 
 /// One result of [`Engine::neighbours`]: NearPy's `(vector, data, distance)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,8 +256,12 @@ impl EngineBuilder {
                 }
             }
         }
+        let plan = ProjectionPlan::new(dim, hashes.iter().map(LshHash::projection_parts));
         Ok(Engine {
             dim,
+            plan,
+            counts_stores: hashes.iter().any(LshHash::counts_stores),
+            key_buffer: Vec::new(),
             hashes,
             storage,
             distance,
@@ -275,7 +303,14 @@ impl EngineBuilder {
 /// ```
 pub struct Engine<D: Payload, S: Storage<D> = MemoryStorage<D>> {
     dim: usize,
+    /// Every hash's directions stacked, so one pass projects a vector for
+    /// all hashes (hash `i` owns the next `projection_count()` projections).
+    plan: ProjectionPlan,
     hashes: Vec<LshHash>,
+    /// Whether a hash counts what is stored (the binary projection tree).
+    counts_stores: bool,
+    /// Reused by `store` for the vector's keys.
+    key_buffer: Vec<BucketKey>,
     storage: S,
     distance: Option<Box<dyn Distance>>,
     distance_kind: DistanceKind,
@@ -365,44 +400,63 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// (nothing is stored); the storage's error if it fails.
     pub fn store(&mut self, vector: &[f32], data: D) -> Result<()> {
         check_vector(vector, self.dim)?;
-        if let [h] = self.hashes.as_mut_slice() {
-            // One hash, the common case: no allocation beyond the key.
-            let key = h.key_unchecked(vector);
-            let refs = [BucketRef {
-                hash: h.name(),
-                key: &key,
-            }];
-            self.storage.store(StoreEntry {
-                buckets: &refs,
-                vector,
-                data: &data,
-            })?;
-            h.note_stored(&key);
-            return Ok(());
-        }
-        let keys: Vec<BucketKey> = self
-            .hashes
-            .iter()
-            .map(|h| h.key_unchecked(vector))
-            .collect();
-        let refs: Vec<BucketRef<'_>> = self
-            .hashes
-            .iter()
-            .zip(&keys)
-            .map(|(h, key)| BucketRef {
-                hash: h.name(),
-                key,
-            })
-            .collect();
-        self.storage.store(StoreEntry {
-            buckets: &refs,
+        // The keys go to a buffer the engine keeps, and the bucket
+        // references to the stack for up to `INLINE_HASHES` hashes: a store
+        // allocates nothing itself.
+        const INLINE_HASHES: usize = 8;
+        let nh = self.hashes.len();
+        let mut keys = std::mem::take(&mut self.key_buffer);
+        keys.resize(nh, BucketKey::default());
+        self.keys_for(vector, &mut keys);
+        let mut inline_refs = [BucketRef {
+            hash: "",
+            key: &keys[0],
+        }; INLINE_HASHES];
+        let refs_vec: Vec<BucketRef<'_>>;
+        let refs: &[BucketRef<'_>] = if nh <= INLINE_HASHES {
+            for ((r, h), key) in inline_refs.iter_mut().zip(&self.hashes).zip(&keys) {
+                *r = BucketRef {
+                    hash: h.name(),
+                    key,
+                };
+            }
+            &inline_refs[..nh]
+        } else {
+            refs_vec = self
+                .hashes
+                .iter()
+                .zip(&keys)
+                .map(|(h, key)| BucketRef {
+                    hash: h.name(),
+                    key,
+                })
+                .collect();
+            &refs_vec
+        };
+        let stored = self.storage.store(StoreEntry {
+            buckets: refs,
             vector,
             data: &data,
-        })?;
-        for (h, key) in self.hashes.iter_mut().zip(&keys) {
-            h.note_stored(key);
+        });
+        if stored.is_ok() && self.counts_stores {
+            for (h, key) in self.hashes.iter_mut().zip(&keys) {
+                h.note_stored(key);
+            }
         }
-        Ok(())
+        self.key_buffer = keys;
+        stored
+    }
+
+    /// The key of `vector` under every hash, from one projection pass.
+    fn keys_for(&self, vector: &[f32], keys: &mut [BucketKey]) {
+        self.plan.with_projection(vector, |p| {
+            let mut start = 0;
+            for (h, key) in self.hashes.iter().zip(keys.iter_mut()) {
+                let n = h.projection_count();
+                *key = h.key_from_projections(&p[start..start + n]);
+                start += n;
+            }
+        });
     }
 
     /// Stores many vectors (`vectors` holds them row after row) with their
@@ -425,9 +479,9 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             check_vector(row, dim)?;
         }
         let nh = self.hashes.len();
-        let mut keys = Vec::with_capacity(data.len() * nh);
-        for row in vectors.chunks_exact(dim) {
-            keys.extend(self.hashes.iter().map(|h| h.key_unchecked(row)));
+        let mut keys = vec![BucketKey::default(); data.len() * nh];
+        for (row, k) in vectors.chunks_exact(dim).zip(keys.chunks_exact_mut(nh)) {
+            self.keys_for(row, k);
         }
         let refs: Vec<BucketRef<'_>> = keys
             .iter()
@@ -456,13 +510,18 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
 
     fn query_keys(&self, query: &[f32]) -> Result<Vec<(usize, BucketKey)>> {
         check_vector(query, self.dim)?;
-        let mut keys = Vec::new();
+        let mut keys = Vec::with_capacity(self.hashes.len());
         let mut scratch = Vec::new();
-        for (i, h) in self.hashes.iter().enumerate() {
-            scratch.clear();
-            h.query_keys_unchecked(query, &mut scratch);
-            keys.extend(scratch.drain(..).map(|k| (i, k)));
-        }
+        self.plan.with_projection(query, |p| {
+            let mut start = 0;
+            for (i, h) in self.hashes.iter().enumerate() {
+                let n = h.projection_count();
+                scratch.clear();
+                h.query_keys_from_projections(&p[start..start + n], &mut scratch);
+                keys.extend(scratch.drain(..).map(|k| (i, k)));
+                start += n;
+            }
+        });
         Ok(keys)
     }
 
@@ -498,14 +557,43 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             })
             .collect();
         let buckets = self.storage.get_buckets(&refs, self.dim)?;
+        QUERY_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.rank(query, &buckets, &mut scratch),
+            // Re-entered (a custom distance that queries an engine): fresh buffers.
+            Err(_) => self.rank(query, &buckets, &mut QueryScratch::default()),
+        })
+    }
+
+    /// The distance and filter part of [`Engine::neighbours`], on the
+    /// contents of the query's buckets.
+    fn rank(
+        &self,
+        query: &[f32],
+        buckets: &[BucketContents<'_, D>],
+        scratch: &mut QueryScratch,
+    ) -> Result<Vec<Neighbour<D>>> {
         let dim = self.dim;
-        // Candidate i is loc[i] = (bucket, row in that bucket's arrays).
+        let QueryScratch {
+            loc,
+            order,
+            dist,
+            table,
+        } = scratch;
+        // Candidate i is loc[i] = (bucket, row in that bucket's arrays);
+        // candidates are numbered bucket after bucket, in fetch order.
         let total: usize = buckets.iter().map(BucketContents::len).sum();
-        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(total);
+        if total >= u32::MAX as usize {
+            return Err(Error::InvalidParameter(format!(
+                "a query's buckets hold {total} entries; at most {} are supported",
+                u32::MAX - 1
+            )));
+        }
+        loc.clear();
         for (bi, b) in buckets.iter().enumerate() {
             b.validate(dim)?;
             loc.extend((0..b.len()).map(|e| (bi as u32, b.row(e) as u32)));
         }
+        let loc = &*loc;
         let vector = |i: u32| {
             let (b, r) = loc[i as usize];
             let r = r as usize;
@@ -515,7 +603,8 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             let (b, r) = loc[i as usize];
             &buckets[b as usize].data[r as usize]
         };
-        let mut order: Vec<u32> = (0..loc.len() as u32).collect();
+        order.clear();
+        order.extend(0..total as u32);
         // Filters before the first one that needs distances (NearPy's fetch
         // filters, e.g. Unique) run first, so duplicates cost no distance.
         let split = self
@@ -524,30 +613,40 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             .position(Filter::needs_distance)
             .unwrap_or(self.filters.len());
         for f in &self.filters[..split] {
-            f.apply(&mut order, |_| f32::NAN, data);
+            f.apply(order, |_| f32::NAN, data, table);
         }
-        let mut dist = Vec::new();
+        dist.clear();
         if let Some(d) = &self.distance {
-            dist.resize(loc.len(), f32::NAN);
-            let packed = buckets.iter().all(|b| b.rows.is_none());
-            if packed && order.len() == loc.len() {
-                // Nothing filtered out and rows contiguous: one batch call per bucket.
-                let mut start = 0;
-                for b in &buckets {
-                    let n = b.len();
-                    d.distance_batch(query, &b.vectors, &mut dist[start..start + n]);
-                    start += n;
+            dist.resize(total, f32::NAN);
+            if buckets.iter().all(|b| b.rows.is_none()) {
+                // Packed rows: the kept candidates form runs of consecutive
+                // rows of one bucket (a filter only drops some), and each
+                // run is one batch kernel call over contiguous memory,
+                // which the hardware prefetcher streams.
+                let mut k = 0;
+                while k < order.len() {
+                    let first = order[k];
+                    let (b, row) = loc[first as usize];
+                    let mut len = 1;
+                    while k + len < order.len()
+                        && order[k + len] == first + len as u32
+                        && loc[(first as usize) + len].0 == b
+                    {
+                        len += 1;
+                    }
+                    let row = row as usize;
+                    let rows = &buckets[b as usize].vectors[row * dim..(row + len) * dim];
+                    d.distance_batch(query, rows, &mut dist[first as usize..first as usize + len]);
+                    k += len;
                 }
             } else {
-                // Candidates thinned out by a filter (or rows of an indexed
-                // layout): one distance per row, prefetching a few
-                // candidates ahead so their loads overlap instead of each
-                // distance stalling on memory.
-                // Four rows ahead, every line of each: measured best among
-                // 0/2/4/8/16 rows ahead and all/alternate/first lines
-                // (CPU time of a 4-hash, 1,000-query run on SIFT, with the
-                // rows in a shared arena).
-                const AHEAD: usize = 4;
+                // Rows of an indexed layout (the in-memory arena), scattered:
+                // one distance per row, prefetching every line of the row
+                // `AHEAD` candidates on so their loads overlap instead of
+                // each distance stalling on memory. Eight: of 2/4/8/12 rows
+                // ahead, 8 and 12 were best and alike for one and four
+                // hashes (20,000 SIFT vectors, 10 bits, shared arena).
+                const AHEAD: usize = 8;
                 let prefetch = |i: u32| {
                     let v = vector(i);
                     for line in v.chunks(16) {
@@ -563,12 +662,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 }
             }
         }
+        let dist = &*dist;
         for f in &self.filters[split..] {
-            f.apply(&mut order, |i| dist[i as usize], data);
+            f.apply(order, |i| dist[i as usize], data, table);
         }
         Ok(order
-            .into_iter()
-            .map(|i| Neighbour {
+            .iter()
+            .map(|&i| Neighbour {
                 vector: vector(i).to_vec(),
                 data: data(i).clone(),
                 distance: self.distance.as_ref().map(|_| dist[i as usize]),
@@ -593,8 +693,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
 
     fn delete_in(&mut self, data: &D, vector: Option<&[f32]>) -> Result<usize> {
         let mut total = 0;
-        for h in &mut self.hashes {
-            let keys = vector.map(|v| vec![h.key_unchecked(v)]);
+        let all_keys = vector.map(|v| {
+            let mut keys = vec![BucketKey::default(); self.hashes.len()];
+            self.keys_for(v, &mut keys);
+            keys
+        });
+        for (i, h) in self.hashes.iter_mut().enumerate() {
+            let keys = all_keys.as_ref().map(|k| vec![k[i].clone()]);
             let removed = self
                 .storage
                 .delete(h.name(), keys.as_deref(), data, self.dim)?;

@@ -7,6 +7,7 @@ use super::hash::BucketKey;
 use super::quickhash::QuickState;
 use super::Payload;
 use crate::error::{Error, Result};
+use crate::store::Slab;
 
 /// One bucket of one hash.
 #[derive(Clone, Copy, Debug)]
@@ -159,35 +160,214 @@ pub trait Storage<D: Payload>: Send + Sync {
     fn clean_all_buckets(&mut self) -> Result<()>;
 }
 
+/// Binary keys (only `0`/`1`) of up to this many characters are found by
+/// indexing a table of `2^bits` buckets rather than by hashing the text:
+/// NearPy's default of 10 bits makes a table of 1,024 buckets, 16 bits one
+/// of 65,536 (1.5 MiB of empty buckets).
+const DENSE_MAX_BITS: usize = 16;
+
+/// One bucket: the arena rows of its entries, in store order.
+type Bucket = Vec<u32>;
+
 /// One hash's buckets.
-type HashBuckets<D> = HashMap<BucketKey, Bucket<D>, QuickState>;
+///
+/// The first binary key of at most [`DENSE_MAX_BITS`] characters stored
+/// under a hash fixes `dense_bits`; from then on every key of that length
+/// made only of `0`/`1` lives in `dense`, at the index its bits spell.
+/// Every other key (discretized keys, binary keys of another length) lives
+/// in `sparse`. A hash makes keys of one length, so in practice a binary
+/// hash uses `dense` only and a discretized one `sparse` only.
+#[derive(Clone, Debug)]
+struct HashBuckets {
+    dense_bits: usize,
+    dense: Vec<Bucket>,
+    sparse: HashMap<BucketKey, Bucket, QuickState>,
+}
+
+impl HashBuckets {
+    fn new() -> Self {
+        HashBuckets {
+            dense_bits: 0,
+            dense: Vec::new(),
+            sparse: HashMap::default(),
+        }
+    }
+
+    #[inline]
+    fn dense_index(&self, key: &BucketKey) -> Option<usize> {
+        match key.binary_bits() {
+            Some((len, bits)) if len == self.dense_bits => Some(bits as usize),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &BucketKey) -> Option<&Bucket> {
+        match self.dense_index(key) {
+            Some(i) => self.dense.get(i),
+            None => self.sparse.get(key),
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: &BucketKey) -> Option<&mut Bucket> {
+        match self.dense_index(key) {
+            Some(i) => self.dense.get_mut(i),
+            None => self.sparse.get_mut(key),
+        }
+    }
+
+    #[inline]
+    fn get_or_insert(&mut self, key: &BucketKey) -> &mut Bucket {
+        if self.dense_bits == 0 {
+            if let Some((len, _)) = key.binary_bits() {
+                if len <= DENSE_MAX_BITS {
+                    self.dense_bits = len;
+                    self.dense = vec![Vec::new(); 1usize << len];
+                }
+            }
+        }
+        match self.dense_index(key) {
+            Some(i) => &mut self.dense[i],
+            None => {
+                if !self.sparse.contains_key(key) {
+                    self.sparse.insert(key.clone(), Vec::new());
+                }
+                self.sparse.get_mut(key).expect("inserted just above")
+            }
+        }
+    }
+
+    /// Every non-empty bucket's key.
+    fn keys(&self) -> impl Iterator<Item = BucketKey> + '_ {
+        let bits = self.dense_bits;
+        self.dense
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(move |(i, _)| BucketKey::from_bits(bits, i as u32))
+            .chain(
+                self.sparse
+                    .iter()
+                    .filter(|(_, b)| !b.is_empty())
+                    .map(|(k, _)| k.clone()),
+            )
+    }
+
+    fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.dense.iter().chain(self.sparse.values())
+    }
+
+    fn buckets_mut(&mut self) -> impl Iterator<Item = &mut Bucket> {
+        self.dense.iter_mut().chain(self.sparse.values_mut())
+    }
+}
 
 /// Buckets in process memory (NearPy's `MemoryStorage`), the default.
 ///
-/// Each bucket keeps its vectors packed row after row, so a query reads a
-/// bucket as one sequential stream, which the hardware prefetcher follows,
-/// and ranks it with one batch kernel call, without copying.
+/// Layout: each stored vector is copied once into an arena (row after row,
+/// with its payload), whatever the number of hashes; a bucket is the list
+/// of arena rows of its entries. Buckets of binary keys of up to 16 bits
+/// (random binary projections, their tree, PCA binary projections) are
+/// found by indexing a table with the key's bits, other keys by hashing.
 ///
-/// Why packed: an arena shared by the hashes (one copy of each vector,
-/// buckets holding row numbers) made storing under four hashes about 1.3x
-/// cheaper, but queries about 3x slower on 20,000 SIFT vectors, the
-/// scattered rows stalling on memory even with prefetching. A vector stored
-/// under several hashes is copied into each of their buckets.
+/// Why one shared copy rather than a packed copy per bucket: storing then
+/// writes each vector once, sequentially, instead of once per hash into as
+/// many scattered bucket tails, and the whole data set takes a quarter of
+/// the memory under four hashes, so more of it stays in cache for queries.
+/// A query reads scattered rows instead of contiguous buckets and hides the
+/// latency by prefetching a few rows ahead.
+///
+/// Deleting an entry frees its arena row once no bucket refers to it; the
+/// next store reuses it. The row's old payload is kept until then (or until
+/// [`MemoryStorage::shrink_to_fit`], which compacts the arena).
 #[derive(Clone, Debug)]
 pub struct MemoryStorage<D> {
     /// Per hash name (a handful: linear search beats hashing the name).
-    hashes: Vec<(String, HashBuckets<D>)>,
+    hashes: Vec<(String, HashBuckets)>,
+    arena: Arena<D>,
 }
 
-#[derive(Clone, Debug)]
-struct Bucket<D> {
-    vectors: Vec<f32>,
+struct Arena<D> {
+    /// Vector dimension; 0 until the first store.
+    dim: usize,
+    /// Row `r` is `vectors()[r * dim..(r + 1) * dim]`, kept as the bits of
+    /// the `f32`s in a [`Slab`], which puts an array of 4 MiB or more in
+    /// transparent huge pages: a query reads rows scattered over the
+    /// arena, and with 4 KiB pages nearly every row would also miss the TLB.
+    vectors: Slab<u32>,
     data: Vec<D>,
+    /// Per row, the number of bucket entries that refer to it (0: free).
+    refs: Vec<u32>,
+    /// Rows with no reference, reused first.
+    free: Vec<u32>,
+}
+
+impl<D: Clone> Clone for Arena<D> {
+    fn clone(&self) -> Self {
+        let mut vectors = Slab::default();
+        let mut bits = self.vectors.iter().copied();
+        vectors.resize_with(self.vectors.len(), || bits.next().unwrap_or(0));
+        Arena {
+            dim: self.dim,
+            vectors,
+            data: self.data.clone(),
+            refs: self.refs.clone(),
+            free: self.free.clone(),
+        }
+    }
+}
+
+impl<D: std::fmt::Debug> std::fmt::Debug for Arena<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("dim", &self.dim)
+            .field("rows", &self.refs.len())
+            .field("free", &self.free.len())
+            .finish()
+    }
+}
+
+impl<D> Arena<D> {
+    /// The rows, as `f32`.
+    #[inline]
+    fn vectors(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.vectors)
+    }
+
+    /// Appends `row` (of `dim` values).
+    fn push_row(&mut self, row: &[f32]) {
+        // Zero-extend, then copy: both are block writes (a huge-page slab
+        // zeroes only memory it wrote before, and element-wise fills are
+        // slower than memset + memcpy).
+        let start = self.vectors.len();
+        self.vectors.resize_zeroed(start + row.len());
+        let tail: &mut [f32] = bytemuck::cast_slice_mut(&mut self.vectors[start..]);
+        tail.copy_from_slice(row);
+    }
+
+    /// Drops one reference to `row`, freeing it at the last.
+    fn release(&mut self, row: u32) {
+        let r = &mut self.refs[row as usize];
+        *r -= 1;
+        if *r == 0 {
+            self.free.push(row);
+        }
+    }
 }
 
 impl<D> Default for MemoryStorage<D> {
     fn default() -> Self {
-        MemoryStorage { hashes: Vec::new() }
+        MemoryStorage {
+            hashes: Vec::new(),
+            arena: Arena {
+                dim: 0,
+                vectors: Slab::default(),
+                data: Vec::new(),
+                refs: Vec::new(),
+                free: Vec::new(),
+            },
+        }
     }
 }
 
@@ -202,8 +382,8 @@ impl<D> MemoryStorage<D> {
     pub fn len(&self) -> usize {
         self.hashes
             .iter()
-            .flat_map(|(_, b)| b.values())
-            .map(|b| b.data.len())
+            .flat_map(|(_, b)| b.buckets())
+            .map(Vec::len)
             .sum()
     }
 
@@ -213,32 +393,67 @@ impl<D> MemoryStorage<D> {
     }
 
     /// Frees what [`Storage::clean_all_buckets`] and deletes kept: empty
-    /// buckets and spare capacity.
+    /// buckets, spare capacity, and the arena rows of deleted entries (the
+    /// arena is compacted, live rows keeping their order).
     pub fn shrink_to_fit(&mut self) {
-        for (_, buckets) in &mut self.hashes {
-            buckets.retain(|_, b| !b.data.is_empty());
-            for b in buckets.values_mut() {
-                b.vectors.shrink_to_fit();
-                b.data.shrink_to_fit();
+        let a = &mut self.arena;
+        let dim = a.dim;
+        let mut new_row = vec![u32::MAX; a.refs.len()];
+        let mut next = 0usize;
+        for (row, slot) in new_row.iter_mut().enumerate() {
+            if a.refs[row] > 0 {
+                *slot = next as u32;
+                if next != row {
+                    a.vectors
+                        .copy_within(row * dim..(row + 1) * dim, next * dim);
+                    a.data.swap(next, row);
+                    a.refs[next] = a.refs[row];
+                }
+                next += 1;
             }
-            buckets.shrink_to_fit();
+        }
+        // A fresh slab of exactly the live rows (a huge-page mapping is
+        // only ever grown in place).
+        let mut bits = a.vectors[..next * dim].iter().copied();
+        let mut vectors = Slab::default();
+        vectors.resize_with(next * dim, || bits.next().unwrap_or(0));
+        a.vectors = vectors;
+        a.data.truncate(next);
+        a.refs.truncate(next);
+        a.free.clear();
+        a.data.shrink_to_fit();
+        a.refs.shrink_to_fit();
+        a.free.shrink_to_fit();
+        for (_, buckets) in &mut self.hashes {
+            buckets.sparse.retain(|_, b| !b.is_empty());
+            buckets.sparse.shrink_to_fit();
+            for b in buckets.buckets_mut() {
+                for row in b.iter_mut() {
+                    *row = new_row[*row as usize];
+                }
+                b.shrink_to_fit();
+            }
         }
     }
 
-    fn bucket(&self, r: &BucketRef<'_>) -> Option<&Bucket<D>> {
+    fn bucket(&self, r: &BucketRef<'_>) -> Option<&Bucket> {
         self.hashes
             .iter()
             .find(|(h, _)| h == r.hash)
             .and_then(|(_, b)| b.get(r.key))
     }
 
-    fn buckets_mut(&mut self, hash: &str) -> &mut HashBuckets<D> {
-        let i = match self.hashes.iter().position(|(h, _)| h == hash) {
-            Some(i) => i,
-            None => {
-                self.hashes.push((hash.to_string(), HashMap::default()));
-                self.hashes.len() - 1
-            }
+    /// The buckets of `hash` (created if new); `hint` is where to look first.
+    fn hash_buckets_mut(&mut self, hash: &str, hint: usize) -> &mut HashBuckets {
+        let i = match self.hashes.get(hint) {
+            Some((h, _)) if h == hash => hint,
+            _ => match self.hashes.iter().position(|(h, _)| h == hash) {
+                Some(i) => i,
+                None => {
+                    self.hashes.push((hash.to_string(), HashBuckets::new()));
+                    self.hashes.len() - 1
+                }
+            },
         };
         &mut self.hashes[i].1
     }
@@ -247,26 +462,53 @@ impl<D> MemoryStorage<D> {
 impl<D: Payload> Storage<D> for MemoryStorage<D> {
     fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
         for e in entries {
-            for b in e.buckets {
-                let buckets = self.buckets_mut(b.hash);
-                let bucket = match buckets.get_mut(b.key) {
-                    Some(bucket) => bucket,
-                    None => buckets.entry(b.key.clone()).or_insert(Bucket {
-                        vectors: Vec::new(),
-                        data: Vec::new(),
-                    }),
-                };
-                if !bucket.data.is_empty() {
-                    let dim = bucket.vectors.len() / bucket.data.len();
-                    if dim != e.vector.len() {
-                        return Err(Error::DimensionMismatch {
-                            expected: dim,
-                            got: e.vector.len(),
-                        });
-                    }
+            if self.arena.dim == 0 && self.arena.refs.is_empty() {
+                self.arena.dim = e.vector.len();
+            }
+            if e.vector.len() != self.arena.dim {
+                return Err(Error::DimensionMismatch {
+                    expected: self.arena.dim,
+                    got: e.vector.len(),
+                });
+            }
+        }
+        for e in entries {
+            if e.buckets.is_empty() {
+                continue;
+            }
+            let refs = u32::try_from(e.buckets.len()).map_err(|_| {
+                Error::InvalidParameter("an entry goes to more than 2^32 buckets".into())
+            })?;
+            let a = &mut self.arena;
+            let dim = a.dim;
+            let row = match a.free.pop() {
+                Some(row) => {
+                    let r = row as usize;
+                    let bits: &mut [f32] = bytemuck::cast_slice_mut(&mut a.vectors[..]);
+                    bits[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
+                    a.data[r] = e.data.clone();
+                    a.refs[r] = refs;
+                    row
                 }
-                bucket.vectors.extend_from_slice(e.vector);
-                bucket.data.push(e.data.clone());
+                None => {
+                    let row = u32::try_from(a.refs.len())
+                        .ok()
+                        .filter(|&r| r < u32::MAX)
+                        .ok_or_else(|| {
+                            Error::InvalidParameter(
+                                "the in-memory storage holds at most 2^32 - 1 vectors".into(),
+                            )
+                        })?;
+                    a.push_row(e.vector);
+                    a.data.push(e.data.clone());
+                    a.refs.push(refs);
+                    row
+                }
+            };
+            for (i, b) in e.buckets.iter().enumerate() {
+                self.hash_buckets_mut(b.hash, i)
+                    .get_or_insert(b.key)
+                    .push(row);
             }
         }
         Ok(())
@@ -280,12 +522,12 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         Ok(buckets
             .iter()
             .map(|r| match self.bucket(r) {
-                Some(b) => BucketContents {
-                    vectors: Cow::Borrowed(&b.vectors),
-                    data: Cow::Borrowed(&b.data),
-                    rows: None,
+                Some(rows) if !rows.is_empty() => BucketContents {
+                    vectors: Cow::Borrowed(self.arena.vectors()),
+                    data: Cow::Borrowed(&self.arena.data),
+                    rows: Some(Cow::Borrowed(rows)),
                 },
-                None => BucketContents::empty(),
+                _ => BucketContents::empty(),
             })
             .collect())
     }
@@ -293,7 +535,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     fn count(&self, buckets: &[BucketRef<'_>]) -> Result<usize> {
         Ok(buckets
             .iter()
-            .map(|r| self.bucket(r).map_or(0, |b| b.data.len()))
+            .map(|r| self.bucket(r).map_or(0, Vec::len))
             .sum())
     }
 
@@ -302,12 +544,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
             .hashes
             .iter()
             .find(|(h, _)| h == hash)
-            .map(|(_, b)| {
-                b.iter()
-                    .filter(|(_, b)| !b.data.is_empty())
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
+            .map(|(_, b)| b.keys().collect())
             .unwrap_or_default();
         keys.sort();
         Ok(keys)
@@ -318,39 +555,34 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         hash: &str,
         keys: Option<&[BucketKey]>,
         data: &D,
-        dim: usize,
+        _dim: usize,
     ) -> Result<Vec<(BucketKey, usize)>> {
-        let Some((_, buckets)) = self.hashes.iter_mut().find(|(h, _)| h == hash) else {
+        let MemoryStorage { hashes, arena } = self;
+        let Some((_, buckets)) = hashes.iter_mut().find(|(h, _)| h == hash) else {
             return Ok(Vec::new());
         };
         let keys: Vec<BucketKey> = match keys {
             Some(k) => k.to_vec(),
-            None => buckets.keys().cloned().collect(),
+            None => buckets.keys().collect(),
         };
         let mut removed = Vec::new();
         for key in keys {
             let Some(bucket) = buckets.get_mut(&key) else {
                 continue;
             };
-            let before = bucket.data.len();
-            let mut kept = 0;
-            for i in 0..before {
-                if bucket.data[i] != *data {
-                    if kept != i {
-                        bucket.data.swap(kept, i);
-                        bucket
-                            .vectors
-                            .copy_within(i * dim..(i + 1) * dim, kept * dim);
-                    }
-                    kept += 1;
+            let before = bucket.len();
+            bucket.retain(|&row| {
+                if arena.data[row as usize] == *data {
+                    arena.release(row);
+                    false
+                } else {
+                    true
                 }
-            }
-            if kept < before {
-                bucket.data.truncate(kept);
-                bucket.vectors.truncate(kept * dim);
-                removed.push((key.clone(), before - kept));
-                if kept == 0 {
-                    buckets.remove(&key);
+            });
+            if bucket.len() < before {
+                removed.push((key.clone(), before - bucket.len()));
+                if bucket.is_empty() && buckets.dense_index(&key).is_none() {
+                    buckets.sparse.remove(&key);
                 }
             }
         }
@@ -359,20 +591,33 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
     }
 
     fn clean_buckets(&mut self, hash: &str) -> Result<()> {
-        self.hashes.retain(|(h, _)| h != hash);
+        if let Some(i) = self.hashes.iter().position(|(h, _)| h == hash) {
+            let (_, buckets) = self.hashes.remove(i);
+            for bucket in buckets.buckets() {
+                for &row in bucket {
+                    self.arena.release(row);
+                }
+            }
+        }
         Ok(())
     }
 
     fn clean_all_buckets(&mut self) -> Result<()> {
-        // Like `Vec::clear`: buckets are emptied but keep their capacity, so
-        // refilling an engine with similar data does not allocate and fault
-        // its memory in again. `shrink_to_fit` frees it.
+        // Like `Vec::clear`: buckets and arena are emptied but keep their
+        // capacity, so refilling an engine with similar data does not
+        // allocate and fault its memory in again. `shrink_to_fit` frees it.
         for (_, buckets) in &mut self.hashes {
-            for b in buckets.values_mut() {
-                b.vectors.clear();
-                b.data.clear();
+            for b in buckets.buckets_mut() {
+                b.clear();
             }
         }
+        let a = &mut self.arena;
+        a.dim = 0;
+        // Shrinking a slab keeps its memory, like `Vec::clear`.
+        a.vectors.resize_with(0, || 0);
+        a.data.clear();
+        a.refs.clear();
+        a.free.clear();
         Ok(())
     }
 }

@@ -1,0 +1,113 @@
+//! LSH engine benchmarks on generated data: storing a data set and querying
+//! it, with one and with four random binary projection hashes of 10 bits
+//! (NearPy's default hash, and the several-hash configuration compared with
+//! NearPy in the README), unique + nearest-10 filters, cosine distance.
+//!
+//! Data: 20,000 points in 128 dimensions around 50 Gaussian centres, shifted
+//! to be non-negative like SIFT descriptors, and 200 queries from the same
+//! distribution (seeded, so every run sees the same set).
+//!
+//! `cargo bench --bench lsh -- --test` runs each benchmark once, as a check.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use swann::index::lsh::{Engine, Filter, LshHash};
+use swann::Metric;
+
+const DIM: usize = 128;
+const N: usize = 20_000;
+const NQ: usize = 200;
+const BITS: usize = 10;
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn normal(state: &mut u64) -> f32 {
+    let u1 = ((splitmix(state) >> 11) as f64 / (1u64 << 53) as f64).max(1e-12);
+    let u2 = (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64;
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+fn clustered(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = 12345u64;
+    let centres: Vec<f32> = (0..50 * DIM).map(|_| 3.0 + normal(&mut s)).collect();
+    let mut s = seed;
+    let mut out = Vec::with_capacity(n * DIM);
+    for _ in 0..n {
+        let c = (splitmix(&mut s) % 50) as usize;
+        for j in 0..DIM {
+            out.push((centres[c * DIM + j] + 0.6 * normal(&mut s)).max(0.0));
+        }
+    }
+    out
+}
+
+fn engine(hashes: usize) -> Engine<u32> {
+    Engine::builder(DIM)
+        .hashes((0..hashes).map(|i| {
+            LshHash::random_binary(&format!("rbp{i}"), DIM, BITS, 1000 + i as u64)
+                .expect("valid hash")
+        }))
+        .metric(Metric::Cosine)
+        .filters([Filter::Unique, Filter::Nearest(10)])
+        .build::<u32>()
+        .expect("valid engine")
+}
+
+fn bench_store(c: &mut Criterion) {
+    let base = clustered(N, 1);
+    let mut g = c.benchmark_group("lsh_store");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    for hashes in [1usize, 4] {
+        let mut e = engine(hashes);
+        g.bench_with_input(
+            BenchmarkId::new("one_call_per_vector", format!("{hashes}_hashes")),
+            &hashes,
+            |b, _| {
+                b.iter(|| {
+                    e.clean_all_buckets().expect("memory storage");
+                    for (i, v) in base.chunks_exact(DIM).enumerate() {
+                        e.store(v, i as u32).expect("valid vector");
+                    }
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn bench_query(c: &mut Criterion) {
+    let base = clustered(N, 1);
+    let queries = clustered(NQ, 2);
+    let mut g = c.benchmark_group("lsh_query");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(NQ as u64));
+    for hashes in [1usize, 4] {
+        let mut e = engine(hashes);
+        for (i, v) in base.chunks_exact(DIM).enumerate() {
+            e.store(v, i as u32).expect("valid vector");
+        }
+        g.bench_with_input(
+            BenchmarkId::new("neighbours", format!("{hashes}_hashes")),
+            &hashes,
+            |b, _| {
+                b.iter(|| {
+                    let mut found = 0usize;
+                    for q in queries.chunks_exact(DIM) {
+                        found += e.neighbours(q).expect("valid query").len();
+                    }
+                    found
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_store, bench_query);
+criterion_main!(benches);
