@@ -54,6 +54,40 @@ fn main() -> Result<()> {
         Some(s) => s.parse().context("reps")?,
         None => 5,
     };
+    // SWEEP_THREADS=n: time `search_batch` of all queries on n threads
+    // (wall time) instead of one query at a time.
+    let threads: Option<usize> = std::env::var("SWEEP_THREADS")
+        .ok()
+        .map(|v| v.parse().context("SWEEP_THREADS"))
+        .transpose()?;
+    if let Some(n) = threads {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
+        println!("ef\trecall@{K}\tqps_best\tqps_median ({n} threads, batch)");
+        for &ef in &efs {
+            let mut qps = Vec::new();
+            let mut rec = 0.0;
+            for _ in 0..reps {
+                let t = Instant::now();
+                let mut hits = 0usize;
+                for _ in 0..PASSES {
+                    let res = pool.install(|| index.search_batch(&queries.data, K, ef))?;
+                    hits = res
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            let truth = &gt.row(i)[..K];
+                            r.iter().filter(|n| truth.contains(&(n.label as i32))).count()
+                        })
+                        .sum();
+                }
+                qps.push((queries.rows() * PASSES) as f64 / t.elapsed().as_secs_f64());
+                rec = hits as f64 / (K * queries.rows()) as f64;
+            }
+            qps.sort_by(|a, b| b.total_cmp(a));
+            println!("{ef}\t{rec:.4}\t{:.0}\t{:.0}", qps[0], qps[qps.len() / 2]);
+        }
+        return Ok(());
+    }
     let mut secs = vec![Vec::with_capacity(reps); efs.len()];
     let mut recall = vec![0.0; efs.len()];
     for _ in 0..reps {
