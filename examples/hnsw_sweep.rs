@@ -76,7 +76,9 @@ fn main() -> Result<()> {
                         .enumerate()
                         .map(|(i, r)| {
                             let truth = &gt.row(i)[..K];
-                            r.iter().filter(|n| truth.contains(&(n.label as i32))).count()
+                            r.iter()
+                                .filter(|n| truth.contains(&(n.label as i32)))
+                                .count()
                         })
                         .sum();
                 }
