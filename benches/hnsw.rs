@@ -4,6 +4,9 @@
 //! Data: 20,000 points in 64 dimensions around 50 Gaussian centres, 200
 //! queries from the same distribution (seeded, so every run sees the same set).
 
+mod common;
+
+use common::Clusters;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use swann::index::flat::FlatIndex;
 use swann::index::hnsw::Hnsw;
@@ -13,32 +16,15 @@ const DIM: usize = 64;
 const N: usize = 20_000;
 const NQ: usize = 200;
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn normal(state: &mut u64) -> f32 {
-    let u1 = ((splitmix(state) >> 11) as f64 / (1u64 << 53) as f64).max(1e-12);
-    let u2 = (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64;
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-}
+const DATA: Clusters = Clusters {
+    dim: DIM,
+    centre_offset: 0.0,
+    spread: 0.4,
+    non_negative: false,
+};
 
 fn clustered(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = 12345u64;
-    let centres: Vec<f32> = (0..50 * DIM).map(|_| normal(&mut s)).collect();
-    let mut s = seed;
-    let mut out = Vec::with_capacity(n * DIM);
-    for _ in 0..n {
-        let c = (splitmix(&mut s) % 50) as usize;
-        for j in 0..DIM {
-            out.push(centres[c * DIM + j] + 0.4 * normal(&mut s));
-        }
-    }
-    out
+    common::clustered(&DATA, n, seed)
 }
 
 fn build_index(base: &[f32]) -> Hnsw {
