@@ -474,15 +474,20 @@ impl<S: Space> HnswIndex<S> {
     /// around it repaired (hnswlib's update); a deleted label stays deleted.
     pub fn insert(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
         let p = self.prepare(v)?;
+        self.insert_prepared(label, &p)
+    }
+
+    /// [`HnswIndex::insert`] of a vector already prepared.
+    fn insert_prepared(&mut self, label: u64, p: &[S::Elem]) -> Result<()> {
         if let Some(slot) = self.graph.slot_of(label) {
-            self.graph.update_vector(slot, &p);
+            self.graph.update_vector(slot, p);
             return Ok(());
         }
         if self.len() == self.capacity() {
             let grow = (self.capacity() / 2).max(1024);
             self.reserve(grow)?;
         }
-        self.insert_new(label, &p, &mut Scratch::default())
+        self.insert_new(label, p, &mut Scratch::default())
     }
 
     fn insert_new(&self, label: u64, prepared: &[S::Elem], scratch: &mut Scratch) -> Result<()> {
@@ -690,7 +695,7 @@ impl<S: Space> HnswIndex<S> {
         }
         let p = self.prepare(v)?;
         let Some(slot) = self.graph.take_deleted_slot() else {
-            return self.insert(label, v);
+            return self.insert_prepared(label, &p);
         };
         let old = self.graph.label(slot);
         {
