@@ -1,8 +1,14 @@
 //! Filters applied, in order, to an engine's candidates.
 
+use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hash};
 
 use super::quickhash::QuickState;
+use crate::kernels::prefetch::prefetch_read;
+
+/// Largest `n` for which [`Filter::Nearest`] keeps a sorted list of the best
+/// `n` while scanning, rather than selecting among all candidates.
+const SCAN_TOP_MAX: usize = 64;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +55,26 @@ impl Filter {
                         order.clear();
                         return;
                     }
+                    if n <= SCAN_TOP_MAX && order.len() >= 2 * n {
+                        // One pass keeping the n best in a sorted list: a
+                        // candidate no better than the n-th costs one
+                        // comparison, against a selection's partitioning
+                        // passes over every candidate.
+                        table.clear();
+                        for &i in order.iter() {
+                            if table.len() == n {
+                                if cmp(&i, &table[n - 1]) != Ordering::Less {
+                                    continue;
+                                }
+                                table.pop();
+                            }
+                            let at = table.partition_point(|j| cmp(j, &i) == Ordering::Less);
+                            table.insert(at, i);
+                        }
+                        order.clear();
+                        order.extend_from_slice(table);
+                        return;
+                    }
                     order.select_nth_unstable_by(n - 1, cmp);
                     order.truncate(n);
                 }
@@ -57,30 +83,101 @@ impl Filter {
             Filter::DistanceThreshold(t) => order.retain(|&i| distance(i) < t),
             Filter::Unique => {
                 // An open-addressing set of candidate positions (linear
-                // probing, at most half full), cleared per call: a payload
-                // costs one hash and, on a slot match, one comparison, and
-                // nothing is allocated once the table has grown.
+                // probing, at most half full), cleared per call. Each slot
+                // is a (position, hash fingerprint) pair of words, so a probe
+                // reads a stored payload only when the fingerprints agree: a
+                // payload costs one hash and, for a duplicate, one
+                // comparison; nothing is allocated once the table has grown.
                 const EMPTY: u32 = u32::MAX;
                 let size = (2 * order.len()).next_power_of_two().max(16);
                 let mask = size - 1;
                 table.clear();
-                table.resize(size, EMPTY);
+                table.resize(2 * size, EMPTY);
                 let state = QuickState::get();
-                order.retain(|&i| {
+                // Payloads sit wherever their entries were stored: each is
+                // requested `AHEAD` candidates before it is hashed, so the
+                // misses overlap.
+                const AHEAD: usize = 8;
+                let mut kept = 0;
+                for k in 0..order.len() {
+                    if let Some(&next) = order.get(k + AHEAD) {
+                        prefetch_read((data(next) as *const D).cast());
+                    }
+                    let i = order[k];
                     let d = data(i);
-                    let mut slot = state.hash_one(d) as usize & mask;
-                    loop {
-                        match table[slot] {
+                    let h = state.hash_one(d);
+                    let fp = (h >> 32) as u32;
+                    let mut slot = h as usize & mask;
+                    let fresh = loop {
+                        match table[2 * slot] {
                             EMPTY => {
-                                table[slot] = i;
-                                return true;
+                                table[2 * slot] = i;
+                                table[2 * slot + 1] = fp;
+                                break true;
                             }
-                            j if data(j) == d => return false,
+                            j if table[2 * slot + 1] == fp && data(j) == d => break false,
                             _ => slot = (slot + 1) & mask,
                         }
+                    };
+                    if fresh {
+                        order[kept] = i;
+                        kept += 1;
                     }
-                });
+                }
+                order.truncate(kept);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The n nearest by (distance, position), as a plain sort gives them.
+    fn reference_nearest(order: &[u32], dist: &[f32], n: usize) -> Vec<u32> {
+        let mut v = order.to_vec();
+        v.sort_by(|a, b| {
+            dist[*a as usize]
+                .total_cmp(&dist[*b as usize])
+                .then(a.cmp(b))
+        });
+        v.truncate(n);
+        v
+    }
+
+    proptest! {
+        /// Both ways of taking the n nearest (the scan for small n, the
+        /// selection otherwise) agree with a full sort, ties and NaN included.
+        #[test]
+        fn nearest_matches_a_full_sort(
+            dist in prop::collection::vec(
+                prop_oneof![8 => (0u8..20).prop_map(f32::from), 1 => Just(f32::NAN)],
+                0..300,
+            ),
+            n in 0usize..80,
+            skip in 0usize..4,
+        ) {
+            // Positions increase along `order`, as the chain hands them on,
+            // with some dropped as an earlier filter would.
+            let order: Vec<u32> = (0..dist.len() as u32).filter(|i| *i as usize % 4 != skip).collect();
+            let ids: Vec<u32> = (0..dist.len() as u32).collect();
+            let mut got = order.clone();
+            let mut table = Vec::new();
+            Filter::Nearest(n).apply(&mut got, |i| dist[i as usize], |i| &ids[i as usize], &mut table);
+            prop_assert_eq!(got, reference_nearest(&order, &dist, n));
+        }
+
+        /// Unique keeps the first candidate of each payload, in order.
+        #[test]
+        fn unique_keeps_first_of_each_payload(payloads in prop::collection::vec(0u8..40, 0..300)) {
+            let mut got: Vec<u32> = (0..payloads.len() as u32).collect();
+            let mut table = Vec::new();
+            Filter::Unique.apply(&mut got, |_| f32::NAN, |i| &payloads[i as usize], &mut table);
+            let mut seen = std::collections::HashSet::new();
+            let want: Vec<u32> = (0..payloads.len() as u32).filter(|&i| seen.insert(payloads[i as usize])).collect();
+            prop_assert_eq!(got, want);
         }
     }
 }
