@@ -881,3 +881,74 @@ fn engines_are_send_and_sync() {
     send_sync::<Engine<u64>>();
     send_sync::<Engine<String, MemoryStorage<String>>>();
 }
+
+/// A storage whose buckets name arena rows past the arena (or values that
+/// disagree with the payload count): the engine must refuse the layout with
+/// an error, never index out of bounds.
+struct BrokenStorage {
+    rows: Vec<u32>,
+    values: usize,
+}
+
+impl Storage<u32> for BrokenStorage {
+    fn store_batch(&mut self, _: &[swann::index::lsh::StoreEntry<'_, u32>]) -> swann::Result<()> {
+        Ok(())
+    }
+    fn get_buckets<'s>(
+        &'s self,
+        buckets: &[swann::index::lsh::BucketRef<'_>],
+        dim: usize,
+    ) -> swann::Result<Vec<swann::index::lsh::BucketContents<'s, u32>>> {
+        Ok(buckets
+            .iter()
+            .map(|_| swann::index::lsh::BucketContents {
+                vectors: vec![0.5; self.values * dim].into(),
+                data: vec![7, 8].into(),
+                rows: Some(self.rows.clone().into()),
+            })
+            .collect())
+    }
+    fn count(&self, buckets: &[swann::index::lsh::BucketRef<'_>]) -> swann::Result<usize> {
+        Ok(buckets.len() * self.rows.len())
+    }
+    fn bucket_keys(&self, _: &str) -> swann::Result<Vec<BucketKey>> {
+        Ok(Vec::new())
+    }
+    fn delete(
+        &mut self,
+        _: &str,
+        _: Option<&[BucketKey]>,
+        _: &u32,
+        _: usize,
+    ) -> swann::Result<Vec<(BucketKey, usize)>> {
+        Ok(Vec::new())
+    }
+    fn clean_buckets(&mut self, _: &str) -> swann::Result<()> {
+        Ok(())
+    }
+    fn clean_all_buckets(&mut self) -> swann::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn inconsistent_bucket_layouts_are_errors() {
+    let engine = |rows: Vec<u32>, values: usize| {
+        Engine::builder(2)
+            .hashes([LshHash::binary_from_matrix("h", 2, vec![1.0, 1.0]).unwrap()])
+            .metric(Metric::Euclidean)
+            .filters([Filter::Unique, Filter::Nearest(5)])
+            .build_with_storage::<u32, _>(BrokenStorage { rows, values })
+            .unwrap()
+    };
+    // A consistent layout ranks: rows 1 and 0 of a two-row arena, at equal
+    // distances, so in fetch order.
+    let ok = engine(vec![1, 0], 2).neighbours(&[1.0, 0.0]).unwrap();
+    assert_eq!(ok.iter().map(|n| n.data).collect::<Vec<_>>(), vec![8, 7]);
+    // Row 2 of a two-row arena.
+    let err = engine(vec![0, 2], 2).neighbours(&[1.0, 0.0]).unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    // Three rows of values for two payloads.
+    let err = engine(vec![0, 1], 3).neighbours(&[1.0, 0.0]).unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+}

@@ -590,8 +590,19 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         }
         loc.clear();
         for (bi, b) in buckets.iter().enumerate() {
-            b.validate(dim)?;
-            loc.extend((0..b.len()).map(|e| (bi as u32, b.row(e) as u32)));
+            // Rows are bounds-checked while they are copied, not in a pass
+            // of their own.
+            b.validate_sizes(dim)?;
+            let arena = b.data.len();
+            let mut bad = false;
+            loc.extend((0..b.len()).map(|e| {
+                let row = b.row(e);
+                bad |= row >= arena;
+                (bi as u32, row as u32)
+            }));
+            if bad {
+                return Err(b.inconsistent(dim));
+            }
         }
         let loc = &*loc;
         let vector = |i: u32| {

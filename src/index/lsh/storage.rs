@@ -88,25 +88,26 @@ impl<D: Clone> BucketContents<'_, D> {
         }
     }
 
-    /// Checks that the layout is consistent for dimension `dim`, so that
-    /// indexing by [`BucketContents::row`] cannot go out of bounds.
-    pub(crate) fn validate(&self, dim: usize) -> Result<()> {
-        let arena = self.data.len();
-        let ok = self.vectors.len() == arena * dim
-            && self
-                .rows
-                .as_ref()
-                .is_none_or(|r| r.iter().all(|&x| (x as usize) < arena));
-        if ok {
+    /// Checks that the value and payload counts agree for dimension `dim`.
+    /// Rows are not read here: a caller indexing by
+    /// [`BucketContents::row`] checks each against `data.len()` as it goes.
+    pub(crate) fn validate_sizes(&self, dim: usize) -> Result<()> {
+        if self.vectors.len() == self.data.len() * dim {
             Ok(())
         } else {
-            Err(Error::Storage {
-                backend: "engine",
-                message: format!(
-                    "bucket layout is inconsistent: {} values, {arena} payloads, dimension {dim}",
-                    self.vectors.len()
-                ),
-            })
+            Err(self.inconsistent(dim))
+        }
+    }
+
+    /// The error for an inconsistent layout.
+    pub(crate) fn inconsistent(&self, dim: usize) -> Error {
+        Error::Storage {
+            backend: "engine",
+            message: format!(
+                "bucket layout is inconsistent: {} values, {} payloads, dimension {dim}",
+                self.vectors.len(),
+                self.data.len()
+            ),
         }
     }
 }
