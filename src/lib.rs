@@ -14,6 +14,7 @@ pub mod error;
 pub mod index;
 pub mod io;
 pub mod kernels;
+mod rng;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -6,8 +6,8 @@ use crate::kernels::{F32Kernel, KernelTable};
 use crate::Metric;
 
 use super::format::{TreeEntry, LEAF};
-use super::rng::Rng;
 use super::Geometry;
+use crate::rng::Rng;
 
 /// How many items ahead the partition loop prefetches rows: enough to cover
 /// a memory round trip at a few dozen cycles per item.
@@ -155,7 +155,7 @@ fn imbalance(left: usize, n: usize) -> f64 {
 impl TreeCtx<'_> {
     fn work(&self, tree: u64) -> Work {
         Work {
-            rng: Rng::for_tree(self.seed, tree),
+            rng: tree_rng(self.seed, tree),
             right: Vec::new(),
             pq: vec![0.0; 2 * self.geo.comp],
             block: TreeBlock::default(),
@@ -593,4 +593,11 @@ impl TreeCtx<'_> {
         }
         (n_left, bit)
     }
+}
+
+/// The random stream of tree `tree` of a forest seeded with `seed`: each
+/// tree has its own, so the trees do not depend on which thread builds them
+/// or in which order.
+pub(super) fn tree_rng(seed: u64, tree: u64) -> Rng {
+    Rng::new(seed ^ tree.wrapping_mul(0xD1B5_4A32_D192_ED03))
 }

@@ -38,7 +38,6 @@ mod annoy;
 mod backing;
 mod build;
 mod format;
-mod rng;
 mod search;
 
 use std::path::Path;
@@ -1123,7 +1122,7 @@ mod tests {
     fn forest(metric: Metric) -> Forest {
         let mut f = Forest::new(24, metric).unwrap();
         f.set_seed(9);
-        let mut rng = rng::Rng::for_tree(5, 0);
+        let mut rng = build::tree_rng(5, 0);
         for i in 0..1500u32 {
             let v: Vec<f32> = (0..24).map(|_| rng.index(1000) as f32 / 100.0).collect();
             f.add_item(i, &v).unwrap();

@@ -38,8 +38,8 @@ use super::check_vector;
 use super::numpy_rng::NumpyRandomState;
 use super::pca;
 use super::project::ProjectionPlan;
-use super::rng::Rng;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// The name of one bucket of one hash: short ASCII text (`"0110010111"`,
 /// `"3_-1_0"`).

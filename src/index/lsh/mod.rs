@@ -62,7 +62,6 @@ mod project;
 mod quickhash;
 #[cfg(feature = "redis")]
 mod redis;
-mod rng;
 mod storage;
 
 pub use distance::{Distance, MetricDistance};

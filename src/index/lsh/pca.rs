@@ -171,7 +171,7 @@ pub(crate) fn jacobi_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::lsh::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn jacobi_diagonalizes_a_random_symmetric_matrix() {

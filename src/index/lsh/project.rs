@@ -243,7 +243,7 @@ fn project_block<S: Simd, const W: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::lsh::rng::Rng;
+    use crate::rng::Rng;
 
     fn reference(dim: usize, matrix: &[f32], offsets: &[f32], v: &[f32]) -> Vec<f32> {
         // The documented order, one output at a time.
