@@ -344,6 +344,12 @@ impl Projections {
         })
     }
 
+    /// Given directions (`count x dim`, row-major), no offsets.
+    fn given(dim: usize, matrix: Vec<f32>) -> Result<Self> {
+        let count = matrix.len().checked_div(dim).unwrap_or(0);
+        Projections::new(dim, count, matrix, vec![0.0; count])
+    }
+
     fn gaussian(dim: usize, count: usize, seed: u64) -> Result<Self> {
         let mut rng = Rng::new(seed);
         let matrix = (0..dim * count).map(|_| rng.normal() as f32).collect();
@@ -597,14 +603,7 @@ impl LshHash {
     /// drawn from `seed`; the key has one character per direction, `1` where
     /// the projection is positive.
     pub fn random_binary(name: &str, dim: usize, bits: usize, seed: u64) -> Result<Self> {
-        check_name("hash name", name)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomBinary {
-                seed,
-                proj: Projections::gaussian(dim, bits, seed)?,
-            },
-        })
+        Self::binary(name, seed, || Projections::gaussian(dim, bits, seed))
     }
 
     /// As [`LshHash::random_binary`], with the directions NearPy's
@@ -621,13 +620,8 @@ impl LshHash {
     /// # Ok::<(), swann::Error>(())
     /// ```
     pub fn random_binary_numpy(name: &str, dim: usize, bits: usize, seed: u32) -> Result<Self> {
-        check_name("hash name", name)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomBinary {
-                seed: seed.into(),
-                proj: Projections::gaussian_numpy(dim, bits, seed)?,
-            },
+        Self::binary(name, seed.into(), || {
+            Projections::gaussian_numpy(dim, bits, seed)
         })
     }
 
@@ -641,15 +635,8 @@ impl LshHash {
         bin_width: f32,
         seed: u32,
     ) -> Result<Self> {
-        check_name("hash name", name)?;
-        check_bin_width(bin_width)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomDiscretized {
-                seed: seed.into(),
-                bin_width,
-                proj: Projections::gaussian_numpy(dim, projections, seed)?,
-            },
+        Self::discretized(name, seed.into(), bin_width, || {
+            Projections::gaussian_numpy(dim, projections, seed)
         })
     }
 
@@ -663,30 +650,15 @@ impl LshHash {
         min_result_size: usize,
         seed: u32,
     ) -> Result<Self> {
-        check_name("hash name", name)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomBinaryTree {
-                seed: seed.into(),
-                min_result_size: min_result_size as u64,
-                proj: Projections::gaussian_numpy(dim, bits, seed)?,
-                tree: BinaryTree::new(),
-            },
+        Self::binary_tree(name, seed.into(), min_result_size, || {
+            Projections::gaussian_numpy(dim, bits, seed)
         })
     }
 
     /// A binary-projection hash with given directions (`bits x dim`,
     /// row-major), e.g. to reproduce a known configuration.
     pub fn binary_from_matrix(name: &str, dim: usize, matrix: Vec<f32>) -> Result<Self> {
-        check_name("hash name", name)?;
-        let count = matrix.len().checked_div(dim).unwrap_or(0);
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomBinary {
-                seed: 0,
-                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
-            },
-        })
+        Self::binary(name, 0, || Projections::given(dim, matrix))
     }
 
     /// NearPy's `RandomDiscretizedProjections`: `projections` Gaussian random
@@ -698,15 +670,8 @@ impl LshHash {
         bin_width: f32,
         seed: u64,
     ) -> Result<Self> {
-        check_name("hash name", name)?;
-        check_bin_width(bin_width)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomDiscretized {
-                seed,
-                bin_width,
-                proj: Projections::gaussian(dim, projections, seed)?,
-            },
+        Self::discretized(name, seed, bin_width, || {
+            Projections::gaussian(dim, projections, seed)
         })
     }
 
@@ -717,17 +682,7 @@ impl LshHash {
         matrix: Vec<f32>,
         bin_width: f32,
     ) -> Result<Self> {
-        check_name("hash name", name)?;
-        check_bin_width(bin_width)?;
-        let count = matrix.len().checked_div(dim).unwrap_or(0);
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomDiscretized {
-                seed: 0,
-                bin_width,
-                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
-            },
-        })
+        Self::discretized(name, 0, bin_width, || Projections::given(dim, matrix))
     }
 
     /// NearPy's `RandomBinaryProjectionTree`: keys as [`LshHash::random_binary`],
@@ -742,15 +697,8 @@ impl LshHash {
         min_result_size: usize,
         seed: u64,
     ) -> Result<Self> {
-        check_name("hash name", name)?;
-        Ok(LshHash {
-            name: name.into(),
-            kind: Kind::RandomBinaryTree {
-                seed,
-                min_result_size: min_result_size as u64,
-                proj: Projections::gaussian(dim, bits, seed)?,
-                tree: BinaryTree::new(),
-            },
+        Self::binary_tree(name, seed, min_result_size, || {
+            Projections::gaussian(dim, bits, seed)
         })
     }
 
@@ -761,14 +709,55 @@ impl LshHash {
         matrix: Vec<f32>,
         min_result_size: usize,
     ) -> Result<Self> {
+        Self::binary_tree(name, 0, min_result_size, || Projections::given(dim, matrix))
+    }
+
+    /// A binary-projection hash on the projections `proj` makes (called
+    /// after the name is checked, so a bad name is reported first).
+    fn binary(name: &str, seed: u64, proj: impl FnOnce() -> Result<Projections>) -> Result<Self> {
         check_name("hash name", name)?;
-        let count = matrix.len().checked_div(dim).unwrap_or(0);
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomBinary {
+                seed,
+                proj: proj()?,
+            },
+        })
+    }
+
+    /// A discretized-projection hash (as [`LshHash::binary`]).
+    fn discretized(
+        name: &str,
+        seed: u64,
+        bin_width: f32,
+        proj: impl FnOnce() -> Result<Projections>,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
+        check_bin_width(bin_width)?;
+        Ok(LshHash {
+            name: name.into(),
+            kind: Kind::RandomDiscretized {
+                seed,
+                bin_width,
+                proj: proj()?,
+            },
+        })
+    }
+
+    /// A binary-projection tree hash (as [`LshHash::binary`]).
+    fn binary_tree(
+        name: &str,
+        seed: u64,
+        min_result_size: usize,
+        proj: impl FnOnce() -> Result<Projections>,
+    ) -> Result<Self> {
+        check_name("hash name", name)?;
         Ok(LshHash {
             name: name.into(),
             kind: Kind::RandomBinaryTree {
-                seed: 0,
+                seed,
                 min_result_size: min_result_size as u64,
-                proj: Projections::new(dim, count, matrix, vec![0.0; count])?,
+                proj: proj()?,
                 tree: BinaryTree::new(),
             },
         })
