@@ -524,20 +524,23 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         Ok(keys)
     }
 
+    /// The storage's names for `keys`, (hash index, key) pairs.
+    fn bucket_refs<'k>(&'k self, keys: &'k [(usize, BucketKey)]) -> Vec<BucketRef<'k>> {
+        keys.iter()
+            .map(|(h, key)| BucketRef {
+                hash: self.hashes[*h].name(),
+                key,
+            })
+            .collect()
+    }
+
     /// The number of entries in the buckets `query` reads, over all hashes,
     /// before any filter (a vector found by two hashes counts twice), as
     /// NearPy's `candidate_count`. Useful to tune hashes: a high count makes
     /// queries slow.
     pub fn candidate_count(&self, query: &[f32]) -> Result<usize> {
         let keys = self.query_keys(query)?;
-        let refs: Vec<BucketRef<'_>> = keys
-            .iter()
-            .map(|(h, key)| BucketRef {
-                hash: self.hashes[*h].name(),
-                key,
-            })
-            .collect();
-        self.storage.count(&refs)
+        self.storage.count(&self.bucket_refs(&keys))
     }
 
     /// The candidates in `query`'s buckets, with their distances, after the
@@ -548,14 +551,9 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// the storage's error if it fails.
     pub fn neighbours(&self, query: &[f32]) -> Result<Vec<Neighbour<D>>> {
         let keys = self.query_keys(query)?;
-        let refs: Vec<BucketRef<'_>> = keys
-            .iter()
-            .map(|(h, key)| BucketRef {
-                hash: self.hashes[*h].name(),
-                key,
-            })
-            .collect();
-        let buckets = self.storage.get_buckets(&refs, self.dim)?;
+        let buckets = self
+            .storage
+            .get_buckets(&self.bucket_refs(&keys), self.dim)?;
         QUERY_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => self.rank(query, &buckets, &mut scratch),
             // Re-entered (a custom distance that queries an engine): fresh buffers.
