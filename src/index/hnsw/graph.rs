@@ -35,7 +35,7 @@ use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
 use crate::index::Neighbor;
-use crate::kernels::prefetch::prefetch_read;
+use crate::kernels::prefetch::{prefetch_read, prefetch_read_l2};
 use crate::rng::splitmix64;
 use crate::store::{LinkArena, RowArena, Slab};
 
@@ -418,31 +418,25 @@ impl<S: Space> Graph<S> {
         (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
     }
 
-    /// Lines of a row prefetched when its node is found unvisited; the rest
-    /// are prefetched one neighbour ahead while scoring. Measured on 200k
-    /// SIFT rows (512 bytes = 8 lines) at ef 32: 63.5 us per query against
-    /// 66.3 us when whole rows are requested at once, and 40.8 against 46.2
-    /// with two threads, where requesting every line of every neighbour up
-    /// front saturates the core's outstanding-miss slots.
-    const HEAD_LINES: usize = 2;
+    /// Most lines of one row requested ahead (1 KiB): past them, the
+    /// hardware prefetcher follows the kernel's sequential reads.
+    const MAX_ROW_LINES: usize = 16;
 
-    /// Starts loading the first lines of `slot`'s row.
+    /// Starts loading `slot`'s row into L2 (see [`crate::kernels::prefetch`]):
+    /// a search requests the rows of all of a node's unvisited neighbours at
+    /// once, and into L1 they would fill its few miss buffers. Measured on
+    /// 200k SIFT rows (512 bytes = 8 lines), one thread, the same graph,
+    /// four alternating rounds, queries/s at ef 64: 8.3-9.1k requesting two
+    /// lines per row into L1 up front and the rest one neighbour ahead;
+    /// 11.8-12.9k with the first line into L1 and the rest into L2, then
+    /// into L1 one neighbour ahead; 14.7-15.8k with whole rows into L2 and
+    /// no L1 requests (the kernel's loads then hit L2).
     #[inline(always)]
-    fn prefetch_row_head(&self, slot: u32) {
+    fn prefetch_row(&self, slot: u32) {
         let p = self.vectors.row_ptr(slot as usize);
-        let lines = self.vectors.row_bytes() / 64;
-        for i in 0..lines.min(Self::HEAD_LINES) {
-            prefetch_read(p.wrapping_add(i * 64));
-        }
-    }
-
-    /// Starts loading the rest of `slot`'s row.
-    #[inline(always)]
-    fn prefetch_row_tail(&self, slot: u32) {
-        let p = self.vectors.row_ptr(slot as usize);
-        let lines = self.vectors.row_bytes() / 64;
-        for i in Self::HEAD_LINES..lines.min(16) {
-            prefetch_read(p.wrapping_add(i * 64));
+        let lines = (self.vectors.row_bytes() / 64).min(Self::MAX_ROW_LINES);
+        for i in 0..lines {
+            prefetch_read_l2(p.wrapping_add(i * 64));
         }
     }
 
@@ -522,14 +516,11 @@ impl<S: Space> Graph<S> {
             for &n in &scratch.ids {
                 if !visited.check_and_mark(n) {
                     scratch.fresh.push(n);
-                    self.prefetch_row_head(n);
+                    self.prefetch_row(n);
                 }
             }
-            // Pass 2: score them, loading the next row's tail meanwhile.
-            for (i, &n) in scratch.fresh.iter().enumerate() {
-                if let Some(&next) = scratch.fresh.get(i + 1) {
-                    self.prefetch_row_tail(next);
-                }
+            // Pass 2: score them.
+            for &n in &scratch.fresh {
                 let d = self.dist_to(q, n);
                 if results.len() < ef || d < bound {
                     let cand = Cand { dist: d, slot: n };
@@ -747,14 +738,11 @@ impl<S: Space> Graph<S> {
         // The full list is re-ranked from `from`: start loading all its
         // neighbours' rows first so their misses overlap.
         for &n in &scratch.ids {
-            self.prefetch_row_head(n);
+            self.prefetch_row(n);
         }
         let fv = self.vector(from);
         let mut cands: Vec<Cand> = Vec::with_capacity(scratch.ids.len() + 1);
-        for (i, &n) in scratch.ids.iter().enumerate() {
-            if let Some(&next) = scratch.ids.get(i + 1) {
-                self.prefetch_row_tail(next);
-            }
+        for &n in &scratch.ids {
             cands.push(Cand {
                 dist: self.space.distance(fv, self.vector(n)),
                 slot: n,
