@@ -25,10 +25,6 @@ const DATA: Clusters = Clusters {
     non_negative: false,
 };
 
-fn clustered(n: usize, seed: u64) -> Vec<f32> {
-    common::clustered(&DATA, n, seed)
-}
-
 /// Adds every row and builds `trees` trees with `threads` threads.
 fn build_forest(base: &[f32], trees: usize, threads: usize) -> Forest {
     let mut forest = Forest::new(DIM, Metric::Euclidean).expect("valid parameters");
@@ -44,7 +40,7 @@ fn build_forest(base: &[f32], trees: usize, threads: usize) -> Forest {
 }
 
 fn bench_build(c: &mut Criterion) {
-    let base = clustered(N, 1);
+    let base = DATA.points(N, 1);
     let mut g = c.benchmark_group("build");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
@@ -65,8 +61,8 @@ fn bench_build(c: &mut Criterion) {
 }
 
 fn bench_search(c: &mut Criterion) {
-    let base = clustered(N, 1);
-    let queries = clustered(NQ, 2);
+    let base = DATA.points(N, 1);
+    let queries = DATA.points(NQ, 2);
     let forest = build_forest(&base, TREES, 2);
     let mut flat = FlatIndex::new(DIM, Metric::L2).expect("valid");
     flat.add_rows(0, &base).expect("valid");

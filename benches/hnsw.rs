@@ -23,10 +23,6 @@ const DATA: Clusters = Clusters {
     non_negative: false,
 };
 
-fn clustered(n: usize, seed: u64) -> Vec<f32> {
-    common::clustered(&DATA, n, seed)
-}
-
 fn build_index(base: &[f32]) -> Hnsw {
     let mut index = Hnsw::builder(DIM, Metric::L2)
         .m(16)
@@ -40,7 +36,7 @@ fn build_index(base: &[f32]) -> Hnsw {
 }
 
 fn bench_build(c: &mut Criterion) {
-    let base = clustered(N, 1);
+    let base = DATA.points(N, 1);
     let mut g = c.benchmark_group("build");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
@@ -58,8 +54,8 @@ fn bench_build(c: &mut Criterion) {
 }
 
 fn bench_search(c: &mut Criterion) {
-    let base = clustered(N, 1);
-    let queries = clustered(NQ, 2);
+    let base = DATA.points(N, 1);
+    let queries = DATA.points(NQ, 2);
     let index = build_index(&base);
     let mut flat = FlatIndex::new(DIM, Metric::L2).expect("valid");
     flat.add_rows(0, &base).expect("valid");

@@ -28,10 +28,6 @@ const DATA: Clusters = Clusters {
     non_negative: true,
 };
 
-fn clustered(n: usize, seed: u64) -> Vec<f32> {
-    common::clustered(&DATA, n, seed)
-}
-
 fn engine(hashes: usize) -> Engine<u32> {
     Engine::builder(DIM)
         .hashes((0..hashes).map(|i| {
@@ -45,7 +41,7 @@ fn engine(hashes: usize) -> Engine<u32> {
 }
 
 fn bench_store(c: &mut Criterion) {
-    let base = clustered(N, 1);
+    let base = DATA.points(N, 1);
     let mut g = c.benchmark_group("lsh_store");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
@@ -68,8 +64,8 @@ fn bench_store(c: &mut Criterion) {
 }
 
 fn bench_query(c: &mut Criterion) {
-    let base = clustered(N, 1);
-    let queries = clustered(NQ, 2);
+    let base = DATA.points(N, 1);
+    let queries = DATA.points(NQ, 2);
     let mut g = c.benchmark_group("lsh_query");
     g.sample_size(10);
     g.throughput(Throughput::Elements(NQ as u64));

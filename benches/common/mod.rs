@@ -17,7 +17,7 @@ fn normal(state: &mut u64) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
-/// How the points of [`clustered`] are drawn.
+/// How the points of [`Clusters::points`] are drawn.
 pub struct Clusters {
     pub dim: usize,
     /// Added to every centre component.
@@ -28,22 +28,24 @@ pub struct Clusters {
     pub non_negative: bool,
 }
 
-/// `n` points of `c.dim` components around 50 Gaussian centres (the same
-/// centres for every seed), row after row.
-pub fn clustered(c: &Clusters, n: usize, seed: u64) -> Vec<f32> {
-    let dim = c.dim;
-    let mut s = 12345u64;
-    let centres: Vec<f32> = (0..50 * dim)
-        .map(|_| c.centre_offset + normal(&mut s))
-        .collect();
-    let mut s = seed;
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let k = (splitmix(&mut s) % 50) as usize;
-        for j in 0..dim {
-            let x = centres[k * dim + j] + c.spread * normal(&mut s);
-            out.push(if c.non_negative { x.max(0.0) } else { x });
+impl Clusters {
+    /// `n` points of `dim` components around 50 Gaussian centres (the same
+    /// centres for every seed), row after row.
+    pub fn points(&self, n: usize, seed: u64) -> Vec<f32> {
+        let dim = self.dim;
+        let mut s = 12345u64;
+        let centres: Vec<f32> = (0..50 * dim)
+            .map(|_| self.centre_offset + normal(&mut s))
+            .collect();
+        let mut s = seed;
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let k = (splitmix(&mut s) % 50) as usize;
+            for j in 0..dim {
+                let x = centres[k * dim + j] + self.spread * normal(&mut s);
+                out.push(if self.non_negative { x.max(0.0) } else { x });
+            }
         }
+        out
     }
-    out
 }
