@@ -396,13 +396,16 @@ fn searches_during_concurrent_inserts_see_consistent_results() {
         }
     });
     assert_eq!(index.len(), 6000);
-    let got = index.search_batch(&base[..200 * DIM], 1, 32).unwrap();
+    // Every row finds itself at ef 32 in at least 99% of cases. Measured on
+    // all 6000 rows, not a sample: the interleaving of the two writers
+    // differs from run to run, and so does the graph.
+    let got = index.search_batch(&base, 1, 32).unwrap();
     let self_found = got
         .iter()
         .zip(&all)
         .filter(|(r, l)| r[0].label == **l)
         .count();
-    assert!(self_found >= 198, "self found {self_found}/200");
+    assert!(self_found >= 5940, "self found {self_found}/6000");
 }
 
 #[test]
