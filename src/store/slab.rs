@@ -179,20 +179,53 @@ impl<T> Slab<T> {
         self.resize_inner(n, T::zeroed, true)
     }
 
-    fn resize_inner(&mut self, n: usize, mut f: impl FnMut() -> T, zero: bool)
+    /// Appends a copy of `src`: one block copy into the array's spare
+    /// room, with no zeroing or per-element fill first (what
+    /// [`Slab::resize_zeroed`] then a copy would cost).
+    pub fn extend_from_slice(&mut self, src: &[T])
+    where
+        T: FileSafe + Copy,
+    {
+        let n = self
+            .len
+            .checked_add(src.len())
+            .expect("array size overflows usize");
+        let size = std::mem::size_of::<T>().max(1);
+        if n.saturating_mul(size) < HUGE_MIN_BYTES && !matches!(self.owner, Owner::Huge { .. }) {
+            self.with_vec(|v| v.extend_from_slice(src));
+            return;
+        }
+        self.reserve_huge(n);
+        let Owner::Huge {
+            capacity, written, ..
+        } = &mut self.owner
+        else {
+            unreachable!("reserve_huge leaves a huge-page mapping")
+        };
+        debug_assert!(n <= *capacity);
+        // SAFETY: `reserve_huge` made room for `n` elements from `ptr`, so
+        // `len..n` lies inside the mapping; `src` is a live slice that
+        // cannot overlap the mapping's spare room (nothing hands out
+        // references past `len`); T: FileSafe + Copy has no drop glue, so
+        // overwriting an old value there is fine.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(self.len), src.len())
+        };
+        *written = (*written).max(n);
+        self.len = n;
+    }
+
+    /// Makes the array a huge-page mapping with room for at least `n`
+    /// elements (twice the old capacity when it grows), keeping the
+    /// first `min(len, n)` elements.
+    fn reserve_huge(&mut self, n: usize)
     where
         T: FileSafe,
     {
         let size = std::mem::size_of::<T>().max(1);
-        if n.saturating_mul(size) < HUGE_MIN_BYTES && !matches!(self.owner, Owner::Huge { .. }) {
-            self.with_vec(|v| v.resize_with(n, f));
-            return;
-        }
-        let (capacity, mut written) = match self.owner {
-            Owner::Huge {
-                capacity, written, ..
-            } => (capacity, written),
-            _ => (0, 0),
+        let capacity = match self.owner {
+            Owner::Huge { capacity, .. } => capacity,
+            _ => 0,
         };
         if n > capacity {
             let new_cap = n.max(capacity.saturating_mul(2));
@@ -225,8 +258,22 @@ impl<T> Slab<T> {
             };
             self.ptr = NonNull::new(start).expect("mapped memory is non-null");
             self.len = keep;
-            written = keep;
         }
+    }
+
+    fn resize_inner(&mut self, n: usize, mut f: impl FnMut() -> T, zero: bool)
+    where
+        T: FileSafe,
+    {
+        let size = std::mem::size_of::<T>().max(1);
+        if n.saturating_mul(size) < HUGE_MIN_BYTES && !matches!(self.owner, Owner::Huge { .. }) {
+            self.with_vec(|v| v.resize_with(n, f));
+            return;
+        }
+        self.reserve_huge(n);
+        let Owner::Huge { mut written, .. } = self.owner else {
+            unreachable!("reserve_huge leaves a huge-page mapping")
+        };
         if zero {
             // Only the part written before (and since forgotten) needs zeroing.
             let dirty_end = written.min(n);
@@ -356,6 +403,37 @@ mod tests {
         s.with_vec(|v| v.push(99));
         assert_eq!(s.len(), 2 * n + 1);
         assert_eq!(s[2 * n], 99);
+    }
+
+    #[test]
+    fn extend_from_slice_appends_across_the_huge_threshold_and_over_old_data() {
+        let row: Vec<u32> = (0..1000).collect();
+        // Runs of at least 300 values (1200 bytes): enough to pass the threshold.
+        let rows = HUGE_MIN_BYTES / 1200 + 3;
+        let mut s: Slab<u32> = Slab::default();
+        for r in 0..rows {
+            s.extend_from_slice(&row[..(r % 7) * 100 + 300]);
+        }
+        assert!(matches!(s.owner, Owner::Huge { .. }));
+        // Every appended run is intact, across the move into a mapping and
+        // each doubling of it.
+        let mut at = 0;
+        for r in 0..rows {
+            let len = (r % 7) * 100 + 300;
+            assert_eq!(&s[at..at + len], &row[..len], "run {r}");
+            at += len;
+        }
+        assert_eq!(s.len(), at);
+        // Shrunk, then appended over written memory: no stale values, and a
+        // later zeroed growth past the appended part reads as zero.
+        s.resize_with(10, || 0);
+        s.extend_from_slice(&[5, 6, 7]);
+        assert_eq!(&s[..13], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 5, 6, 7]);
+        s.resize_zeroed(at);
+        assert!(s[13..].iter().all(|&x| x == 0));
+        let empty: &[u32] = &[];
+        s.extend_from_slice(empty);
+        assert_eq!(s.len(), at);
     }
 
     #[test]
