@@ -376,29 +376,41 @@ impl Projections {
     }
 }
 
-/// The binary key of projections `p`: `1` where positive.
-fn binary_key_of(p: &[f32]) -> BucketKey {
-    if p.len() <= INLINE {
-        let mut bytes = [0u8; INLINE];
-        let mut bits = 0u32;
-        for (b, &x) in bytes.iter_mut().zip(p) {
-            let one = x > 0.0;
-            *b = b'0' + u8::from(one);
-            bits = (bits << 1) | u32::from(one);
-        }
-        return BucketKey {
-            repr: KeyRepr::Inline {
-                len: p.len() as u8,
-                bytes,
-            },
-            code: binary_code_of_bits(p.len(), bits),
+/// The binary key of projections `p` (`1` where positive), written over
+/// `key` field by field. Stores hash every
+/// vector into a reused key: building a fresh key and moving it there wrote
+/// the text a byte at a time and read it back as whole words, and each such
+/// read waited for the byte stores to reach the cache (a failed
+/// store-to-load forward, behind every earlier store of the store). Written
+/// in place, nothing reads the text back until a storage needs it, and the
+/// in-memory storage reads only `code`.
+#[inline]
+fn binary_key_into(p: &[f32], key: &mut BucketKey) {
+    if p.len() > INLINE {
+        *key = BucketKey::new(
+            p.iter()
+                .map(|&x| if x > 0.0 { '1' } else { '0' })
+                .collect::<String>(),
+        );
+        return;
+    }
+    if !matches!(key.repr, KeyRepr::Inline { .. }) {
+        key.repr = KeyRepr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
         };
     }
-    BucketKey::new(
-        p.iter()
-            .map(|&x| if x > 0.0 { '1' } else { '0' })
-            .collect::<String>(),
-    )
+    let KeyRepr::Inline { len, bytes } = &mut key.repr else {
+        unreachable!("made inline just above")
+    };
+    let mut bits = 0u32;
+    for (b, &x) in bytes.iter_mut().zip(p) {
+        let one = x > 0.0;
+        *b = b'0' + u8::from(one);
+        bits = (bits << 1) | u32::from(one);
+    }
+    *len = p.len() as u8;
+    key.code = binary_code_of_bits(p.len(), bits);
 }
 
 /// The discretized key of projections `p`: `floor(p / bin_width)` joined by `_`.
@@ -857,12 +869,21 @@ impl LshHash {
     /// [`ProjectionPlan`] computes them.
     #[inline]
     pub(crate) fn key_from_projections(&self, p: &[f32]) -> BucketKey {
+        let mut key = BucketKey::default();
+        self.key_from_projections_into(p, &mut key);
+        key
+    }
+
+    /// [`LshHash::key_from_projections`] written over `key` (see
+    /// [`binary_key_into`] for why).
+    #[inline]
+    pub(crate) fn key_from_projections_into(&self, p: &[f32], key: &mut BucketKey) {
         match &self.kind {
             Kind::RandomBinary { .. } | Kind::RandomBinaryTree { .. } | Kind::PcaBinary { .. } => {
-                binary_key_of(p)
+                binary_key_into(p, key)
             }
             Kind::RandomDiscretized { bin_width, .. } | Kind::PcaDiscretized { bin_width, .. } => {
-                discretized_key_of(p, *bin_width)
+                *key = discretized_key_of(p, *bin_width)
             }
         }
     }

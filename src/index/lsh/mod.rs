@@ -452,7 +452,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             let mut start = 0;
             for (h, key) in self.hashes.iter().zip(keys.iter_mut()) {
                 let n = h.projection_count();
-                *key = h.key_from_projections(&p[start..start + n]);
+                h.key_from_projections_into(&p[start..start + n], key);
                 start += n;
             }
         });

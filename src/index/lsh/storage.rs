@@ -336,15 +336,9 @@ impl<D> Arena<D> {
         bytemuck::cast_slice(&self.vectors)
     }
 
-    /// Appends `row` (of `dim` values).
+    /// Appends `row` (of `dim` values): one block copy into the slab.
     fn push_row(&mut self, row: &[f32]) {
-        // Zero-extend, then copy: both are block writes (a huge-page slab
-        // zeroes only memory it wrote before, and element-wise fills are
-        // slower than memset + memcpy).
-        let start = self.vectors.len();
-        self.vectors.resize_zeroed(start + row.len());
-        let tail: &mut [f32] = bytemuck::cast_slice_mut(&mut self.vectors[start..]);
-        tail.copy_from_slice(row);
+        self.vectors.extend_from_slice(bytemuck::cast_slice(row));
     }
 
     /// Drops one reference to `row`, freeing it at the last.
@@ -460,59 +454,85 @@ impl<D> MemoryStorage<D> {
     }
 }
 
+impl<D: Payload> MemoryStorage<D> {
+    /// Checks that `vector` has the arena's dimension (which the first
+    /// vector stored into an empty arena sets).
+    #[inline(always)]
+    fn check_dim(&mut self, vector: &[f32]) -> Result<()> {
+        if self.arena.dim == 0 && self.arena.refs.is_empty() {
+            self.arena.dim = vector.len();
+        }
+        if vector.len() != self.arena.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.arena.dim,
+                got: vector.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one checked entry to the arena and its buckets.
+    #[inline(always)]
+    fn append(&mut self, e: &StoreEntry<'_, D>) -> Result<()> {
+        if e.buckets.is_empty() {
+            return Ok(());
+        }
+        let refs = u32::try_from(e.buckets.len()).map_err(|_| {
+            Error::InvalidParameter("an entry goes to more than 2^32 buckets".into())
+        })?;
+        let a = &mut self.arena;
+        let dim = a.dim;
+        let row = match a.free.pop() {
+            Some(row) => {
+                let r = row as usize;
+                let bits: &mut [f32] = bytemuck::cast_slice_mut(&mut a.vectors[..]);
+                bits[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
+                a.data[r] = e.data.clone();
+                a.refs[r] = refs;
+                row
+            }
+            None => {
+                let row = u32::try_from(a.refs.len())
+                    .ok()
+                    .filter(|&r| r < u32::MAX)
+                    .ok_or_else(|| {
+                        Error::InvalidParameter(
+                            "the in-memory storage holds at most 2^32 - 1 vectors".into(),
+                        )
+                    })?;
+                a.push_row(e.vector);
+                a.data.push(e.data.clone());
+                a.refs.push(refs);
+                row
+            }
+        };
+        for (i, b) in e.buckets.iter().enumerate() {
+            self.hash_buckets_mut(b.hash, i)
+                .get_or_insert(b.key)
+                .push(row);
+        }
+        Ok(())
+    }
+}
+
 impl<D: Payload> Storage<D> for MemoryStorage<D> {
     fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()> {
         for e in entries {
-            if self.arena.dim == 0 && self.arena.refs.is_empty() {
-                self.arena.dim = e.vector.len();
-            }
-            if e.vector.len() != self.arena.dim {
-                return Err(Error::DimensionMismatch {
-                    expected: self.arena.dim,
-                    got: e.vector.len(),
-                });
-            }
+            self.check_dim(e.vector)?;
         }
         for e in entries {
-            if e.buckets.is_empty() {
-                continue;
-            }
-            let refs = u32::try_from(e.buckets.len()).map_err(|_| {
-                Error::InvalidParameter("an entry goes to more than 2^32 buckets".into())
-            })?;
-            let a = &mut self.arena;
-            let dim = a.dim;
-            let row = match a.free.pop() {
-                Some(row) => {
-                    let r = row as usize;
-                    let bits: &mut [f32] = bytemuck::cast_slice_mut(&mut a.vectors[..]);
-                    bits[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
-                    a.data[r] = e.data.clone();
-                    a.refs[r] = refs;
-                    row
-                }
-                None => {
-                    let row = u32::try_from(a.refs.len())
-                        .ok()
-                        .filter(|&r| r < u32::MAX)
-                        .ok_or_else(|| {
-                            Error::InvalidParameter(
-                                "the in-memory storage holds at most 2^32 - 1 vectors".into(),
-                            )
-                        })?;
-                    a.push_row(e.vector);
-                    a.data.push(e.data.clone());
-                    a.refs.push(refs);
-                    row
-                }
-            };
-            for (i, b) in e.buckets.iter().enumerate() {
-                self.hash_buckets_mut(b.hash, i)
-                    .get_or_insert(b.key)
-                    .push(row);
-            }
+            self.append(e)?;
         }
         Ok(())
+    }
+
+    /// One entry, inlined into [`Engine::store`](super::Engine::store): the
+    /// result then stays in registers, where one returned through memory
+    /// was read back before the entry's stores had reached the cache.
+    #[inline]
+    fn store(&mut self, entry: StoreEntry<'_, D>) -> Result<()> {
+        self.check_dim(entry.vector)?;
+        self.append(&entry)
     }
 
     fn get_buckets<'s>(
