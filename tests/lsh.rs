@@ -952,3 +952,123 @@ fn inconsistent_bucket_layouts_are_errors() {
     let err = engine(vec![0, 1], 3).neighbours(&[1.0, 0.0]).unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
 }
+
+/// The in-memory storage's buckets, each handed out as its own packed copy
+/// (as a remote storage decodes them), so the engine ranks them on its
+/// general path rather than on the shared-arena one.
+struct PackedCopies(MemoryStorage<u32>);
+
+impl Storage<u32> for PackedCopies {
+    fn store_batch(
+        &mut self,
+        entries: &[swann::index::lsh::StoreEntry<'_, u32>],
+    ) -> swann::Result<()> {
+        self.0.store_batch(entries)
+    }
+    fn get_buckets<'s>(
+        &'s self,
+        buckets: &[swann::index::lsh::BucketRef<'_>],
+        dim: usize,
+    ) -> swann::Result<Vec<swann::index::lsh::BucketContents<'s, u32>>> {
+        Ok(self
+            .0
+            .get_buckets(buckets, dim)?
+            .into_iter()
+            .map(|b| {
+                let (mut vectors, mut data) = (Vec::new(), Vec::new());
+                for e in 0..b.len() {
+                    let r = b.row(e);
+                    vectors.extend_from_slice(&b.vectors[r * dim..(r + 1) * dim]);
+                    data.push(b.data[r]);
+                }
+                swann::index::lsh::BucketContents {
+                    vectors: vectors.into(),
+                    data: data.into(),
+                    rows: None,
+                }
+            })
+            .collect())
+    }
+    fn count(&self, buckets: &[swann::index::lsh::BucketRef<'_>]) -> swann::Result<usize> {
+        self.0.count(buckets)
+    }
+    fn bucket_keys(&self, hash: &str) -> swann::Result<Vec<BucketKey>> {
+        self.0.bucket_keys(hash)
+    }
+    fn delete(
+        &mut self,
+        hash: &str,
+        keys: Option<&[BucketKey]>,
+        data: &u32,
+        dim: usize,
+    ) -> swann::Result<Vec<(BucketKey, usize)>> {
+        self.0.delete(hash, keys, data, dim)
+    }
+    fn clean_buckets(&mut self, hash: &str) -> swann::Result<()> {
+        self.0.clean_buckets(hash)
+    }
+    fn clean_all_buckets(&mut self) -> swann::Result<()> {
+        self.0.clean_all_buckets()
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// The shared-arena ranking (deduplication fused with the distances)
+    /// returns exactly what the general path returns on packed copies of
+    /// the same buckets: same entries, order and distances, for every kind
+    /// of filter chain, with payloads repeated across rows and hashes, ties,
+    /// and rows freed by deletes and reused.
+    #[test]
+    fn shared_arena_ranking_matches_the_general_path(
+        n in 1usize..120,
+        hashes in 1usize..4,
+        bits in 1usize..4,
+        payload_mod in 1u32..200,
+        seed in 0u64..1000,
+        chain in 0usize..7,
+        metric in 0usize..3,
+        deletes in 0u32..6,
+    ) {
+        let dim = 5;
+        // Coarse values, so exact ties in distance occur.
+        let base: Vec<f32> = data(n, dim, seed).iter().map(|x| (x * 2.0).round()).collect();
+        let filters = match chain {
+            0 => vec![Filter::Unique, Filter::Nearest(10)],
+            1 => vec![Filter::Nearest(7)],
+            2 => vec![Filter::Unique, Filter::DistanceThreshold(6.0), Filter::Nearest(5)],
+            3 => vec![Filter::Unique],
+            4 => vec![],
+            5 => vec![Filter::Unique, Filter::Unique, Filter::Nearest(3)],
+            _ => vec![Filter::DistanceThreshold(4.0), Filter::Unique],
+        };
+        let metric = [Metric::Euclidean, Metric::Cosine, Metric::InnerProduct][metric];
+        let hs: Vec<LshHash> = (0..hashes)
+            .map(|h| LshHash::random_binary(&format!("h{h}"), dim, bits, seed + h as u64).unwrap())
+            .collect();
+        let builder = || Engine::builder(dim).hashes(hs.clone()).metric(metric).filters(filters.clone());
+        let mut arena = builder().build::<u32>().unwrap();
+        let mut packed = builder().build_with_storage::<u32, _>(PackedCopies(MemoryStorage::new())).unwrap();
+        for (i, v) in base.chunks_exact(dim).enumerate() {
+            let payload = i as u32 % payload_mod;
+            arena.store(v, payload).unwrap();
+            packed.store(v, payload).unwrap();
+        }
+        for d in 0..deletes {
+            arena.delete(&d).unwrap();
+            packed.delete(&d).unwrap();
+        }
+        // Refill freed rows.
+        for (i, v) in base.chunks_exact(dim).take(deletes as usize).enumerate() {
+            arena.store(v, 1000 + i as u32).unwrap();
+            packed.store(v, 1000 + i as u32).unwrap();
+        }
+        for q in data(8, dim, seed + 7).chunks_exact(dim).chain(base.chunks_exact(dim).take(4)) {
+            let q: Vec<f32> = q.iter().map(|x| (x * 2.0).round()).collect();
+            let a = arena.neighbours(&q).unwrap();
+            let p = packed.neighbours(&q).unwrap();
+            proptest::prop_assert_eq!(a, p);
+        }
+    }
+}

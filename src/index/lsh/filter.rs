@@ -82,18 +82,7 @@ impl Filter {
             }
             Filter::DistanceThreshold(t) => order.retain(|&i| distance(i) < t),
             Filter::Unique => {
-                // An open-addressing set of candidate positions (linear
-                // probing, at most half full), cleared per call. Each slot
-                // is a (position, hash fingerprint) pair of words, so a probe
-                // reads a stored payload only when the fingerprints agree: a
-                // payload costs one hash and, for a duplicate, one
-                // comparison; nothing is allocated once the table has grown.
-                const EMPTY: u32 = u32::MAX;
-                let size = (2 * order.len()).next_power_of_two().max(16);
-                let mask = size - 1;
-                table.clear();
-                table.resize(2 * size, EMPTY);
-                let state = QuickState::get();
+                let mut seen = UniqueSet::new(table, order.len());
                 // Payloads sit wherever their entries were stored: each is
                 // requested `AHEAD` candidates before it is hashed, so the
                 // misses overlap.
@@ -104,27 +93,66 @@ impl Filter {
                         prefetch_read((data(next) as *const D).cast());
                     }
                     let i = order[k];
-                    let d = data(i);
-                    let h = state.hash_one(d);
-                    let fp = (h >> 32) as u32;
-                    let mut slot = h as usize & mask;
-                    let fresh = loop {
-                        match table[2 * slot] {
-                            EMPTY => {
-                                table[2 * slot] = i;
-                                table[2 * slot + 1] = fp;
-                                break true;
-                            }
-                            j if table[2 * slot + 1] == fp && data(j) == d => break false,
-                            _ => slot = (slot + 1) & mask,
-                        }
-                    };
-                    if fresh {
+                    if seen.first(i, &data) {
                         order[kept] = i;
                         kept += 1;
                     }
                 }
                 order.truncate(kept);
+            }
+        }
+    }
+}
+
+/// The set behind [`Filter::Unique`]: which payloads the candidates seen so
+/// far carry. An open-addressing table of candidate positions (linear
+/// probing, at most half full), in scratch space cleared per query. Each
+/// slot is a (position, hash fingerprint) pair of words, so a probe reads a
+/// stored payload only when the fingerprints agree: a payload costs one
+/// hash and, for a duplicate, one comparison; nothing is allocated once the
+/// table has grown.
+pub(crate) struct UniqueSet<'t> {
+    table: &'t mut Vec<u32>,
+    mask: usize,
+    state: QuickState,
+}
+
+impl<'t> UniqueSet<'t> {
+    const EMPTY: u32 = u32::MAX;
+
+    /// An empty set for up to `n` candidates, in `table`.
+    pub(crate) fn new(table: &'t mut Vec<u32>, n: usize) -> Self {
+        let size = (2 * n).next_power_of_two().max(16);
+        table.clear();
+        table.resize(2 * size, Self::EMPTY);
+        UniqueSet {
+            table,
+            mask: size - 1,
+            state: QuickState::get(),
+        }
+    }
+
+    /// Adds candidate `i` (position `< u32::MAX`), whose payload is
+    /// `data(i)`; whether no candidate added before carries an equal payload.
+    #[inline]
+    pub(crate) fn first<'a, D: Eq + Hash + 'a>(
+        &mut self,
+        i: u32,
+        data: &impl Fn(u32) -> &'a D,
+    ) -> bool {
+        let d = data(i);
+        let h = self.state.hash_one(d);
+        let fp = (h >> 32) as u32;
+        let mut slot = h as usize & self.mask;
+        loop {
+            match self.table[2 * slot] {
+                Self::EMPTY => {
+                    self.table[2 * slot] = i;
+                    self.table[2 * slot + 1] = fp;
+                    return true;
+                }
+                j if self.table[2 * slot + 1] == fp && data(j) == d => return false,
+                _ => slot = (slot + 1) & self.mask,
             }
         }
     }

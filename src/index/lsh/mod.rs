@@ -32,7 +32,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::kernels::prefetch::prefetch_read_l2;
+use crate::kernels::prefetch::{prefetch_read, prefetch_read_l2};
 use crate::Metric;
 use project::ProjectionPlan;
 
@@ -52,6 +52,47 @@ pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
     crate::error::check_vector(v, dim)
 }
 
+/// The arena that every non-empty bucket in `buckets` indexes, as (rows of
+/// `dim` values, payloads), when there is one (the in-memory storage);
+/// `None` for packed buckets or buckets of different arenas.
+///
+/// # Errors
+/// The bucket's error when the arena's value and payload counts disagree.
+#[allow(clippy::type_complexity)]
+fn shared_arena<'b, D: Clone>(
+    buckets: &'b [BucketContents<'_, D>],
+    dim: usize,
+) -> Result<Option<(&'b [f32], &'b [D])>> {
+    let mut shared: Option<(&[f32], &[D])> = None;
+    for b in buckets.iter().filter(|b| !b.is_empty()) {
+        if b.rows.is_none() {
+            return Ok(None);
+        }
+        let (v, d) = (&*b.vectors, &*b.data);
+        match shared {
+            None => {
+                b.validate_sizes(dim)?;
+                shared = Some((v, d));
+            }
+            Some((sv, sd)) => {
+                if !(std::ptr::eq(sv, v) && std::ptr::eq(sd, d)) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Ok(shared)
+}
+
+/// The error for a query whose buckets hold `total` entries, more than
+/// candidate positions (`u32`) can number.
+fn too_many_candidates(total: usize) -> Error {
+    Error::InvalidParameter(format!(
+        "a query's buckets hold {total} entries; at most {} are supported",
+        u32::MAX - 1
+    ))
+}
+
 mod distance;
 pub mod experiment;
 mod filter;
@@ -66,6 +107,7 @@ mod storage;
 
 pub use distance::{Distance, MetricDistance};
 pub use filter::Filter;
+use filter::UniqueSet;
 pub use hash::{BucketKey, LshHash};
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
@@ -83,6 +125,7 @@ impl<T: Clone + Eq + Hash + Send + Sync + 'static> Payload for T {}
 #[derive(Default)]
 struct QueryScratch {
     loc: Vec<(u32, u32)>,
+    rows: Vec<u32>,
     order: Vec<u32>,
     dist: Vec<f32>,
     table: Vec<u32>,
@@ -569,21 +612,22 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         buckets: &[BucketContents<'_, D>],
         scratch: &mut QueryScratch,
     ) -> Result<Vec<Neighbour<D>>> {
+        if let Some((vectors, data)) = shared_arena(buckets, self.dim)? {
+            return self.rank_arena(query, buckets, vectors, data, scratch);
+        }
         let dim = self.dim;
         let QueryScratch {
             loc,
             order,
             dist,
             table,
+            ..
         } = scratch;
         // Candidate i is loc[i] = (bucket, row in that bucket's arrays);
         // candidates are numbered bucket after bucket, in fetch order.
         let total: usize = buckets.iter().map(BucketContents::len).sum();
         if total >= u32::MAX as usize {
-            return Err(Error::InvalidParameter(format!(
-                "a query's buckets hold {total} entries; at most {} are supported",
-                u32::MAX - 1
-            )));
+            return Err(too_many_candidates(total));
         }
         loc.clear();
         for (bi, b) in buckets.iter().enumerate() {
@@ -681,6 +725,133 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             .map(|&i| Neighbour {
                 vector: vector(i).to_vec(),
                 data: data(i).clone(),
+                distance: self.distance.as_ref().map(|_| dist[i as usize]),
+            })
+            .collect())
+    }
+
+    /// [`Engine::rank`] for buckets that all index one arena (the in-memory
+    /// storage): candidate `i` is arena row `rows[i]`, with no per-bucket
+    /// indirection. When the filters before the first distance filter are
+    /// only `Unique` (NearPy's default chain), deduplication and distances
+    /// are one pass: each candidate's payload is requested [`AHEAD`]
+    /// candidates early and its row [`FAR`] candidates early (into L2, see
+    /// `kernels::prefetch`), so the payload misses of the unique test
+    /// overlap the row misses of the distances instead of taking a pass of
+    /// their own.
+    fn rank_arena(
+        &self,
+        query: &[f32],
+        buckets: &[BucketContents<'_, D>],
+        vectors: &[f32],
+        data: &[D],
+        scratch: &mut QueryScratch,
+    ) -> Result<Vec<Neighbour<D>>> {
+        /// Candidates ahead whose payload is requested into L1.
+        const AHEAD: usize = 8;
+        /// Candidates ahead whose row is requested into L2.
+        const FAR: usize = 16;
+        let dim = self.dim;
+        let QueryScratch {
+            rows,
+            order,
+            dist,
+            table,
+            ..
+        } = scratch;
+        rows.clear();
+        for b in buckets {
+            if let Some(r) = &b.rows {
+                rows.extend_from_slice(r);
+            }
+        }
+        let total = rows.len();
+        if total >= u32::MAX as usize {
+            return Err(too_many_candidates(total));
+        }
+        let highest = rows.iter().fold(0u32, |m, &r| m.max(r));
+        if total > 0 && highest as usize >= data.len() {
+            let bad = buckets
+                .iter()
+                .find(|b| b.rows.as_ref().is_some_and(|r| r.contains(&highest)))
+                .expect("the highest row came from a bucket");
+            return Err(bad.inconsistent(dim));
+        }
+        let rows = &*rows;
+        let vector = |i: u32| {
+            let r = rows[i as usize] as usize;
+            &vectors[r * dim..(r + 1) * dim]
+        };
+        let datum = |i: u32| &data[rows[i as usize] as usize];
+        let lines = |r: u32| {
+            let r = r as usize;
+            vectors[r * dim..(r + 1) * dim]
+                .chunks(16)
+                .map(|l| l.as_ptr().cast::<u8>())
+        };
+        let split = self
+            .filters
+            .iter()
+            .position(Filter::needs_distance)
+            .unwrap_or(self.filters.len());
+        let pre = &self.filters[..split];
+        order.clear();
+        dist.clear();
+        match &self.distance {
+            Some(d) if pre.iter().all(|f| *f == Filter::Unique) => {
+                dist.resize(total, f32::NAN);
+                let unique = !pre.is_empty();
+                let mut seen = UniqueSet::new(table, if unique { total } else { 0 });
+                rows.iter()
+                    .take(FAR)
+                    .for_each(|&r| lines(r).for_each(prefetch_read_l2));
+                for (k, &r) in rows.iter().enumerate() {
+                    if let Some(&far) = rows.get(k + FAR) {
+                        lines(far).for_each(prefetch_read_l2);
+                    }
+                    let i = k as u32;
+                    if unique {
+                        if let Some(&next) = rows.get(k + AHEAD) {
+                            prefetch_read((&data[next as usize] as *const D).cast());
+                        }
+                        if !seen.first(i, &datum) {
+                            continue;
+                        }
+                    }
+                    let r = r as usize;
+                    dist[k] = d.distance(query, &vectors[r * dim..(r + 1) * dim]);
+                    order.push(i);
+                }
+            }
+            _ => {
+                order.extend(0..total as u32);
+                for f in pre {
+                    f.apply(order, |_| f32::NAN, datum, table);
+                }
+                if let Some(d) = &self.distance {
+                    dist.resize(total, f32::NAN);
+                    order
+                        .iter()
+                        .take(FAR)
+                        .for_each(|&i| lines(rows[i as usize]).for_each(prefetch_read_l2));
+                    for (j, &i) in order.iter().enumerate() {
+                        if let Some(&far) = order.get(j + FAR) {
+                            lines(rows[far as usize]).for_each(prefetch_read_l2);
+                        }
+                        dist[i as usize] = d.distance(query, vector(i));
+                    }
+                }
+            }
+        }
+        let dist = &*dist;
+        for f in &self.filters[split..] {
+            f.apply(order, |i| dist[i as usize], datum, table);
+        }
+        Ok(order
+            .iter()
+            .map(|&i| Neighbour {
+                vector: vector(i).to_vec(),
+                data: datum(i).clone(),
                 distance: self.distance.as_ref().map(|_| dist[i as usize]),
             })
             .collect())
