@@ -30,8 +30,9 @@ own exact scan for swann.
 Setup: with no NearPy importable, the script creates a venv in
 ~/.cache/swann-lsh-compare/venv (NearPy 1.0, numpy<2 because NearPy's
 RedisStorage calls ndarray.tostring, redis-py) and re-runs itself there.
-Redis: pass --redis-url (loopback only) or set SWANN_REDIS_URL; without one,
-the Redis rows are skipped with a message.
+Redis: pass --redis-url or set SWANN_REDIS_URL, either a loopback server
+(redis://127.0.0.1:6379/) or a Unix socket (unix:///run/redis.sock), which
+both sides then use; without one, the Redis rows are skipped with a message.
 """
 
 import argparse
@@ -89,11 +90,19 @@ def exact_cosine_topk(base, queries, k):
 
 
 def check_loopback(url):
+    """The redis-py connection arguments for `url`, a loopback TCP URL
+    (redis://127.0.0.1:PORT/) or a Unix socket (unix:///path/to/socket);
+    anything else is refused, since the script empties what it stores."""
+    if url.startswith("unix://"):
+        path = url[len("unix://"):].split("?", 1)[0]
+        if not path.startswith("/"):
+            sys.exit(f"lsh_compare: a Unix socket URL needs an absolute path: {url!r}")
+        return {"unix_socket_path": path}
     rest = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
     host, _, port = rest.rpartition(":")
     if host not in ("127.0.0.1", "localhost", "[::1]"):
         sys.exit(f"lsh_compare: refusing non-loopback Redis server {url!r}")
-    return host.strip("[]"), int(port)
+    return {"host": host.strip("[]"), "port": int(port)}
 
 
 def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, reps):
@@ -108,8 +117,7 @@ def run_nearpy(base, queries, truth, bits, hashes, seed, k, storage, redis_url, 
     lshashes = [RandomBinaryProjections(f"np{seed}_{i}", bits, rand_seed=seed * 1000 + i)
                 for i in range(hashes)]
     if storage == "redis":
-        host, port = check_loopback(redis_url)
-        client = redis_py.Redis(host=host, port=port)
+        client = redis_py.Redis(**check_loopback(redis_url))
         st = RedisStorage(client)
     else:
         st = MemoryStorage()
