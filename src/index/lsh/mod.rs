@@ -124,6 +124,8 @@ impl<T: Clone + Eq + Hash + Send + Sync + 'static> Payload for T {}
 /// queries on a shared engine do not contend.
 #[derive(Default)]
 struct QueryScratch {
+    /// The query, copied to a cache-line boundary.
+    query: Vec<project::Line>,
     loc: Vec<(u32, u32)>,
     rows: Vec<u32>,
     order: Vec<u32>,
@@ -598,10 +600,33 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             .storage
             .get_buckets(&self.bucket_refs(&keys), self.dim)?;
         QUERY_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.rank(query, &buckets, &mut scratch),
+            Ok(mut scratch) => self.rank_aligned(query, &buckets, &mut scratch),
             // Re-entered (a custom distance that queries an engine): fresh buffers.
-            Err(_) => self.rank(query, &buckets, &mut QueryScratch::default()),
+            Err(_) => self.rank_aligned(query, &buckets, &mut QueryScratch::default()),
         })
+    }
+
+    /// [`Engine::rank`] on a copy of `query` that starts on a cache line:
+    /// every distance reads the whole query again, and a query that
+    /// straddles lines (a row of a `Vec` the allocator placed 16 bytes
+    /// into a line, say) costs two loads per register each time.
+    fn rank_aligned(
+        &self,
+        query: &[f32],
+        buckets: &[BucketContents<'_, D>],
+        scratch: &mut QueryScratch,
+    ) -> Result<Vec<Neighbour<D>>> {
+        let mut lines = std::mem::take(&mut scratch.query);
+        lines.clear();
+        lines.resize(
+            query.len().div_ceil(project::PAD),
+            project::Line([0.0; project::PAD]),
+        );
+        let aligned = &mut bytemuck::cast_slice_mut::<_, f32>(&mut lines)[..query.len()];
+        aligned.copy_from_slice(query);
+        let ranked = self.rank(aligned, buckets, scratch);
+        scratch.query = lines;
+        ranked
     }
 
     /// The distance and filter part of [`Engine::neighbours`], on the
