@@ -8,7 +8,7 @@ use crate::kernels::prefetch::prefetch_read;
 
 /// Largest `n` for which [`Filter::Nearest`] keeps a sorted list of the best
 /// `n` while scanning, rather than selecting among all candidates.
-const SCAN_TOP_MAX: usize = 64;
+pub(crate) const SCAN_TOP_MAX: usize = 64;
 
 use serde::{Deserialize, Serialize};
 

@@ -84,6 +84,14 @@ fn shared_arena<'b, D: Clone>(
     Ok(shared)
 }
 
+/// An integer that orders as [`f32::total_cmp`] orders `x` (what
+/// `Filter::Nearest` ranks by), so a comparison is one integer compare.
+#[inline(always)]
+fn total_order_key(x: f32) -> i32 {
+    let b = x.to_bits() as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
+}
+
 /// The error for a query whose buckets hold `total` entries, more than
 /// candidate positions (`u32`) can number.
 fn too_many_candidates(total: usize) -> Error {
@@ -131,6 +139,8 @@ struct QueryScratch {
     order: Vec<u32>,
     dist: Vec<f32>,
     table: Vec<u32>,
+    /// The nearest so far as (distance key, position), for a fused `Nearest`.
+    top: Vec<(i32, u32)>,
 }
 
 thread_local! {
@@ -782,6 +792,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             order,
             dist,
             table,
+            top,
             ..
         } = scratch;
         rows.clear();
@@ -822,8 +833,22 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         let pre = &self.filters[..split];
         order.clear();
         dist.clear();
+        // Non-zero once the loop below applies `filters[split]`,
+        // `Nearest(top_n)`, itself.
+        let mut top_n = 0;
         match &self.distance {
             Some(d) if pre.iter().all(|f| *f == Filter::Unique) => {
+                // A first distance filter `Nearest(n)` for small n runs in
+                // the same loop too: each distance is compared, as an
+                // integer key, with the n-th best so far as it comes, where
+                // the filter would take a pass over all of them with an
+                // indirect comparison each.
+                if let Some(&Filter::Nearest(n)) = self.filters.get(split) {
+                    if (1..=filter::SCAN_TOP_MAX).contains(&n) {
+                        top_n = n;
+                    }
+                }
+                top.clear();
                 dist.resize(total, f32::NAN);
                 let unique = !pre.is_empty();
                 let mut seen = UniqueSet::new(table, if unique { total } else { 0 });
@@ -844,9 +869,24 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                         }
                     }
                     let r = r as usize;
-                    dist[k] = d.distance(query, &vectors[r * dim..(r + 1) * dim]);
-                    order.push(i);
+                    let dk = d.distance(query, &vectors[r * dim..(r + 1) * dim]);
+                    dist[k] = dk;
+                    if top_n == 0 {
+                        order.push(i);
+                        continue;
+                    }
+                    // The best `top_n` so far by (distance, position), as
+                    // `Filter::Nearest` ranks: positions only grow, so a
+                    // candidate enters only with a strictly smaller
+                    // distance than the current last.
+                    let key = total_order_key(dk);
+                    if top.len() < top_n || key < top[top_n - 1].0 {
+                        let at = top.partition_point(|&(kj, _)| kj <= key);
+                        top.insert(at, (key, i));
+                        top.truncate(top_n);
+                    }
                 }
+                order.extend(top.iter().map(|&(_, i)| i));
             }
             _ => {
                 order.extend(0..total as u32);
@@ -869,7 +909,8 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             }
         }
         let dist = &*dist;
-        for f in &self.filters[split..] {
+        let rest = if top_n > 0 { split + 1 } else { split };
+        for f in &self.filters[rest..] {
             f.apply(order, |i| dist[i as usize], datum, table);
         }
         Ok(order
@@ -936,5 +977,44 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         self.storage.clean_buckets(hash_name)?;
         h.forget_all();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_order_key;
+
+    /// The integer keys order every pair of floats as `total_cmp` does:
+    /// signed zeros, infinities, subnormals and NaNs of both signs.
+    #[test]
+    fn total_order_keys_order_as_total_cmp() {
+        let values = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+            1.0,
+            -1.0,
+            0.5,
+            f32::MAX,
+            f32::MIN,
+            f32::from_bits(0x7fc0_0001),
+            f32::from_bits(0xffc0_0001),
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_key(a).cmp(&total_order_key(b)),
+                    a.total_cmp(&b),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 }
