@@ -290,11 +290,13 @@ impl EngineBuilder {
                 )));
             }
         }
+        let mut metric_distance = None;
         let (distance, kind): (Option<Box<dyn Distance>>, _) = match self.distance {
-            DistanceChoice::Metric(m) => (
-                Some(Box::new(MetricDistance::new(m)?)),
-                DistanceKind::Metric(m),
-            ),
+            DistanceChoice::Metric(m) => {
+                let md = MetricDistance::new(m)?;
+                metric_distance = Some(md);
+                (Some(Box::new(md)), DistanceKind::Metric(m))
+            }
             DistanceChoice::Custom(d) => (Some(d), DistanceKind::Custom),
             DistanceChoice::None => (None, DistanceKind::None),
         };
@@ -319,6 +321,7 @@ impl EngineBuilder {
             hashes,
             storage,
             distance,
+            metric_distance,
             distance_kind: kind,
             filters: self.filters,
             _payload: PhantomData,
@@ -367,6 +370,9 @@ pub struct Engine<D: Payload, S: Storage<D> = MemoryStorage<D>> {
     key_buffer: Vec<BucketKey>,
     storage: S,
     distance: Option<Box<dyn Distance>>,
+    /// The same distance when it is one of the crate's metrics, called
+    /// directly (no virtual call) by the in-memory ranking loop.
+    metric_distance: Option<MetricDistance>,
     distance_kind: DistanceKind,
     filters: Vec<Filter>,
     _payload: PhantomData<fn() -> D>,
@@ -869,7 +875,11 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                         }
                     }
                     let r = r as usize;
-                    let dk = d.distance(query, &vectors[r * dim..(r + 1) * dim]);
+                    let row = &vectors[r * dim..(r + 1) * dim];
+                    let dk = match &self.metric_distance {
+                        Some(m) => m.distance(query, row),
+                        None => d.distance(query, row),
+                    };
                     dist[k] = dk;
                     if top_n == 0 {
                         order.push(i);
