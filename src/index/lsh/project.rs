@@ -21,7 +21,7 @@
 
 use pulp::{Simd, WithSimd};
 
-use crate::kernels::{self, Isa};
+use crate::kernels;
 
 /// Directions are padded to a multiple of this many lanes (the widest
 /// register, AVX-512's 16 `f32`), so every ISA's registers tile a column.
@@ -61,11 +61,11 @@ impl Token {
         // table claims; a token that cannot be had falls back to scalar.
         match kernels::active().isa() {
             #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Isa::Avx512 => pulp::x86::V4::try_new().map_or(Token::Scalar, Token::V4),
+            kernels::Isa::Avx512 => pulp::x86::V4::try_new().map_or(Token::Scalar, Token::V4),
             #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-            Isa::Avx2 => pulp::x86::V3::try_new().map_or(Token::Scalar, Token::V3),
+            kernels::Isa::Avx2 => pulp::x86::V3::try_new().map_or(Token::Scalar, Token::V3),
             #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-            Isa::Neon => pulp::aarch64::Neon::try_new().map_or(Token::Scalar, Token::Neon),
+            kernels::Isa::Neon => pulp::aarch64::Neon::try_new().map_or(Token::Scalar, Token::Neon),
             _ => Token::Scalar,
         }
     }
@@ -255,6 +255,7 @@ fn project_block<S: Simd, const W: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Isa;
     use crate::rng::Rng;
 
     fn reference(dim: usize, matrix: &[f32], offsets: &[f32], v: &[f32]) -> Vec<f32> {
