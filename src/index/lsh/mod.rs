@@ -774,12 +774,12 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// [`Engine::rank`] for buckets that all index one arena (the in-memory
     /// storage): candidate `i` is arena row `rows[i]`, with no per-bucket
     /// indirection. When the filters before the first distance filter are
-    /// only `Unique` (NearPy's default chain), deduplication and distances
-    /// are one pass: each candidate's payload is requested [`AHEAD`]
-    /// candidates early and its row [`FAR`] candidates early (into L2, see
-    /// `kernels::prefetch`), so the payload misses of the unique test
-    /// overlap the row misses of the distances instead of taking a pass of
-    /// their own.
+    /// only `Unique` (NearPy's default chain), deduplication, distances and
+    /// a first `Nearest(n)` are one pass: each candidate's payload is
+    /// requested `AHEAD` candidates early and its row `FAR` candidates
+    /// early (into L2, see `kernels::prefetch`), so the payload misses of
+    /// the unique test overlap the row misses of the distances instead of
+    /// taking a pass of their own.
     fn rank_arena(
         &self,
         query: &[f32],
