@@ -84,6 +84,45 @@ fn shared_arena<'b, D: Clone>(
     Ok(shared)
 }
 
+/// Candidates ahead whose row is requested into L2 when rows lie scattered
+/// (the in-memory arena): many rows' loads overlap without filling the L1
+/// miss buffers (see `kernels::prefetch`), and the kernel's loads then hit
+/// L2. Measured on SIFT, 10 bits, four hashes, alternating runs (median
+/// queries/s): at 100,000 vectors 2.35k with 8 rows ahead into L1, 3.27k
+/// with 16 into L2 (3.53k adding 4 rows ahead into L1 as well); at 20,000
+/// vectors (the arena in L3) 26.8k, 27.1k, and 23.8k with the extra L1
+/// requests. 12 and 24 were within noise of 16.
+const ROW_AHEAD: usize = 16;
+
+/// Requests every line of `row` into L2.
+#[inline(always)]
+fn prefetch_row(row: &[f32]) {
+    row.chunks(16)
+        .for_each(|l| prefetch_read_l2(l.as_ptr().cast::<u8>()));
+}
+
+/// `dist[i] = d(query, row(i))` for every candidate `i` in `order`, rows
+/// scattered in memory: one distance per row, each row requested
+/// [`ROW_AHEAD`] candidates early.
+fn scattered_distances<'r>(
+    d: &dyn Distance,
+    query: &[f32],
+    order: &[u32],
+    row: impl Fn(u32) -> &'r [f32],
+    dist: &mut [f32],
+) {
+    order
+        .iter()
+        .take(ROW_AHEAD)
+        .for_each(|&i| prefetch_row(row(i)));
+    for (j, &i) in order.iter().enumerate() {
+        if let Some(&far) = order.get(j + ROW_AHEAD) {
+            prefetch_row(row(far));
+        }
+        dist[i as usize] = d.distance(query, row(i));
+    }
+}
+
 /// An integer that orders as [`f32::total_cmp`] orders `x` (what
 /// `Filter::Nearest` ranks by), so a comparison is one integer compare.
 #[inline(always)]
@@ -700,11 +739,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         order.extend(0..total as u32);
         // Filters before the first one that needs distances (NearPy's fetch
         // filters, e.g. Unique) run first, so duplicates cost no distance.
-        let split = self
-            .filters
-            .iter()
-            .position(Filter::needs_distance)
-            .unwrap_or(self.filters.len());
+        let split = self.distance_split();
         for f in &self.filters[..split] {
             f.apply(order, |_| f32::NAN, data, table);
         }
@@ -733,42 +768,46 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                     k += len;
                 }
             } else {
-                // Rows of an indexed layout (the in-memory arena), scattered:
-                // one distance per row, with every line of the row `FAR`
-                // candidates on requested into L2, so many rows' loads
-                // overlap without filling the L1 miss buffers (see
-                // `kernels::prefetch`); the kernel's loads then hit L2.
-                // Measured on SIFT, 10 bits, four hashes, alternating runs
-                // (median queries/s): at 100,000 vectors 2.35k with 8 rows
-                // ahead into L1, 3.27k with 16 into L2 (3.53k adding 4 rows
-                // ahead into L1 as well); at 20,000 vectors (the arena in
-                // L3) 26.8k, 27.1k, and 23.8k with the extra L1 requests.
-                const FAR: usize = 16;
-                let lines = |i: u32| vector(i).chunks(16).map(|l| l.as_ptr().cast::<u8>());
-                order
-                    .iter()
-                    .take(FAR)
-                    .for_each(|&i| lines(i).for_each(prefetch_read_l2));
-                for (j, &i) in order.iter().enumerate() {
-                    if let Some(&far) = order.get(j + FAR) {
-                        lines(far).for_each(prefetch_read_l2);
-                    }
-                    dist[i as usize] = d.distance(query, vector(i));
-                }
+                scattered_distances(&**d, query, order, vector, dist);
             }
         }
-        let dist = &*dist;
-        for f in &self.filters[split..] {
-            f.apply(order, |i| dist[i as usize], data, table);
+        Ok(self.finish(order, split, dist, vector, data, table))
+    }
+
+    /// Where the filter chain splits: filters before the first one that
+    /// needs distances run before any distance is computed.
+    fn distance_split(&self) -> usize {
+        self.filters
+            .iter()
+            .position(Filter::needs_distance)
+            .unwrap_or(self.filters.len())
+    }
+
+    /// The end of a ranking: the filters from `filters[from]` on, then the
+    /// results (vector, payload, distance) of the candidates kept in `order`.
+    fn finish<'v>(
+        &self,
+        order: &mut Vec<u32>,
+        from: usize,
+        dist: &[f32],
+        vector: impl Fn(u32) -> &'v [f32],
+        data: impl Fn(u32) -> &'v D,
+        table: &mut Vec<u32>,
+    ) -> Vec<Neighbour<D>>
+    where
+        D: 'v,
+    {
+        for f in &self.filters[from..] {
+            f.apply(order, |i| dist[i as usize], &data, table);
         }
-        Ok(order
+        order
             .iter()
             .map(|&i| Neighbour {
                 vector: vector(i).to_vec(),
                 data: data(i).clone(),
                 distance: self.distance.as_ref().map(|_| dist[i as usize]),
             })
-            .collect())
+            .collect()
     }
 
     /// [`Engine::rank`] for buckets that all index one arena (the in-memory
@@ -776,7 +815,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// indirection. When the filters before the first distance filter are
     /// only `Unique` (NearPy's default chain), deduplication, distances and
     /// a first `Nearest(n)` are one pass: each candidate's payload is
-    /// requested `AHEAD` candidates early and its row `FAR` candidates
+    /// requested `AHEAD` candidates early and its row [`ROW_AHEAD`] candidates
     /// early (into L2, see `kernels::prefetch`), so the payload misses of
     /// the unique test overlap the row misses of the distances instead of
     /// taking a pass of their own.
@@ -790,8 +829,6 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     ) -> Result<Vec<Neighbour<D>>> {
         /// Candidates ahead whose payload is requested into L1.
         const AHEAD: usize = 8;
-        /// Candidates ahead whose row is requested into L2.
-        const FAR: usize = 16;
         let dim = self.dim;
         let QueryScratch {
             rows,
@@ -825,17 +862,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
             &vectors[r * dim..(r + 1) * dim]
         };
         let datum = |i: u32| &data[rows[i as usize] as usize];
-        let lines = |r: u32| {
-            let r = r as usize;
-            vectors[r * dim..(r + 1) * dim]
-                .chunks(16)
-                .map(|l| l.as_ptr().cast::<u8>())
-        };
-        let split = self
-            .filters
-            .iter()
-            .position(Filter::needs_distance)
-            .unwrap_or(self.filters.len());
+        let split = self.distance_split();
         let pre = &self.filters[..split];
         order.clear();
         dist.clear();
@@ -856,17 +883,14 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 }
                 top.clear();
                 dist.resize(total, f32::NAN);
-                let unique = !pre.is_empty();
-                let mut seen = UniqueSet::new(table, if unique { total } else { 0 });
-                rows.iter()
-                    .take(FAR)
-                    .for_each(|&r| lines(r).for_each(prefetch_read_l2));
-                for (k, &r) in rows.iter().enumerate() {
-                    if let Some(&far) = rows.get(k + FAR) {
-                        lines(far).for_each(prefetch_read_l2);
+                let mut seen = (!pre.is_empty()).then(|| UniqueSet::new(table, total));
+                (0..total.min(ROW_AHEAD) as u32).for_each(|i| prefetch_row(vector(i)));
+                for k in 0..total {
+                    if k + ROW_AHEAD < total {
+                        prefetch_row(vector((k + ROW_AHEAD) as u32));
                     }
                     let i = k as u32;
-                    if unique {
+                    if let Some(seen) = &mut seen {
                         if let Some(&next) = rows.get(k + AHEAD) {
                             prefetch_read((&data[next as usize] as *const D).cast());
                         }
@@ -874,13 +898,12 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                             continue;
                         }
                     }
-                    let r = r as usize;
-                    let row = &vectors[r * dim..(r + 1) * dim];
+                    let row = vector(i);
                     let dk = match &self.metric_distance {
                         Some(m) => m.distance(query, row),
                         None => d.distance(query, row),
                     };
-                    dist[k] = dk;
+                    dist[i as usize] = dk;
                     if top_n == 0 {
                         order.push(i);
                         continue;
@@ -905,32 +928,12 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 }
                 if let Some(d) = &self.distance {
                     dist.resize(total, f32::NAN);
-                    order
-                        .iter()
-                        .take(FAR)
-                        .for_each(|&i| lines(rows[i as usize]).for_each(prefetch_read_l2));
-                    for (j, &i) in order.iter().enumerate() {
-                        if let Some(&far) = order.get(j + FAR) {
-                            lines(rows[far as usize]).for_each(prefetch_read_l2);
-                        }
-                        dist[i as usize] = d.distance(query, vector(i));
-                    }
+                    scattered_distances(&**d, query, order, vector, dist);
                 }
             }
         }
-        let dist = &*dist;
-        let rest = if top_n > 0 { split + 1 } else { split };
-        for f in &self.filters[rest..] {
-            f.apply(order, |i| dist[i as usize], datum, table);
-        }
-        Ok(order
-            .iter()
-            .map(|&i| Neighbour {
-                vector: vector(i).to_vec(),
-                data: datum(i).clone(),
-                distance: self.distance.as_ref().map(|_| dist[i as usize]),
-            })
-            .collect())
+        let from = if top_n > 0 { split + 1 } else { split };
+        Ok(self.finish(order, from, dist, vector, datum, table))
     }
 
     /// Removes every entry whose payload is `data` from every bucket of
