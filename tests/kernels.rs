@@ -441,6 +441,68 @@ fn widen_u8_exact() {
     }
 }
 
+/// The byte dot product of every ISA is within `gamma(n) * sum |q_i c_i|`
+/// of the exact value (what screening assumes), for every length and tail.
+#[test]
+fn dot_u8_within_the_sum_bound() {
+    let codes: Vec<u8> = (0..700u32).map(|i| (i * 91 % 256) as u8).collect();
+    let q: Vec<f32> = (0..700u32)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.0137)
+        .collect();
+    for t in tables() {
+        for n in (0..=130).chain([255, 256, 257, 699]) {
+            let got = f64::from(t.dot_u8(&q[..n], &codes[..n]));
+            let exact: f64 = q[..n]
+                .iter()
+                .zip(&codes[..n])
+                .map(|(&a, &c)| f64::from(a) * f64::from(c))
+                .sum();
+            let mag: f64 = q[..n]
+                .iter()
+                .zip(&codes[..n])
+                .map(|(&a, &c)| (f64::from(a) * f64::from(c)).abs())
+                .sum();
+            let tol = gamma(n) * mag + gamma64(n) * mag;
+            assert!(
+                (got - exact).abs() <= tol,
+                "{} n={n}: {got} vs {exact} (tolerance {tol})",
+                t.isa()
+            );
+        }
+    }
+}
+
+/// Byte quantization gives the same codes and sums on every ISA, and the
+/// codes reconstruct each value within half a step (plus rounding).
+#[test]
+fn quantize_u8_agrees_across_isas_and_reconstructs() {
+    let x: Vec<f32> = (0..300u32)
+        .map(|i| ((i * 2654435761u32 >> 7) % 10_000) as f32 * 0.01 - 37.0)
+        .collect();
+    let scalar = KernelTable::for_isa(Isa::Scalar).unwrap();
+    for n in [1, 2, 15, 16, 31, 32, 33, 64, 128, 129, 300] {
+        let mut want = vec![0u8; n];
+        let w = scalar.quantize_u8(&x[..n], &mut want);
+        let lo = x[..n].iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = x[..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!((w.lo, w.hi), (lo, hi), "n={n}");
+        for (i, (&v, &c)) in x[..n].iter().zip(&want).enumerate() {
+            let back = f64::from(w.lo) + f64::from(w.scale) * f64::from(c);
+            let step = f64::from(w.scale);
+            assert!(
+                (back - f64::from(v)).abs() <= 0.5 * step + 1e-4,
+                "n={n} i={i}: {v} coded as {c} -> {back}"
+            );
+        }
+        for t in tables() {
+            let mut got = vec![0u8; n];
+            let g = t.quantize_u8(&x[..n], &mut got);
+            assert_eq!(got, want, "{} n={n}", t.isa());
+            assert_eq!(g, w, "{} n={n}", t.isa());
+        }
+    }
+}
+
 #[test]
 fn zero_vectors() {
     for t in tables() {

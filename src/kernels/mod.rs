@@ -36,6 +36,8 @@ mod generic;
 pub mod prefetch;
 pub(crate) mod scalar;
 
+pub use scalar::U8Code;
+
 #[cfg(all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")))]
 mod x86;
 
@@ -178,6 +180,10 @@ pub(crate) type RawHammingBatch = unsafe fn(
 );
 /// Raw widening kernel: `src` has `n` readable bytes, `dst` `n` writable `f32`s.
 pub(crate) type RawWidenU8 = unsafe fn(src: *const u8, dst: *mut f32, n: usize);
+/// Raw `f32`-by-byte dot product: `q` and `codes` each have `n` readable elements.
+pub(crate) type RawDotU8 = unsafe fn(q: *const f32, codes: *const u8, n: usize) -> f32;
+/// Raw byte quantizer: `x` has `n` readable floats, `codes` `n` writable bytes.
+pub(crate) type RawQuantizeU8 = unsafe fn(x: *const f32, codes: *mut u8, n: usize) -> U8Code;
 
 /// The kernels of one ISA, resolved to function pointers.
 ///
@@ -200,6 +206,8 @@ pub struct KernelTable {
     pub(crate) manhattan_batch: RawF32Batch,
     pub(crate) hamming_batch: RawHammingBatch,
     pub(crate) widen_u8: RawWidenU8,
+    pub(crate) dot_u8: RawDotU8,
+    pub(crate) quantize_u8: RawQuantizeU8,
 }
 
 /// Which `f32` distance a [`F32Kernel`] computes.
@@ -504,6 +512,32 @@ impl KernelTable {
         // SAFETY: the table's ISA runs here; `src` has `len` readable bytes and
         // `dst` `len` writable floats, which cannot overlap (`&` and `&mut`).
         unsafe { (self.widen_u8)(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
+    }
+
+    /// `sum(q[i] * codes[i] as f32)`, every product and partial sum rounded
+    /// to `f32` (no fused multiply-add), in an order of the ISA's choosing.
+    ///
+    /// # Panics
+    /// If `q.len() != codes.len()`.
+    #[inline]
+    pub fn dot_u8(&self, q: &[f32], codes: &[u8]) -> f32 {
+        assert_eq!(q.len(), codes.len(), "query and code lengths differ");
+        // SAFETY: the table's ISA runs here; both slices have `len` readable
+        // elements.
+        unsafe { (self.dot_u8)(q.as_ptr(), codes.as_ptr(), q.len()) }
+    }
+
+    /// Codes `x` as bytes on an even grid from its smallest to its largest
+    /// value (see [`U8Code`]); `x` must be finite.
+    ///
+    /// # Panics
+    /// If `x.len() != codes.len()`.
+    #[inline]
+    pub fn quantize_u8(&self, x: &[f32], codes: &mut [u8]) -> U8Code {
+        assert_eq!(x.len(), codes.len(), "vector and code lengths differ");
+        // SAFETY: the table's ISA runs here; `x` has `len` readable floats and
+        // `codes` `len` writable bytes, which cannot overlap (`&` and `&mut`).
+        unsafe { (self.quantize_u8)(x.as_ptr(), codes.as_mut_ptr(), x.len()) }
     }
 }
 

@@ -208,6 +208,124 @@ pub(crate) fn widen_slice(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// # Safety
+/// `q` valid for `n` reads, `codes` for `n` reads.
+unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
+    // SAFETY: the caller guarantees `n` readable elements at each pointer.
+    unsafe { dot_u8_slice(slice(q, n), slice(codes, n)) }
+}
+
+/// # Safety
+/// `x` valid for `n` reads, `codes` for `n` writes, not overlapping.
+unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
+    // SAFETY: the caller guarantees `n` readable floats at `x` and `n`
+    // writable bytes at `codes`, not overlapping.
+    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
+    quantize_u8_slice(x, codes)
+}
+
+/// Lanes of the portable `u8` code loops: two AVX-512 registers, four AVX2
+/// or eight NEON ones, so the additions form independent chains.
+const CODE_LANES: usize = 32;
+
+/// `sum(q[i] * codes[i] as f32)`, the portable loop every ISA compiles with
+/// its own target features (zero-extend, convert, multiply, add: LLVM
+/// vectorizes the lane arrays). Each product and sum is rounded to `f32`
+/// (no contraction), in some order: the error is at most
+/// `gamma(n) * sum(|q[i]| * codes[i])`, which is what screening assumes.
+#[inline(always)]
+pub(crate) fn dot_u8_slice(q: &[f32], codes: &[u8]) -> f32 {
+    let mut acc = [0.0f32; CODE_LANES];
+    let qc = q.chunks_exact(CODE_LANES);
+    let cc = codes.chunks_exact(CODE_LANES);
+    let (qt, ct) = (qc.remainder(), cc.remainder());
+    for (a, c) in qc.zip(cc) {
+        for i in 0..CODE_LANES {
+            acc[i] += a[i] * f32::from(c[i]);
+        }
+    }
+    for (i, (&a, &c)) in qt.iter().zip(ct).enumerate() {
+        acc[i] += a * f32::from(c);
+    }
+    acc.iter().sum()
+}
+
+/// What [`KernelTable::quantize_u8`](super::KernelTable::quantize_u8) returns besides the codes: `x[i]` is
+/// approximately `lo + scale * codes[i]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct U8Code {
+    /// The smallest value (the code 0).
+    pub lo: f32,
+    /// The step between codes, `(max - lo) / 255` rounded to `f32`.
+    pub scale: f32,
+    /// `sum(e[i]^2)` in `f32` arithmetic, `e[i] = (x[i] - lo) - scale * codes[i]`
+    /// each rounded as written.
+    pub err_sq: f32,
+    /// `sum(x[i]^2)` in `f32` arithmetic.
+    pub norm_sq: f32,
+    /// The largest value.
+    pub hi: f32,
+}
+
+/// Codes `x` as bytes on an even grid from its smallest to its largest
+/// value (`codes[i] = round((x[i] - lo) / scale)`), with the rounded sums a
+/// caller needs to bound the coding error. Portable loop compiled per ISA,
+/// like [`dot_u8_slice`]. Finite input is assumed; a caller checks the
+/// returned sums for overflow.
+#[inline(always)]
+pub(crate) fn quantize_u8_slice(x: &[f32], codes: &mut [u8]) -> U8Code {
+    let mut lo = [f32::INFINITY; CODE_LANES];
+    let mut hi = [f32::NEG_INFINITY; CODE_LANES];
+    let xc = x.chunks_exact(CODE_LANES);
+    for c in xc.clone() {
+        for i in 0..CODE_LANES {
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+        }
+    }
+    for (i, &v) in xc.remainder().iter().enumerate() {
+        lo[i] = lo[i].min(v);
+        hi[i] = hi[i].max(v);
+    }
+    let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+    let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let scale = (hi - lo) / 255.0;
+    let inv = if scale > 0.0 && scale.is_finite() {
+        1.0 / scale
+    } else {
+        0.0
+    };
+    let mut ee = [0.0f32; CODE_LANES];
+    let mut xx = [0.0f32; CODE_LANES];
+    let one = |v: f32, acc_e: &mut f32, acc_x: &mut f32| -> u8 {
+        let d = v - lo;
+        // Round half up: `d * inv` is in [0, 255] up to rounding.
+        let k = (d * inv + 0.5).floor().clamp(0.0, 255.0);
+        let e = d - scale * k;
+        *acc_e += e * e;
+        *acc_x += v * v;
+        k as u8
+    };
+    let xc = x.chunks_exact(CODE_LANES);
+    let rest = xc.remainder();
+    let mut oc = codes.chunks_exact_mut(CODE_LANES);
+    for (c, o) in xc.zip(&mut oc) {
+        for i in 0..CODE_LANES {
+            o[i] = one(c[i], &mut ee[i], &mut xx[i]);
+        }
+    }
+    for (i, (&v, o)) in rest.iter().zip(oc.into_remainder()).enumerate() {
+        *o = one(v, &mut ee[i], &mut xx[i]);
+    }
+    U8Code {
+        lo,
+        scale,
+        err_sq: ee.iter().sum(),
+        norm_sq: xx.iter().sum(),
+        hi,
+    }
+}
+
 /// Defines a batch kernel that calls a single-pair kernel once per row.
 macro_rules! batch_of {
     ($name:ident, $single:path, $t:ty, $o:ty) => {
@@ -251,4 +369,6 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     manhattan_batch,
     hamming_batch,
     widen_u8,
+    dot_u8,
+    quantize_u8,
 };

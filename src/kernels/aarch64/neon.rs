@@ -18,6 +18,7 @@ use pulp::Simd;
 
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::{dot_u8_slice, quantize_u8_slice, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
 /// # Safety
@@ -340,6 +341,24 @@ unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
     widen_slice(src, dst);
 }
 
+/// # Safety
+/// `RawDotU8` contract; the table's features available.
+#[target_feature(enable = "neon")]
+unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
+    // SAFETY: `q` and `codes` each have `n` readable elements (caller contract).
+    unsafe { dot_u8_slice(slice(q, n), slice(codes, n)) }
+}
+
+/// # Safety
+/// `RawQuantizeU8` contract; the table's features available.
+#[target_feature(enable = "neon")]
+unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
+    // SAFETY: `x` has `n` readable floats and `codes` `n` writable bytes that
+    // do not overlap (caller contract).
+    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
+    quantize_u8_slice(x, codes)
+}
+
 /// Defines a batch entry that runs a body over each row inside one
 /// `#[target_feature]` function: a direct (inlinable) call per row.
 macro_rules! batch {
@@ -444,4 +463,6 @@ pub(super) static TABLE: KernelTable = KernelTable {
     manhattan_batch,
     hamming_batch,
     widen_u8,
+    dot_u8,
+    quantize_u8,
 };

@@ -19,6 +19,7 @@ use pulp::Simd;
 
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::{quantize_u8_slice, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
 /// Lane mask for `_mm256_maskload_ps`: lanes `0..rem` set (`rem` in `1..8`).
@@ -429,6 +430,50 @@ unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
     widen_slice(src, dst);
 }
 
+/// # Safety
+/// `RawDotU8` contract; the table's features available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
+    let mut k = 0;
+    // SAFETY: every load reads 8 floats at `q + k` and 8 bytes at
+    // `codes + k` with `k + 8 <= n` (16 for the pair), and both have `n`
+    // readable elements (caller contract); AVX2 and FMA are enabled.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let widen =
+            |p: *const u8| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())));
+        while k + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(k)), widen(codes.add(k)), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(k + 8)), widen(codes.add(k + 8)), acc1);
+            k += 16;
+        }
+        if k + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(k)), widen(codes.add(k)), acc0);
+            k += 8;
+        }
+        let v = _mm256_add_ps(acc0, acc1);
+        let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        let v = _mm_add_ss(v, _mm_movehdup_ps(v));
+        let mut sum = _mm_cvtss_f32(v);
+        while k < n {
+            sum += *q.add(k) * f32::from(*codes.add(k));
+            k += 1;
+        }
+        sum
+    }
+}
+
+/// # Safety
+/// `RawQuantizeU8` contract; the table's features available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
+    // SAFETY: `x` has `n` readable floats and `codes` `n` writable bytes that
+    // do not overlap (caller contract).
+    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
+    quantize_u8_slice(x, codes)
+}
+
 /// Defines a batch entry that runs a body over each row inside one
 /// `#[target_feature]` function: a direct (inlinable) call per row, never an
 /// indirect one.
@@ -534,4 +579,6 @@ pub(super) static TABLE: KernelTable = KernelTable {
     manhattan_batch,
     hamming_batch,
     widen_u8,
+    dot_u8,
+    quantize_u8,
 };

@@ -20,6 +20,7 @@ use pulp::Simd;
 
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::{quantize_u8_slice, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
 /// Mask with the low `rem` bits set, for the last `rem` (1..=15) floats.
@@ -486,6 +487,51 @@ unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
     widen_slice(src, dst);
 }
 
+/// # Safety
+/// `RawDotU8` contract; the table's features available.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
+    let mut k = 0;
+    // SAFETY: every load reads 16 floats at `q + k` and 16 bytes at
+    // `codes + k` with `k + 16 <= n` (32 for the pair), and both have `n`
+    // readable elements (caller contract); AVX-512F is enabled.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let widen =
+            |p: *const u8| _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())));
+        while k + 32 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q.add(k)), widen(codes.add(k)), acc0);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(q.add(k + 16)),
+                widen(codes.add(k + 16)),
+                acc1,
+            );
+            k += 32;
+        }
+        if k + 16 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q.add(k)), widen(codes.add(k)), acc0);
+            k += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        // SAFETY (tail): `k < n` elements remain at both pointers.
+        while k < n {
+            sum += *q.add(k) * f32::from(*codes.add(k));
+            k += 1;
+        }
+        sum
+    }
+}
+
+/// # Safety
+/// `RawQuantizeU8` contract; the table's features available.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
+    // SAFETY: `x` has `n` readable floats and `codes` `n` writable bytes that
+    // do not overlap (caller contract).
+    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
+    quantize_u8_slice(x, codes)
+}
+
 /// Defines a batch entry that runs a body over each row inside one
 /// `#[target_feature]` function: a direct (inlinable) call per row.
 macro_rules! batch {
@@ -603,6 +649,8 @@ pub(super) static TABLE: KernelTable = KernelTable {
     manhattan_batch,
     hamming_batch: hamming_lookup_batch,
     widen_u8,
+    dot_u8,
+    quantize_u8,
 };
 
 /// The AVX-512 kernels for CPUs with VPOPCNTDQ (Hamming by `vpopcntq`).
