@@ -155,7 +155,7 @@ impl<T> Slab<T> {
 
     /// Grows (new elements from `f`) or shrinks to `n` elements.
     ///
-    /// Arrays of at least [`HUGE_MIN_BYTES`] live in an anonymous mapping
+    /// Arrays of at least `HUGE_MIN_BYTES` live in an anonymous mapping
     /// advised for transparent huge pages (Linux `MADV_HUGEPAGE`): an index
     /// reads its vectors and links at random, and with 4 KiB pages nearly
     /// every such read of a large index also misses the TLB. Growth reserves
