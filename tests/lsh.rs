@@ -1019,7 +1019,9 @@ proptest::proptest! {
     /// returns exactly what the general path returns on packed copies of
     /// the same buckets: same entries, order and distances, for every kind
     /// of filter chain, with payloads repeated across rows and hashes, ties,
-    /// and rows freed by deletes and reused.
+    /// and rows freed by deletes and reused. Queries run after each change,
+    /// so the arena's screening codes (built by the first query) are
+    /// brought up to date through appends, deletes and rewritten rows.
     #[test]
     fn shared_arena_ranking_matches_the_general_path(
         n in 1usize..120,
@@ -1028,7 +1030,7 @@ proptest::proptest! {
         payload_mod in 1u32..200,
         seed in 0u64..1000,
         chain in 0usize..7,
-        metric in 0usize..3,
+        metric in 0usize..6,
         deletes in 0u32..6,
     ) {
         let dim = 5;
@@ -1043,32 +1045,54 @@ proptest::proptest! {
             5 => vec![Filter::Unique, Filter::Unique, Filter::Nearest(3)],
             _ => vec![Filter::DistanceThreshold(4.0), Filter::Unique],
         };
-        let metric = [Metric::Euclidean, Metric::Cosine, Metric::InnerProduct][metric];
+        let metric = [
+            Metric::Euclidean,
+            Metric::Cosine,
+            Metric::InnerProduct,
+            Metric::L2,
+            Metric::Dot,
+            Metric::Angular,
+        ][metric];
         let hs: Vec<LshHash> = (0..hashes)
             .map(|h| LshHash::random_binary(&format!("h{h}"), dim, bits, seed + h as u64).unwrap())
             .collect();
         let builder = || Engine::builder(dim).hashes(hs.clone()).metric(metric).filters(filters.clone());
         let mut arena = builder().build::<u32>().unwrap();
         let mut packed = builder().build_with_storage::<u32, _>(PackedCopies(MemoryStorage::new())).unwrap();
+        let queries: Vec<Vec<f32>> = data(8, dim, seed + 7)
+            .chunks_exact(dim)
+            .chain(base.chunks_exact(dim).take(4))
+            .map(|q| q.iter().map(|x| (x * 2.0).round()).collect())
+            .collect();
+        let same = |arena: &Engine<u32>, packed: &Engine<u32, PackedCopies>| {
+            for q in &queries {
+                let a = arena.neighbours(q).unwrap();
+                let p = packed.neighbours(q).unwrap();
+                proptest::prop_assert_eq!(a, p);
+            }
+            Ok(())
+        };
+        let half = n / 2;
         for (i, v) in base.chunks_exact(dim).enumerate() {
             let payload = i as u32 % payload_mod;
             arena.store(v, payload).unwrap();
             packed.store(v, payload).unwrap();
+            if i + 1 == half {
+                same(&arena, &packed)?;
+            }
         }
+        same(&arena, &packed)?;
         for d in 0..deletes {
             arena.delete(&d).unwrap();
             packed.delete(&d).unwrap();
         }
-        // Refill freed rows.
+        same(&arena, &packed)?;
+        // Refill freed rows with other vectors.
         for (i, v) in base.chunks_exact(dim).take(deletes as usize).enumerate() {
-            arena.store(v, 1000 + i as u32).unwrap();
-            packed.store(v, 1000 + i as u32).unwrap();
+            let v: Vec<f32> = v.iter().map(|x| 3.0 - x).collect();
+            arena.store(&v, 1000 + i as u32).unwrap();
+            packed.store(&v, 1000 + i as u32).unwrap();
         }
-        for q in data(8, dim, seed + 7).chunks_exact(dim).chain(base.chunks_exact(dim).take(4)) {
-            let q: Vec<f32> = q.iter().map(|x| (x * 2.0).round()).collect();
-            let a = arena.neighbours(&q).unwrap();
-            let p = packed.neighbours(&q).unwrap();
-            proptest::prop_assert_eq!(a, p);
-        }
+        same(&arena, &packed)?;
     }
 }

@@ -69,8 +69,11 @@ impl MetricDistance {
         self.metric
     }
 
+    /// The distance from the kernel's raw output (monotone in it:
+    /// non-decreasing for L2, Euclidean, cosine, angular and Manhattan,
+    /// non-increasing for inner product and dot).
     #[inline]
-    fn finish(&self, raw: f32) -> f32 {
+    pub(crate) fn finish(&self, raw: f32) -> f32 {
         match self.metric {
             Metric::Euclidean => raw.max(0.0).sqrt(),
             Metric::InnerProduct => 1.0 - raw,

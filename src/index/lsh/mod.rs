@@ -32,6 +32,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::kernels::prefetch::{prefetch_read, prefetch_read_l2};
 use crate::Metric;
 use project::ProjectionPlan;
@@ -150,6 +151,7 @@ mod project;
 mod quickhash;
 #[cfg(feature = "redis")]
 mod redis;
+mod screen;
 mod storage;
 
 pub use distance::{Distance, MetricDistance};
@@ -158,6 +160,8 @@ use filter::UniqueSet;
 pub use hash::{BucketKey, LshHash};
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
+use screen::QueryBound;
+pub use screen::ScreenCodes;
 pub use storage::{BucketContents, BucketRef, MemoryStorage, Storage, StoreEntry};
 
 /// What an engine can store next to a vector: anything cloneable that can be
@@ -884,39 +888,110 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 top.clear();
                 dist.resize(total, f32::NAN);
                 let mut seen = (!pre.is_empty()).then(|| UniqueSet::new(table, total));
-                (0..total.min(ROW_AHEAD) as u32).for_each(|i| prefetch_row(vector(i)));
-                for k in 0..total {
-                    if k + ROW_AHEAD < total {
-                        prefetch_row(vector((k + ROW_AHEAD) as u32));
-                    }
-                    let i = k as u32;
-                    if let Some(seen) = &mut seen {
-                        if let Some(&next) = rows.get(k + AHEAD) {
-                            prefetch_read((&data[next as usize] as *const D).cast());
+                // With the storage's byte codes, candidates are screened
+                // first (see `screen`): only the rows of those that can
+                // still make the n nearest are read.
+                let screen = match &self.metric_distance {
+                    Some(m) if top_n > 0 => QueryBound::new(m.metric(), query).and_then(|qb| {
+                        let codes = self.storage.screen()?;
+                        (codes.dim() == dim && codes.rows() > highest as usize)
+                            .then_some((m, qb, codes))
+                    }),
+                    _ => None,
+                };
+                if let Some((m, qb, codes)) = screen {
+                    // Pass 1: the unique test, and bounds on each distance
+                    // from the codes; `tau`, the n-th smallest upper bound,
+                    // is at least the n-th smallest distance.
+                    let kt = kernels::active();
+                    let mut ubs = [f32::INFINITY; filter::SCAN_TOP_MAX];
+                    let ubs = &mut ubs[..top_n];
+                    (0..total.min(ROW_AHEAD)).for_each(|k| codes.prefetch(rows[k]));
+                    for k in 0..total {
+                        if let Some(&far) = rows.get(k + ROW_AHEAD) {
+                            codes.prefetch(far);
                         }
-                        if !seen.first(i, &datum) {
+                        let i = k as u32;
+                        if let Some(seen) = &mut seen {
+                            if let Some(&next) = rows.get(k + AHEAD) {
+                                prefetch_read((&data[next as usize] as *const D).cast());
+                            }
+                            if !seen.first(i, &datum) {
+                                continue;
+                            }
+                        }
+                        order.push(i);
+                        let (p, c) = codes.row(rows[k]);
+                        if !p.screened() {
+                            dist[k] = f32::NEG_INFINITY;
                             continue;
                         }
+                        let t = kt.dot_u8(query, c);
+                        let lb = m.finish(qb.low(p, t));
+                        dist[k] = lb;
+                        // The upper bound can only lower `tau` when the
+                        // lower one is below it (rarely, once n are in).
+                        if lb < ubs[top_n - 1] {
+                            let ub = m.finish(qb.high(p, t));
+                            if ub < ubs[top_n - 1] {
+                                let at = ubs.partition_point(|&u| u <= ub);
+                                ubs.copy_within(at..top_n - 1, at + 1);
+                                ubs[at] = ub;
+                            }
+                        }
                     }
-                    let row = vector(i);
-                    let dk = match &self.metric_distance {
-                        Some(m) => m.distance(query, row),
-                        None => d.distance(query, row),
-                    };
-                    dist[i as usize] = dk;
-                    if top_n == 0 {
-                        order.push(i);
-                        continue;
+                    // Pass 2: a candidate whose lower bound exceeds `tau`
+                    // is farther than n others; the rest get their exact
+                    // distances, their rows prefetched.
+                    let tau = ubs[top_n - 1];
+                    order.retain(|&i| {
+                        dist[i as usize].partial_cmp(&tau) != Some(std::cmp::Ordering::Greater)
+                    });
+                    scattered_distances(m, query, order, vector, dist);
+                    for &i in order.iter() {
+                        let key = total_order_key(dist[i as usize]);
+                        if top.len() < top_n || key < top[top_n - 1].0 {
+                            let at = top.partition_point(|&(kj, _)| kj <= key);
+                            top.insert(at, (key, i));
+                            top.truncate(top_n);
+                        }
                     }
-                    // The best `top_n` so far by (distance, position), as
-                    // `Filter::Nearest` ranks: positions only grow, so a
-                    // candidate enters only with a strictly smaller
-                    // distance than the current last.
-                    let key = total_order_key(dk);
-                    if top.len() < top_n || key < top[top_n - 1].0 {
-                        let at = top.partition_point(|&(kj, _)| kj <= key);
-                        top.insert(at, (key, i));
-                        top.truncate(top_n);
+                    order.clear();
+                } else {
+                    (0..total.min(ROW_AHEAD) as u32).for_each(|i| prefetch_row(vector(i)));
+                    for k in 0..total {
+                        if k + ROW_AHEAD < total {
+                            prefetch_row(vector((k + ROW_AHEAD) as u32));
+                        }
+                        let i = k as u32;
+                        if let Some(seen) = &mut seen {
+                            if let Some(&next) = rows.get(k + AHEAD) {
+                                prefetch_read((&data[next as usize] as *const D).cast());
+                            }
+                            if !seen.first(i, &datum) {
+                                continue;
+                            }
+                        }
+                        let row = vector(i);
+                        let dk = match &self.metric_distance {
+                            Some(m) => m.distance(query, row),
+                            None => d.distance(query, row),
+                        };
+                        dist[i as usize] = dk;
+                        if top_n == 0 {
+                            order.push(i);
+                            continue;
+                        }
+                        // The best `top_n` so far by (distance, position), as
+                        // `Filter::Nearest` ranks: positions only grow, so a
+                        // candidate enters only with a strictly smaller
+                        // distance than the current last.
+                        let key = total_order_key(dk);
+                        if top.len() < top_n || key < top[top_n - 1].0 {
+                            let at = top.partition_point(|&(kj, _)| kj <= key);
+                            top.insert(at, (key, i));
+                            top.truncate(top_n);
+                        }
                     }
                 }
                 order.extend(top.iter().map(|&(_, i)| i));

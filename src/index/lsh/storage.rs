@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::hash::BucketKey;
 use super::quickhash::QuickState;
+use super::screen::{LazyScreen, ScreenCodes};
 use super::Payload;
 use crate::error::{Error, Result};
 use crate::store::Slab;
@@ -159,6 +160,16 @@ pub trait Storage<D: Payload>: Send + Sync {
 
     /// Removes every bucket of every hash in this storage.
     fn clean_all_buckets(&mut self) -> Result<()>;
+
+    /// Byte codes of the arena that indexed buckets (`rows` set) refer to,
+    /// from which the engine bounds candidates' distances and skips those
+    /// that cannot make its nearest `n` without reading their rows; `None`,
+    /// the default, for a storage without them (every candidate row is
+    /// then read). [`MemoryStorage`] builds them when first asked after a
+    /// change.
+    fn screen(&self) -> Option<&ScreenCodes> {
+        None
+    }
 }
 
 /// Binary keys (only `0`/`1`) of up to this many characters are found by
@@ -287,6 +298,8 @@ pub struct MemoryStorage<D> {
     /// Per hash name (a handful: linear search beats hashing the name).
     hashes: Vec<(String, HashBuckets)>,
     arena: Arena<D>,
+    /// Byte codes of the arena rows (see [`Storage::screen`]).
+    screen: LazyScreen,
 }
 
 struct Arena<D> {
@@ -362,6 +375,7 @@ impl<D> Default for MemoryStorage<D> {
                 refs: Vec::new(),
                 free: Vec::new(),
             },
+            screen: LazyScreen::default(),
         }
     }
 }
@@ -391,6 +405,7 @@ impl<D> MemoryStorage<D> {
     /// buckets, spare capacity, and the arena rows of deleted entries (the
     /// arena is compacted, live rows keeping their order).
     pub fn shrink_to_fit(&mut self) {
+        self.screen.reset();
         let a = &mut self.arena;
         let dim = a.dim;
         let mut new_row = vec![u32::MAX; a.refs.len()];
@@ -489,6 +504,7 @@ impl<D: Payload> MemoryStorage<D> {
                 bits[r * dim..(r + 1) * dim].copy_from_slice(e.vector);
                 a.data[r] = e.data.clone();
                 a.refs[r] = refs;
+                self.screen.rewritten(row);
                 row
             }
             None => {
@@ -503,6 +519,7 @@ impl<D: Payload> MemoryStorage<D> {
                 a.push_row(e.vector);
                 a.data.push(e.data.clone());
                 a.refs.push(refs);
+                self.screen.appended();
                 row
             }
         };
@@ -553,6 +570,11 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
             .collect())
     }
 
+    fn screen(&self) -> Option<&ScreenCodes> {
+        let a = &self.arena;
+        (a.dim > 0).then(|| self.screen.get(a.vectors(), a.dim))
+    }
+
     fn count(&self, buckets: &[BucketRef<'_>]) -> Result<usize> {
         Ok(buckets
             .iter()
@@ -578,7 +600,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
         data: &D,
         _dim: usize,
     ) -> Result<Vec<(BucketKey, usize)>> {
-        let MemoryStorage { hashes, arena } = self;
+        let MemoryStorage { hashes, arena, .. } = self;
         let Some((_, buckets)) = hashes.iter_mut().find(|(h, _)| h == hash) else {
             return Ok(Vec::new());
         };
@@ -632,6 +654,7 @@ impl<D: Payload> Storage<D> for MemoryStorage<D> {
                 b.clear();
             }
         }
+        self.screen.reset();
         let a = &mut self.arena;
         a.dim = 0;
         // Shrinking a slab keeps its memory, like `Vec::clear`.
