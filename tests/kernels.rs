@@ -477,7 +477,7 @@ fn dot_u8_within_the_sum_bound() {
 #[test]
 fn quantize_u8_agrees_across_isas_and_reconstructs() {
     let x: Vec<f32> = (0..300u32)
-        .map(|i| ((i * 2654435761u32 >> 7) % 10_000) as f32 * 0.01 - 37.0)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 10_000) as f32 * 0.01 - 37.0)
         .collect();
     let scalar = KernelTable::for_isa(Isa::Scalar).unwrap();
     for n in [1, 2, 15, 16, 31, 32, 33, 64, 128, 129, 300] {

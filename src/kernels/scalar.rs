@@ -267,61 +267,100 @@ pub struct U8Code {
     pub hi: f32,
 }
 
-/// Codes `x` as bytes on an even grid from its smallest to its largest
-/// value (`codes[i] = round((x[i] - lo) / scale)`), with the rounded sums a
-/// caller needs to bound the coding error. Portable loop compiled per ISA,
-/// like [`dot_u8_slice`]. Finite input is assumed; a caller checks the
-/// returned sums for overflow.
+/// Lanes of the quantizer: element `j` of `x` goes to lane `j % 32`, each
+/// lane's sums run in element order, and lanes are combined pairwise
+/// (lane `i` with `i + 16`, then `i + 8`, `i + 4`, `i + 2`, `i + 1`). The
+/// AVX2 and AVX-512 quantizers keep exactly this order (and use no fused
+/// multiply-add), so every ISA returns the same codes and sums; 32 lanes
+/// are two independent chains per sum even on AVX-512.
+pub(crate) const QUANT_LANES: usize = 32;
+
+/// `a < b ? a : b`, what `minps(a, b)` computes.
 #[inline(always)]
-pub(crate) fn quantize_u8_slice(x: &[f32], codes: &mut [u8]) -> U8Code {
-    let mut lo = [f32::INFINITY; CODE_LANES];
-    let mut hi = [f32::NEG_INFINITY; CODE_LANES];
-    let xc = x.chunks_exact(CODE_LANES);
-    for c in xc.clone() {
-        for i in 0..CODE_LANES {
-            lo[i] = lo[i].min(c[i]);
-            hi[i] = hi[i].max(c[i]);
-        }
+pub(crate) fn min_ps(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
     }
-    for (i, &v) in xc.remainder().iter().enumerate() {
-        lo[i] = lo[i].min(v);
-        hi[i] = hi[i].max(v);
+}
+
+/// `a > b ? a : b`, what `maxps(a, b)` computes.
+#[inline(always)]
+pub(crate) fn max_ps(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
-    let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
-    let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+}
+
+/// The step and its inverse for values from `lo` to `hi` (inverse 0 when
+/// the step is 0 or not finite, which codes everything as 0).
+#[inline(always)]
+pub(crate) fn quant_step(lo: f32, hi: f32) -> (f32, f32) {
     let scale = (hi - lo) / 255.0;
     let inv = if scale > 0.0 && scale.is_finite() {
         1.0 / scale
     } else {
         0.0
     };
-    let mut ee = [0.0f32; CODE_LANES];
-    let mut xx = [0.0f32; CODE_LANES];
-    let one = |v: f32, acc_e: &mut f32, acc_x: &mut f32| -> u8 {
-        let d = v - lo;
-        // Round half up: `d * inv` is in [0, 255] up to rounding.
-        let k = (d * inv + 0.5).floor().clamp(0.0, 255.0);
-        let e = d - scale * k;
-        *acc_e += e * e;
-        *acc_x += v * v;
-        k as u8
-    };
-    let xc = x.chunks_exact(CODE_LANES);
-    let rest = xc.remainder();
-    let mut oc = codes.chunks_exact_mut(CODE_LANES);
-    for (c, o) in xc.zip(&mut oc) {
-        for i in 0..CODE_LANES {
-            o[i] = one(c[i], &mut ee[i], &mut xx[i]);
+    (scale, inv)
+}
+
+/// The code of `v`: `floor((v - lo) * inv + 0.5)` bounded to [0, 255]
+/// (round half up; the product is in [0, 255] up to rounding).
+#[inline(always)]
+pub(crate) fn quant_code(v: f32, lo: f32, inv: f32) -> f32 {
+    let k = ((v - lo) * inv + 0.5).floor();
+    min_ps(max_ps(k, 0.0), 255.0)
+}
+
+/// Codes `x` as bytes on an even grid from its smallest to its largest
+/// value (`codes[i] = round((x[i] - lo) / scale)`), with the rounded sums a
+/// caller needs to bound the coding error, in the order [`QUANT_LANES`]
+/// describes. Finite input is assumed; a caller checks the returned sums
+/// for overflow.
+pub(crate) fn quantize_u8_slice(x: &[f32], codes: &mut [u8]) -> U8Code {
+    const L: usize = QUANT_LANES;
+    let mut lo = [f32::INFINITY; L];
+    let mut hi = [f32::NEG_INFINITY; L];
+    for (j, &v) in x.iter().enumerate() {
+        lo[j % L] = min_ps(lo[j % L], v);
+        hi[j % L] = max_ps(hi[j % L], v);
+    }
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            lo[i] = min_ps(lo[i], lo[i + w]);
+            hi[i] = max_ps(hi[i], hi[i + w]);
         }
     }
-    for (i, (&v, o)) in rest.iter().zip(oc.into_remainder()).enumerate() {
-        *o = one(v, &mut ee[i], &mut xx[i]);
+    let (lo, hi) = (lo[0], hi[0]);
+    let (scale, inv) = quant_step(lo, hi);
+    let mut ee = [0.0f32; L];
+    let mut xx = [0.0f32; L];
+    for (j, (o, &v)) in codes.iter_mut().zip(x).enumerate() {
+        let k = quant_code(v, lo, inv);
+        *o = k as u8;
+        let e = (v - lo) - scale * k;
+        ee[j % L] += e * e;
+        xx[j % L] += v * v;
+    }
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            ee[i] += ee[i + w];
+            xx[i] += xx[i + w];
+        }
     }
     U8Code {
         lo,
         scale,
-        err_sq: ee.iter().sum(),
-        norm_sq: xx.iter().sum(),
+        err_sq: ee[0],
+        norm_sq: xx[0],
         hi,
     }
 }

@@ -19,7 +19,7 @@ use pulp::Simd;
 
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
-use crate::kernels::scalar::{quantize_u8_slice, U8Code};
+use crate::kernels::scalar::{quant_step, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
 /// Lane mask for `_mm256_maskload_ps`: lanes `0..rem` set (`rem` in `1..8`).
@@ -465,13 +465,129 @@ unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
 }
 
 /// # Safety
-/// `RawQuantizeU8` contract; the table's features available.
+/// `RawQuantizeU8` contract; AVX2 and FMA available.
+///
+/// The portable quantizer's arithmetic in the same order (see
+/// `scalar::QUANT_LANES`): its 32 lanes in four registers per sum, the
+/// tail through masked loads, and masked-out lanes adding `+0.0` (which
+/// leaves a non-negative sum exactly as it was).
 #[target_feature(enable = "avx2,fma")]
 unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
-    // SAFETY: `x` has `n` readable floats and `codes` `n` writable bytes that
-    // do not overlap (caller contract).
-    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
-    quantize_u8_slice(x, codes)
+    let full = n / 32 * 32;
+    let rest = n - full;
+    // SAFETY: every full load reads 8 floats at `x + j` with `j + 8 <= n`;
+    // tail loads are masked to the floats left; `x` has `n` readable floats
+    // and `codes` `n` writable bytes (caller contract), written 32 at a
+    // time below `full` and through a local buffer for the tail. AVX2 is
+    // enabled.
+    unsafe {
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        // Lanes of register `r` of the tail that hold values.
+        let tail_mask = |r: i32| _mm256_cmpgt_epi32(_mm256_set1_epi32(rest as i32 - 8 * r), lane);
+        let masks = [tail_mask(0), tail_mask(1), tail_mask(2), tail_mask(3)];
+        let (inf, ninf) = (
+            _mm256_set1_ps(f32::INFINITY),
+            _mm256_set1_ps(f32::NEG_INFINITY),
+        );
+        let mut lo = [inf; 4];
+        let mut hi = [ninf; 4];
+        let mut j = 0;
+        while j < full {
+            for r in 0..4 {
+                let v = _mm256_loadu_ps(x.add(j + 8 * r));
+                lo[r] = _mm256_min_ps(lo[r], v);
+                hi[r] = _mm256_max_ps(hi[r], v);
+            }
+            j += 32;
+        }
+        let mut tail = [_mm256_setzero_ps(); 4];
+        if rest > 0 {
+            for r in 0..4 {
+                let m = masks[r];
+                tail[r] = _mm256_maskload_ps(x.add(full + 8 * r), m);
+                let mf = _mm256_castsi256_ps(m);
+                lo[r] = _mm256_min_ps(lo[r], _mm256_blendv_ps(inf, tail[r], mf));
+                hi[r] = _mm256_max_ps(hi[r], _mm256_blendv_ps(ninf, tail[r], mf));
+            }
+        }
+        let lo = halve(lo, _mm256_min_ps, _mm_min_ps, _mm_min_ss);
+        let hi = halve(hi, _mm256_max_ps, _mm_max_ps, _mm_max_ss);
+        let (scale, inv) = quant_step(lo, hi);
+        let (lo_v, inv_v, scale_v) = (
+            _mm256_set1_ps(lo),
+            _mm256_set1_ps(inv),
+            _mm256_set1_ps(scale),
+        );
+        let (half, zero, top) = (
+            _mm256_set1_ps(0.5),
+            _mm256_setzero_ps(),
+            _mm256_set1_ps(255.0),
+        );
+        let mut ee = [zero; 4];
+        let mut xx = [zero; 4];
+        // The codes of 32 values (register `r` holding values
+        // `8 r..8 r + 8`), their sums added on the lanes of `m`, and the
+        // codes as 32 bytes in order.
+        let mut step = |v: [__m256; 4], m: [__m256; 4]| {
+            let mut k32 = [_mm256_setzero_si256(); 4];
+            for r in 0..4 {
+                let d = _mm256_sub_ps(v[r], lo_v);
+                let k = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(d, inv_v), half));
+                let k = _mm256_min_ps(_mm256_max_ps(k, zero), top);
+                let e = _mm256_sub_ps(d, _mm256_mul_ps(scale_v, k));
+                ee[r] = _mm256_add_ps(ee[r], _mm256_and_ps(_mm256_mul_ps(e, e), m[r]));
+                xx[r] = _mm256_add_ps(xx[r], _mm256_and_ps(_mm256_mul_ps(v[r], v[r]), m[r]));
+                k32[r] = _mm256_cvttps_epi32(k);
+            }
+            // Packing interleaves 4-byte groups across the two 128-bit
+            // halves; one permutation puts them back in order.
+            let p01 = _mm256_packus_epi32(k32[0], k32[1]);
+            let p23 = _mm256_packus_epi32(k32[2], k32[3]);
+            let bytes = _mm256_packus_epi16(p01, p23);
+            _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        };
+        let all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        let mut j = 0;
+        while j < full {
+            let v = [0, 1, 2, 3].map(|r| _mm256_loadu_ps(x.add(j + 8 * r)));
+            let b = step(v, [all; 4]);
+            _mm256_storeu_si256(codes.add(j).cast(), b);
+            j += 32;
+        }
+        if rest > 0 {
+            let b = step(tail, masks.map(|m| _mm256_castsi256_ps(m)));
+            let mut buf = [0u8; 32];
+            _mm256_storeu_si256(buf.as_mut_ptr().cast(), b);
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), codes.add(full), rest);
+        }
+        U8Code {
+            lo,
+            scale,
+            err_sq: halve(ee, _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            norm_sq: halve(xx, _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            hi,
+        }
+    }
+}
+
+/// Combines 32 lanes (four registers of eight) pairwise with `f`: lane
+/// `i` with `i + 16`, then `i + 8`, `i + 4`, `i + 2`, `i + 1` (the portable
+/// quantizer's order).
+#[inline(always)]
+unsafe fn halve(
+    v: [__m256; 4],
+    f8: unsafe fn(__m256, __m256) -> __m256,
+    f4: unsafe fn(__m128, __m128) -> __m128,
+    f1: unsafe fn(__m128, __m128) -> __m128,
+) -> f32 {
+    // SAFETY: register-only operations of AVX and SSE, enabled in the
+    // callers.
+    unsafe {
+        let v8 = f8(f8(v[0], v[2]), f8(v[1], v[3]));
+        let v4 = f4(_mm256_castps256_ps128(v8), _mm256_extractf128_ps::<1>(v8));
+        let v2 = f4(v4, _mm_movehl_ps(v4, v4));
+        _mm_cvtss_f32(f1(v2, _mm_movehdup_ps(v2)))
+    }
 }
 
 /// Defines a batch entry that runs a body over each row inside one

@@ -20,7 +20,7 @@ use pulp::Simd;
 
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
-use crate::kernels::scalar::{quantize_u8_slice, U8Code};
+use crate::kernels::scalar::{quant_step, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
 /// Mask with the low `rem` bits set, for the last `rem` (1..=15) floats.
@@ -523,13 +523,129 @@ unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
 }
 
 /// # Safety
-/// `RawQuantizeU8` contract; the table's features available.
+/// `RawQuantizeU8` contract; AVX-512F/BW available.
+///
+/// The portable quantizer's arithmetic in the same order (see
+/// `scalar::QUANT_LANES`): lanes 0-15 and 16-31 in two registers per sum,
+/// the tail through masked loads and masked additions.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
-    // SAFETY: `x` has `n` readable floats and `codes` `n` writable bytes that
-    // do not overlap (caller contract).
-    let (x, codes) = unsafe { (slice(x, n), std::slice::from_raw_parts_mut(codes, n)) };
-    quantize_u8_slice(x, codes)
+    let full = n / 32 * 32;
+    let rest = n - full;
+    // Lanes of the tail in the first and second register.
+    let m0: __mmask16 = ((1u32 << rest.min(16)) - 1) as __mmask16;
+    let m1: __mmask16 = ((1u32 << rest.saturating_sub(16)) - 1) as __mmask16;
+    // SAFETY: every full load reads 16 floats at `x + j` with
+    // `j + 16 <= n`; tail loads are masked to the floats left; `x` has `n`
+    // readable floats and `codes` `n` writable bytes (caller contract),
+    // written 16 at a time below `full` and through a local buffer for the
+    // tail. AVX-512F/BW are enabled.
+    unsafe {
+        let load = |j: usize, m: __mmask16| _mm512_maskz_loadu_ps(m, x.add(j));
+        let (mut lo0, mut lo1) = (_mm512_set1_ps(f32::INFINITY), _mm512_set1_ps(f32::INFINITY));
+        let (mut hi0, mut hi1) = (
+            _mm512_set1_ps(f32::NEG_INFINITY),
+            _mm512_set1_ps(f32::NEG_INFINITY),
+        );
+        let mut j = 0;
+        while j < full {
+            let (v0, v1) = (_mm512_loadu_ps(x.add(j)), _mm512_loadu_ps(x.add(j + 16)));
+            lo0 = _mm512_min_ps(lo0, v0);
+            hi0 = _mm512_max_ps(hi0, v0);
+            lo1 = _mm512_min_ps(lo1, v1);
+            hi1 = _mm512_max_ps(hi1, v1);
+            j += 32;
+        }
+        if rest > 0 {
+            let (v0, v1) = (load(full, m0), load(full + 16, m1));
+            lo0 = _mm512_mask_min_ps(lo0, m0, lo0, v0);
+            hi0 = _mm512_mask_max_ps(hi0, m0, hi0, v0);
+            lo1 = _mm512_mask_min_ps(lo1, m1, lo1, v1);
+            hi1 = _mm512_mask_max_ps(hi1, m1, hi1, v1);
+        }
+        let lo = halve(
+            _mm512_min_ps(lo0, lo1),
+            _mm256_min_ps,
+            _mm_min_ps,
+            _mm_min_ss,
+        );
+        let hi = halve(
+            _mm512_max_ps(hi0, hi1),
+            _mm256_max_ps,
+            _mm_max_ps,
+            _mm_max_ss,
+        );
+        let (scale, inv) = quant_step(lo, hi);
+        let (lo_v, inv_v, scale_v) = (
+            _mm512_set1_ps(lo),
+            _mm512_set1_ps(inv),
+            _mm512_set1_ps(scale),
+        );
+        let (half, zero, top) = (
+            _mm512_set1_ps(0.5),
+            _mm512_setzero_ps(),
+            _mm512_set1_ps(255.0),
+        );
+        let mut sums = [_mm512_setzero_ps(); 4];
+        // Codes of 16 values, their squared errors and squares added into
+        // `sums[2 r]` and `sums[2 r + 1]` on the lanes of `m`.
+        let mut step = |v: __m512, m: __mmask16, r: usize| {
+            let d = _mm512_sub_ps(v, lo_v);
+            let k = _mm512_add_ps(_mm512_mul_ps(d, inv_v), half);
+            let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(k);
+            let k = _mm512_min_ps(_mm512_max_ps(k, zero), top);
+            let e = _mm512_sub_ps(d, _mm512_mul_ps(scale_v, k));
+            sums[2 * r] = _mm512_mask_add_ps(sums[2 * r], m, sums[2 * r], _mm512_mul_ps(e, e));
+            sums[2 * r + 1] =
+                _mm512_mask_add_ps(sums[2 * r + 1], m, sums[2 * r + 1], _mm512_mul_ps(v, v));
+            _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(k))
+        };
+        let mut j = 0;
+        while j < full {
+            let b0 = step(_mm512_loadu_ps(x.add(j)), 0xffff, 0);
+            let b1 = step(_mm512_loadu_ps(x.add(j + 16)), 0xffff, 1);
+            _mm_storeu_si128(codes.add(j).cast(), b0);
+            _mm_storeu_si128(codes.add(j + 16).cast(), b1);
+            j += 32;
+        }
+        if rest > 0 {
+            let mut buf = [0u8; 32];
+            let b0 = step(load(full, m0), m0, 0);
+            let b1 = step(load(full + 16, m1), m1, 1);
+            _mm_storeu_si128(buf.as_mut_ptr().cast(), b0);
+            _mm_storeu_si128(buf.as_mut_ptr().add(16).cast(), b1);
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), codes.add(full), rest);
+        }
+        let [e0, x0, e1, x1] = sums;
+        U8Code {
+            lo,
+            scale,
+            err_sq: halve(_mm512_add_ps(e0, e1), _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            norm_sq: halve(_mm512_add_ps(x0, x1), _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            hi,
+        }
+    }
+}
+
+/// Combines the 16 lanes of `v` pairwise, lane `i` with `i + 8`, then
+/// `i + 4`, `i + 2`, `i + 1` (the portable quantizer's order), with `f`.
+#[inline(always)]
+unsafe fn halve(
+    v: __m512,
+    f8: unsafe fn(__m256, __m256) -> __m256,
+    f4: unsafe fn(__m128, __m128) -> __m128,
+    f1: unsafe fn(__m128, __m128) -> __m128,
+) -> f32 {
+    // SAFETY: register-only operations of AVX-512F, AVX and SSE, enabled in
+    // the callers.
+    unsafe {
+        let low = _mm512_castps512_ps256(v);
+        let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+        let v8 = f8(low, high);
+        let v4 = f4(_mm256_castps256_ps128(v8), _mm256_extractf128_ps::<1>(v8));
+        let v2 = f4(v4, _mm_movehl_ps(v4, v4));
+        _mm_cvtss_f32(f1(v2, _mm_movehdup_ps(v2)))
+    }
 }
 
 /// Defines a batch entry that runs a body over each row inside one
