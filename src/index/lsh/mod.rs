@@ -822,7 +822,12 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// requested `AHEAD` candidates early and its row [`ROW_AHEAD`] candidates
     /// early (into L2, see `kernels::prefetch`), so the payload misses of
     /// the unique test overlap the row misses of the distances instead of
-    /// taking a pass of their own.
+    /// taking a pass of their own. With the storage's byte codes
+    /// ([`Storage::screen`]) and a crate metric, that pass reads codes
+    /// instead of rows and bounds each distance; only candidates whose lower
+    /// bound is not above the n-th smallest upper bound have their rows
+    /// read, in a second pass (at 100,000 SIFT vectors under four hashes,
+    /// about 75 of 4,400).
     fn rank_arena(
         &self,
         query: &[f32],
