@@ -124,6 +124,110 @@ fn scattered_distances<'r>(
     }
 }
 
+/// What [`rank_screened`] ranks: the query, the candidates' arena rows,
+/// the arena, and the screening pieces.
+struct Screened<'a, D> {
+    query: &'a [f32],
+    rows: &'a [u32],
+    data: &'a [D],
+    vectors: &'a [f32],
+    dim: usize,
+    m: &'a MetricDistance,
+    qb: &'a QueryBound,
+    codes: &'a ScreenCodes,
+    top_n: usize,
+}
+
+/// The fused unique + distance + `Nearest(top_n)` pass of
+/// `Engine::rank_arena`, screened by the storage's byte codes: pass 1 runs
+/// the unique test and bounds every distance from the codes; pass 2 reads
+/// the rows, and computes the distances, only of candidates whose lower
+/// bound is not above the `top_n`-th smallest upper bound, then keeps the
+/// `top_n` best by (distance, position) in `top`. `order` is left empty.
+/// Not inlined, so the unscreened loop beside it compiles as on its own.
+#[inline(never)]
+fn rank_screened<D: Payload>(
+    s: Screened<'_, D>,
+    mut seen: Option<UniqueSet<'_>>,
+    order: &mut Vec<u32>,
+    dist: &mut [f32],
+    top: &mut Vec<(i32, u32)>,
+) {
+    const AHEAD: usize = 8;
+    let Screened {
+        query,
+        rows,
+        data,
+        vectors,
+        dim,
+        m,
+        qb,
+        codes,
+        top_n,
+    } = s;
+    let total = rows.len();
+    let datum = |i: u32| &data[rows[i as usize] as usize];
+    let vector = |i: u32| {
+        let r = rows[i as usize] as usize;
+        &vectors[r * dim..(r + 1) * dim]
+    };
+    // Pass 1: the unique test, and bounds on each distance
+    // from the codes; `tau`, the n-th smallest upper bound,
+    // is at least the n-th smallest distance.
+    let kt = kernels::active();
+    let mut ubs = [f32::INFINITY; filter::SCAN_TOP_MAX];
+    let ubs = &mut ubs[..top_n];
+    (0..total.min(ROW_AHEAD)).for_each(|k| codes.prefetch(rows[k]));
+    for k in 0..total {
+        if let Some(&far) = rows.get(k + ROW_AHEAD) {
+            codes.prefetch(far);
+        }
+        let i = k as u32;
+        if let Some(seen) = &mut seen {
+            if let Some(&next) = rows.get(k + AHEAD) {
+                prefetch_read((&data[next as usize] as *const D).cast());
+            }
+            if !seen.first(i, &datum) {
+                continue;
+            }
+        }
+        order.push(i);
+        let (p, c) = codes.row(rows[k]);
+        if !p.screened() {
+            dist[k] = f32::NEG_INFINITY;
+            continue;
+        }
+        let t = kt.dot_u8(query, c);
+        let lb = m.finish(qb.low(p, t));
+        dist[k] = lb;
+        // The upper bound can only lower `tau` when the
+        // lower one is below it (rarely, once n are in).
+        if lb < ubs[top_n - 1] {
+            let ub = m.finish(qb.high(p, t));
+            if ub < ubs[top_n - 1] {
+                let at = ubs.partition_point(|&u| u <= ub);
+                ubs.copy_within(at..top_n - 1, at + 1);
+                ubs[at] = ub;
+            }
+        }
+    }
+    // Pass 2: a candidate whose lower bound exceeds `tau`
+    // is farther than n others; the rest get their exact
+    // distances, their rows prefetched.
+    let tau = ubs[top_n - 1];
+    order.retain(|&i| dist[i as usize].partial_cmp(&tau) != Some(std::cmp::Ordering::Greater));
+    scattered_distances(m, query, order, vector, dist);
+    for &i in order.iter() {
+        let key = total_order_key(dist[i as usize]);
+        if top.len() < top_n || key < top[top_n - 1].0 {
+            let at = top.partition_point(|&(kj, _)| kj <= key);
+            top.insert(at, (key, i));
+            top.truncate(top_n);
+        }
+    }
+    order.clear();
+}
+
 /// An integer that orders as [`f32::total_cmp`] orders `x` (what
 /// `Filter::Nearest` ranks by), so a comparison is one integer compare.
 #[inline(always)]
@@ -897,71 +1001,31 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                 // first (see `screen`): only the rows of those that can
                 // still make the n nearest are read.
                 let screen = match &self.metric_distance {
-                    Some(m) if top_n > 0 => QueryBound::new(m.metric(), query).and_then(|qb| {
-                        let codes = self.storage.screen()?;
-                        (codes.dim() == dim && codes.rows() > highest as usize)
-                            .then_some((m, qb, codes))
-                    }),
+                    Some(m) if top_n > 0 && QueryBound::supports(m.metric()) => self
+                        .storage
+                        .screen()
+                        .filter(|codes| codes.dim() == dim && codes.rows() > highest as usize)
+                        .and_then(|codes| Some((m, QueryBound::new(m.metric(), query)?, codes))),
                     _ => None,
                 };
                 if let Some((m, qb, codes)) = screen {
-                    // Pass 1: the unique test, and bounds on each distance
-                    // from the codes; `tau`, the n-th smallest upper bound,
-                    // is at least the n-th smallest distance.
-                    let kt = kernels::active();
-                    let mut ubs = [f32::INFINITY; filter::SCAN_TOP_MAX];
-                    let ubs = &mut ubs[..top_n];
-                    (0..total.min(ROW_AHEAD)).for_each(|k| codes.prefetch(rows[k]));
-                    for k in 0..total {
-                        if let Some(&far) = rows.get(k + ROW_AHEAD) {
-                            codes.prefetch(far);
-                        }
-                        let i = k as u32;
-                        if let Some(seen) = &mut seen {
-                            if let Some(&next) = rows.get(k + AHEAD) {
-                                prefetch_read((&data[next as usize] as *const D).cast());
-                            }
-                            if !seen.first(i, &datum) {
-                                continue;
-                            }
-                        }
-                        order.push(i);
-                        let (p, c) = codes.row(rows[k]);
-                        if !p.screened() {
-                            dist[k] = f32::NEG_INFINITY;
-                            continue;
-                        }
-                        let t = kt.dot_u8(query, c);
-                        let lb = m.finish(qb.low(p, t));
-                        dist[k] = lb;
-                        // The upper bound can only lower `tau` when the
-                        // lower one is below it (rarely, once n are in).
-                        if lb < ubs[top_n - 1] {
-                            let ub = m.finish(qb.high(p, t));
-                            if ub < ubs[top_n - 1] {
-                                let at = ubs.partition_point(|&u| u <= ub);
-                                ubs.copy_within(at..top_n - 1, at + 1);
-                                ubs[at] = ub;
-                            }
-                        }
-                    }
-                    // Pass 2: a candidate whose lower bound exceeds `tau`
-                    // is farther than n others; the rest get their exact
-                    // distances, their rows prefetched.
-                    let tau = ubs[top_n - 1];
-                    order.retain(|&i| {
-                        dist[i as usize].partial_cmp(&tau) != Some(std::cmp::Ordering::Greater)
-                    });
-                    scattered_distances(m, query, order, vector, dist);
-                    for &i in order.iter() {
-                        let key = total_order_key(dist[i as usize]);
-                        if top.len() < top_n || key < top[top_n - 1].0 {
-                            let at = top.partition_point(|&(kj, _)| kj <= key);
-                            top.insert(at, (key, i));
-                            top.truncate(top_n);
-                        }
-                    }
-                    order.clear();
+                    rank_screened(
+                        Screened {
+                            query,
+                            rows,
+                            data,
+                            vectors,
+                            dim,
+                            m,
+                            qb: &qb,
+                            codes,
+                            top_n,
+                        },
+                        seen,
+                        order,
+                        dist,
+                        top,
+                    );
                 } else {
                     (0..total.min(ROW_AHEAD) as u32).for_each(|i| prefetch_row(vector(i)));
                     for k in 0..total {

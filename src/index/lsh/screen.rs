@@ -337,16 +337,27 @@ pub(crate) struct QueryBound {
 }
 
 impl QueryBound {
+    /// The kind of bound `metric` takes, if any.
+    fn kind(metric: Metric) -> Option<Kind> {
+        match metric {
+            Metric::L2 | Metric::Euclidean => Some(Kind::L2),
+            Metric::Dot | Metric::InnerProduct => Some(Kind::Dot),
+            Metric::Cosine | Metric::Angular => Some(Kind::Cosine),
+            Metric::Manhattan | Metric::Hamming => None,
+        }
+    }
+
+    /// Whether distances under `metric` can be bounded from codes (all
+    /// but Manhattan and Hamming).
+    pub(crate) fn supports(metric: Metric) -> bool {
+        Self::kind(metric).is_some()
+    }
+
     /// The bound for `query` under `metric`, when its distances can be
     /// bounded from codes: not for Manhattan or Hamming, nor for queries
     /// whose norm is outside the screened range.
     pub(crate) fn new(metric: Metric, query: &[f32]) -> Option<Self> {
-        let kind = match metric {
-            Metric::L2 | Metric::Euclidean => Kind::L2,
-            Metric::Dot | Metric::InnerProduct => Kind::Dot,
-            Metric::Cosine | Metric::Angular => Kind::Cosine,
-            Metric::Manhattan | Metric::Hamming => return None,
-        };
+        let kind = Self::kind(metric)?;
         let g = gamma(query.len() + 8);
         if query.is_empty() || !(g > 0.0 && g < 1e-2) {
             return None;
