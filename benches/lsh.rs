@@ -7,13 +7,18 @@
 //! to be non-negative like SIFT descriptors, and 200 queries from the same
 //! distribution (seeded, so every run sees the same set).
 //!
+//! `lsh_query_screened` stores 100,000 such points (51 MB, past most
+//! last-level caches) and queries them with and without screening (byte
+//! codes that bound each candidate's distance, so only rows that can make
+//! the nearest 10 are read), after a first query has coded the arena.
+//!
 //! `cargo bench --bench lsh -- --test` runs each benchmark once, as a check.
 
 mod common;
 
 use common::Clusters;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use swann::index::lsh::{Engine, Filter, LshHash};
+use swann::index::lsh::{Engine, Filter, LshHash, MemoryStorage};
 use swann::Metric;
 
 const DIM: usize = 128;
@@ -29,6 +34,10 @@ const DATA: Clusters = Clusters {
 };
 
 fn engine(hashes: usize) -> Engine<u32> {
+    engine_with(hashes, MemoryStorage::new())
+}
+
+fn engine_with(hashes: usize, storage: MemoryStorage<u32>) -> Engine<u32> {
     Engine::builder(DIM)
         .hashes((0..hashes).map(|i| {
             LshHash::random_binary(&format!("rbp{i}"), DIM, BITS, 1000 + i as u64)
@@ -36,7 +45,7 @@ fn engine(hashes: usize) -> Engine<u32> {
         }))
         .metric(Metric::Cosine)
         .filters([Filter::Unique, Filter::Nearest(10)])
-        .build::<u32>()
+        .build_with_storage::<u32, _>(storage)
         .expect("valid engine")
 }
 
@@ -91,5 +100,31 @@ fn bench_query(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_store, bench_query);
+fn bench_query_screened(c: &mut Criterion) {
+    const BIG: usize = 100_000;
+    let base = DATA.points(BIG, 3);
+    let queries = DATA.points(NQ, 2);
+    let mut g = c.benchmark_group("lsh_query_screened");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(NQ as u64));
+    for (name, threshold) in [("screened", 0), ("every_row_read", usize::MAX)] {
+        let mut e = engine_with(4, MemoryStorage::new().with_screen_threshold(threshold));
+        for (i, v) in base.chunks_exact(DIM).enumerate() {
+            e.store(v, i as u32).expect("valid vector");
+        }
+        e.neighbours(&queries[..DIM]).expect("valid query");
+        g.bench_function(BenchmarkId::new(name, "4_hashes_100k"), |b| {
+            b.iter(|| {
+                let mut found = 0usize;
+                for q in queries.chunks_exact(DIM) {
+                    found += e.neighbours(q).expect("valid query").len();
+                }
+                found
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_store, bench_query, bench_query_screened);
 criterion_main!(benches);
