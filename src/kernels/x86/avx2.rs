@@ -435,9 +435,10 @@ unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
     let mut k = 0;
-    // SAFETY: every load reads 8 floats at `q + k` and 8 bytes at
-    // `codes + k` with `k + 8 <= n` (16 for the pair), and both have `n`
-    // readable elements (caller contract); AVX2 and FMA are enabled.
+    // SAFETY: every vector load reads 8 floats at `q + k` and 8 bytes at
+    // `codes + k` with `k + 8 <= n` (16 for the pair), the scalar tail one
+    // element at `k < n`, and both have `n` readable elements (caller
+    // contract); AVX2 and FMA are enabled.
     unsafe {
         let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let widen =
@@ -573,6 +574,10 @@ unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
 /// Combines 32 lanes (four registers of eight) pairwise with `f`: lane
 /// `i` with `i + 16`, then `i + 8`, `i + 4`, `i + 2`, `i + 1` (the portable
 /// quantizer's order).
+///
+/// # Safety
+/// AVX available, and `f8`, `f4`, `f1` safe to call with the caller's
+/// features (AVX and SSE intrinsics).
 #[inline(always)]
 unsafe fn halve(
     v: [__m256; 4],

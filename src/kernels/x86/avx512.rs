@@ -492,9 +492,10 @@ unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
     let mut k = 0;
-    // SAFETY: every load reads 16 floats at `q + k` and 16 bytes at
-    // `codes + k` with `k + 16 <= n` (32 for the pair), and both have `n`
-    // readable elements (caller contract); AVX-512F is enabled.
+    // SAFETY: every vector load reads 16 floats at `q + k` and 16 bytes at
+    // `codes + k` with `k + 16 <= n` (32 for the pair), the scalar tail one
+    // element at `k < n`, and both have `n` readable elements (caller
+    // contract); AVX-512F is enabled.
     unsafe {
         let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let widen =
@@ -629,6 +630,10 @@ unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
 
 /// Combines the 16 lanes of `v` pairwise, lane `i` with `i + 8`, then
 /// `i + 4`, `i + 2`, `i + 1` (the portable quantizer's order), with `f`.
+///
+/// # Safety
+/// AVX-512F available, and `f8`, `f4`, `f1` safe to call with the
+/// caller's features (AVX and SSE intrinsics).
 #[inline(always)]
 unsafe fn halve(
     v: __m512,
