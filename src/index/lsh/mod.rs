@@ -931,7 +931,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// instead of rows and bounds each distance; only candidates whose lower
     /// bound is not above the n-th smallest upper bound have their rows
     /// read, in a second pass (at 100,000 SIFT vectors under four hashes,
-    /// about 75 of 4,400).
+    /// about 15 of 4,400).
     fn rank_arena(
         &self,
         query: &[f32],
