@@ -153,7 +153,6 @@ fn rank_screened<D: Payload>(
     dist: &mut [f32],
     top: &mut Vec<(i32, u32)>,
 ) {
-    const AHEAD: usize = 8;
     let Screened {
         query,
         rows,
@@ -183,13 +182,8 @@ fn rank_screened<D: Payload>(
             codes.prefetch(far);
         }
         let i = k as u32;
-        if let Some(seen) = &mut seen {
-            if let Some(&next) = rows.get(k + AHEAD) {
-                prefetch_read((&data[next as usize] as *const D).cast());
-            }
-            if !seen.first(i, &datum) {
-                continue;
-            }
+        if !first_unique(&mut seen, rows, data, k, &datum) {
+            continue;
         }
         order.push(i);
         let (p, c) = codes.row(rows[k]);
@@ -218,14 +212,46 @@ fn rank_screened<D: Payload>(
     order.retain(|&i| dist[i as usize].partial_cmp(&tau) != Some(std::cmp::Ordering::Greater));
     scattered_distances(m, query, order, vector, dist);
     for &i in order.iter() {
-        let key = total_order_key(dist[i as usize]);
-        if top.len() < top_n || key < top[top_n - 1].0 {
-            let at = top.partition_point(|&(kj, _)| kj <= key);
-            top.insert(at, (key, i));
-            top.truncate(top_n);
-        }
+        keep_top(top, top_n, total_order_key(dist[i as usize]), i);
     }
     order.clear();
+}
+
+/// Candidates ahead whose payload is requested into L1 for the unique test.
+const PAYLOAD_AHEAD: usize = 8;
+
+/// The unique test of candidate `k` (arena row `rows[k]`, payload
+/// `datum(k)`), the payload of candidate `k + PAYLOAD_AHEAD` requested
+/// first: whether no earlier candidate carries an equal payload. Always
+/// true without a set (no `Unique` filter).
+#[inline(always)]
+fn first_unique<'d, D: Payload>(
+    seen: &mut Option<UniqueSet<'_>>,
+    rows: &[u32],
+    data: &'d [D],
+    k: usize,
+    datum: &impl Fn(u32) -> &'d D,
+) -> bool {
+    let Some(seen) = seen else {
+        return true;
+    };
+    if let Some(&next) = rows.get(k + PAYLOAD_AHEAD) {
+        prefetch_read((&data[next as usize] as *const D).cast());
+    }
+    seen.first(k as u32, datum)
+}
+
+/// Keeps candidate `i` in `top`, the best `n` so far by (key, position) as
+/// `Filter::Nearest` ranks, when it belongs there. Candidates come in
+/// increasing position, so one enters only with a strictly smaller key
+/// than the current last.
+#[inline(always)]
+fn keep_top(top: &mut Vec<(i32, u32)>, n: usize, key: i32, i: u32) {
+    if top.len() < n || key < top[n - 1].0 {
+        let at = top.partition_point(|&(kj, _)| kj <= key);
+        top.insert(at, (key, i));
+        top.truncate(n);
+    }
 }
 
 /// An integer that orders as [`f32::total_cmp`] orders `x` (what
@@ -923,7 +949,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// indirection. When the filters before the first distance filter are
     /// only `Unique` (NearPy's default chain), deduplication, distances and
     /// a first `Nearest(n)` are one pass: each candidate's payload is
-    /// requested `AHEAD` candidates early and its row [`ROW_AHEAD`] candidates
+    /// requested [`PAYLOAD_AHEAD`] candidates early and its row [`ROW_AHEAD`] candidates
     /// early (into L2, see `kernels::prefetch`), so the payload misses of
     /// the unique test overlap the row misses of the distances instead of
     /// taking a pass of their own. With the storage's byte codes
@@ -940,8 +966,6 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
         data: &[D],
         scratch: &mut QueryScratch,
     ) -> Result<Vec<Neighbour<D>>> {
-        /// Candidates ahead whose payload is requested into L1.
-        const AHEAD: usize = 8;
         let dim = self.dim;
         let QueryScratch {
             rows,
@@ -1033,13 +1057,8 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                             prefetch_row(vector((k + ROW_AHEAD) as u32));
                         }
                         let i = k as u32;
-                        if let Some(seen) = &mut seen {
-                            if let Some(&next) = rows.get(k + AHEAD) {
-                                prefetch_read((&data[next as usize] as *const D).cast());
-                            }
-                            if !seen.first(i, &datum) {
-                                continue;
-                            }
+                        if !first_unique(&mut seen, rows, data, k, &datum) {
+                            continue;
                         }
                         let row = vector(i);
                         let dk = match &self.metric_distance {
@@ -1051,16 +1070,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                             order.push(i);
                             continue;
                         }
-                        // The best `top_n` so far by (distance, position), as
-                        // `Filter::Nearest` ranks: positions only grow, so a
-                        // candidate enters only with a strictly smaller
-                        // distance than the current last.
-                        let key = total_order_key(dk);
-                        if top.len() < top_n || key < top[top_n - 1].0 {
-                            let at = top.partition_point(|&(kj, _)| kj <= key);
-                            top.insert(at, (key, i));
-                            top.truncate(top_n);
-                        }
+                        keep_top(top, top_n, total_order_key(dk), i);
                     }
                 }
                 order.extend(top.iter().map(|&(_, i)| i));
