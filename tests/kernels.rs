@@ -678,3 +678,75 @@ proptest! {
         }
     }
 }
+
+/// The gather form returns, bit for bit, what the single kernel returns for
+/// each row it names, on every ISA and metric: lengths across every tail,
+/// row strides with padding, index lists of every length around the
+/// four-row groups (repeats and out-of-order rows included), zero rows and
+/// a zero query (cosine's special cases), and values over many binades.
+#[test]
+fn gather_kernels_equal_the_single_ones() {
+    const ROWS: usize = 13;
+    for t in tables() {
+        let isa = t.isa();
+        for dim in (0..=70).chain([96, 127, 128, 255, 300]) {
+            for pad in [0, 3] {
+                let stride = dim + pad;
+                let mut rng = Rng(0x9a7e ^ (dim * 131 + pad) as u64);
+                let mut base: Vec<f32> = (0..ROWS * stride).map(|_| rng.value(1.0, 12)).collect();
+                // Rows 3 and 11 are zero.
+                for r in [3, 11] {
+                    base[r * stride..r * stride + dim].fill(0.0);
+                }
+                let q: Vec<f32> = (0..dim).map(|_| rng.value(1.0, 12)).collect();
+                let zero_q = vec![0.0f32; dim];
+                for op in [F32Op::Dot, F32Op::L2sq, F32Op::Cosine, F32Op::Manhattan] {
+                    let k = t.f32_kernel(op);
+                    for query in [&q, &zero_q] {
+                        let prepared = k.prepare(query);
+                        for n in 0..=10 {
+                            let rows: Vec<u32> =
+                                (0..n).map(|_| (rng.next() % ROWS as u64) as u32).collect();
+                            let mut out = vec![f32::NAN; n];
+                            k.eval_gather(&prepared, &base, stride, &rows, &mut out);
+                            for (&r, &o) in rows.iter().zip(&out) {
+                                let r = r as usize;
+                                let want = k.eval(query, &base[r * stride..r * stride + dim]);
+                                assert_eq!(
+                                    o.to_bits(),
+                                    want.to_bits(),
+                                    "{isa} {op:?} dim {dim} stride {stride} row {r} of {n}: \
+                                     gather {o:e}, single {want:e}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "past the")]
+fn gather_with_a_row_past_the_end_panics() {
+    let k = KernelTable::for_isa(Isa::detected())
+        .unwrap()
+        .f32_kernel(F32Op::Cosine);
+    let q = [1.0f32; 8];
+    let base = [1.0f32; 24];
+    let mut out = [0.0f32; 2];
+    // Row 2 of stride 8 ends at 24 (fine); row 3 at 32.
+    k.eval_gather(&k.prepare(&q), &base, 8, &[2, 3], &mut out);
+}
+
+#[test]
+#[should_panic(expected = "prepared by a")]
+fn gather_with_a_query_prepared_for_another_metric_panics() {
+    let t = KernelTable::for_isa(Isa::detected()).unwrap();
+    let q = [1.0f32; 8];
+    let prepared = t.f32_kernel(F32Op::Dot).prepare(&q);
+    let mut out = [0.0f32; 1];
+    t.f32_kernel(F32Op::Cosine)
+        .eval_gather(&prepared, &[1.0; 8], 8, &[0], &mut out);
+}

@@ -28,6 +28,42 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
+/// Defines a [`RawF32Gather`] entry, `$name`, that evaluates `$body` on
+/// each row in turn: `$body` is an expression in the query pointer `$q`, the
+/// prepared value `$aux`, the row pointer `$row` and the length `$dim`, and
+/// is evaluated in an `unsafe` block under the attributes given (the ISA's
+/// `#[target_feature]`), so the per-row kernel inlines into the loop.
+macro_rules! gather_entry {
+    ($(#[$attr:meta])* $name:ident, |$q:ident, $aux:ident, $row:ident, $dim:ident| $body:expr) => {
+        /// # Safety
+        /// `RawF32Gather` contract; the table's ISA available.
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            $q: *const f32,
+            $aux: f32,
+            base: *const f32,
+            $dim: usize,
+            stride: usize,
+            rows: *const u32,
+            n: usize,
+            out: *mut f32,
+        ) {
+            for i in 0..n {
+                // SAFETY: `rows` has `n` readable indices; row `rows[i]`
+                // starts at `base + rows[i] * stride` with `$dim` readable
+                // floats, `$q` has `$dim`, and `out` has `n` writable slots
+                // (caller contract); the table holding this entry is handed
+                // out only where its ISA runs.
+                unsafe {
+                    let $row = base.add(*rows.add(i) as usize * stride);
+                    *out.add(i) = $body;
+                }
+            }
+        }
+    };
+}
+
 #[cfg(any(
     all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")),
     all(target_arch = "aarch64", feature = "neon")
@@ -169,6 +205,22 @@ pub(crate) type RawF32Batch = unsafe fn(
     rows: usize,
     out: *mut f32,
 );
+/// Raw gather kernel: distances from `q` (`dim` readable `f32`s) to `n`
+/// rows scattered through an arena, row `i` starting at
+/// `base + rows[i] * stride` with `dim` readable `f32`s (`rows` has `n`
+/// readable indices, `out` `n` writable `f32`s). `aux` is what
+/// [`F32Kernel::prepare`] computed from `q` with the same table (for cosine,
+/// `q.q` as the table's `norm_sq` sums it; unused otherwise).
+pub(crate) type RawF32Gather = unsafe fn(
+    q: *const f32,
+    aux: f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: *const u32,
+    n: usize,
+    out: *mut f32,
+);
 /// Raw batch Hamming kernel, with the same layout rules as [`RawF32Batch`] in `u64` words.
 pub(crate) type RawHammingBatch = unsafe fn(
     q: *const u64,
@@ -205,6 +257,10 @@ pub struct KernelTable {
     pub(crate) cosine_batch: RawF32Batch,
     pub(crate) manhattan_batch: RawF32Batch,
     pub(crate) hamming_batch: RawHammingBatch,
+    pub(crate) dot_gather: RawF32Gather,
+    pub(crate) l2sq_gather: RawF32Gather,
+    pub(crate) cosine_gather: RawF32Gather,
+    pub(crate) manhattan_gather: RawF32Gather,
     pub(crate) widen_u8: RawWidenU8,
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
@@ -223,15 +279,37 @@ pub enum F32Op {
     Manhattan,
 }
 
-/// One resolved `f32` kernel (single and batch form), for an index to hold
-/// instead of a whole table: calling it is one indirect call, no branch on
-/// the ISA or the metric.
+/// One resolved `f32` kernel (single, batch and gather form), for an index
+/// to hold instead of a whole table: calling it is one indirect call, no
+/// branch on the ISA or the metric.
 #[derive(Clone, Copy)]
 pub struct F32Kernel {
     op: F32Op,
     isa: Isa,
     single: RawF32,
     batch: RawF32Batch,
+    gather: RawF32Gather,
+    /// What a query needs computed once for `gather` (cosine: `q.q`).
+    aux: Option<RawF32Unary>,
+}
+
+/// A query made ready for [`F32Kernel::eval_gather`] by
+/// [`F32Kernel::prepare`]: what the kernel would otherwise recompute from
+/// the query for every row (for cosine, the query's own sum of squares) is
+/// computed once.
+#[derive(Clone, Copy, Debug)]
+pub struct PreparedQuery<'q> {
+    query: &'q [f32],
+    aux: f32,
+    op: F32Op,
+    isa: Isa,
+}
+
+impl PreparedQuery<'_> {
+    /// The query.
+    pub fn query(&self) -> &[f32] {
+        self.query
+    }
 }
 
 impl fmt::Debug for F32Kernel {
@@ -265,6 +343,84 @@ impl F32Kernel {
         // only for an ISA the CPU runs; both pointers are valid for `a.len()`
         // reads, checked just above.
         unsafe { (self.single)(a.as_ptr(), b.as_ptr(), a.len()) }
+    }
+
+    /// Prepares `query` for [`F32Kernel::eval_gather`].
+    #[inline]
+    pub fn prepare<'q>(&self, query: &'q [f32]) -> PreparedQuery<'q> {
+        let aux = match self.aux {
+            // SAFETY: as in `eval`; the pointer is valid for `query.len()` reads.
+            Some(f) => unsafe { f(query.as_ptr(), query.len()) },
+            None => 0.0,
+        };
+        PreparedQuery {
+            query,
+            aux,
+            op: self.op,
+            isa: self.isa,
+        }
+    }
+
+    /// Distances from a prepared query to rows scattered through `base`:
+    /// `out[i]` is the distance to `base[rows[i] * stride..][..dim]`, equal
+    /// bit for bit to what [`F32Kernel::eval`] returns for that row. For
+    /// candidates read from an arena by index: the kernel sees several rows
+    /// at once (their latencies overlap, and cosine reduces four rows'
+    /// sums together) and the per-query work is done once.
+    ///
+    /// # Panics
+    /// If `query` was prepared by a kernel of another metric or ISA, if
+    /// `out.len() != rows.len()`, if `stride < dim`, or if a row runs past
+    /// the end of `base`.
+    #[inline]
+    pub fn eval_gather(
+        &self,
+        query: &PreparedQuery<'_>,
+        base: &[f32],
+        stride: usize,
+        rows: &[u32],
+        out: &mut [f32],
+    ) {
+        assert!(
+            query.op == self.op && query.isa == self.isa,
+            "the query was prepared by a {:?} kernel on {}, not this {:?} kernel on {}",
+            query.op,
+            query.isa,
+            self.op,
+            self.isa
+        );
+        assert_eq!(rows.len(), out.len(), "one output per row");
+        let dim = query.query.len();
+        assert!(
+            stride >= dim,
+            "stride {stride} is shorter than the vector length {dim}"
+        );
+        if let Some(&last) = rows.iter().max() {
+            let end = (last as usize)
+                .checked_mul(stride)
+                .and_then(|s| s.checked_add(dim))
+                .expect("row offset overflows usize");
+            assert!(
+                end <= base.len(),
+                "row {last} ends at {end}, past the {} floats given",
+                base.len()
+            );
+        }
+        // SAFETY: as in `eval`; every row `rows[i]` ends within `base`
+        // (checked against the largest index above), `rows` and `out` hold
+        // `rows.len()` elements, and `aux` came from this kernel's op and ISA.
+        unsafe {
+            (self.gather)(
+                query.query.as_ptr(),
+                query.aux,
+                base.as_ptr(),
+                dim,
+                stride,
+                rows.as_ptr(),
+                rows.len(),
+                out.as_mut_ptr(),
+            )
+        }
     }
 
     /// Distances from `query` to each of `out.len()` rows of `rows`, row `i`
@@ -332,17 +488,19 @@ impl KernelTable {
 
     /// The single and batch form of one `f32` distance, for an index to keep.
     pub fn f32_kernel(&'static self, op: F32Op) -> F32Kernel {
-        let (single, batch) = match op {
-            F32Op::Dot => (self.dot, self.dot_batch),
-            F32Op::L2sq => (self.l2sq, self.l2sq_batch),
-            F32Op::Cosine => (self.cosine, self.cosine_batch),
-            F32Op::Manhattan => (self.manhattan, self.manhattan_batch),
+        let (single, batch, gather) = match op {
+            F32Op::Dot => (self.dot, self.dot_batch, self.dot_gather),
+            F32Op::L2sq => (self.l2sq, self.l2sq_batch, self.l2sq_gather),
+            F32Op::Cosine => (self.cosine, self.cosine_batch, self.cosine_gather),
+            F32Op::Manhattan => (self.manhattan, self.manhattan_batch, self.manhattan_gather),
         };
         F32Kernel {
             op,
             isa: self.isa,
             single,
             batch,
+            gather,
+            aux: (op == F32Op::Cosine).then_some(self.norm_sq),
         }
     }
 

@@ -393,6 +393,11 @@ batch_of!(cosine_batch, cosine, f32, f32);
 batch_of!(manhattan_batch, manhattan, f32, f32);
 batch_of!(hamming_batch, hamming, u64, u32);
 
+gather_entry!(dot_gather, |q, _aux, row, dim| dot(q, row, dim));
+gather_entry!(l2sq_gather, |q, _aux, row, dim| l2sq(q, row, dim));
+gather_entry!(cosine_gather, |q, _aux, row, dim| cosine(q, row, dim));
+gather_entry!(manhattan_gather, |q, _aux, row, dim| manhattan(q, row, dim));
+
 pub(crate) static TABLE: KernelTable = KernelTable {
     isa: super::Isa::Scalar,
     dot,
@@ -407,6 +412,10 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     cosine_batch,
     manhattan_batch,
     hamming_batch,
+    dot_gather,
+    l2sq_gather,
+    cosine_gather,
+    manhattan_gather,
     widen_u8,
     dot_u8,
     quantize_u8,

@@ -388,6 +388,32 @@ batch!(dot_batch, dot_body, f32, f32);
 batch!(l2sq_batch, l2sq_body, f32, f32);
 batch!(hamming_batch, hamming_body, u64, u32);
 
+gather_entry!(
+    #[target_feature(enable = "neon")]
+    dot_gather,
+    |q, _aux, row, dim| dot_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "neon")]
+    l2sq_gather,
+    |q, _aux, row, dim| l2sq_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "neon")]
+    manhattan_gather,
+    |q, _aux, row, dim| manhattan(q, row, dim)
+);
+// `aux` is `q.q` as `norm_sq_body` sums it, which is the `a.a` that
+// `cosine_sums` computes (same accumulators, same order).
+gather_entry!(
+    #[target_feature(enable = "neon")]
+    cosine_gather,
+    |q, aux, row, dim| {
+        let (qr, _, rr) = cosine_sums(q, row, dim);
+        cosine_from_sums(qr, aux, rr)
+    }
+);
+
 /// Cosine against many rows: the query's own sum `q.q` is computed once.
 ///
 /// # Safety
@@ -462,6 +488,10 @@ pub(super) static TABLE: KernelTable = KernelTable {
     cosine_batch,
     manhattan_batch,
     hamming_batch,
+    dot_gather,
+    l2sq_gather,
+    cosine_gather,
+    manhattan_gather,
     widen_u8,
     dot_u8,
     quantize_u8,

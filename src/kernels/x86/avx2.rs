@@ -625,6 +625,32 @@ batch!(dot_batch, dot_body, f32, f32, "avx2,fma");
 batch!(l2sq_batch, l2sq_body, f32, f32, "avx2,fma");
 batch!(hamming_batch, hamming_body, u64, u32, "avx2,fma,popcnt");
 
+gather_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    dot_gather,
+    |q, _aux, row, dim| dot_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    l2sq_gather,
+    |q, _aux, row, dim| l2sq_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    manhattan_gather,
+    |q, _aux, row, dim| manhattan(q, row, dim)
+);
+// `aux` is `q.q` as `norm_sq_body` sums it, which is the `a.a` that
+// `cosine_sums` computes (same accumulators, same order).
+gather_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    cosine_gather,
+    |q, aux, row, dim| {
+        let (qr, _, rr) = cosine_sums(q, row, dim);
+        cosine_from_sums(qr, aux, rr)
+    }
+);
+
 /// Cosine against many rows: the query's own sum `q.q` is computed once.
 ///
 /// # Safety
@@ -699,6 +725,10 @@ pub(super) static TABLE: KernelTable = KernelTable {
     cosine_batch,
     manhattan_batch,
     hamming_batch,
+    dot_gather,
+    l2sq_gather,
+    cosine_gather,
+    manhattan_gather,
     widen_u8,
     dot_u8,
     quantize_u8,

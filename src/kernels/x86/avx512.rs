@@ -186,19 +186,40 @@ unsafe fn norm_sq_body(a: *const f32, n: usize) -> f32 {
             acc1 = _mm512_fmadd_ps(x, x, acc1);
         }
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(
-        _mm512_add_ps(acc0, acc1),
-        _mm512_add_ps(acc2, acc3),
-    ))
+    let sum = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+    // SAFETY: AVX-512F is enabled here, AVX and SSE with it.
+    unsafe { halve(sum, _mm256_add_ps, _mm_add_ps, _mm_add_ss) }
 }
 
-/// `(a.b, a.a, b.b)` in one pass, 4 x 3 accumulators over 64 floats.
+/// `(a.b, a.a, b.b)` in one pass, 4 x 3 accumulators over 64 floats, each
+/// reduced by [`halve`] (so `a.a` is what [`norm_sq_body`] returns for `a`).
 ///
 /// # Safety
 /// AVX-512F available; `a` and `b` valid for `n` reads.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32) {
+    // SAFETY: forwarded to the caller.
+    let (ab, aa, bb) = unsafe { cosine_vecs(a, b, n) };
+    // SAFETY: AVX-512F is enabled here, AVX and SSE with it.
+    unsafe {
+        (
+            halve(ab, _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            halve(aa, _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+            halve(bb, _mm256_add_ps, _mm_add_ps, _mm_add_ss),
+        )
+    }
+}
+
+/// The 16-lane partial sums of `(a.b, a.a, b.b)` that [`cosine_sums`]
+/// reduces: 4 x 3 accumulators over 64 floats, the four of each sum added
+/// as `(0 + 1) + (2 + 3)`.
+///
+/// # Safety
+/// AVX-512F available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine_vecs(a: *const f32, b: *const f32, n: usize) -> (__m512, __m512, __m512) {
     let z = _mm512_setzero_ps();
     let (mut ab0, mut ab1, mut ab2, mut ab3) = (z, z, z, z);
     let (mut aa0, mut aa1, mut aa2, mut aa3) = (z, z, z, z);
@@ -259,7 +280,7 @@ unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32)
         }
     }
     let sum4 = |p: __m512, q: __m512, r: __m512, s: __m512| {
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(p, q), _mm512_add_ps(r, s)))
+        _mm512_add_ps(_mm512_add_ps(p, q), _mm512_add_ps(r, s))
     };
     (
         sum4(ab0, ab1, ab2, ab3),
@@ -653,6 +674,130 @@ unsafe fn halve(
     }
 }
 
+/// [`halve`] on four vectors at once: lane `k` of the result is the sum
+/// of the 16 lanes of `s[k]`, added in `halve`'s order (lane `i` with
+/// `i + 8`, then `i + 4`, `i + 2`, `i + 1`), so each equals what `halve`
+/// returns for `s[k]` alone; four reductions for the shuffles of about one.
+///
+/// # Safety
+/// AVX-512F available.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn halve4(s: [__m512; 4]) -> __m128 {
+    // `i + 8`: the 256-bit halves of two vectors side by side, so `v01`
+    // holds the eight sums of `s[0]` then those of `s[1]`.
+    let v01 = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x44>(s[0], s[1]),
+        _mm512_shuffle_f32x4::<0xee>(s[0], s[1]),
+    );
+    let v23 = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x44>(s[2], s[3]),
+        _mm512_shuffle_f32x4::<0xee>(s[2], s[3]),
+    );
+    // `i + 4`: each vector's first 128-bit block against its second, one
+    // vector per block of `w`.
+    let w = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x88>(v01, v23),
+        _mm512_shuffle_f32x4::<0xdd>(v01, v23),
+    );
+    // `i + 2` (lanes 2, 3, 0, 1 of each block), then `i + 1`.
+    let x = _mm512_add_ps(w, _mm512_permute_ps::<0x4e>(w));
+    let y = _mm512_add_ps(x, _mm512_movehdup_ps(x));
+    let first = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_castps512_ps128(_mm512_permutexvar_ps(first, y))
+}
+
+/// [`cosine_from_sums`]`(ab[k], aa, bb[k])` in lane `k`, for four rows
+/// against one query: the same IEEE operations lane by lane (`sqrt`,
+/// product, quotient, `1 - x`, the clamp as `max` then `min`, which keep a
+/// NaN as `clamp` does), and the same zero cases.
+///
+/// # Safety
+/// AVX-512F available.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
+    let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
+    let bb_zero = _mm_cmpeq_ps(bb, zero);
+    if aa == 0.0 {
+        return _mm_blendv_ps(one, zero, bb_zero);
+    }
+    let d = _mm_sub_ps(
+        one,
+        _mm_div_ps(ab, _mm_mul_ps(_mm_set1_ps(aa.sqrt()), _mm_sqrt_ps(bb))),
+    );
+    // `maxps` and `minps` return their second operand when one is NaN.
+    let d = _mm_min_ps(_mm_set1_ps(2.0), _mm_max_ps(zero, d));
+    _mm_blendv_ps(d, one, bb_zero)
+}
+
+gather_entry!(
+    #[target_feature(enable = "avx512f")]
+    dot_gather,
+    |q, _aux, row, dim| dot_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "avx512f")]
+    l2sq_gather,
+    |q, _aux, row, dim| l2sq_body(q, row, dim)
+);
+gather_entry!(
+    #[target_feature(enable = "avx512f")]
+    manhattan_gather,
+    |q, _aux, row, dim| manhattan(q, row, dim)
+);
+
+/// Cosine from one prepared query (`aux` = `q.q` as [`norm_sq_body`]
+/// sums it, the `a.a` of [`cosine_sums`]) to rows scattered through an
+/// arena, four at a time: their partial sums are computed as
+/// [`cosine_vecs`] computes them, reduced together by [`halve4`] and
+/// finished together by [`cosine_from_sums4`]; the last one to three rows
+/// one by one. Each result equals `cosine(q, row)` bit for bit.
+///
+/// # Safety
+/// `RawF32Gather` contract; AVX-512F available.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cosine_gather(
+    q: *const f32,
+    aux: f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: *const u32,
+    n: usize,
+    out: *mut f32,
+) {
+    // SAFETY (for each use): `i < n`, so `rows.add(i)` is readable, and row
+    // `rows[i]` has `dim` readable floats at `base + rows[i] * stride`
+    // (caller contract).
+    let row = |i: usize| unsafe { base.add(*rows.add(i) as usize * stride) };
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: rows `i..i + 4` are below `n` (see `row`); `q` has `dim`
+        // readable floats and `out` has `n` writable slots (caller
+        // contract); AVX-512F is enabled here.
+        unsafe {
+            let (ab0, _, bb0) = cosine_vecs(q, row(i), dim);
+            let (ab1, _, bb1) = cosine_vecs(q, row(i + 1), dim);
+            let (ab2, _, bb2) = cosine_vecs(q, row(i + 2), dim);
+            let (ab3, _, bb3) = cosine_vecs(q, row(i + 3), dim);
+            let ab = halve4([ab0, ab1, ab2, ab3]);
+            let bb = halve4([bb0, bb1, bb2, bb3]);
+            _mm_storeu_ps(out.add(i), cosine_from_sums4(ab, aux, bb));
+        }
+        i += 4;
+    }
+    while i < n {
+        // SAFETY: as above, for row `i < n`.
+        unsafe {
+            let (ab, _, bb) = cosine_sums(q, row(i), dim);
+            *out.add(i) = cosine_from_sums(ab, aux, bb);
+        }
+        i += 1;
+    }
+}
+
 /// Defines a batch entry that runs a body over each row inside one
 /// `#[target_feature]` function: a direct (inlinable) call per row.
 macro_rules! batch {
@@ -769,6 +914,10 @@ pub(super) static TABLE: KernelTable = KernelTable {
     cosine_batch,
     manhattan_batch,
     hamming_batch: hamming_lookup_batch,
+    dot_gather,
+    l2sq_gather,
+    cosine_gather,
+    manhattan_gather,
     widen_u8,
     dot_u8,
     quantize_u8,
