@@ -1,7 +1,7 @@
 //! Distances an [`Engine`](super::Engine) ranks candidates by.
 
 use crate::error::{Error, Result};
-use crate::kernels::{self, F32Kernel};
+use crate::kernels::{self, F32Kernel, PreparedQuery};
 use crate::Metric;
 
 /// A distance between two vectors of the same length; smaller is closer.
@@ -67,6 +67,32 @@ impl MetricDistance {
     /// The metric.
     pub fn metric(&self) -> Metric {
         self.metric
+    }
+
+    /// `query` prepared for [`MetricDistance::gather`].
+    #[inline]
+    pub(crate) fn prepare<'q>(&self, query: &'q [f32]) -> PreparedQuery<'q> {
+        self.kernel.prepare(query)
+    }
+
+    /// `out[i]` = the distance from the prepared query to arena row
+    /// `rows[i]` of `vectors` (rows of the query's length, back to back),
+    /// equal bit for bit to [`Distance::distance`] on that row.
+    #[inline]
+    pub(crate) fn gather(
+        &self,
+        query: &PreparedQuery<'_>,
+        vectors: &[f32],
+        rows: &[u32],
+        out: &mut [f32],
+    ) {
+        let dim = query.query().len();
+        self.kernel.eval_gather(query, vectors, dim, rows, out);
+        if !matches!(self.metric, Metric::L2 | Metric::Cosine | Metric::Manhattan) {
+            for o in out.iter_mut() {
+                *o = self.finish(*o);
+            }
+        }
     }
 
     /// The distance from the kernel's raw output (monotone in it:

@@ -217,6 +217,87 @@ fn rank_screened<D: Payload>(
     order.clear();
 }
 
+/// What [`rank_gathered`] ranks: the query, the candidates' arena rows,
+/// the arena, and the crate metric.
+struct Gathered<'a, D> {
+    query: &'a [f32],
+    rows: &'a [u32],
+    data: &'a [D],
+    vectors: &'a [f32],
+    dim: usize,
+    m: &'a MetricDistance,
+    top_n: usize,
+}
+
+/// Unique candidates whose distances one gather kernel call computes.
+const GATHER: usize = 8;
+
+/// The fused unique + distance (+ `Nearest(top_n)` when `top_n > 0`) pass
+/// of `Engine::rank_arena` for a crate metric, unscreened: candidates that
+/// pass the unique test are collected [`GATHER`] at a time and their
+/// distances computed by one call of the metric's gather kernel (the rows'
+/// latencies overlap, and cosine reduces and finishes four rows together),
+/// with the query's own sums computed once. Each group then enters `top`
+/// (kept as [`keep_top`] keeps it) or, without `Nearest`, `order`. Rows are
+/// requested [`ROW_AHEAD`] candidates early, as in the screened pass.
+#[inline(never)]
+fn rank_gathered<D: Payload>(
+    s: Gathered<'_, D>,
+    mut seen: Option<UniqueSet<'_>>,
+    order: &mut Vec<u32>,
+    dist: &mut [f32],
+    top: &mut Vec<(i32, u32)>,
+) {
+    let Gathered {
+        query,
+        rows,
+        data,
+        vectors,
+        dim,
+        m,
+        top_n,
+    } = s;
+    let total = rows.len();
+    let datum = |i: u32| &data[rows[i as usize] as usize];
+    let vector = |k: usize| {
+        let r = rows[k] as usize;
+        &vectors[r * dim..(r + 1) * dim]
+    };
+    let prepared = m.prepare(query);
+    // Positions and arena rows of the pending group, and their distances.
+    let (mut pos, mut at, mut out) = ([0u32; GATHER], [0u32; GATHER], [0f32; GATHER]);
+    let mut settle = |pos: &[u32], at: &[u32]| {
+        let out = &mut out[..at.len()];
+        m.gather(&prepared, vectors, at, out);
+        for (&i, &dk) in pos.iter().zip(out.iter()) {
+            dist[i as usize] = dk;
+            if top_n == 0 {
+                order.push(i);
+            } else {
+                keep_top(top, top_n, total_order_key(dk), i);
+            }
+        }
+    };
+    (0..total.min(ROW_AHEAD)).for_each(|k| prefetch_row(vector(k)));
+    let mut pending = 0;
+    for k in 0..total {
+        if k + ROW_AHEAD < total {
+            prefetch_row(vector(k + ROW_AHEAD));
+        }
+        if !first_unique(&mut seen, rows, data, k, &datum) {
+            continue;
+        }
+        pos[pending] = k as u32;
+        at[pending] = rows[k];
+        pending += 1;
+        if pending == GATHER {
+            settle(&pos, &at);
+            pending = 0;
+        }
+    }
+    settle(&pos[..pending], &at[..pending]);
+}
+
 /// Candidates ahead whose payload is requested into L1 for the unique test.
 const PAYLOAD_AHEAD: usize = 8;
 
@@ -1050,6 +1131,22 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                         dist,
                         top,
                     );
+                } else if let Some(m) = &self.metric_distance {
+                    rank_gathered(
+                        Gathered {
+                            query,
+                            rows,
+                            data,
+                            vectors,
+                            dim,
+                            m,
+                            top_n,
+                        },
+                        seen,
+                        order,
+                        dist,
+                        top,
+                    );
                 } else {
                     (0..total.min(ROW_AHEAD) as u32).for_each(|i| prefetch_row(vector(i)));
                     for k in 0..total {
@@ -1060,11 +1157,7 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
                         if !first_unique(&mut seen, rows, data, k, &datum) {
                             continue;
                         }
-                        let row = vector(i);
-                        let dk = match &self.metric_distance {
-                            Some(m) => m.distance(query, row),
-                            None => d.distance(query, row),
-                        };
+                        let dk = d.distance(query, vector(i));
                         dist[i as usize] = dk;
                         if top_n == 0 {
                             order.push(i);
