@@ -95,11 +95,20 @@ fn shared_arena<'b, D: Clone>(
 /// requests. 12 and 24 were within noise of 16.
 const ROW_AHEAD: usize = 16;
 
-/// Requests every line of `row` into L2.
+/// Requests every line of `row` into L2: one prefetch per 64-byte line the
+/// row touches, stepping through addresses (a loop over 16-float chunks
+/// spent three times the instructions, and missed the last line of a row
+/// that does not start on a line).
 #[inline(always)]
 fn prefetch_row(row: &[f32]) {
-    row.chunks(16)
-        .for_each(|l| prefetch_read_l2(l.as_ptr().cast::<u8>()));
+    let p = row.as_ptr().cast::<u8>();
+    let skew = p as usize % 64;
+    let span = skew + std::mem::size_of_val(row);
+    let mut at = 0;
+    while at < span {
+        prefetch_read_l2(p.wrapping_sub(skew).wrapping_add(at));
+        at += 64;
+    }
 }
 
 /// `dist[i] = d(query, row(i))` for every candidate `i` in `order`, rows
