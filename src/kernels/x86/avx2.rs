@@ -17,6 +17,7 @@ use core::arch::x86_64::*;
 use pulp::x86::V3;
 use pulp::Simd;
 
+use super::cosine_from_sums4;
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
 use crate::kernels::scalar::{quant_step, U8Code};
@@ -192,6 +193,20 @@ unsafe fn norm_sq_body(a: *const f32, n: usize) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32) {
+    // SAFETY: forwarded to the caller.
+    let (ab, aa, bb) = unsafe { cosine_vecs(a, b, n) };
+    (hsum(ab), hsum(aa), hsum(bb))
+}
+
+/// The 8-lane partial sums of `(a.b, a.a, b.b)` that [`cosine_sums`]
+/// reduces with [`hsum`]: the four accumulators of each sum added as
+/// `(0 + 1) + (2 + 3)`.
+///
+/// # Safety
+/// AVX2+FMA available; `a` and `b` valid for `n` reads.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cosine_vecs(a: *const f32, b: *const f32, n: usize) -> (__m256, __m256, __m256) {
     let z = _mm256_setzero_ps();
     let (mut ab0, mut ab1, mut ab2, mut ab3) = (z, z, z, z);
     let (mut aa0, mut aa1, mut aa2, mut aa3) = (z, z, z, z);
@@ -249,7 +264,7 @@ unsafe fn cosine_sums(a: *const f32, b: *const f32, n: usize) -> (f32, f32, f32)
         }
     }
     let sum4 = |p: __m256, q: __m256, r: __m256, s: __m256| {
-        hsum(_mm256_add_ps(_mm256_add_ps(p, q), _mm256_add_ps(r, s)))
+        _mm256_add_ps(_mm256_add_ps(p, q), _mm256_add_ps(r, s))
     };
     (
         sum4(ab0, ab1, ab2, ab3),
@@ -642,14 +657,91 @@ gather_entry!(
 );
 // `aux` is `q.q` as `norm_sq_body` sums it, which is the `a.a` that
 // `cosine_sums` computes (same accumulators, same order).
-gather_entry!(
-    #[target_feature(enable = "avx2,fma")]
-    cosine_gather,
-    |q, aux, row, dim| {
-        let (qr, _, rr) = cosine_sums(q, row, dim);
-        cosine_from_sums(qr, aux, rr)
+/// [`hsum`] on four vectors at once: lane `k` of the result is the sum of
+/// the 8 lanes of `s[k]`, added in `hsum`'s order (lane `i` with `i + 4`,
+/// then `i + 2`, then `i + 1`), so each equals what `hsum` returns for
+/// `s[k]` alone.
+///
+/// # Safety
+/// AVX available.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hsum4(s: [__m256; 4]) -> __m128 {
+    // `i + 4`: the 128-bit halves of two vectors side by side.
+    let v01 = _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(s[0], s[1]),
+        _mm256_permute2f128_ps::<0x31>(s[0], s[1]),
+    );
+    let v23 = _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(s[2], s[3]),
+        _mm256_permute2f128_ps::<0x31>(s[2], s[3]),
+    );
+    // `i + 2`: per 128-bit lane, lanes 0 and 1 of `v01` and `v23` against
+    // their lanes 2 and 3, so `w` holds (for s[0], s[2] | s[1], s[3]) two
+    // sums each.
+    let w = _mm256_add_ps(
+        _mm256_shuffle_ps::<0b01_00_01_00>(v01, v23),
+        _mm256_shuffle_ps::<0b11_10_11_10>(v01, v23),
+    );
+    // `i + 1`: lanes 0 and 2 against 1 and 3, giving
+    // (S0, S2, S0, S2 | S1, S3, S1, S3).
+    let r = _mm256_add_ps(
+        _mm256_shuffle_ps::<0b10_00_10_00>(w, w),
+        _mm256_shuffle_ps::<0b11_01_11_01>(w, w),
+    );
+    _mm_unpacklo_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r))
+}
+
+/// Cosine from one prepared query (`aux` = `q.q` as [`norm_sq_body`]
+/// sums it, the `a.a` of [`cosine_sums`]) to rows scattered through an
+/// arena, four at a time: their partial sums are computed as
+/// [`cosine_vecs`] computes them, reduced together by [`hsum4`] and
+/// finished together by `cosine_from_sums4`; the last one to three rows
+/// one by one. Each result equals `cosine(q, row)` bit for bit.
+///
+/// # Safety
+/// `RawF32Gather` contract; AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cosine_gather(
+    q: *const f32,
+    aux: f32,
+    base: *const f32,
+    dim: usize,
+    stride: usize,
+    rows: *const u32,
+    n: usize,
+    out: *mut f32,
+) {
+    // SAFETY (for each use): `i < n`, so `rows.add(i)` is readable, and row
+    // `rows[i]` has `dim` readable floats at `base + rows[i] * stride`
+    // (caller contract).
+    let row = |i: usize| unsafe { base.add(*rows.add(i) as usize * stride) };
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: rows `i..i + 4` are below `n` (see `row`); `q` has `dim`
+        // readable floats and `out` has `n` writable slots (caller
+        // contract); AVX2 and FMA (and so SSE4.1) are enabled here.
+        unsafe {
+            let (ab0, _, bb0) = cosine_vecs(q, row(i), dim);
+            let (ab1, _, bb1) = cosine_vecs(q, row(i + 1), dim);
+            let (ab2, _, bb2) = cosine_vecs(q, row(i + 2), dim);
+            let (ab3, _, bb3) = cosine_vecs(q, row(i + 3), dim);
+            let ab = hsum4([ab0, ab1, ab2, ab3]);
+            let bb = hsum4([bb0, bb1, bb2, bb3]);
+            _mm_storeu_ps(out.add(i), cosine_from_sums4(ab, aux, bb));
+        }
+        i += 4;
     }
-);
+    while i < n {
+        // SAFETY: as above, for row `i < n`.
+        unsafe {
+            let (ab, _, bb) = cosine_sums(q, row(i), dim);
+            *out.add(i) = cosine_from_sums(ab, aux, bb);
+        }
+        i += 1;
+    }
+}
 
 /// Cosine against many rows: the query's own sum `q.q` is computed once.
 ///

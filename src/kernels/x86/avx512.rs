@@ -18,6 +18,7 @@ use core::arch::x86_64::*;
 use pulp::x86::V4;
 use pulp::Simd;
 
+use super::cosine_from_sums4;
 use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
 use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
 use crate::kernels::scalar::{quant_step, U8Code};
@@ -707,30 +708,6 @@ unsafe fn halve4(s: [__m512; 4]) -> __m128 {
     _mm512_castps512_ps128(_mm512_permutexvar_ps(first, y))
 }
 
-/// [`cosine_from_sums`]`(ab[k], aa, bb[k])` in lane `k`, for four rows
-/// against one query: the same IEEE operations lane by lane (`sqrt`,
-/// product, quotient, `1 - x`, the clamp as `max` then `min`, which keep a
-/// NaN as `clamp` does), and the same zero cases.
-///
-/// # Safety
-/// AVX-512F available.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
-    let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
-    let bb_zero = _mm_cmpeq_ps(bb, zero);
-    if aa == 0.0 {
-        return _mm_blendv_ps(one, zero, bb_zero);
-    }
-    let d = _mm_sub_ps(
-        one,
-        _mm_div_ps(ab, _mm_mul_ps(_mm_set1_ps(aa.sqrt()), _mm_sqrt_ps(bb))),
-    );
-    // `maxps` and `minps` return their second operand when one is NaN.
-    let d = _mm_min_ps(_mm_set1_ps(2.0), _mm_max_ps(zero, d));
-    _mm_blendv_ps(d, one, bb_zero)
-}
-
 gather_entry!(
     #[target_feature(enable = "avx512f")]
     dot_gather,
@@ -751,7 +728,7 @@ gather_entry!(
 /// sums it, the `a.a` of [`cosine_sums`]) to rows scattered through an
 /// arena, four at a time: their partial sums are computed as
 /// [`cosine_vecs`] computes them, reduced together by [`halve4`] and
-/// finished together by [`cosine_from_sums4`]; the last one to three rows
+/// finished together by `cosine_from_sums4`; the last one to three rows
 /// one by one. Each result equals `cosine(q, row)` bit for bit.
 ///
 /// # Safety

@@ -10,11 +10,44 @@ use std::sync::OnceLock;
 
 use super::KernelTable;
 
+#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+use std::arch::x86_64::{
+    __m128, _mm_blendv_ps, _mm_cmpeq_ps, _mm_div_ps, _mm_max_ps, _mm_min_ps, _mm_mul_ps,
+    _mm_set1_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
+};
+
 #[cfg(feature = "avx2")]
 mod avx2;
 
 #[cfg(all(feature = "avx512", swann_avx512_intrinsics))]
 mod avx512;
+
+/// `cosine_from_sums(ab[k], aa, bb[k])` (the scalar finish of every
+/// ISA) in lane `k`, for four rows against one query: the same IEEE operations lane by lane (`sqrt`,
+/// product, quotient, `1 - x`, the clamp as `max` then `min`, which keep a
+/// NaN as `clamp` does), and the same zero cases.
+///
+/// Shared by the AVX2 and AVX-512 gathers (it needs only SSE4.1).
+///
+/// # Safety
+/// SSE4.1 available.
+#[inline]
+#[target_feature(enable = "sse4.1")]
+#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
+    let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
+    let bb_zero = _mm_cmpeq_ps(bb, zero);
+    if aa == 0.0 {
+        return _mm_blendv_ps(one, zero, bb_zero);
+    }
+    let d = _mm_sub_ps(
+        one,
+        _mm_div_ps(ab, _mm_mul_ps(_mm_set1_ps(aa.sqrt()), _mm_sqrt_ps(bb))),
+    );
+    // `maxps` and `minps` return their second operand when one is NaN.
+    let d = _mm_min_ps(_mm_set1_ps(2.0), _mm_max_ps(zero, d));
+    _mm_blendv_ps(d, one, bb_zero)
+}
 
 /// The AVX2+FMA table when the CPU has both (and the rest of x86-64-v3:
 /// BMI1/2, LZCNT, MOVBE, POPCNT, which every AVX2+FMA CPU has, and which the
