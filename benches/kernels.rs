@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use swann::kernels::{Isa, KernelTable};
+use swann::kernels::{F32Op, Isa, KernelTable};
 
 const DIMS: [usize; 7] = [96, 128, 256, 384, 768, 1024, 1536];
 const HAMMING_BITS: [usize; 4] = [256, 1024, 4096, 8192];
@@ -304,11 +304,55 @@ fn bench_batch(c: &mut Criterion) {
     g.finish();
 }
 
+/// Cosine from one query to 256 rows picked at random from a 4,096-row
+/// arena (dim 128: 2 MiB), the shape of an LSH engine's candidates: the
+/// gather kernel (query prepared once, rows four at a time where the ISA
+/// has that form) against the single kernel called per row.
+fn bench_gather(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cosine_gather");
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        .sample_size(20);
+    let (arena_rows, picked, dim) = (4096, 256, 128);
+    let q = vector(dim, 8);
+    let data = vector(dim * arena_rows, 9);
+    let (q, data) = (q.get(), data.get());
+    let mut next = xorshift(10);
+    let rows: Vec<u32> = (0..picked)
+        .map(|_| (next() % arena_rows as u64) as u32)
+        .collect();
+    let mut out = vec![0.0f32; picked];
+    g.throughput(Throughput::Elements((dim * picked) as u64));
+    for t in tables() {
+        let k = t.f32_kernel(F32Op::Cosine);
+        g.bench_with_input(BenchmarkId::new(t.isa().name(), dim), &dim, |bench, _| {
+            bench.iter(|| {
+                let prepared = k.prepare(black_box(q));
+                k.eval_gather(&prepared, black_box(data), dim, &rows, &mut out)
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new(format!("{}-per-row", t.isa().name()), dim),
+            &dim,
+            |bench, _| {
+                bench.iter(|| {
+                    for (o, &r) in out.iter_mut().zip(&rows) {
+                        let r = r as usize;
+                        *o = k.eval(black_box(q), &data[r * dim..(r + 1) * dim]);
+                    }
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_f32,
     bench_hamming,
     bench_normalize,
-    bench_batch
+    bench_batch,
+    bench_gather
 );
 criterion_main!(benches);
