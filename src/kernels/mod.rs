@@ -368,6 +368,21 @@ impl F32Kernel {
     /// at once (their latencies overlap, and cosine reduces four rows'
     /// sums together) and the per-query work is done once.
     ///
+    /// ```
+    /// use swann::kernels::{self, F32Op};
+    ///
+    /// let cos = kernels::active().f32_kernel(F32Op::Cosine);
+    /// let q = [1.0f32, 2.0, 3.0, 4.0];
+    /// // Three rows of four: zero, (4, 3, 2, 1), the query itself.
+    /// let arena = [0.0f32, 0.0, 0.0, 0.0, 4.0, 3.0, 2.0, 1.0, 1.0, 2.0, 3.0, 4.0];
+    /// let prepared = cos.prepare(&q);
+    /// let mut out = [0.0f32; 3];
+    /// cos.eval_gather(&prepared, &arena, 4, &[2, 0, 1], &mut out);
+    /// assert!(out[0] < 1e-6);
+    /// assert_eq!(out[1], 1.0); // against a zero row
+    /// assert_eq!(out[2], cos.eval(&q, &arena[4..8]));
+    /// ```
+    ///
     /// # Panics
     /// If `query` was prepared by a kernel of another metric or ISA, if
     /// `out.len() != rows.len()`, if `stride < dim`, or if a row runs past

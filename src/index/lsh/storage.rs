@@ -396,10 +396,11 @@ impl<D> MemoryStorage<D> {
     /// The arena size (bytes of vectors) from which queries are screened
     /// by default: 32 MiB, above the last-level cache of most CPUs. Below
     /// it the rows a query reads come from cache and reading codes instead
-    /// saves nothing measurable (20,000 SIFT vectors, 10 MB, four hashes:
-    /// 33-35k queries/s either way), while coding the arena costs about
-    /// 100 ns a row; above it (100,000 vectors, 51 MB, four hashes)
-    /// screened queries run 1.9 times as fast (8.5k against 4.5k/s).
+    /// costs more than it saves (20,000 SIFT vectors, 10 MB, four hashes:
+    /// 46-47k queries/s reading every row, 39k screened), and coding the
+    /// arena costs about 95 ns a row; above it (100,000 vectors, 51 MB,
+    /// four hashes) screened queries run 1.25 times as fast (8.5k against
+    /// 6.8k/s).
     pub const DEFAULT_SCREEN_MIN_BYTES: usize = 32 << 20;
 
     /// An empty storage.
