@@ -692,56 +692,7 @@ unsafe fn hsum4(s: [__m256; 4]) -> __m128 {
     _mm_unpacklo_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r))
 }
 
-/// Cosine from one prepared query (`aux` = `q.q` as [`norm_sq_body`]
-/// sums it, the `a.a` of [`cosine_sums`]) to rows scattered through an
-/// arena, four at a time: their partial sums are computed as
-/// [`cosine_vecs`] computes them, reduced together by [`hsum4`] and
-/// finished together by `cosine_from_sums4`; the last one to three rows
-/// one by one. Each result equals `cosine(q, row)` bit for bit.
-///
-/// # Safety
-/// `RawF32Gather` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn cosine_gather(
-    q: *const f32,
-    aux: f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: *const u32,
-    n: usize,
-    out: *mut f32,
-) {
-    // SAFETY (for each use): `i < n`, so `rows.add(i)` is readable, and row
-    // `rows[i]` has `dim` readable floats at `base + rows[i] * stride`
-    // (caller contract).
-    let row = |i: usize| unsafe { base.add(*rows.add(i) as usize * stride) };
-    let mut i = 0;
-    while i + 4 <= n {
-        // SAFETY: rows `i..i + 4` are below `n` (see `row`); `q` has `dim`
-        // readable floats and `out` has `n` writable slots (caller
-        // contract); AVX2 and FMA (and so SSE4.1) are enabled here.
-        unsafe {
-            let (ab0, _, bb0) = cosine_vecs(q, row(i), dim);
-            let (ab1, _, bb1) = cosine_vecs(q, row(i + 1), dim);
-            let (ab2, _, bb2) = cosine_vecs(q, row(i + 2), dim);
-            let (ab3, _, bb3) = cosine_vecs(q, row(i + 3), dim);
-            let ab = hsum4([ab0, ab1, ab2, ab3]);
-            let bb = hsum4([bb0, bb1, bb2, bb3]);
-            _mm_storeu_ps(out.add(i), cosine_from_sums4(ab, aux, bb));
-        }
-        i += 4;
-    }
-    while i < n {
-        // SAFETY: as above, for row `i < n`.
-        unsafe {
-            let (ab, _, bb) = cosine_sums(q, row(i), dim);
-            *out.add(i) = cosine_from_sums(ab, aux, bb);
-        }
-        i += 1;
-    }
-}
+cosine_gather4!("avx2,fma", cosine_vecs, hsum4);
 
 /// Cosine against many rows: the query's own sum `q.q` is computed once.
 ///

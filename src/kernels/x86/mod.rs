@@ -16,6 +16,66 @@ use std::arch::x86_64::{
     _mm_set1_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
 };
 
+/// Defines `cosine_gather`, the cosine `RawF32Gather` entry of an x86
+/// table, under `#[target_feature(enable = $features)]`: from one prepared
+/// query (`aux` = `q.q` as the table's `norm_sq_body` sums it, the `a.a`
+/// of its `cosine_sums`) to rows scattered through an arena, four at a
+/// time. Their partial sums are computed by `$vecs` (the table's
+/// `cosine_vecs`, what its `cosine_sums` reduces), reduced together by
+/// `$reduce4` (its reduction's lane pairing, four vectors at once) and
+/// finished together by [`cosine_from_sums4`]; the last one to three rows
+/// go one by one through `cosine_sums` and `cosine_from_sums`. Each result
+/// equals the table's `cosine(q, row)` bit for bit.
+#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+macro_rules! cosine_gather4 {
+    ($features:literal, $vecs:ident, $reduce4:ident) => {
+        /// # Safety
+        /// `RawF32Gather` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn cosine_gather(
+            q: *const f32,
+            aux: f32,
+            base: *const f32,
+            dim: usize,
+            stride: usize,
+            rows: *const u32,
+            n: usize,
+            out: *mut f32,
+        ) {
+            // SAFETY (for each use): `i < n`, so `rows.add(i)` is readable,
+            // and row `rows[i]` has `dim` readable floats at
+            // `base + rows[i] * stride` (caller contract).
+            let row = |i: usize| unsafe { base.add(*rows.add(i) as usize * stride) };
+            let mut i = 0;
+            while i + 4 <= n {
+                // SAFETY: rows `i..i + 4` are below `n` (see `row`); `q` has
+                // `dim` readable floats and `out` has `n` writable slots
+                // (caller contract); the table's features (and with them
+                // SSE4.1) are enabled here.
+                unsafe {
+                    let (ab0, _, bb0) = $vecs(q, row(i), dim);
+                    let (ab1, _, bb1) = $vecs(q, row(i + 1), dim);
+                    let (ab2, _, bb2) = $vecs(q, row(i + 2), dim);
+                    let (ab3, _, bb3) = $vecs(q, row(i + 3), dim);
+                    let ab = $reduce4([ab0, ab1, ab2, ab3]);
+                    let bb = $reduce4([bb0, bb1, bb2, bb3]);
+                    _mm_storeu_ps(out.add(i), cosine_from_sums4(ab, aux, bb));
+                }
+                i += 4;
+            }
+            while i < n {
+                // SAFETY: as above, for row `i < n`.
+                unsafe {
+                    let (ab, _, bb) = cosine_sums(q, row(i), dim);
+                    *out.add(i) = cosine_from_sums(ab, aux, bb);
+                }
+                i += 1;
+            }
+        }
+    };
+}
+
 #[cfg(feature = "avx2")]
 mod avx2;
 
