@@ -1039,10 +1039,13 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// indirection. When the filters before the first distance filter are
     /// only `Unique` (NearPy's default chain), deduplication, distances and
     /// a first `Nearest(n)` are one pass: each candidate's payload is
-    /// requested [`PAYLOAD_AHEAD`] candidates early and its row [`ROW_AHEAD`] candidates
-    /// early (into L2, see `kernels::prefetch`), so the payload misses of
-    /// the unique test overlap the row misses of the distances instead of
-    /// taking a pass of their own. With the storage's byte codes
+    /// requested [`PAYLOAD_AHEAD`] candidates early and its row
+    /// [`ROW_AHEAD`] candidates early (into L2, see `kernels::prefetch`),
+    /// so the payload misses of the unique test overlap the row misses of
+    /// the distances instead of taking a pass of their own. With a crate
+    /// metric the candidates that pass the unique test are scored
+    /// [`GATHER`] at a time by the metric's gather kernel
+    /// ([`rank_gathered`]). With the storage's byte codes
     /// ([`Storage::screen`]) and a crate metric, that pass reads codes
     /// instead of rows and bounds each distance; only candidates whose lower
     /// bound is not above the n-th smallest upper bound have their rows
