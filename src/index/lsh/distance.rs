@@ -88,6 +88,13 @@ impl MetricDistance {
     ) {
         let dim = query.query().len();
         self.kernel.eval_gather(query, vectors, dim, rows, out);
+        self.finish_all(out);
+    }
+
+    /// [`MetricDistance::finish`] on every raw kernel output in `out`
+    /// (nothing to do for the metrics whose distance is the raw output).
+    #[inline]
+    fn finish_all(&self, out: &mut [f32]) {
         if !matches!(self.metric, Metric::L2 | Metric::Cosine | Metric::Manhattan) {
             for o in out.iter_mut() {
                 *o = self.finish(*o);
@@ -119,10 +126,6 @@ impl Distance for MetricDistance {
     #[inline]
     fn distance_batch(&self, query: &[f32], rows: &[f32], out: &mut [f32]) {
         self.kernel.eval_batch(query, rows, query.len(), out);
-        if !matches!(self.metric, Metric::L2 | Metric::Cosine | Metric::Manhattan) {
-            for o in out.iter_mut() {
-                *o = self.finish(*o);
-            }
-        }
+        self.finish_all(out);
     }
 }
