@@ -245,10 +245,17 @@ struct PrivateServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    password: Option<&'static str>,
 }
 
 impl PrivateServer {
     fn start() -> PrivateServer {
+        PrivateServer::start_with(None)
+    }
+
+    /// With `password`, the server requires it (`requirepass`) and also
+    /// listens on a Unix socket in its directory.
+    fn start_with(password: Option<&'static str>) -> PrivateServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -258,18 +265,37 @@ impl PrivateServer {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
+            password,
         };
         s.spawn();
         s
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("redis.sock")
     }
 
     fn spawn(&mut self) {
         let bin = std::env::var("SWANN_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some(p) = self.password {
+            cmd.args([
+                "--requirepass",
+                p,
+                "--unixsocketperm",
+                "700",
+                "--unixsocket",
+            ])
+            .arg(self.socket());
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--dir")
@@ -414,4 +440,204 @@ fn redis_survives_a_restart_and_stays_in_its_namespace() {
     let mut expected: Vec<String> = foreign.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(all_keys(&url), expected);
+}
+
+/// Keys of database `db` that start with `prefix`.
+fn keys_in_db(url: &str, db: i64, prefix: &str) -> Vec<String> {
+    let mut c = raw(url);
+    redis::cmd("SELECT").arg(db).exec(&mut c).unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut c)
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn redis_connects_with_a_password_a_database_and_a_unix_socket() {
+    if shared_url("redis_connects_with_a_password_a_database_and_a_unix_socket").is_none() {
+        return;
+    }
+    let server = PrivateServer::start_with(Some("s3cret"));
+    let port = server.port;
+    let storage_err = |url: &str| match RedisStorage::connect(url, "ns") {
+        Err(e @ Error::Storage { .. }) => e.to_string(),
+        Err(e) => panic!("{url}: not a storage error: {e}"),
+        Ok(_) => panic!("{url}: connected"),
+    };
+    // A missing or wrong password is refused, saying so.
+    let e = storage_err(&format!("redis://127.0.0.1:{port}/"));
+    assert!(e.contains("NOAUTH"), "{e}");
+    let e = storage_err(&format!("redis://:wrong@127.0.0.1:{port}/"));
+    assert!(e.contains("WRONGPASS"), "{e}");
+    // RESP3 and TLS are refused before anything is sent.
+    for url in [
+        format!("redis://:s3cret@127.0.0.1:{port}/?protocol=resp3"),
+        format!("rediss://:s3cret@127.0.0.1:{port}/"),
+    ] {
+        assert!(
+            matches!(
+                RedisStorage::connect(&url, "ns"),
+                Err(Error::InvalidParameter(_))
+            ),
+            "{url}"
+        );
+    }
+
+    // The same data through TCP into database 3 and through the socket
+    // into database 5: each lands in its own database only, and both
+    // engines answer like the in-memory one.
+    let xs = data(300, DIM, 21);
+    let queries = data(20, DIM, 22);
+    let mut mem = Engine::builder(DIM)
+        .hashes(hashes())
+        .metric(Metric::L2)
+        .filters([Filter::Unique, Filter::Nearest(8)])
+        .build::<String>()
+        .unwrap();
+    fill(&mut mem, &xs);
+    let urls = [
+        (format!("redis://:s3cret@127.0.0.1:{port}/3"), 3),
+        (
+            format!("unix://{}?db=5&pass=s3cret", server.socket().display()),
+            5,
+        ),
+    ];
+    for (url, db) in &urls {
+        let mut red = Engine::builder(DIM)
+            .hashes(hashes())
+            .metric(Metric::L2)
+            .filters([Filter::Unique, Filter::Nearest(8)])
+            .build_with_storage::<String, _>(RedisStorage::connect(url, "ns").unwrap())
+            .unwrap();
+        fill(&mut red, &xs);
+        for q in queries.chunks_exact(DIM) {
+            assert_eq!(mem.neighbours(q).unwrap(), red.neighbours(q).unwrap());
+        }
+        for other in [0, 3, 5] {
+            let keys = keys_in_db(&server.url(), other, "ns:");
+            assert_eq!(!keys.is_empty(), other == *db, "{url}: db {other}");
+        }
+        red.storage().clear_namespace().unwrap();
+        assert!(keys_in_db(&server.url(), *db, "ns:").is_empty());
+    }
+}
+
+#[test]
+fn every_reply_spin_gives_the_same_results_with_large_pipelines() {
+    let Some(url) = shared_url("every_reply_spin_gives_the_same_results_with_large_pipelines")
+    else {
+        return;
+    };
+    // 512 dimensions: one pipelined chunk of store_batch is 4,096 entries of
+    // 2 KiB, far more than a socket buffer holds, and a query's reply spans
+    // many reads.
+    const D: usize = 512;
+    let n = 2100;
+    let xs = data(n, D, 31);
+    let build = || {
+        Engine::builder(D)
+            .hash(LshHash::random_binary("a", D, 5, 1).unwrap())
+            .hash(LshHash::random_binary("b", D, 4, 2).unwrap())
+            .metric(Metric::Cosine)
+            .filters([Filter::Unique, Filter::Nearest(5)])
+    };
+    let mut mem = build().build::<u32>().unwrap();
+    let ids: Vec<u32> = (0..n as u32).collect();
+    mem.store_batch(&xs, &ids).unwrap();
+    // Zero: a blocking socket. One nanosecond: every wait ends in a
+    // blocking read. 50 us (the default) and 5 ms: polling.
+    let spins = [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_micros(50),
+        Duration::from_millis(5),
+    ];
+    assert_eq!(
+        RedisStorage::connect(&url, "x").unwrap().reply_spin(),
+        spins[2]
+    );
+    for spin in spins {
+        let ns = unique_ns("spin");
+        let storage = RedisStorage::connect(&url, &ns).unwrap();
+        storage.set_reply_spin(spin).unwrap();
+        assert_eq!(storage.reply_spin(), spin);
+        let mut red = build().build_with_storage::<u32, _>(storage).unwrap();
+        for i in 0..50 {
+            red.store(&xs[i * D..(i + 1) * D], i as u32).unwrap();
+        }
+        red.store_batch(&xs[50 * D..], &ids[50..]).unwrap();
+        for q in xs.chunks_exact(D).step_by(97) {
+            assert_eq!(
+                mem.neighbours(q).unwrap(),
+                red.neighbours(q).unwrap(),
+                "spin {spin:?}"
+            );
+            assert_eq!(
+                mem.candidate_count(q).unwrap(),
+                red.candidate_count(q).unwrap()
+            );
+        }
+        // Switching the open connection's mode midway changes nothing.
+        red.storage()
+            .set_reply_spin(Duration::from_micros(7))
+            .unwrap();
+        let q = &xs[..D];
+        assert_eq!(mem.neighbours(q).unwrap(), red.neighbours(q).unwrap());
+        red.storage().clear_namespace().unwrap();
+    }
+}
+
+/// A loopback server that answers the first request of each connection
+/// (the PING of `connect`) and then never answers again.
+fn silent_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            while !got.ends_with(b"PING\r\n") {
+                let k = s.read(&mut buf).unwrap();
+                assert!(k > 0, "closed before its PING");
+                got.extend_from_slice(&buf[..k]);
+            }
+            s.write_all(b"+PONG\r\n").unwrap();
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_stops_answering_times_out() {
+    let port = silent_server();
+    let url = format!("redis://127.0.0.1:{port}/");
+    for spin in [Duration::ZERO, Duration::from_micros(50)] {
+        let storage = RedisStorage::connect(&url, "ns").unwrap();
+        assert!(matches!(
+            storage.set_timeout(Duration::ZERO),
+            Err(Error::InvalidParameter(_))
+        ));
+        assert_eq!(storage.timeout(), Duration::from_secs(10));
+        storage.set_timeout(Duration::from_millis(300)).unwrap();
+        storage.set_reply_spin(spin).unwrap();
+        let mut e = Engine::builder(DIM)
+            .hash(LshHash::random_binary("a", DIM, 4, 1).unwrap())
+            .build_with_storage::<u64, _>(storage)
+            .unwrap();
+        let start = Instant::now();
+        let err = e.store(&data(1, DIM, 1), 1).unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, Error::Storage { .. }), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "spin {spin:?}: failed after {took:?}"
+        );
+    }
 }
