@@ -7,12 +7,12 @@
 //! are ours. A server on the same machine answers a small command within
 //! tens of microseconds, and a thread that sleeps in `read` adds the
 //! scheduler's wake-up to every round trip: on the 2-vCPU machine of the
-//! README's Redis table, one RPUSH round trip took 76 us with a sleeping
-//! read and 22 us with a polling one. So, with a non-zero `spin`, the socket
-//! is non-blocking and a read polls it for up to `spin`, yielding the core
-//! between tries, before it sleeps in the kernel (a blocking read bounded by
-//! the timeout). With `spin` zero the socket stays blocking and nothing
-//! polls.
+//! README's Redis table, one RPUSH round trip took 60-76 us with a sleeping
+//! read and 22 us with a polling one. So, with a non-zero `spin`, the
+//! socket is non-blocking and a read polls it for up to `spin`, yielding the
+//! core between tries, before it sleeps in the kernel (a blocking read
+//! bounded by the timeout). With `spin` zero the socket stays blocking and
+//! nothing polls.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -173,30 +173,17 @@ impl Link {
         Ok(r?)
     }
 
-    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let timeout = self.timeout;
-        while !bytes.is_empty() {
-            match self.stream.write_once(bytes) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "the server accepts no more bytes",
-                    ))
-                }
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.spin.is_zero() => {
-                    // The send buffer is full (a large pipeline): wait for
-                    // room in the kernel rather than poll.
-                    return self
-                        .stream
-                        .blocking(|s| write_blocking(s, bytes))
-                        .map_err(|e| timed_out(e, "sending", timeout));
-                }
-                Err(e) => return Err(timed_out(e, "sending", timeout)),
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut rest = bytes;
+        let r = match write_rest(&mut self.stream, &mut rest) {
+            // The send buffer is full (a large pipeline): wait for room in
+            // the kernel rather than poll.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.spin.is_zero() => {
+                self.stream.blocking(|s| write_rest(s, &mut rest))
             }
-        }
-        Ok(())
+            r => r,
+        };
+        r.map_err(|e| timed_out(e, "sending", self.timeout))
     }
 
     fn recv(&mut self) -> RedisResult<Value> {
@@ -214,16 +201,18 @@ impl Link {
     }
 }
 
-fn write_blocking(s: &mut Stream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match s.write_once(bytes) {
+/// Writes `rest` until it is empty or a write fails (`Interrupted` is
+/// retried), leaving in `rest` what was not written.
+fn write_rest(s: &mut Stream, rest: &mut &[u8]) -> io::Result<()> {
+    while !rest.is_empty() {
+        match s.write_once(rest) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     "the server accepts no more bytes",
                 ))
             }
-            Ok(n) => bytes = &bytes[n..],
+            Ok(n) => *rest = &rest[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
