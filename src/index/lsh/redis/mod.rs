@@ -190,15 +190,11 @@ impl RedisStorage {
     /// switched; the connection is then dropped, and the next call opens a
     /// new one with the new setting.
     pub fn set_reply_spin(&self, spin: Duration) -> Result<()> {
-        let mut conn = self.conn.lock();
-        conn.spin = spin;
-        if let Some(link) = conn.link.as_mut() {
-            if let Err(e) = link.set_spin(spin) {
-                conn.link = None;
-                return Err(redis_err("cannot switch the socket's mode", e.into()));
-            }
-        }
-        Ok(())
+        self.update(
+            |c| c.spin = spin,
+            |l| l.set_spin(spin),
+            "cannot switch the socket's mode",
+        )
     }
 
     /// The reply spin in effect (see [`RedisStorage::set_reply_spin`]).
@@ -219,12 +215,27 @@ impl RedisStorage {
                 "the Redis timeout must be positive".into(),
             ));
         }
+        self.update(
+            |c| c.timeout = timeout,
+            |l| l.set_timeout(timeout),
+            "cannot set the socket's timeouts",
+        )
+    }
+
+    /// Records a setting for the next connections and applies it to the
+    /// open one, which is dropped when that fails.
+    fn update(
+        &self,
+        record: impl FnOnce(&mut Conn),
+        apply: impl FnOnce(&mut Link) -> std::io::Result<()>,
+        what: &str,
+    ) -> Result<()> {
         let mut conn = self.conn.lock();
-        conn.timeout = timeout;
+        record(&mut conn);
         if let Some(link) = conn.link.as_mut() {
-            if let Err(e) = link.set_timeout(timeout) {
+            if let Err(e) = apply(link) {
                 conn.link = None;
-                return Err(redis_err("cannot set the socket's timeouts", e.into()));
+                return Err(redis_err(what, e.into()));
             }
         }
         Ok(())
