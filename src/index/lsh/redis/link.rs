@@ -21,8 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use redis::{
-    ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, ProtocolVersion, RedisError,
-    RedisResult, Value,
+    ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, RedisError, RedisResult, Value,
 };
 
 enum Stream {
@@ -111,13 +110,8 @@ impl Link {
         timeout: Duration,
         spin: Duration,
     ) -> RedisResult<Link> {
+        // RESP2 only: `RedisStorage::connect` refuses URLs that ask for RESP3.
         let settings = info.redis_settings();
-        if settings.protocol() != ProtocolVersion::RESP2 {
-            return Err(RedisError::from((
-                ErrorKind::InvalidClientConfig,
-                "the storage speaks RESP2: drop `protocol=resp3` from the URL",
-            )));
-        }
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => Stream::Tcp(connect_tcp(host, *port, timeout)?),
             #[cfg(unix)]

@@ -23,10 +23,10 @@
 //!
 //! Failures: when the connection breaks (server restarted, network error,
 //! no reply within the timeout), the connection is dropped and the call
-//! fails with [`Error::Storage`]; the next call reconnects. Reads (queries, counts, key listings) are idempotent, so
-//! they reconnect and retry once by themselves before failing; writes are
-//! not retried, because a write whose reply was lost may have been applied
-//! and a retry would duplicate it.
+//! fails with [`Error::Storage`]; the next call reconnects. Reads (queries,
+//! counts, key listings) are idempotent, so they reconnect and retry once by
+//! themselves before failing; writes are not retried, because a write whose
+//! reply was lost may have been applied and a retry would duplicate it.
 
 mod link;
 
@@ -202,9 +202,9 @@ impl RedisStorage {
         self.conn.lock().spin
     }
 
-    /// The bound on connecting and on each wait for the server to take a
-    /// request or send a reply (default 10 s). A call that runs into it
-    /// fails with [`Error::Storage`] and drops the connection.
+    /// The bound on connecting over TCP and on each wait for the server to
+    /// take a request or send a reply (default 10 s). A call that runs into
+    /// it fails with [`Error::Storage`] and drops the connection.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a zero timeout; [`Error::Storage`]
