@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::links::{LinkCounts, ORDER_BASE};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
@@ -43,8 +44,10 @@ use crate::store::{LinkArena, RowArena, Slab};
 pub(crate) const DELETED: u8 = 1;
 /// Flag: the node's slot is taken but its insert has not finished.
 pub(crate) const PENDING: u8 = 2;
+/// Flag: the slot holds no node (its node was removed); it waits for reuse.
+pub(crate) const FREE: u8 = 4;
 
-const NO_ENTRY: u64 = u64::MAX;
+pub(crate) const NO_ENTRY: u64 = u64::MAX;
 /// Levels are capped so that `level * M` stays small; with `mult = 1/ln(M)`
 /// a level past 16 has probability below `M^-16`.
 pub(crate) const MAX_LEVEL: u8 = 16;
@@ -156,30 +159,56 @@ pub(crate) struct Graph<S: Space> {
     pub(crate) upper_offset: Slab<u32>,
     pub(crate) labels: Slab<AtomicU64>,
     pub(crate) flags: Slab<AtomicU8>,
+    /// Per slot: the node's join order (see the `links` module), 0 for a
+    /// slot that holds no node.
+    pub(crate) order: Slab<AtomicU64>,
+    /// Per level-0 record and per upper record: how many lists hold the
+    /// node on that level, and how many of those belong to earlier-joined
+    /// nodes (its anchors). Empty while the graph is a read-only view.
+    pub(crate) counts0: LinkCounts,
+    pub(crate) counts_up: LinkCounts,
     /// Per slot (empty while the graph is a read-only file view).
-    locks: Vec<Mutex<()>>,
+    pub(crate) locks: Vec<Mutex<()>>,
     /// Built on first use (a file view opens without reading every label).
     label_map: OnceLock<RwLock<HashMap<u64, u32>>>,
     /// The arrays are views of a file: nothing may be written through
     /// `&self`; `&mut self` operations first copy them ([`Graph::make_owned`]).
     pub(crate) read_only: bool,
-    /// Slots handed out (published or being inserted).
+    /// Slots handed out (published, being inserted, or free again): the
+    /// slot range every per-slot loop covers.
     pub(crate) len: AtomicUsize,
     pub(crate) deleted: AtomicUsize,
+    /// Slots below `len` that hold no node (removed), for reuse.
+    pub(crate) free_slots: Mutex<Vec<u32>>,
+    /// `free_slots.len()`, readable without the lock.
+    pub(crate) free: AtomicUsize,
     /// `(max_level << 32) | entry slot`, or `NO_ENTRY`.
-    entry: AtomicU64,
-    entry_lock: Mutex<()>,
-    visited: VisitedPool,
+    pub(crate) entry: AtomicU64,
+    pub(crate) entry_lock: Mutex<()>,
+    /// Serializes the first inserts (see `warmup_len`).
+    pub(crate) warmup_lock: Mutex<()>,
+    pub(crate) visited: VisitedPool,
     /// Slots marked deleted, for reuse (`None` until first needed; may hold
     /// slots unmarked since, which are skipped and pruned).
     deleted_slots: Mutex<Option<Vec<u32>>>,
+    /// Next join order for an ordinary node (counts up from `ORDER_BASE`)
+    /// and for a new entry point (counts down from it).
+    pub(crate) next_order: AtomicU64,
+    pub(crate) next_root_order: AtomicU64,
+    /// Whether the join orders and anchors still have to be established
+    /// (a graph read from a file that did not record them); done before
+    /// the first change to the links.
+    pub(crate) unanchored: Mutex<bool>,
+    /// Node levels that lost their last anchor and found no new one (see
+    /// the `links` module); re-anchored at the end of a batch.
+    pub(crate) stranded: Mutex<Vec<(u32, u8)>>,
 }
 
 /// Scratch buffers for one insert or search.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    ids: Vec<u32>,
-    fresh: Vec<u32>,
+    pub(crate) ids: Vec<u32>,
+    pub(crate) fresh: Vec<u32>,
 }
 
 impl<S: Space> Graph<S> {
@@ -194,15 +223,25 @@ impl<S: Space> Graph<S> {
             upper_offset: Slab::default(),
             labels: Slab::default(),
             flags: Slab::default(),
+            order: Slab::default(),
+            counts0: LinkCounts::default(),
+            counts_up: LinkCounts::default(),
             locks: Vec::new(),
             label_map: OnceLock::from(RwLock::new(HashMap::new())),
             read_only: false,
             len: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
+            free_slots: Mutex::new(Vec::new()),
+            free: AtomicUsize::new(0),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
+            warmup_lock: Mutex::new(()),
             visited: VisitedPool::default(),
             deleted_slots: Mutex::new(None),
+            next_order: AtomicU64::new(ORDER_BASE),
+            next_root_order: AtomicU64::new(ORDER_BASE - 1),
+            unanchored: Mutex::new(false),
+            stranded: Mutex::new(Vec::new()),
         };
         g.resize(capacity);
         g
@@ -212,8 +251,11 @@ impl<S: Space> Graph<S> {
     /// has checked that every array has `capacity` entries (the link arenas
     /// `capacity` and `upper_offset[capacity-1] + levels[capacity-1]`
     /// records), that `len <= capacity`, that `entry` is `(slot, level)`
-    /// with `slot < len`, and that `deleted` counts the deleted flags. Link ids and upper offsets need no checking: reads
-    /// are bounded. Views make the graph read-only until [`Graph::make_owned`].
+    /// with `slot < len`, and that `deleted` counts the deleted flags. Link
+    /// ids and upper offsets need no checking: reads are bounded. Views
+    /// make the graph read-only until [`Graph::make_owned`]. `order` is the
+    /// file's join orders, or `None` for a file that did not record them
+    /// (they are then derived before the first change to the links).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         space: S,
@@ -225,6 +267,7 @@ impl<S: Space> Graph<S> {
         upper_offset: Slab<u32>,
         labels: Slab<AtomicU64>,
         flags: Slab<AtomicU8>,
+        order: Option<Slab<AtomicU64>>,
         len: usize,
         deleted: usize,
         entry: Option<(u32, usize)>,
@@ -235,12 +278,11 @@ impl<S: Space> Graph<S> {
             || levels.is_mapped()
             || upper_offset.is_mapped()
             || labels.is_mapped()
-            || flags.is_mapped();
-        let mut locks = Vec::new();
-        if !read_only {
-            locks.resize_with(levels.len(), || Mutex::new(()));
-        }
-        Graph {
+            || flags.is_mapped()
+            || order.as_ref().is_some_and(|o| o.is_mapped());
+        let unanchored = order.is_none();
+        let capacity = levels.len();
+        let mut g = Graph {
             space,
             params,
             vectors,
@@ -250,19 +292,41 @@ impl<S: Space> Graph<S> {
             upper_offset,
             labels,
             flags,
-            locks,
+            order: order.unwrap_or_else(|| {
+                Slab::from_vec((0..capacity).map(|_| AtomicU64::new(0)).collect())
+            }),
+            counts0: LinkCounts::default(),
+            counts_up: LinkCounts::default(),
+            locks: Vec::new(),
             label_map: OnceLock::new(),
             read_only,
             len: AtomicUsize::new(len),
             deleted: AtomicUsize::new(deleted),
+            free_slots: Mutex::new(Vec::new()),
+            free: AtomicUsize::new(0),
             entry: AtomicU64::new(match entry {
                 Some((slot, level)) => ((level as u64) << 32) | u64::from(slot),
                 None => NO_ENTRY,
             }),
             entry_lock: Mutex::new(()),
+            warmup_lock: Mutex::new(()),
             visited: VisitedPool::default(),
             deleted_slots: Mutex::new(None),
+            next_order: AtomicU64::new(ORDER_BASE),
+            next_root_order: AtomicU64::new(ORDER_BASE - 1),
+            unanchored: Mutex::new(unanchored),
+            stranded: Mutex::new(Vec::new()),
+        };
+        g.collect_free_slots();
+        if unanchored {
+            // Until the orders are derived, no slot counts as joined.
+        } else {
+            g.resume_order_counters();
         }
+        if !read_only {
+            g.own_bookkeeping();
+        }
+        g
     }
 
     /// Copies every array that is a file view into owned memory, so the
@@ -278,9 +342,35 @@ impl<S: Space> Graph<S> {
         self.upper_offset.make_owned();
         self.labels.make_owned();
         self.flags.make_owned();
+        self.order.make_owned();
+        self.read_only = false;
+        self.own_bookkeeping();
+    }
+
+    /// Sets up what only a writable graph keeps: the per-slot locks and
+    /// the link counters (O(links): every list is read once). Under
+    /// derived orders (see `unanchored`) the counters are rebuilt again
+    /// once the orders exist.
+    fn own_bookkeeping(&mut self) {
         let n = self.levels.len();
         self.locks.resize_with(n, || Mutex::new(()));
-        self.read_only = false;
+        self.rebuild_counts();
+        if !*self.unanchored.get_mut() && !self.anchors_hold() {
+            // Orders read from a file that do not anchor every node: derive
+            // them anew before the links change.
+            *self.unanchored.get_mut() = true;
+        }
+    }
+
+    /// Rebuilds the free-slot list from the flags.
+    pub(crate) fn collect_free_slots(&mut self) {
+        let n = self.len();
+        let free: Vec<u32> = (0..n as u32)
+            .rev()
+            .filter(|&s| self.flags[s as usize].load(Ordering::Relaxed) & FREE != 0)
+            .collect();
+        self.free.store(free.len(), Ordering::Relaxed);
+        *self.free_slots.get_mut() = free;
     }
 
     /// Fails on a read-only file view (which `&self` must never write).
@@ -301,10 +391,18 @@ impl<S: Space> Graph<S> {
             let n = self.len();
             let mut map = HashMap::with_capacity(n);
             for slot in 0..n as u32 {
-                map.insert(self.label(slot), slot);
+                if self.flags[slot as usize].load(Ordering::Relaxed) & FREE == 0 {
+                    map.insert(self.label(slot), slot);
+                }
             }
             RwLock::new(map)
         })
+    }
+
+    /// Whether `slot` holds a published node (live or marked deleted).
+    #[inline(always)]
+    pub(crate) fn in_use(&self, slot: u32) -> bool {
+        self.flags[slot as usize].load(Ordering::Acquire) & (PENDING | FREE) == 0
     }
 
     /// Whether `slot` has been claimed by an insert that has not finished.
@@ -358,11 +456,15 @@ impl<S: Space> Graph<S> {
             .with_vec(|v| v.resize_with(capacity, || AtomicU64::new(0)));
         self.flags
             .with_vec(|v| v.resize_with(capacity, || AtomicU8::new(0)));
+        self.order
+            .with_vec(|v| v.resize_with(capacity, || AtomicU64::new(0)));
+        self.counts0.resize(capacity);
+        self.counts_up.resize(next_upper as usize);
         self.locks.resize_with(capacity, || Mutex::new(()));
     }
 
     #[inline(always)]
-    fn vector(&self, slot: u32) -> &[S::Elem] {
+    pub(crate) fn vector(&self, slot: u32) -> &[S::Elem] {
         self.vectors.row(slot as usize)
     }
 
@@ -377,7 +479,7 @@ impl<S: Space> Graph<S> {
     }
 
     #[inline(always)]
-    fn dist_to(&self, q: &[S::Elem], slot: u32) -> f32 {
+    pub(crate) fn dist_to(&self, q: &[S::Elem], slot: u32) -> f32 {
         self.space.distance(q, self.vector(slot))
     }
 
@@ -386,7 +488,7 @@ impl<S: Space> Graph<S> {
     /// from an unchecked file can mislead a search but never index out of
     /// bounds.
     #[inline(always)]
-    fn read_links(&self, slot: u32, level: usize, out: &mut Vec<u32>) {
+    pub(crate) fn read_links(&self, slot: u32, level: usize, out: &mut Vec<u32>) {
         let limit = self.levels.len() as u32;
         if level == 0 {
             self.links0.read_into_bounded(slot as usize, out, limit);
@@ -396,7 +498,7 @@ impl<S: Space> Graph<S> {
         }
     }
 
-    fn set_links(&self, slot: u32, level: usize, ids: &[u32]) {
+    pub(crate) fn set_links(&self, slot: u32, level: usize, ids: &[u32]) {
         if level == 0 {
             self.links0.set(slot as usize, ids);
         } else {
@@ -405,7 +507,7 @@ impl<S: Space> Graph<S> {
         }
     }
 
-    fn max_links(&self, level: usize) -> usize {
+    pub(crate) fn max_links(&self, level: usize) -> usize {
         if level == 0 {
             self.params.m0
         } else {
@@ -413,7 +515,7 @@ impl<S: Space> Graph<S> {
         }
     }
 
-    fn entry(&self) -> Option<(u32, usize)> {
+    pub(crate) fn entry(&self) -> Option<(u32, usize)> {
         let e = self.entry.load(Ordering::Acquire);
         (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
     }
@@ -432,7 +534,7 @@ impl<S: Space> Graph<S> {
     /// into L1 one neighbour ahead; 14.7-15.8k with whole rows into L2 and
     /// no L1 requests (the kernel's loads then hit L2).
     #[inline(always)]
-    fn prefetch_row(&self, slot: u32) {
+    pub(crate) fn prefetch_row(&self, slot: u32) {
         let p = self.vectors.row_ptr(slot as usize);
         let lines = (self.vectors.row_bytes() / 64).min(Self::MAX_ROW_LINES);
         for i in 0..lines {
@@ -460,7 +562,12 @@ impl<S: Space> Graph<S> {
 
     /// Descends from the entry point to `level + 1`... down to `stop_level`
     /// and returns the closest node found there.
-    fn descend(&self, q: &[S::Elem], stop_level: usize, scratch: &mut Scratch) -> Option<Cand> {
+    pub(crate) fn descend(
+        &self,
+        q: &[S::Elem],
+        stop_level: usize,
+        scratch: &mut Scratch,
+    ) -> Option<Cand> {
         let (ep, max_level) = self.entry()?;
         let mut cur = Cand {
             dist: self.dist_to(q, ep),
@@ -478,7 +585,7 @@ impl<S: Space> Graph<S> {
     /// every node routes; only nodes that pass `accept` enter the results.
     /// Returns up to `ef` results, nearest first.
     #[allow(clippy::too_many_arguments)]
-    fn search_level<F: Fn(u32) -> bool>(
+    pub(crate) fn search_level<F: Fn(u32) -> bool>(
         &self,
         q: &[S::Elem],
         entry: Cand,
@@ -547,7 +654,7 @@ impl<S: Space> Graph<S> {
 
     /// Chooses up to `m` links among `cands` (sorted nearest first) by the
     /// index's [`NeighborSelection`]; `out` is sorted nearest first.
-    fn select_neighbors(&self, cands: &[Cand], m: usize, out: &mut Vec<Cand>) {
+    pub(crate) fn select_neighbors(&self, cands: &[Cand], m: usize, out: &mut Vec<Cand>) {
         match self.params.selection {
             NeighborSelection::Heuristic => self.select_heuristic(cands, m, out),
             NeighborSelection::Simple => {
@@ -601,251 +708,6 @@ impl<S: Space> Graph<S> {
         }
     }
 
-    /// Reserves `slot` for `label`: fails if the label exists or the index is full.
-    pub(crate) fn claim_slot(&self, label: u64) -> Result<u32> {
-        self.check_writable()?;
-        let mut map = self.label_map().write();
-        if map.contains_key(&label) {
-            return Err(Error::InvalidState(format!(
-                "label {label} is already in the index"
-            )));
-        }
-        let cap = self.capacity();
-        let slot = self
-            .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < cap).then_some(n + 1)
-            })
-            .map_err(|_| Error::CapacityExceeded { capacity: cap })?;
-        self.flags[slot].store(PENDING, Ordering::Relaxed);
-        self.labels[slot].store(label, Ordering::Relaxed);
-        map.insert(label, slot as u32);
-        Ok(slot as u32)
-    }
-
-    /// Inserts a prepared vector into a freshly claimed slot.
-    ///
-    /// # Safety
-    /// `slot` must come from [`Graph::claim_slot`] and not have been inserted yet,
-    /// so no other thread reads its row.
-    pub(crate) unsafe fn insert_claimed(&self, slot: u32, v: &[S::Elem], scratch: &mut Scratch) {
-        // SAFETY: the caller owns the freshly claimed slot; it is not linked
-        // from any node and its label reads as pending, so nobody reads the row.
-        unsafe { self.vectors.write_row(slot as usize, v) };
-        self.connect_new(slot, scratch);
-        self.flags[slot as usize].fetch_and(!PENDING, Ordering::Release);
-    }
-
-    fn connect_new(&self, slot: u32, scratch: &mut Scratch) {
-        let level = usize::from(self.levels[slot as usize]);
-        let mut entry_guard = None;
-        let mut entry = self.entry();
-        if entry.is_none_or(|(_, max)| level > max) {
-            entry_guard = Some(self.entry_lock.lock());
-            entry = self.entry();
-        }
-        let Some((_, max_level)) = entry else {
-            // First node: it is the entry point.
-            self.entry
-                .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
-            return;
-        };
-        let q = self.vector(slot);
-        let mut cur = self.descend(q, level, scratch).expect("entry point exists");
-        let mut selected = Vec::with_capacity(self.params.m0);
-        for l in (0..=level.min(max_level)).rev() {
-            let mut visited = self.visited.get(self.capacity());
-            let cands = self.search_level::<fn(u32) -> bool>(
-                q,
-                cur,
-                self.params.ef_construction,
-                l,
-                &mut visited,
-                scratch,
-                None,
-            );
-            drop(visited);
-            let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
-            self.select_neighbors(&cands, self.params.m, &mut selected);
-            self.set_own_links(slot, l, &selected, scratch);
-            for c in &selected {
-                self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
-            }
-            if let Some(&best) = cands.first() {
-                cur = best;
-            }
-        }
-        if level > max_level {
-            self.entry
-                .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
-        }
-        drop(entry_guard);
-    }
-
-    /// Sets a new node's links on `level` to `selected`, keeping any links
-    /// that concurrent inserts added to it meanwhile (another insert can
-    /// reach the node through its upper levels, pick it as a level-0
-    /// neighbour and link back before the node's own level-0 list is
-    /// written); if both together exceed the level's maximum, the heuristic
-    /// chooses among them.
-    fn set_own_links(&self, slot: u32, level: usize, selected: &[Cand], scratch: &mut Scratch) {
-        let _g = self.locks[slot as usize].lock();
-        self.read_links(slot, level, &mut scratch.ids);
-        let mut ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
-        let extra: Vec<u32> = scratch
-            .ids
-            .iter()
-            .copied()
-            .filter(|n| !ids.contains(n))
-            .collect();
-        if extra.is_empty() {
-            self.set_links(slot, level, &ids);
-            return;
-        }
-        let max = self.max_links(level);
-        if ids.len() + extra.len() <= max {
-            ids.extend(extra);
-            self.set_links(slot, level, &ids);
-            return;
-        }
-        let v = self.vector(slot);
-        let mut cands: Vec<Cand> = selected.to_vec();
-        cands.extend(extra.iter().map(|&n| Cand {
-            dist: self.space.distance(v, self.vector(n)),
-            slot: n,
-        }));
-        cands.sort_unstable();
-        let mut kept = Vec::with_capacity(max);
-        self.select_neighbors(&cands, max, &mut kept);
-        let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
-        self.set_links(slot, level, &ids);
-    }
-
-    /// Links `from -> to` on `level`, shrinking `from`'s list with the
-    /// heuristic when it is full.
-    fn add_reverse_link(&self, from: u32, to: u32, dist: f32, level: usize, scratch: &mut Scratch) {
-        let _g = self.locks[from as usize].lock();
-        self.read_links(from, level, &mut scratch.ids);
-        if scratch.ids.contains(&to) {
-            return;
-        }
-        let max = self.max_links(level);
-        if scratch.ids.len() < max {
-            scratch.ids.push(to);
-            self.set_links(from, level, &scratch.ids);
-            return;
-        }
-        // The full list is re-ranked from `from`: start loading all its
-        // neighbours' rows first so their misses overlap.
-        for &n in &scratch.ids {
-            self.prefetch_row(n);
-        }
-        let fv = self.vector(from);
-        let mut cands: Vec<Cand> = Vec::with_capacity(scratch.ids.len() + 1);
-        for &n in &scratch.ids {
-            cands.push(Cand {
-                dist: self.space.distance(fv, self.vector(n)),
-                slot: n,
-            });
-        }
-        cands.push(Cand { dist, slot: to });
-        cands.sort_unstable();
-        let mut kept = Vec::with_capacity(max);
-        self.select_neighbors(&cands, max, &mut kept);
-        let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
-        self.set_links(from, level, &ids);
-    }
-
-    /// Replaces the vector of a published slot and repairs the links around
-    /// it (hnswlib's `updatePoint`): every old neighbour re-selects its links
-    /// from its neighbours and the node's, and the node re-selects its own
-    /// links by searching the graph again.
-    pub(crate) fn update_vector(&mut self, slot: u32, v: &[S::Elem]) {
-        self.make_owned();
-        self.vectors.row_mut(slot as usize).copy_from_slice(v);
-        let level = usize::from(self.levels[slot as usize]);
-        let Some((ep, max_level)) = self.entry() else {
-            return;
-        };
-        if ep == slot && self.len() == 1 {
-            return;
-        }
-        let mut scratch = Scratch::default();
-        let mut hood = Vec::new();
-        let mut theirs = Vec::new();
-        for l in 0..=level.min(max_level) {
-            // 1. Neighbours of the node re-select among the 2-hop neighbourhood.
-            self.read_links(slot, l, &mut hood);
-            let one_hop = hood.clone();
-            for &n in &one_hop {
-                self.read_links(n, l, &mut theirs);
-                for &t in &theirs {
-                    if !hood.contains(&t) {
-                        hood.push(t);
-                    }
-                }
-            }
-            if !hood.contains(&slot) {
-                hood.push(slot);
-            }
-            for &n in &one_hop {
-                let nv = self.vector(n);
-                let mut cands: Vec<Cand> = hood
-                    .iter()
-                    .filter(|&&c| c != n)
-                    .map(|&c| Cand {
-                        dist: self.space.distance(nv, self.vector(c)),
-                        slot: c,
-                    })
-                    .collect();
-                cands.sort_unstable();
-                let mut kept = Vec::new();
-                self.select_neighbors(&cands, self.max_links(l), &mut kept);
-                let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
-                self.set_links(n, l, &ids);
-            }
-        }
-        // 2. The node re-selects its own links from a fresh search.
-        let q = self.vector(slot).to_vec();
-        let Some(mut cur) = self.descend(&q, level, &mut scratch) else {
-            return;
-        };
-        if cur.slot == slot {
-            // Start from a neighbour so the search does not only see itself.
-            self.read_links(slot, level.min(max_level), &mut hood);
-            if let Some(&n) = hood.first() {
-                cur = Cand {
-                    dist: self.dist_to(&q, n),
-                    slot: n,
-                };
-            }
-        }
-        for l in (0..=level.min(max_level)).rev() {
-            let mut visited = self.visited.get(self.capacity());
-            let cands = self.search_level::<fn(u32) -> bool>(
-                &q,
-                cur,
-                self.params.ef_construction,
-                l,
-                &mut visited,
-                &mut scratch,
-                None,
-            );
-            drop(visited);
-            let cands: Vec<Cand> = cands.into_iter().filter(|c| c.slot != slot).collect();
-            let mut kept = Vec::new();
-            self.select_neighbors(&cands, self.params.m, &mut kept);
-            let ids: Vec<u32> = kept.iter().map(|c| c.slot).collect();
-            self.set_links(slot, l, &ids);
-            for c in &kept {
-                self.add_reverse_link(c.slot, slot, c.dist, l, &mut scratch);
-            }
-            if let Some(&best) = cands.first() {
-                cur = best;
-            }
-        }
-    }
-
     /// k nearest accepted, non-deleted nodes to the prepared query `q`.
     pub(crate) fn knn<F: Fn(u64) -> bool>(
         &self,
@@ -884,7 +746,9 @@ impl<S: Space> Graph<S> {
         self.vectors.allocated_bytes()
             + self.links0.allocated_bytes()
             + self.upper.allocated_bytes()
-            + self.capacity() * (1 + 4 + 8 + 1 + std::mem::size_of::<Mutex<()>>())
+            + self.capacity() * (1 + 4 + 8 + 1 + 8 + std::mem::size_of::<Mutex<()>>())
+            + self.counts0.allocated_bytes()
+            + self.counts_up.allocated_bytes()
             + self.label_map.get().map_or(0, |m| m.read().capacity() * 16)
     }
 
@@ -952,7 +816,7 @@ impl<S: Space> Graph<S> {
         let (mut nodes, mut links0, mut upper_nodes, mut upper_links) = (0, 0, 0, 0);
         let mut ids = Vec::new();
         for slot in 0..self.len() as u32 {
-            if self.is_pending(slot) {
+            if !self.in_use(slot) {
                 continue;
             }
             nodes += 1;

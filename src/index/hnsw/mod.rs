@@ -32,8 +32,12 @@
 //! # Ok::<(), swann::Error>(())
 //! ```
 
+mod check;
 mod graph;
+mod insert;
+mod links;
 mod persist;
+mod remove;
 mod space;
 mod visited;
 
@@ -41,6 +45,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
+pub use check::{GraphProblem, GraphReport, LevelReport};
 pub use persist::{section, StoredSpace};
 pub use space::{BitSpace, F32Space, Space};
 
@@ -322,9 +327,10 @@ impl<S: Space> HnswIndex<S> {
         }
     }
 
-    /// Number of labels in the index (deleted ones included).
+    /// Number of labels in the index (marked-deleted ones included,
+    /// removed ones not).
     pub fn len(&self) -> usize {
-        self.graph.len()
+        self.graph.len() - self.graph.free.load(Ordering::Acquire)
     }
 
     /// Whether the index holds no labels.
@@ -381,6 +387,31 @@ impl<S: Space> HnswIndex<S> {
         }
     }
 
+    /// Checks the graph's structure and reachability (see [`GraphReport`]):
+    /// links out of range or to free slots, self-links, duplicates, lists
+    /// over their level's maximum, links to nodes not on the level, the
+    /// entry point, and nodes a search cannot reach from the entry point on
+    /// each level. Reads every link list and walks every level: O(n * M0).
+    /// Never panics, on any graph (a mapped file's included); run it while
+    /// no insert is under way, or it may report the insert's half-made links.
+    ///
+    /// ```
+    /// use swann::index::hnsw::Hnsw;
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(2, Metric::L2).build()?;
+    /// for i in 0..100u64 {
+    ///     index.insert(i, &[i as f32, (i % 7) as f32])?;
+    /// }
+    /// let report = index.check();
+    /// assert!(report.is_ok(), "{report}");
+    /// assert_eq!(report.levels[0].reachable, 100);
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn check(&self) -> GraphReport {
+        self.graph.check()
+    }
+
     /// `ef_construction`.
     pub fn ef_construction(&self) -> usize {
         self.graph.params.ef_construction
@@ -414,10 +445,10 @@ impl<S: Space> HnswIndex<S> {
         Ok(self.graph.row(slot).to_vec())
     }
 
-    /// Every label in the index, in slot order (deleted ones included).
+    /// Every label in the index, in slot order (marked-deleted ones included).
     pub fn labels(&self) -> Vec<u64> {
-        (0..self.len() as u32)
-            .filter(|&s| self.graph.flags[s as usize].load(Ordering::Acquire) & graph::PENDING == 0)
+        (0..self.graph.len() as u32)
+            .filter(|&s| self.graph.in_use(s))
             .map(|s| self.graph.label(s))
             .collect()
     }
@@ -681,6 +712,74 @@ impl<S: Space> HnswIndex<S> {
         if !self.graph.set_deleted(slot, false) {
             return Err(Error::InvalidState(format!("label {label} is not deleted")));
         }
+        Ok(())
+    }
+
+    /// Takes `label` out of the index for good, unlike
+    /// [`HnswIndex::mark_deleted`]: every list that linked to it is
+    /// re-selected through its neighbours (the same heuristic as an insert),
+    /// the nodes it was the last anchor of are linked anew, and its slot is
+    /// freed for the next insert. Works on marked-deleted labels too.
+    ///
+    /// Cost: the lists of its neighbours and their neighbours are read to
+    /// find those that link to it (the link counters say when all are
+    /// found; rarely every list is scanned), and each is re-selected, so a
+    /// removal costs about as much as an insert.
+    ///
+    /// ```
+    /// use swann::index::hnsw::Hnsw;
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(2, Metric::L2).build()?;
+    /// for i in 0..50u64 {
+    ///     index.insert(i, &[i as f32, 0.0])?;
+    /// }
+    /// index.remove(7)?;
+    /// assert!(!index.contains(7));
+    /// assert_eq!(index.len(), 49);
+    /// assert!(index.check().is_ok());
+    /// index.insert(100, &[7.0, 0.0])?; // reuses the freed slot
+    /// assert_eq!(index.capacity(), 1024);
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn remove(&mut self, label: u64) -> Result<()> {
+        self.remove_batch(&[label])
+    }
+
+    /// Removes every label of `labels` ([`HnswIndex::remove`]) in one pass:
+    /// many removals share one scan for the lists that link to them, and
+    /// the repairs run on rayon's thread pool. Fails with
+    /// [`Error::UnknownLabel`] before removing anything if a label is not
+    /// in the index; a label given twice is removed once.
+    pub fn remove_batch(&mut self, labels: &[u64]) -> Result<()> {
+        let mut slots = Vec::with_capacity(labels.len());
+        for &l in labels {
+            slots.push(self.graph.slot_of(l).ok_or(Error::UnknownLabel(l))?);
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        self.source = None;
+        self.graph.remove_slots(&slots);
+        self.graph.repair_stranded();
+        Ok(())
+    }
+
+    /// Rewrites the index without marked-deleted labels (they are removed,
+    /// as by [`HnswIndex::remove`]) and without free slots: every node is
+    /// renumbered into a dense range and the capacity shrinks to the number
+    /// of labels, so memory and the saved file shrink to what a fresh build
+    /// of the same labels takes. Searches and links are unchanged for the
+    /// labels that stay. O(n * M0) plus the removals.
+    pub fn compact(&mut self) -> Result<()> {
+        self.graph.make_owned();
+        self.graph.ensure_anchored();
+        let deleted: Vec<u32> = (0..self.graph.len() as u32)
+            .filter(|&s| self.graph.in_use(s) && self.graph.is_deleted(s))
+            .collect();
+        self.graph.remove_slots(&deleted);
+        self.graph.repair_stranded();
+        self.graph = self.graph.compacted();
+        self.source = None;
         Ok(())
     }
 

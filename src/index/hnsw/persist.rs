@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::graph::{default_mult, Graph, NeighborSelection, Params, DELETED, MAX_LEVEL};
+use super::graph::{default_mult, Graph, NeighborSelection, Params, DELETED, FREE, MAX_LEVEL};
 use super::space::{BitSpace, F32Space, Space};
 use super::{HnswIndex, MAX_M0};
 use crate::error::{Error, Result};
@@ -37,8 +37,11 @@ pub mod section {
     pub const UPPER_OFFSET: u32 = 5;
     /// Label of each slot, `u64`.
     pub const LABELS: u32 = 6;
-    /// Flags of each slot, `u8` (bit 0: deleted).
+    /// Flags of each slot, `u8` (bit 0: deleted, bit 2: free slot).
     pub const FLAGS: u32 = 7;
+    /// Join order of each slot, `u64` (0 for a free slot); optional: files
+    /// without it get orders derived from the graph.
+    pub const ORDER: u32 = 8;
 }
 
 /// Header parameter slots of an HNSW file.
@@ -162,12 +165,15 @@ impl<S: StoredSpace> HnswIndex<S> {
         let vectors = &g.vectors.as_bytes()[..n * g.vectors.row_bytes()];
         let links0 = g.links0.words_prefix(n);
         let upper = g.upper.words_prefix(upper_records);
-        let labels: Vec<u64> = (0..n as u32).map(|s| g.label(s)).collect();
+        let labels: Vec<u64> = (0..n as u32)
+            .map(|s| if g.in_use(s) { g.label(s) } else { 0 })
+            .collect();
         let flags: Vec<u8> = g.flags[..n]
             .iter()
-            .map(|f| f.load(Ordering::Acquire) & DELETED)
+            .map(|f| f.load(Ordering::Acquire) & (DELETED | FREE))
             .collect();
-        let deleted = flags.iter().filter(|&&f| f != 0).count();
+        let deleted = flags.iter().filter(|&&f| f & DELETED != 0).count();
+        let anchored = !*g.unanchored.lock();
         let entry = g.entry_raw();
 
         let mut h = Header::new(
@@ -197,6 +203,11 @@ impl<S: StoredSpace> HnswIndex<S> {
         w.add_pod_section(section::UPPER_OFFSET, &g.upper_offset[..n])?;
         w.add_pod_section(section::LABELS, &labels)?;
         w.add_section(section::FLAGS, &flags)?;
+        let order: Vec<u64>;
+        if anchored {
+            order = (0..n as u32).map(|s| g.order_of(s)).collect();
+            w.add_pod_section(section::ORDER, &order)?;
+        }
         f(&w)
     }
 
@@ -206,9 +217,9 @@ impl<S: StoredSpace> HnswIndex<S> {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let file = Arc::new(IndexFile::load(path)?);
         let mut index = Self::from_index_file(file, kernels::active())?;
+        index.check_structure()?;
         index.graph.make_owned();
         index.source = None;
-        index.check_structure()?;
         let capacity = usize::try_from(index.source_capacity).unwrap_or(0);
         if capacity > index.capacity() && capacity < u32::MAX as usize {
             index.graph.resize(capacity);
@@ -315,6 +326,10 @@ impl<S: StoredSpace> HnswIndex<S> {
             Slab::from_file(&file, section::UPPER_OFFSET, n)?,
             Slab::from_file(&file, section::LABELS, n)?,
             Slab::from_file(&file, section::FLAGS, n)?,
+            match file.has_section(section::ORDER) {
+                true => Some(Slab::from_file(&file, section::ORDER, n)?),
+                false => None,
+            },
             n as usize,
             deleted as usize,
             entry,
@@ -363,13 +378,16 @@ impl<S: StoredSpace> HnswIndex<S> {
                 ));
             }
             next += u64::from(level);
-            top = top.max(level);
             let flags = g.flags[slot].load(Ordering::Relaxed);
-            if flags & !DELETED != 0 {
+            if flags & !(DELETED | FREE) != 0 || flags == DELETED | FREE {
                 return Err(corrupt(
                     section::FLAGS,
                     format!("slot {slot}: flags {flags:#x}"),
                 ));
+            }
+            let free = flags & FREE != 0;
+            if !free {
+                top = top.max(level);
             }
             // Raw reads (not the search's bounded ones), so a bad id is seen.
             for l in 0..=usize::from(level) {
@@ -388,7 +406,14 @@ impl<S: StoredSpace> HnswIndex<S> {
                     ));
                 }
                 arena.read_into(rec, &mut ids);
-                if let Some(t) = ids.iter().find(|&&t| t as usize >= n || t as usize == slot) {
+                if free && !ids.is_empty() {
+                    return Err(corrupt(sec, format!("free slot {slot} has links")));
+                }
+                if let Some(t) = ids.iter().find(|&&t| {
+                    t as usize >= n
+                        || t as usize == slot
+                        || g.flags[t as usize].load(Ordering::Relaxed) & FREE != 0
+                }) {
                     return Err(corrupt(
                         sec,
                         format!("slot {slot} level {l}: link to {t} (items: {n})"),
@@ -400,7 +425,10 @@ impl<S: StoredSpace> HnswIndex<S> {
             return Err(corrupt(section::UPPER, format!("{next} records needed")));
         }
         if let Some((ep, level)) = g.entry_raw() {
-            if usize::from(g.levels[ep as usize]) != level || level != usize::from(top) {
+            if !g.in_use(ep)
+                || usize::from(g.levels[ep as usize]) != level
+                || level != usize::from(top)
+            {
                 return Err(corrupt(
                     section::LEVELS,
                     format!("entry point {ep} is not on the top level {top}"),
@@ -414,8 +442,15 @@ impl<S: StoredSpace> HnswIndex<S> {
                 "deleted count differs from the header".into(),
             ));
         }
-        if g.label_map().read().len() != n {
+        let free = (0..n as u32).filter(|&s| !g.in_use(s)).count();
+        if g.label_map().read().len() != n - free {
             return Err(corrupt(section::LABELS, "a label appears twice".into()));
+        }
+        if free == n && g.entry_raw().is_some() {
+            return Err(corrupt(
+                section::FLAGS,
+                "every slot is free but an entry point is named".into(),
+            ));
         }
         Ok(())
     }
@@ -482,6 +517,7 @@ impl HnswIndex<F32Space> {
                     .map(|&d| AtomicU8::new(if d { DELETED } else { 0 }))
                     .collect(),
             ),
+            None,
             n,
             deleted,
             h.entry.map(|(slot, level)| (slot, usize::from(level))),

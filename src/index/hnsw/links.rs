@@ -1,0 +1,459 @@
+//! How link lists change without ever cutting a node off.
+//!
+//! Heuristic pruning drops links: a node whose every inbound link is
+//! pruned can no longer be reached by any search, and a parallel build
+//! makes that likelier (inserts that run together do not see each other).
+//! The graph therefore keeps one invariant on every level:
+//!
+//! > Every node on a level, except the entry point, is linked from at least
+//! > one node that joined that level before it.
+//!
+//! Each node has a *join order* (a `u64` taken when its insert publishes
+//! its links; the entry point's is lower than every other node's). A link
+//! `a -> b` with `order(a) < order(b)` is an *anchor* of `b`, and each
+//! node's anchors are counted per level. Following anchors backwards
+//! strictly lowers the order, so from any node it ends at the node of
+//! lowest order, the entry point: every node is reachable from the entry
+//! point on every level it is on, whatever the pruning and however many
+//! threads build. The rules that keep it:
+//!
+//! - A list never drops a node's last anchor: [`Graph::commit_links`] puts
+//!   such a link back in place of the farthest link that may go (one that
+//!   is not an anchor, or whose target has another). The release is a
+//!   compare-and-swap that only takes a count from above one, so two lists
+//!   pruning the same node at once cannot both drop its last anchor.
+//! - A new node is linked from the neighbours its search found, all of
+//!   which joined before it. When the heuristic makes every one of them
+//!   drop it, [`Graph::anchor_node`] links it from the nearest that can take
+//!   it.
+//! - A new entry point takes an order below every other node's and links
+//!   to the previous entry point on every level they share.
+//! - Removing a node re-anchors the nodes it was the last anchor of.
+//!
+//! Inserts also publish a node's links from level 0 upwards (they search
+//! from the top down first): another insert can only reach a node on a
+//! level once the node's lists on that level and every level below are
+//! written, so it never starts a search from a node whose links are not
+//! there yet.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::graph::{Cand, Graph, Scratch, FREE};
+use super::space::Space;
+use crate::store::Slab;
+
+/// Where the counters of a record past the arena go (corrupt files only).
+static SCRATCH: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+
+/// The first ordinary join order; entry points count down from below it.
+pub(crate) const ORDER_BASE: u64 = 1 << 63;
+
+/// Per-record counters: how many lists hold a node on one level
+/// (`inbound`) and how many of those belong to nodes that joined before it
+/// (`anchors`).
+#[derive(Default)]
+pub(crate) struct LinkCounts {
+    inbound: Slab<AtomicU32>,
+    anchors: Slab<AtomicU32>,
+}
+
+impl LinkCounts {
+    /// Grows (new records zero) or shrinks to `n` records.
+    pub(crate) fn resize(&mut self, n: usize) {
+        self.inbound.resize_with(n, || AtomicU32::new(0));
+        self.anchors.resize_with(n, || AtomicU32::new(0));
+    }
+
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.inbound.allocated_bytes() + self.anchors.allocated_bytes()
+    }
+
+    fn clear(&self) {
+        for c in self.inbound.iter().chain(self.anchors.iter()) {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: Space> Graph<S> {
+    /// The counters of `slot`'s record on `level`: (inbound, anchors).
+    #[inline]
+    pub(crate) fn counters(&self, slot: u32, level: usize) -> (&AtomicU32, &AtomicU32) {
+        let (c, i) = if level == 0 {
+            (&self.counts0, slot as usize)
+        } else {
+            (
+                &self.counts_up,
+                self.upper_offset
+                    .get(slot as usize)
+                    .map_or(usize::MAX, |&o| (o as usize).saturating_add(level - 1)),
+            )
+        };
+        match (c.inbound.get(i), c.anchors.get(i)) {
+            (Some(a), Some(b)) => (a, b),
+            // Only a graph read from a corrupt file names a record past
+            // the arena: its counts land in a scratch pair, never out of
+            // bounds (`load` rejects such files; a mapped view is checked
+            // by `verify`).
+            _ => (&SCRATCH[0], &SCRATCH[1]),
+        }
+    }
+
+    /// How many lists on `level` hold `slot`.
+    pub(crate) fn inbound(&self, slot: u32, level: usize) -> u32 {
+        self.counters(slot, level).0.load(Ordering::Acquire)
+    }
+
+    /// How many lists of earlier-joined nodes on `level` hold `slot`.
+    pub(crate) fn anchors(&self, slot: u32, level: usize) -> u32 {
+        self.counters(slot, level).1.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(crate) fn order_of(&self, slot: u32) -> u64 {
+        self.order[slot as usize].load(Ordering::Acquire)
+    }
+
+    /// Gives `slot` its join order: the next ordinary one, or for a new
+    /// entry point one below every order handed out.
+    pub(crate) fn assign_order(&self, slot: u32, root: bool) {
+        let o = if root {
+            self.next_root_order.fetch_sub(1, Ordering::AcqRel)
+        } else {
+            self.next_order.fetch_add(1, Ordering::AcqRel)
+        };
+        self.order[slot as usize].store(o, Ordering::Release);
+    }
+
+    /// Takes one anchor of `target` on `level` if it has more than one:
+    /// whether the link holding it may be dropped.
+    fn try_release(&self, target: u32, level: usize) -> bool {
+        self.counters(target, level)
+            .1
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                (a > 1).then(|| a - 1)
+            })
+            .is_ok()
+    }
+
+    /// Writes `owner`'s list on `level`: `old` is the list as read under
+    /// the owner's lock (which the caller holds, or `&mut self`), `chosen`
+    /// the new one, nearest first, at most the level's maximum and never
+    /// naming `owner`. A dropped link that is the last anchor of its target
+    /// is kept, in place of the farthest chosen link that may go (never
+    /// `pinned`); links to nodes for which `dying` is true (being removed)
+    /// go without a check. Updates the targets' counters.
+    pub(crate) fn commit_links(
+        &self,
+        owner: u32,
+        level: usize,
+        old: &[u32],
+        chosen: &mut Vec<Cand>,
+        dying: &dyn Fn(u32) -> bool,
+        pinned: Option<u32>,
+    ) {
+        let max = self.max_links(level);
+        debug_assert!(chosen.len() <= max);
+        let owner_order = self.order_of(owner);
+        let is_anchor = |t: u32| owner_order < self.order_of(t);
+        // 1. Release the anchors the dropped links held; keep the last ones.
+        let mut keep = Vec::new();
+        for &x in old {
+            if dying(x) || chosen.iter().any(|c| c.slot == x) {
+                continue;
+            }
+            if is_anchor(x) && !self.try_release(x, level) {
+                keep.push(x);
+            }
+        }
+        // 2. Put them back, in place of the farthest links that may go.
+        // There is always one: at most `old.len() <= max` links are kept
+        // this way or held by an anchor that cannot be released.
+        if !keep.is_empty() {
+            let ov = self.vector(owner);
+            let mut fixed: Vec<u32> = keep.clone();
+            fixed.extend(pinned);
+            for x in keep {
+                let cand = Cand {
+                    dist: self.space.distance(ov, self.vector(x)),
+                    slot: x,
+                };
+                if chosen.len() < max {
+                    chosen.push(cand);
+                    continue;
+                }
+                let mut placed = false;
+                for i in (0..chosen.len()).rev() {
+                    let y = chosen[i].slot;
+                    if fixed.contains(&y) {
+                        continue;
+                    }
+                    let was_linked = old.contains(&y) && !dying(y);
+                    if !was_linked || !is_anchor(y) || self.try_release(y, level) {
+                        chosen[i] = cand;
+                        placed = true;
+                        break;
+                    }
+                    // `y` holds its target's last anchor now: it stays too.
+                    fixed.push(y);
+                }
+                debug_assert!(placed, "a list holds more last anchors than links");
+            }
+            chosen.sort_unstable();
+        }
+        // 3. Count the new links, uncount the dropped ones, write.
+        for c in chosen.iter() {
+            if !old.contains(&c.slot) {
+                let (inbound, anchors) = self.counters(c.slot, level);
+                inbound.fetch_add(1, Ordering::AcqRel);
+                if is_anchor(c.slot) {
+                    anchors.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        for &x in old {
+            if !dying(x) && !chosen.iter().any(|c| c.slot == x) {
+                self.counters(x, level).0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let ids: Vec<u32> = chosen.iter().map(|c| c.slot).collect();
+        self.set_links(owner, level, &ids);
+    }
+
+    /// Appends `to` to `owner`'s list on `level` if there is room (the
+    /// caller holds the owner's lock and has read the list into `old`).
+    pub(crate) fn push_link(&self, owner: u32, level: usize, old: &[u32], to: u32) -> bool {
+        if old.len() >= self.max_links(level) {
+            return false;
+        }
+        let (inbound, anchors) = self.counters(to, level);
+        inbound.fetch_add(1, Ordering::AcqRel);
+        if self.order_of(owner) < self.order_of(to) {
+            anchors.fetch_add(1, Ordering::AcqRel);
+        }
+        let mut ids = old.to_vec();
+        ids.push(to);
+        self.set_links(owner, level, &ids);
+        true
+    }
+
+    /// Links `x` on `level` from one of `cands` (nearest first) that
+    /// joined before it: from the first whose list has room or holds a link
+    /// that may go (the farthest such is replaced). Returns whether one
+    /// took it.
+    pub(crate) fn anchor_node(&self, x: u32, level: usize, cands: &[Cand]) -> bool {
+        let xo = self.order_of(x);
+        let xv = self.vector(x);
+        let mut old = Vec::new();
+        for c in cands {
+            let o = self.order_of(c.slot);
+            if c.slot == x
+                || o == 0
+                || o >= xo
+                || usize::from(self.levels[c.slot as usize]) < level
+                || self.flags[c.slot as usize].load(Ordering::Acquire) & FREE != 0
+            {
+                continue;
+            }
+            let _g = self.locks[c.slot as usize].lock();
+            self.read_links(c.slot, level, &mut old);
+            if old.contains(&x) {
+                return true;
+            }
+            if self.push_link(c.slot, level, &old, x) {
+                return true;
+            }
+            // Full: replace the farthest link that is not a last anchor.
+            let cv = self.vector(c.slot);
+            let mut chosen: Vec<Cand> = old
+                .iter()
+                .map(|&y| Cand {
+                    dist: self.space.distance(cv, self.vector(y)),
+                    slot: y,
+                })
+                .collect();
+            chosen.sort_unstable();
+            let victim = chosen
+                .iter()
+                .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, level) > 1);
+            let Some(i) = victim else { continue };
+            chosen[i] = Cand {
+                dist: self.space.distance(cv, xv),
+                slot: x,
+            };
+            chosen.sort_unstable();
+            // If the victim's target lost another anchor meanwhile, commit
+            // keeps it and displaces another link instead, never `x`.
+            self.commit_links(c.slot, level, &old, &mut chosen, &|_| false, Some(x));
+            return true;
+        }
+        false
+    }
+
+    /// Searches `level` for `x`'s nearest earlier-joined nodes and anchors
+    /// `x` from one of them (the entry point last: it joined before every
+    /// node and is on every level). Returns whether it succeeded.
+    pub(crate) fn reanchor(&self, x: u32, level: usize, scratch: &mut Scratch) -> bool {
+        if self.entry().is_some_and(|(ep, _)| ep == x) || self.anchors(x, level) > 0 {
+            return true;
+        }
+        let q = self.vector(x).to_vec();
+        let Some(start) = self.descend(&q, level, scratch) else {
+            return false;
+        };
+        let mut visited = self.visited.get(self.capacity());
+        let mut cands = self.search_level::<fn(u32) -> bool>(
+            &q,
+            start,
+            self.params.ef_construction.max(self.params.m0),
+            level,
+            &mut visited,
+            scratch,
+            None,
+        );
+        drop(visited);
+        if let Some((ep, _)) = self.entry() {
+            if !cands.iter().any(|c| c.slot == ep) {
+                cands.push(Cand {
+                    dist: self.dist_to(&q, ep),
+                    slot: ep,
+                });
+            }
+        }
+        self.anchor_node(x, level, &cands)
+    }
+
+    /// Retries the node levels left without an anchor (see `stranded`);
+    /// those that still find none stay listed (and [`Graph::check`] shows
+    /// them if they became unreachable).
+    pub(crate) fn repair_stranded(&self) {
+        let list = std::mem::take(&mut *self.stranded.lock());
+        let mut scratch = Scratch::default();
+        let mut left = Vec::new();
+        for (slot, level) in list {
+            if self.flags[slot as usize].load(Ordering::Acquire) & FREE != 0 {
+                continue;
+            }
+            if !self.reanchor(slot, usize::from(level), &mut scratch) {
+                left.push((slot, level));
+            }
+        }
+        self.stranded.lock().extend(left);
+    }
+
+    /// Recounts every node's inbound links and anchors from the lists.
+    pub(crate) fn rebuild_counts(&mut self) {
+        let records = self.upper.records();
+        self.counts0.resize(self.capacity());
+        self.counts_up.resize(records);
+        self.recount();
+    }
+
+    /// [`Graph::rebuild_counts`] on arrays already sized.
+    fn recount(&self) {
+        self.counts0.clear();
+        self.counts_up.clear();
+        let mut ids = Vec::new();
+        for s in 0..self.len() as u32 {
+            if !self.in_use(s) {
+                continue;
+            }
+            let so = self.order_of(s);
+            for l in 0..=usize::from(self.levels[s as usize]) {
+                self.read_links(s, l, &mut ids);
+                for &t in &ids {
+                    if !self.in_use(t) || usize::from(self.levels[t as usize]) < l {
+                        continue;
+                    }
+                    let (inbound, anchors) = self.counters(t, l);
+                    inbound.fetch_add(1, Ordering::Relaxed);
+                    if so < self.order_of(t) {
+                        anchors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether every node level but the entry point's has an anchor (the
+    /// invariant; the counters must be current).
+    pub(crate) fn anchors_hold(&self) -> bool {
+        let ep = self.entry().map(|(ep, _)| ep);
+        (0..self.len() as u32).all(|s| {
+            !self.in_use(s)
+                || Some(s) == ep
+                || (self.order_of(s) != 0
+                    && (0..=usize::from(self.levels[s as usize])).all(|l| self.anchors(s, l) > 0))
+        })
+    }
+
+    /// Sets the order counters past the orders the slots hold.
+    pub(crate) fn resume_order_counters(&mut self) {
+        let (mut lo, mut hi) = (ORDER_BASE, ORDER_BASE - 1);
+        for s in 0..self.len() as u32 {
+            let o = self.order_of(s);
+            if o != 0 {
+                lo = lo.min(o);
+                hi = hi.max(o);
+            }
+        }
+        self.next_order
+            .store(hi.max(ORDER_BASE - 1) + 1, Ordering::Relaxed);
+        self.next_root_order.store(lo - 1, Ordering::Relaxed);
+    }
+
+    /// For a graph read from a file without join orders (older files,
+    /// hnswlib's): derives orders (breadth-first from the entry point on
+    /// level 0, the entry point lowest), recounts, and anchors every node
+    /// level that has no anchor. Runs once, before the first change to the
+    /// links; later calls return at once.
+    pub(crate) fn ensure_anchored(&self) {
+        let mut pending = self.unanchored.lock();
+        if !*pending {
+            return;
+        }
+        let n = self.len();
+        for s in 0..n {
+            self.order[s].store(0, Ordering::Relaxed);
+        }
+        let mut next = ORDER_BASE;
+        if let Some((ep, _)) = self.entry() {
+            self.order[ep as usize].store(ORDER_BASE - 1, Ordering::Relaxed);
+            let mut queue = VecDeque::from([ep]);
+            let mut ids = Vec::new();
+            while let Some(s) = queue.pop_front() {
+                self.read_links(s, 0, &mut ids);
+                for &t in &ids {
+                    if self.in_use(t) && self.order_of(t) == 0 {
+                        self.order[t as usize].store(next, Ordering::Relaxed);
+                        next += 1;
+                        queue.push_back(t);
+                    }
+                }
+            }
+        }
+        for s in 0..n as u32 {
+            if self.in_use(s) && self.order_of(s) == 0 {
+                self.order[s as usize].store(next, Ordering::Relaxed);
+                next += 1;
+            }
+        }
+        self.next_order.store(next, Ordering::Relaxed);
+        self.next_root_order
+            .store(ORDER_BASE - 2, Ordering::Relaxed);
+        self.recount();
+        let mut scratch = Scratch::default();
+        for s in 0..n as u32 {
+            if !self.in_use(s) {
+                continue;
+            }
+            for l in 0..=usize::from(self.levels[s as usize]) {
+                if !self.reanchor(s, l, &mut scratch) {
+                    self.stranded.lock().push((s, l as u8));
+                }
+            }
+        }
+        *pending = false;
+    }
+}
