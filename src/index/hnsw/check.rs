@@ -90,6 +90,18 @@ pub enum GraphProblem {
         /// What is wrong.
         reason: String,
     },
+    /// The count of lists holding a node that the index keeps (to find
+    /// them on removal) differs from the lists that do.
+    InboundMiscounted {
+        /// The node.
+        label: u64,
+        /// The level.
+        level: usize,
+        /// What the index counted.
+        counted: u32,
+        /// Lists that hold it.
+        actual: u32,
+    },
     /// A node on `level` that no path of `level` links leads to from the
     /// entry point: a search never finds it there.
     Unreachable {
@@ -153,6 +165,15 @@ impl fmt::Display for GraphProblem {
                 "label {label}: the level-{level} link record lies outside the upper-link arena"
             ),
             GraphProblem::BadEntryPoint { reason } => write!(f, "entry point: {reason}"),
+            GraphProblem::InboundMiscounted {
+                label,
+                level,
+                counted,
+                actual,
+            } => write!(
+                f,
+                "label {label} level {level}: {actual} lists hold it, {counted} counted"
+            ),
             GraphProblem::Unreachable { label, level } => write!(
                 f,
                 "label {label} is not reachable from the entry point on level {level}"
@@ -176,10 +197,14 @@ pub struct LevelReport {
 /// What [`HnswIndex::check`](super::HnswIndex::check) found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GraphReport {
-    /// Nodes in use (live or marked deleted; free slots excluded).
+    /// Nodes in the graph (live, marked deleted or retired; free slots
+    /// excluded).
     pub nodes: usize,
     /// Nodes marked deleted (they still route searches).
     pub deleted: usize,
+    /// Nodes removed but not yet unlinked (they still route searches, are
+    /// never returned, and have no label; see `HnswIndex::remove`).
+    pub retired: usize,
     /// Free slots (removed nodes, awaiting reuse).
     pub free: usize,
     /// Counts per level, level 0 first.
@@ -204,8 +229,8 @@ impl fmt::Display for GraphReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} nodes ({} marked deleted), {} free slots",
-            self.nodes, self.deleted, self.free
+            "{} nodes ({} marked deleted, {} removed awaiting unlinking), {} free slots",
+            self.nodes, self.deleted, self.retired, self.free
         )?;
         for (l, lv) in self.levels.iter().enumerate() {
             writeln!(
@@ -261,20 +286,28 @@ impl<S: Space> Graph<S> {
         let mut report = GraphReport::default();
         let in_use = |s: u32| (s as usize) < len && self.in_use(s);
         let level_of = |s: u32| usize::from(self.levels[s as usize]);
+        // The top level of the nodes that hold labels: a retired node may
+        // sit above it until it is unlinked, and routes nothing up there.
         let mut top = 0usize;
+        let mut top_all = 0usize;
         for s in 0..len as u32 {
             if !self.in_use(s) {
                 report.free += 1;
                 continue;
             }
             report.nodes += 1;
-            if self.is_deleted(s) {
+            if self.is_retired(s) {
+                report.retired += 1;
+            } else if self.is_deleted(s) {
                 report.deleted += 1;
             }
-            top = top.max(level_of(s));
+            top_all = top_all.max(level_of(s));
+            if !self.is_retired(s) {
+                top = top.max(level_of(s));
+            }
         }
         if report.nodes > 0 {
-            report.levels = vec![LevelReport::default(); top + 1];
+            report.levels = vec![LevelReport::default(); top_all + 1];
         }
         let mut ids = Vec::new();
         let mut seen = Vec::new();
@@ -369,7 +402,7 @@ impl<S: Space> Graph<S> {
             });
             return report;
         }
-        if ep_level != level_of(ep) || ep_level != top {
+        if ep_level != level_of(ep) || (ep_level != top && !self.is_retired(ep)) {
             report.problems.push(GraphProblem::BadEntryPoint {
                 reason: format!(
                     "label {} is recorded at level {ep_level}, its own top level is {}, the graph's is {top}",
@@ -377,6 +410,44 @@ impl<S: Space> Graph<S> {
                     level_of(ep)
                 ),
             });
+        }
+        // The inbound counts of a writable graph (a mapped view keeps none).
+        if !self.read_only && self.locks.len() >= len {
+            let mut actual: Vec<Vec<u32>> = vec![Vec::new(); len];
+            for s in 0..len as u32 {
+                if !in_use(s) {
+                    continue;
+                }
+                actual[s as usize] = vec![0; level_of(s) + 1];
+            }
+            for s in 0..len as u32 {
+                if !in_use(s) {
+                    continue;
+                }
+                for level in 0..=level_of(s) {
+                    if self.raw_links(s, level, &mut ids).is_none() {
+                        continue;
+                    }
+                    for &t in &ids {
+                        if let Some(c) = actual.get_mut(t as usize).and_then(|a| a.get_mut(level)) {
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+            for s in 0..len as u32 {
+                for (level, &a) in actual[s as usize].iter().enumerate() {
+                    let counted = self.inbound(s, level);
+                    if counted != a {
+                        report.problems.push(GraphProblem::InboundMiscounted {
+                            label: self.label(s),
+                            level,
+                            counted,
+                            actual: a,
+                        });
+                    }
+                }
+            }
         }
         // Breadth-first walks from the entry point, one per level, over the
         // links a search follows on that level.

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::links::{LinkCounts, ORDER_BASE};
+use super::links::{LinkCounts, NearCounts, ORDER_BASE};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
@@ -46,6 +46,9 @@ pub(crate) const DELETED: u8 = 1;
 pub(crate) const PENDING: u8 = 2;
 /// Flag: the slot holds no node (its node was removed); it waits for reuse.
 pub(crate) const FREE: u8 = 4;
+/// Flag (with `DELETED`): the node was removed, its label forgotten, but it
+/// still routes until a sweep unlinks it (see `remove::Graph::remove_slots`).
+pub(crate) const RETIRED: u8 = 8;
 
 pub(crate) const NO_ENTRY: u64 = u64::MAX;
 /// Levels are capped so that `level * M` stays small; with `mult = 1/ln(M)`
@@ -167,6 +170,8 @@ pub(crate) struct Graph<S: Space> {
     /// nodes (its anchors). Empty while the graph is a read-only view.
     pub(crate) counts0: LinkCounts,
     pub(crate) counts_up: LinkCounts,
+    /// Per slot: level-0 neighbourhood radius and near inbound links.
+    pub(crate) near0: NearCounts,
     /// Per slot (empty while the graph is a read-only file view).
     pub(crate) locks: Vec<Mutex<()>>,
     /// Built on first use (a file view opens without reading every label).
@@ -177,7 +182,10 @@ pub(crate) struct Graph<S: Space> {
     /// Slots handed out (published, being inserted, or free again): the
     /// slot range every per-slot loop covers.
     pub(crate) len: AtomicUsize,
+    /// Labels marked deleted (retired nodes not included).
     pub(crate) deleted: AtomicUsize,
+    /// Nodes retired (removed but not yet unlinked).
+    pub(crate) retired: AtomicUsize,
     /// Slots below `len` that hold no node (removed), for reuse.
     pub(crate) free_slots: Mutex<Vec<u32>>,
     /// `free_slots.len()`, readable without the lock.
@@ -187,6 +195,9 @@ pub(crate) struct Graph<S: Space> {
     pub(crate) entry_lock: Mutex<()>,
     /// Serializes the first inserts (see `warmup_len`).
     pub(crate) warmup_lock: Mutex<()>,
+    /// The nodes that most recently finished joining level 0 (see
+    /// `connect_new`).
+    pub(crate) recent: Mutex<RecentJoins>,
     pub(crate) visited: VisitedPool,
     /// Slots marked deleted, for reuse (`None` until first needed; may hold
     /// slots unmarked since, which are skipped and pruned).
@@ -202,6 +213,74 @@ pub(crate) struct Graph<S: Space> {
     /// Node levels that lost their last anchor and found no new one (see
     /// the `links` module); re-anchored at the end of a batch.
     pub(crate) stranded: Mutex<Vec<(u32, u8)>>,
+    /// Whether the level-0 radii and near counts still have to be derived
+    /// from the links (a file that did not record them).
+    near_unknown: Mutex<bool>,
+}
+
+/// The arrays and counts a [`Graph`] is rebuilt from (a file's sections,
+/// or a compacted copy). The caller has checked that every per-slot array
+/// has `capacity` entries (the link arenas `capacity` and
+/// `upper_offset[capacity-1] + levels[capacity-1]` records), that
+/// `len <= capacity`, that `entry` is `(slot, level)` with `slot < len`,
+/// and that `deleted` counts the deleted flags. Link ids and upper offsets
+/// need no checking: reads are bounded.
+pub(crate) struct GraphParts<S: Space> {
+    pub space: S,
+    pub params: Params,
+    pub vectors: RowArena<S::Elem>,
+    pub links0: LinkArena,
+    pub upper: LinkArena,
+    pub levels: Slab<u8>,
+    pub upper_offset: Slab<u32>,
+    pub labels: Slab<AtomicU64>,
+    pub flags: Slab<AtomicU8>,
+    /// Join orders; `None` where the file did not record them (they are
+    /// derived before the first change to the links).
+    pub order: Option<Slab<AtomicU64>>,
+    /// Level-0 radii and near counts; `None` to derive them from the links.
+    pub near: Option<NearCounts>,
+    pub len: usize,
+    pub deleted: usize,
+    pub entry: Option<(u32, usize)>,
+}
+
+/// A ring of the last [`RecentJoins::LEN`] nodes to join level 0, with a
+/// running count, so an insert can list the nodes that joined while it
+/// searched.
+pub(crate) struct RecentJoins {
+    ring: Vec<u32>,
+    joined: u64,
+}
+
+impl Default for RecentJoins {
+    fn default() -> Self {
+        RecentJoins {
+            ring: vec![u32::MAX; Self::LEN],
+            joined: 0,
+        }
+    }
+}
+
+impl RecentJoins {
+    /// Joins remembered: more than inserts run at once.
+    pub(crate) const LEN: usize = 1024;
+
+    /// The running count (to pass to [`RecentJoins::since`] later).
+    pub(crate) fn mark(&self) -> u64 {
+        self.joined
+    }
+
+    /// Appends to `out` the nodes that joined since `mark` (the last `LEN`
+    /// at most), then records `slot` as joined.
+    pub(crate) fn since_then_join(&mut self, mark: u64, slot: u32, out: &mut Vec<u32>) {
+        let from = mark.max(self.joined.saturating_sub(Self::LEN as u64));
+        for t in from..self.joined {
+            out.push(self.ring[(t % Self::LEN as u64) as usize]);
+        }
+        self.ring[(self.joined % Self::LEN as u64) as usize] = slot;
+        self.joined += 1;
+    }
 }
 
 /// Scratch buffers for one insert or search.
@@ -226,52 +305,52 @@ impl<S: Space> Graph<S> {
             order: Slab::default(),
             counts0: LinkCounts::default(),
             counts_up: LinkCounts::default(),
+            near0: NearCounts::default(),
             locks: Vec::new(),
             label_map: OnceLock::from(RwLock::new(HashMap::new())),
             read_only: false,
             len: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
+            retired: AtomicUsize::new(0),
             free_slots: Mutex::new(Vec::new()),
             free: AtomicUsize::new(0),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             warmup_lock: Mutex::new(()),
+            recent: Mutex::new(RecentJoins::default()),
             visited: VisitedPool::default(),
             deleted_slots: Mutex::new(None),
             next_order: AtomicU64::new(ORDER_BASE),
             next_root_order: AtomicU64::new(ORDER_BASE - 1),
             unanchored: Mutex::new(false),
             stranded: Mutex::new(Vec::new()),
+            near_unknown: Mutex::new(false),
         };
         g.resize(capacity);
         g
     }
 
-    /// A graph over arrays read from a file (owned or views). The caller
-    /// has checked that every array has `capacity` entries (the link arenas
-    /// `capacity` and `upper_offset[capacity-1] + levels[capacity-1]`
-    /// records), that `len <= capacity`, that `entry` is `(slot, level)`
-    /// with `slot < len`, and that `deleted` counts the deleted flags. Link
-    /// ids and upper offsets need no checking: reads are bounded. Views
-    /// make the graph read-only until [`Graph::make_owned`]. `order` is the
-    /// file's join orders, or `None` for a file that did not record them
-    /// (they are then derived before the first change to the links).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_parts(
-        space: S,
-        params: Params,
-        vectors: RowArena<S::Elem>,
-        links0: LinkArena,
-        upper: LinkArena,
-        levels: Slab<u8>,
-        upper_offset: Slab<u32>,
-        labels: Slab<AtomicU64>,
-        flags: Slab<AtomicU8>,
-        order: Option<Slab<AtomicU64>>,
-        len: usize,
-        deleted: usize,
-        entry: Option<(u32, usize)>,
-    ) -> Self {
+    /// A graph over arrays read from a file or rebuilt (owned or views);
+    /// see [`GraphParts`] for what the caller has checked. Views make the
+    /// graph read-only until [`Graph::make_owned`].
+    pub(crate) fn from_parts(parts: GraphParts<S>) -> Self {
+        let GraphParts {
+            space,
+            params,
+            vectors,
+            links0,
+            upper,
+            levels,
+            upper_offset,
+            labels,
+            flags,
+            order,
+            near,
+            len,
+            deleted,
+            entry,
+        } = parts;
+        let near_known = near.is_some();
         let read_only = vectors.is_mapped()
             || links0.is_mapped()
             || upper.is_mapped()
@@ -279,7 +358,8 @@ impl<S: Space> Graph<S> {
             || upper_offset.is_mapped()
             || labels.is_mapped()
             || flags.is_mapped()
-            || order.as_ref().is_some_and(|o| o.is_mapped());
+            || order.as_ref().is_some_and(|o| o.is_mapped())
+            || near.as_ref().is_some_and(|n| n.is_mapped());
         let unanchored = order.is_none();
         let capacity = levels.len();
         let mut g = Graph {
@@ -297,11 +377,13 @@ impl<S: Space> Graph<S> {
             }),
             counts0: LinkCounts::default(),
             counts_up: LinkCounts::default(),
+            near0: near.unwrap_or_default(),
             locks: Vec::new(),
             label_map: OnceLock::new(),
             read_only,
             len: AtomicUsize::new(len),
             deleted: AtomicUsize::new(deleted),
+            retired: AtomicUsize::new(0),
             free_slots: Mutex::new(Vec::new()),
             free: AtomicUsize::new(0),
             entry: AtomicU64::new(match entry {
@@ -310,12 +392,14 @@ impl<S: Space> Graph<S> {
             }),
             entry_lock: Mutex::new(()),
             warmup_lock: Mutex::new(()),
+            recent: Mutex::new(RecentJoins::default()),
             visited: VisitedPool::default(),
             deleted_slots: Mutex::new(None),
             next_order: AtomicU64::new(ORDER_BASE),
             next_root_order: AtomicU64::new(ORDER_BASE - 1),
             unanchored: Mutex::new(unanchored),
             stranded: Mutex::new(Vec::new()),
+            near_unknown: Mutex::new(false),
         };
         g.collect_free_slots();
         if unanchored {
@@ -323,6 +407,7 @@ impl<S: Space> Graph<S> {
         } else {
             g.resume_order_counters();
         }
+        *g.near_unknown.get_mut() = !near_known;
         if !read_only {
             g.own_bookkeeping();
         }
@@ -343,6 +428,7 @@ impl<S: Space> Graph<S> {
         self.labels.make_owned();
         self.flags.make_owned();
         self.order.make_owned();
+        self.near0.make_owned();
         self.read_only = false;
         self.own_bookkeeping();
     }
@@ -355,6 +441,10 @@ impl<S: Space> Graph<S> {
         let n = self.levels.len();
         self.locks.resize_with(n, || Mutex::new(()));
         self.rebuild_counts();
+        if std::mem::take(self.near_unknown.get_mut()) {
+            self.derive_near();
+        }
+        self.near0.resize(n);
         if !*self.unanchored.get_mut() && !self.anchors_hold() {
             // Orders read from a file that do not anchor every node: derive
             // them anew before the links change.
@@ -371,6 +461,10 @@ impl<S: Space> Graph<S> {
             .collect();
         self.free.store(free.len(), Ordering::Relaxed);
         *self.free_slots.get_mut() = free;
+        let retired = (0..n)
+            .filter(|&s| self.flags[s].load(Ordering::Relaxed) & RETIRED != 0)
+            .count();
+        self.retired.store(retired, Ordering::Relaxed);
     }
 
     /// Fails on a read-only file view (which `&self` must never write).
@@ -391,7 +485,7 @@ impl<S: Space> Graph<S> {
             let n = self.len();
             let mut map = HashMap::with_capacity(n);
             for slot in 0..n as u32 {
-                if self.flags[slot as usize].load(Ordering::Relaxed) & FREE == 0 {
+                if self.flags[slot as usize].load(Ordering::Relaxed) & (FREE | RETIRED) == 0 {
                     map.insert(self.label(slot), slot);
                 }
             }
@@ -460,6 +554,7 @@ impl<S: Space> Graph<S> {
             .with_vec(|v| v.resize_with(capacity, || AtomicU64::new(0)));
         self.counts0.resize(capacity);
         self.counts_up.resize(next_upper as usize);
+        self.near0.resize(capacity);
         self.locks.resize_with(capacity, || Mutex::new(()));
     }
 
@@ -471,6 +566,12 @@ impl<S: Space> Graph<S> {
     #[inline(always)]
     pub(crate) fn label(&self, slot: u32) -> u64 {
         self.labels[slot as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether `slot` holds a retired node.
+    #[inline]
+    pub(crate) fn is_retired(&self, slot: u32) -> bool {
+        self.flags[slot as usize].load(Ordering::Acquire) & RETIRED != 0
     }
 
     #[inline(always)]
@@ -595,7 +696,9 @@ impl<S: Space> Graph<S> {
         scratch: &mut Scratch,
         accept: Option<&F>,
     ) -> Vec<Cand> {
-        let filtering = accept.is_some() || self.deleted.load(Ordering::Relaxed) > 0;
+        let filtering = accept.is_some()
+            || self.deleted.load(Ordering::Relaxed) > 0
+            || self.retired.load(Ordering::Relaxed) > 0;
         // Without deletions or a filter every node is a result: skip reading
         // its flags (a likely cache miss per candidate).
         let ok = |slot: u32| -> bool {
@@ -749,6 +852,7 @@ impl<S: Space> Graph<S> {
             + self.capacity() * (1 + 4 + 8 + 1 + 8 + std::mem::size_of::<Mutex<()>>())
             + self.counts0.allocated_bytes()
             + self.counts_up.allocated_bytes()
+            + self.near0.allocated_bytes()
             + self.label_map.get().map_or(0, |m| m.read().capacity() * 16)
     }
 
@@ -770,15 +874,21 @@ impl<S: Space> Graph<S> {
         let list = list.get_or_insert_with(|| {
             (0..self.len() as u32)
                 .rev()
-                .filter(|&s| self.is_deleted(s))
+                .filter(|&s| self.is_marked_deleted(s))
                 .collect()
         });
         while let Some(slot) = list.pop() {
-            if self.is_deleted(slot) {
+            if self.is_marked_deleted(slot) {
                 return Some(slot);
             }
         }
         None
+    }
+
+    /// Whether `slot` holds a label marked deleted (not a retired node).
+    fn is_marked_deleted(&self, slot: u32) -> bool {
+        self.flags[slot as usize].load(Ordering::Acquire) & (DELETED | RETIRED | FREE | PENDING)
+            == DELETED
     }
 
     pub(crate) fn set_deleted(&self, slot: u32, deleted: bool) -> bool {

@@ -2,7 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::graph::{Cand, Graph, Scratch, PENDING};
+use super::graph::{Cand, Graph, Scratch, FREE, PENDING};
+use super::links::{Handoff, MAX_HANDOFFS};
 use super::space::Space;
 use crate::error::{Error, Result};
 
@@ -86,6 +87,7 @@ impl<S: Space> Graph<S> {
         };
         let raising = level > max_level;
         let top = level.min(max_level);
+        let mark = self.recent.lock().mark();
         // Search every level first, top down, publishing nothing: until
         // its lists are written the node must stay out of reach.
         let q = self.vector(slot);
@@ -115,6 +117,10 @@ impl<S: Space> Graph<S> {
         // Every node the searches found has joined already, so its order
         // is below the one taken here, and its links to this node anchor it.
         self.assign_order(slot, raising);
+        let level0 = &found[0];
+        if let Some(c) = level0.get(self.params.m.min(level0.len()).wrapping_sub(1)) {
+            self.set_radius(slot, c.dist);
+        }
         let mut selected = Vec::with_capacity(self.params.m0);
         for (l, cands) in found.iter().enumerate() {
             self.select_neighbors(cands, self.params.m, &mut selected);
@@ -128,12 +134,50 @@ impl<S: Space> Graph<S> {
             if !raising && self.anchors(slot, l) == 0 && !self.anchor_node(slot, l, cands) {
                 self.stranded.lock().push((slot, l as u8));
             }
+            if l == 0 {
+                self.link_concurrent_joins(slot, mark, cands, scratch);
+            }
         }
         if raising {
             self.entry
                 .store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
         }
         drop(entry_guard);
+    }
+
+    /// Links a node that just joined level 0 with the nodes that joined
+    /// level 0 while it searched (since `mark`), which its search could not
+    /// see, and which could not see it: those among its nearest (nearer
+    /// than the `M`-th candidate its search found) are linked both ways, as
+    /// if each had found the other. Of two inserts that overlap, the one
+    /// that takes the lock second lists the first, so no pair is missed.
+    fn link_concurrent_joins(&self, slot: u32, mark: u64, cands: &[Cand], scratch: &mut Scratch) {
+        let mut joined = Vec::new();
+        self.recent.lock().since_then_join(mark, slot, &mut joined);
+        if joined.is_empty() {
+            return;
+        }
+        let bound = cands
+            .get(self.params.m.saturating_sub(1))
+            .map_or(f32::INFINITY, |c| c.dist);
+        let q = self.vector(slot);
+        let mut handoffs = Vec::new();
+        for y in joined {
+            if y == slot
+                || y as usize >= self.capacity()
+                || self.order_of(y) == 0
+                || self.flags[y as usize].load(Ordering::Acquire) & FREE != 0
+            {
+                continue;
+            }
+            let d = self.space.distance(q, self.vector(y));
+            if d >= bound {
+                continue;
+            }
+            self.link_into(slot, y, d, 0, &mut scratch.ids, &mut handoffs);
+            self.link_into(y, slot, d, 0, &mut scratch.ids, &mut handoffs);
+        }
+        self.hand_off(0, &handoffs, 0);
     }
 
     /// Nodes up to which inserts take the warm-up lock (see `connect_new`).
@@ -183,26 +227,62 @@ impl<S: Space> Graph<S> {
                 }
             }
         }
-        self.commit_links(slot, level, &old, &mut chosen, &|_| false, pinned);
+        let handoffs = self.commit_links(slot, level, &old, &mut chosen, &|_| false, pinned);
         scratch.ids = old;
+        drop(_g);
+        self.hand_off(level, &handoffs, 0);
     }
 
     /// Links `from -> to` on `level`, shrinking `from`'s list with the
     /// heuristic when it is full (never dropping a last anchor).
     fn add_reverse_link(&self, from: u32, to: u32, dist: f32, level: usize, scratch: &mut Scratch) {
+        let mut handoffs = Vec::new();
+        self.link_into(from, to, dist, level, &mut scratch.ids, &mut handoffs);
+        self.hand_off(level, &handoffs, 0);
+    }
+
+    /// Passes each dropped link on to the node that covered it (see the
+    /// `links` module), `depth` hand-offs deep already.
+    pub(crate) fn hand_off(&self, level: usize, handoffs: &[Handoff], depth: u8) {
+        if handoffs.is_empty() || depth >= MAX_HANDOFFS {
+            return;
+        }
+        let mut ids = Vec::new();
+        for h in handoffs {
+            if self.flags[h.node as usize].load(Ordering::Acquire) & FREE != 0 {
+                continue;
+            }
+            let mut next = Vec::new();
+            self.link_into(h.to, h.node, h.dist, level, &mut ids, &mut next);
+            // Only what this hand-off dropped goes on, one level deeper.
+            self.hand_off(level, &next, depth + 1);
+        }
+    }
+
+    /// [`Graph::add_reverse_link`]'s work under `from`'s lock; the dropped
+    /// links to hand on are added to `handoffs`.
+    fn link_into(
+        &self,
+        from: u32,
+        to: u32,
+        dist: f32,
+        level: usize,
+        ids: &mut Vec<u32>,
+        handoffs: &mut Vec<Handoff>,
+    ) {
         let _g = self.locks[from as usize].lock();
-        self.read_links(from, level, &mut scratch.ids);
-        if scratch.ids.contains(&to) || self.push_link(from, level, &scratch.ids, to) {
+        self.read_links(from, level, ids);
+        if ids.contains(&to) || self.push_link(from, level, ids, to, dist, handoffs) {
             return;
         }
         // The full list is re-ranked from `from`: start loading all its
         // neighbours' rows first so their misses overlap.
-        for &n in &scratch.ids {
+        for &n in ids.iter() {
             self.prefetch_row(n);
         }
         let fv = self.vector(from);
-        let mut cands: Vec<Cand> = Vec::with_capacity(scratch.ids.len() + 1);
-        for &n in &scratch.ids {
+        let mut cands: Vec<Cand> = Vec::with_capacity(ids.len() + 1);
+        for &n in ids.iter() {
             cands.push(Cand {
                 dist: self.space.distance(fv, self.vector(n)),
                 slot: n,
@@ -212,14 +292,20 @@ impl<S: Space> Graph<S> {
         cands.sort_unstable();
         let mut kept = Vec::with_capacity(self.max_links(level));
         self.select_neighbors(&cands, self.max_links(level), &mut kept);
-        let old = std::mem::take(&mut scratch.ids);
-        self.commit_links(from, level, &old, &mut kept, &|_| false, None);
-        scratch.ids = old;
+        handoffs.extend(self.commit_links(from, level, ids, &mut kept, &|_| false, None));
+        // Turned away with no link from its neighbourhood yet: hand it on.
+        if level == 0
+            && !kept.iter().any(|c| c.slot == to)
+            && dist <= self.radius(to)
+            && self.near_count(to) == 0
+        {
+            handoffs.extend(self.coverer(from, to, &kept));
+        }
     }
 
     /// Rewrites `owner`'s list on `level` as the heuristic's choice among
     /// `pool` (any order; `owner` and duplicates are skipped), keeping last
-    /// anchors. `&mut self` callers only: no lock is taken.
+    /// anchors.
     pub(crate) fn reselect(
         &self,
         owner: u32,
@@ -228,6 +314,7 @@ impl<S: Space> Graph<S> {
         cap: usize,
         dying: &dyn Fn(u32) -> bool,
     ) {
+        let _g = self.locks[owner as usize].lock();
         let mut old = Vec::new();
         self.read_links(owner, level, &mut old);
         let ov = self.vector(owner);
@@ -244,7 +331,9 @@ impl<S: Space> Graph<S> {
         cands.truncate(cap.max(self.max_links(level)));
         let mut kept = Vec::new();
         self.select_neighbors(&cands, self.max_links(level), &mut kept);
-        self.commit_links(owner, level, &old, &mut kept, dying, None);
+        let handoffs = self.commit_links(owner, level, &old, &mut kept, dying, None);
+        drop(_g);
+        self.hand_off(level, &handoffs, 0);
     }
 
     /// Replaces the vector of a published slot and repairs the links around
@@ -319,9 +408,18 @@ impl<S: Space> Graph<S> {
             let mut old = Vec::new();
             self.read_links(slot, l, &mut old);
             let reverse = kept.clone();
-            self.commit_links(slot, l, &old, &mut kept, &no_dying, None);
+            let handoffs = self.commit_links(slot, l, &old, &mut kept, &no_dying, None);
+            self.hand_off(l, &handoffs, 0);
             for c in &reverse {
                 self.add_reverse_link(c.slot, slot, c.dist, l, &mut scratch);
+            }
+            if l == 0 {
+                // The node moved: its neighbourhood is the one just searched.
+                if let Some(c) = cands.get(self.params.m.min(cands.len()).wrapping_sub(1)) {
+                    self.read_links(slot, 0, &mut old);
+                    let h = self.reset_near(slot, c.dist, &old);
+                    self.hand_off(0, h.as_slice(), 0);
+                }
             }
             if self.anchors(slot, l) == 0 && ep != slot && !self.anchor_node(slot, l, &cands) {
                 self.stranded.lock().push((slot, l as u8));

@@ -30,6 +30,19 @@
 //!   to the previous entry point on every level they share.
 //! - Removing a node re-anchors the nodes it was the last anchor of.
 //!
+//! Reachable is not yet findable. The heuristic drops `x` from `h`'s list
+//! when a node `s` that `h` keeps is nearer `x` than `h` is: a search that
+//! reaches `h` goes on to `s`, and finds `x` there only if `s` links to it.
+//! Near the centre of a tight cluster every other member can be covered
+//! that way, and a node on its rim ends up linked only from another
+//! cluster: reachable, yet missed by a search for its own vector (hnswlib
+//! shows the same: 3 in 400 builds of 1,000 clustered points at one thread,
+//! 15 in 400 at 64). So on level 0 each node counts its inbound links from
+//! its own neighbourhood ([`NearCounts`]); when a list drops the last of
+//! them, or a new node's neighbours all turn it away, the node is handed
+//! to the kept link that covered it ([`Handoff`]), which links it or hands
+//! it on, nearer each time.
+//!
 //! Inserts also publish a node's links from level 0 upwards (they search
 //! from the top down first): another insert can only reach a node on a
 //! level once the node's lists on that level and every level below are
@@ -42,6 +55,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::graph::{Cand, Graph, Scratch, FREE};
 use super::space::Space;
 use crate::store::Slab;
+
+/// Most hand-offs in a row for one dropped link (each goes to a node
+/// strictly nearer the dropped one, so the chain ends anyway).
+pub(crate) const MAX_HANDOFFS: u8 = 4;
+
+/// A dropped link to pass on: `to` should link to `node` (at distance
+/// `dist`), because `to` is why the list that dropped `node` did so.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Handoff {
+    pub node: u32,
+    pub to: u32,
+    pub dist: f32,
+}
 
 /// Where the counters of a record past the arena go (corrupt files only).
 static SCRATCH: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
@@ -57,6 +83,50 @@ pub(crate) struct LinkCounts {
     inbound: Slab<AtomicU32>,
     anchors: Slab<AtomicU32>,
 }
+
+/// Per slot, level 0 only: the node's neighbourhood radius (`f32` bits:
+/// the distance to the `M`-th nearest node its search found when it
+/// joined, lowered to [`NEAR_FACTOR`] times the distance of any much
+/// nearer neighbour it links to later) and how many lists of nodes within
+/// it hold the node. Within the radius lie the nodes a search for the
+/// node's own vector expands.
+#[derive(Default)]
+pub(crate) struct NearCounts {
+    pub(crate) radius: Slab<AtomicU32>,
+    pub(crate) count: Slab<AtomicU32>,
+}
+
+impl NearCounts {
+    /// Whether either array is a view of a file.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.radius.is_mapped() || self.count.is_mapped()
+    }
+
+    pub(crate) fn make_owned(&mut self) {
+        self.radius.make_owned();
+        self.count.make_owned();
+    }
+
+    /// Grows (new slots: no radius yet, no count) to `n` slots; never
+    /// shrinks.
+    pub(crate) fn resize(&mut self, n: usize) {
+        if self.radius.len() >= n && self.count.len() >= n {
+            return;
+        }
+        self.radius
+            .resize_with(n, || AtomicU32::new(f32::INFINITY.to_bits()));
+        self.count.resize_with(n, || AtomicU32::new(0));
+    }
+
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.radius.allocated_bytes() + self.count.allocated_bytes()
+    }
+}
+
+/// A link more than this squared times nearer than a node's radius shows
+/// the neighbourhood filled in since the node joined: the radius shrinks
+/// to this times the link's length.
+pub(crate) const NEAR_FACTOR: f32 = 2.0;
 
 impl LinkCounts {
     /// Grows (new records zero) or shrinks to `n` records.
@@ -110,6 +180,114 @@ impl<S: Space> Graph<S> {
         self.counters(slot, level).1.load(Ordering::Acquire)
     }
 
+    /// `slot`'s neighbourhood radius (level 0).
+    #[inline]
+    pub(crate) fn radius(&self, slot: u32) -> f32 {
+        self.near0
+            .radius
+            .get(slot as usize)
+            .map_or(f32::INFINITY, |r| f32::from_bits(r.load(Ordering::Relaxed)))
+    }
+
+    /// How many lists of nodes within its radius hold `slot` (level 0).
+    #[inline]
+    pub(crate) fn near_count(&self, slot: u32) -> u32 {
+        self.near0
+            .count
+            .get(slot as usize)
+            .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+
+    /// Counts a new link into `target` from a node at `dist` (level 0).
+    #[inline]
+    fn near_link_added(&self, target: u32, dist: f32) {
+        if dist <= self.radius(target) {
+            if let Some(c) = self.near0.count.get(target as usize) {
+                c.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Uncounts a dropped link into `target` from a node at `dist` (level
+    /// 0); returns whether the target has no near inbound link counted
+    /// now. The count may undercount (it restarts when the radius
+    /// shrinks), never overcount; it stays at zero rather than wrap, and
+    /// an undercount only makes hand-offs likelier.
+    #[inline]
+    pub(crate) fn near_link_dropped(&self, target: u32, dist: f32) -> bool {
+        if dist > self.radius(target) {
+            return false;
+        }
+        self.near0.count.get(target as usize).is_some_and(|c| {
+            let before = c
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .unwrap_or(0);
+            before <= 1
+        })
+    }
+
+    /// After `owner`'s level-0 list (`ids`) gained a link at `nearest`:
+    /// if that is nearer than its radius says, the radius shrinks to it
+    /// and the near count restarts from the lists of the neighbours that
+    /// are within the new radius and link back (links from elsewhere go
+    /// uncounted until they change). If none does, `owner` is handed to its
+    /// nearest neighbour.
+    fn refresh_radius(&self, owner: u32, nearest: f32, ids: &[u32]) -> Option<Handoff> {
+        if nearest * NEAR_FACTOR * NEAR_FACTOR >= self.radius(owner) {
+            return None;
+        }
+        self.reset_near(owner, NEAR_FACTOR * nearest, ids)
+    }
+
+    /// Sets `owner`'s radius to `r` and restarts its near count from the
+    /// lists of its neighbours (`ids`, its level-0 list) within `r` that
+    /// link back; returns a hand-off to its nearest neighbour if none does.
+    pub(crate) fn reset_near(&self, owner: u32, r: f32, ids: &[u32]) -> Option<Handoff> {
+        let count = self.near0.count.get(owner as usize)?;
+        self.near0.radius[owner as usize].store(r.to_bits(), Ordering::Relaxed);
+        let ov = self.vector(owner);
+        let mut theirs = Vec::new();
+        let mut n = 0;
+        let mut closest: Option<(f32, u32)> = None;
+        for &y in ids {
+            let d = self.space.distance(ov, self.vector(y));
+            if d <= r {
+                self.read_links(y, 0, &mut theirs);
+                n += u32::from(theirs.contains(&owner));
+            }
+            if closest.is_none_or(|(c, _)| d < c) {
+                closest = Some((d, y));
+            }
+        }
+        count.store(n, Ordering::Release);
+        match (n, closest) {
+            (0, Some((dist, to))) => Some(Handoff {
+                node: owner,
+                to,
+                dist,
+            }),
+            _ => None,
+        }
+    }
+
+    /// `slot`'s nearest level-0 link (distance, slot), if it has one.
+    pub(crate) fn nearest_link(&self, slot: u32) -> Option<(f32, u32)> {
+        let mut ids = Vec::new();
+        self.read_links(slot, 0, &mut ids);
+        let v = self.vector(slot);
+        ids.iter()
+            .filter(|&&t| self.in_use(t))
+            .map(|&t| (self.space.distance(v, self.vector(t)), t))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// Sets `slot`'s radius.
+    pub(crate) fn set_radius(&self, slot: u32, radius: f32) {
+        if let Some(r) = self.near0.radius.get(slot as usize) {
+            r.store(radius.to_bits(), Ordering::Relaxed);
+        }
+    }
+
     #[inline]
     pub(crate) fn order_of(&self, slot: u32) -> u64 {
         self.order[slot as usize].load(Ordering::Acquire)
@@ -143,7 +321,10 @@ impl<S: Space> Graph<S> {
     /// naming `owner`. A dropped link that is the last anchor of its target
     /// is kept, in place of the farthest chosen link that may go (never
     /// `pinned`); links to nodes for which `dying` is true (being removed)
-    /// go without a check. Updates the targets' counters.
+    /// go without a check. Updates the targets' counters, and returns the
+    /// dropped links to hand on (see the module documentation), which the
+    /// caller passes to [`Graph::hand_off`] once it holds no lock.
+    #[must_use]
     pub(crate) fn commit_links(
         &self,
         owner: u32,
@@ -152,7 +333,7 @@ impl<S: Space> Graph<S> {
         chosen: &mut Vec<Cand>,
         dying: &dyn Fn(u32) -> bool,
         pinned: Option<u32>,
-    ) {
+    ) -> Vec<Handoff> {
         let max = self.max_links(level);
         debug_assert!(chosen.len() <= max);
         let owner_order = self.order_of(owner);
@@ -210,20 +391,58 @@ impl<S: Space> Graph<S> {
                 if is_anchor(c.slot) {
                     anchors.fetch_add(1, Ordering::AcqRel);
                 }
+                if level == 0 {
+                    self.near_link_added(c.slot, c.dist);
+                }
             }
         }
+        let mut handoffs = Vec::new();
         for &x in old {
             if !dying(x) && !chosen.iter().any(|c| c.slot == x) {
                 self.counters(x, level).0.fetch_sub(1, Ordering::AcqRel);
+                if level == 0 {
+                    let d = self.space.distance(self.vector(owner), self.vector(x));
+                    if self.near_link_dropped(x, d) {
+                        handoffs.extend(self.coverer(owner, x, chosen));
+                    }
+                }
             }
         }
         let ids: Vec<u32> = chosen.iter().map(|c| c.slot).collect();
         self.set_links(owner, level, &ids);
+        if level == 0 {
+            if let Some(first) = chosen.first() {
+                handoffs.extend(self.refresh_radius(owner, first.dist, &ids));
+            }
+        }
+        handoffs
+    }
+
+    /// The node of `kept` nearest `x`: the one a search for `x` follows
+    /// from `owner`. When the heuristic dropped `x` it is nearer `x` than
+    /// `owner` (it covered `x`); when the full list had no room for `x` it
+    /// may not be, and the hand-off depth bounds the chain.
+    pub(crate) fn coverer(&self, owner: u32, x: u32, kept: &[Cand]) -> Option<Handoff> {
+        let xv = self.vector(x);
+        kept.iter()
+            .filter(|c| c.slot != x && c.slot != owner)
+            .map(|c| (self.space.distance(xv, self.vector(c.slot)), c.slot))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(dist, to)| Handoff { node: x, to, dist })
     }
 
     /// Appends `to` to `owner`'s list on `level` if there is room (the
     /// caller holds the owner's lock and has read the list into `old`).
-    pub(crate) fn push_link(&self, owner: u32, level: usize, old: &[u32], to: u32) -> bool {
+    /// A radius it shrinks may leave `owner` a hand-off, added to `handoffs`.
+    pub(crate) fn push_link(
+        &self,
+        owner: u32,
+        level: usize,
+        old: &[u32],
+        to: u32,
+        dist: f32,
+        handoffs: &mut Vec<Handoff>,
+    ) -> bool {
         if old.len() >= self.max_links(level) {
             return false;
         }
@@ -232,9 +451,15 @@ impl<S: Space> Graph<S> {
         if self.order_of(owner) < self.order_of(to) {
             anchors.fetch_add(1, Ordering::AcqRel);
         }
+        if level == 0 {
+            self.near_link_added(to, dist);
+        }
         let mut ids = old.to_vec();
         ids.push(to);
         self.set_links(owner, level, &ids);
+        if level == 0 {
+            handoffs.extend(self.refresh_radius(owner, dist, &ids));
+        }
         true
     }
 
@@ -261,11 +486,15 @@ impl<S: Space> Graph<S> {
             if old.contains(&x) {
                 return true;
             }
-            if self.push_link(c.slot, level, &old, x) {
+            let cv = self.vector(c.slot);
+            let mut handoffs = Vec::new();
+            let d = self.space.distance(cv, xv);
+            if self.push_link(c.slot, level, &old, x, d, &mut handoffs) {
+                drop(_g);
+                self.hand_off(level, &handoffs, 0);
                 return true;
             }
             // Full: replace the farthest link that is not a last anchor.
-            let cv = self.vector(c.slot);
             let mut chosen: Vec<Cand> = old
                 .iter()
                 .map(|&y| Cand {
@@ -285,7 +514,9 @@ impl<S: Space> Graph<S> {
             chosen.sort_unstable();
             // If the victim's target lost another anchor meanwhile, commit
             // keeps it and displaces another link instead, never `x`.
-            self.commit_links(c.slot, level, &old, &mut chosen, &|_| false, Some(x));
+            let handoffs = self.commit_links(c.slot, level, &old, &mut chosen, &|_| false, Some(x));
+            drop(_g);
+            self.hand_off(level, &handoffs, 0);
             return true;
         }
         false
@@ -340,6 +571,40 @@ impl<S: Space> Graph<S> {
             }
         }
         self.stranded.lock().extend(left);
+    }
+
+    /// Derives every node's level-0 radius (from its nearest link: the
+    /// join-time search is gone) and near count from the links: one
+    /// distance per level-0 link.
+    pub(crate) fn derive_near(&mut self) {
+        let n = self.capacity();
+        self.near0 = NearCounts::default();
+        self.near0.resize(n);
+        let mut ids = Vec::new();
+        for s in 0..self.len() as u32 {
+            if !self.in_use(s) {
+                continue;
+            }
+            self.read_links(s, 0, &mut ids);
+            let sv = self.vector(s);
+            let nearest = ids
+                .iter()
+                .map(|&t| self.space.distance(sv, self.vector(t)))
+                .fold(f32::INFINITY, f32::min);
+            self.set_radius(s, NEAR_FACTOR * nearest);
+        }
+        for s in 0..self.len() as u32 {
+            if !self.in_use(s) {
+                continue;
+            }
+            self.read_links(s, 0, &mut ids);
+            let sv = self.vector(s);
+            for &t in &ids {
+                if self.in_use(t) {
+                    self.near_link_added(t, self.space.distance(sv, self.vector(t)));
+                }
+            }
+        }
     }
 
     /// Recounts every node's inbound links and anchors from the lists.

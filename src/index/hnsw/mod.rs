@@ -38,6 +38,8 @@ mod insert;
 mod links;
 mod persist;
 mod remove;
+
+use self::remove::Removal;
 mod space;
 mod visited;
 
@@ -330,7 +332,14 @@ impl<S: Space> HnswIndex<S> {
     /// Number of labels in the index (marked-deleted ones included,
     /// removed ones not).
     pub fn len(&self) -> usize {
-        self.graph.len() - self.graph.free.load(Ordering::Acquire)
+        self.graph.len()
+            - self.graph.free.load(Ordering::Acquire)
+            - self.graph.retired.load(Ordering::Acquire)
+    }
+
+    /// Slots taken: labels plus removed nodes not yet unlinked.
+    fn occupied(&self) -> usize {
+        self.len() + self.graph.retired.load(Ordering::Acquire)
     }
 
     /// Whether the index holds no labels.
@@ -448,7 +457,7 @@ impl<S: Space> HnswIndex<S> {
     /// Every label in the index, in slot order (marked-deleted ones included).
     pub fn labels(&self) -> Vec<u64> {
         (0..self.graph.len() as u32)
-            .filter(|&s| self.graph.in_use(s))
+            .filter(|&s| self.graph.in_use(s) && !self.graph.is_retired(s))
             .map(|s| self.graph.label(s))
             .collect()
     }
@@ -465,11 +474,20 @@ impl<S: Space> HnswIndex<S> {
 
     /// Makes room for `additional` more labels without reallocating later.
     pub fn reserve(&mut self, additional: usize) -> Result<()> {
-        let need = self
-            .len()
-            .checked_add(additional)
-            .filter(|&n| n < u32::MAX as usize)
-            .ok_or_else(|| Error::InvalidParameter("capacity exceeds the u32 slot range".into()))?;
+        let need = |s: &Self| {
+            s.occupied()
+                .checked_add(additional)
+                .filter(|&n| n < u32::MAX as usize)
+                .ok_or_else(|| {
+                    Error::InvalidParameter("capacity exceeds the u32 slot range".into())
+                })
+        };
+        if need(self)? > self.capacity() && self.graph.retired.load(Ordering::Acquire) > 0 {
+            // Unlink the removed nodes first: their slots may be enough.
+            self.graph.remove_slots(&[], Removal::Complete);
+            self.graph.repair_stranded();
+        }
+        let need = need(self)?;
         if need > self.capacity() {
             self.graph.resize(need);
         }
@@ -510,11 +528,13 @@ impl<S: Space> HnswIndex<S> {
 
     /// [`HnswIndex::insert`] of a vector already prepared.
     fn insert_prepared(&mut self, label: u64, p: &[S::Elem]) -> Result<()> {
+        self.graph.make_owned();
+        self.source = None;
         if let Some(slot) = self.graph.slot_of(label) {
             self.graph.update_vector(slot, p);
             return Ok(());
         }
-        if self.len() == self.capacity() {
+        if self.occupied() == self.capacity() {
             let grow = (self.capacity() / 2).max(1024);
             self.reserve(grow)?;
         }
@@ -759,7 +779,13 @@ impl<S: Space> HnswIndex<S> {
         slots.sort_unstable();
         slots.dedup();
         self.source = None;
-        self.graph.remove_slots(&slots);
+        // Removing every label unlinks everything now: no retired node is
+        // left as the entry point of an index without labels.
+        let mode = match slots.len() == self.len() {
+            true => Removal::Complete,
+            false => Removal::MayRetire,
+        };
+        self.graph.remove_slots(&slots, mode);
         self.graph.repair_stranded();
         Ok(())
     }
@@ -776,7 +802,7 @@ impl<S: Space> HnswIndex<S> {
         let deleted: Vec<u32> = (0..self.graph.len() as u32)
             .filter(|&s| self.graph.in_use(s) && self.graph.is_deleted(s))
             .collect();
-        self.graph.remove_slots(&deleted);
+        self.graph.remove_slots(&deleted, Removal::Complete);
         self.graph.repair_stranded();
         self.graph = self.graph.compacted();
         self.source = None;

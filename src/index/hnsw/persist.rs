@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::graph::{default_mult, Graph, NeighborSelection, Params, DELETED, FREE, MAX_LEVEL};
+use super::graph::{
+    default_mult, Graph, GraphParts, NeighborSelection, Params, DELETED, FREE, MAX_LEVEL, RETIRED,
+};
+use super::links::NearCounts;
 use super::space::{BitSpace, F32Space, Space};
 use super::{HnswIndex, MAX_M0};
 use crate::error::{Error, Result};
@@ -37,11 +40,17 @@ pub mod section {
     pub const UPPER_OFFSET: u32 = 5;
     /// Label of each slot, `u64`.
     pub const LABELS: u32 = 6;
-    /// Flags of each slot, `u8` (bit 0: deleted, bit 2: free slot).
+    /// Flags of each slot, `u8` (bit 0: deleted, bit 2: free slot, bit 3
+    /// with bit 0: removed, not yet unlinked).
     pub const FLAGS: u32 = 7;
     /// Join order of each slot, `u64` (0 for a free slot); optional: files
     /// without it get orders derived from the graph.
     pub const ORDER: u32 = 8;
+    /// Level-0 neighbourhood radius of each slot, `f32`; optional (with
+    /// [`NEAR`]): files without them get radii derived from the links.
+    pub const RADIUS: u32 = 9;
+    /// Level-0 inbound links from within each slot's radius, `u32`.
+    pub const NEAR: u32 = 10;
 }
 
 /// Header parameter slots of an HNSW file.
@@ -170,9 +179,9 @@ impl<S: StoredSpace> HnswIndex<S> {
             .collect();
         let flags: Vec<u8> = g.flags[..n]
             .iter()
-            .map(|f| f.load(Ordering::Acquire) & (DELETED | FREE))
+            .map(|f| f.load(Ordering::Acquire) & (DELETED | FREE | RETIRED))
             .collect();
-        let deleted = flags.iter().filter(|&&f| f & DELETED != 0).count();
+        let deleted = flags.iter().filter(|&&f| f == DELETED).count();
         let anchored = !*g.unanchored.lock();
         let entry = g.entry_raw();
 
@@ -207,6 +216,18 @@ impl<S: StoredSpace> HnswIndex<S> {
         if anchored {
             order = (0..n as u32).map(|s| g.order_of(s)).collect();
             w.add_pod_section(section::ORDER, &order)?;
+        }
+        // A read-only view that never derived them has none to save.
+        let (radius, near): (Vec<u32>, Vec<u32>);
+        if g.near0.count.len() >= n {
+            radius = (0..n)
+                .map(|s| g.near0.radius[s].load(Ordering::Relaxed))
+                .collect();
+            near = (0..n)
+                .map(|s| g.near0.count[s].load(Ordering::Relaxed))
+                .collect();
+            w.add_pod_section(section::RADIUS, &radius)?;
+            w.add_pod_section(section::NEAR, &near)?;
         }
         f(&w)
     }
@@ -309,9 +330,19 @@ impl<S: StoredSpace> HnswIndex<S> {
             return Err(bad(format!("{deleted} deleted of {n} items")));
         }
         let (m, m0) = (h.m as usize, m0 as usize);
-        let graph = Graph::from_parts(
-            space.clone(),
-            Params {
+        let near = match (
+            file.has_section(section::RADIUS),
+            file.has_section(section::NEAR),
+        ) {
+            (true, true) => Some(NearCounts {
+                radius: Slab::from_file(&file, section::RADIUS, n)?,
+                count: Slab::from_file(&file, section::NEAR, n)?,
+            }),
+            _ => None,
+        };
+        let graph = Graph::from_parts(GraphParts {
+            space: space.clone(),
+            params: Params {
                 m,
                 m0,
                 ef_construction: h.ef_construction as usize,
@@ -319,21 +350,22 @@ impl<S: StoredSpace> HnswIndex<S> {
                 mult,
                 selection,
             },
-            RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
-            LinkArena::from_file(&file, section::LINKS0, m0, n)?,
-            LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
-            Slab::from_file(&file, section::LEVELS, n)?,
-            Slab::from_file(&file, section::UPPER_OFFSET, n)?,
-            Slab::from_file(&file, section::LABELS, n)?,
-            Slab::from_file(&file, section::FLAGS, n)?,
-            match file.has_section(section::ORDER) {
+            vectors: RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
+            links0: LinkArena::from_file(&file, section::LINKS0, m0, n)?,
+            upper: LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
+            levels: Slab::from_file(&file, section::LEVELS, n)?,
+            upper_offset: Slab::from_file(&file, section::UPPER_OFFSET, n)?,
+            labels: Slab::from_file(&file, section::LABELS, n)?,
+            flags: Slab::from_file(&file, section::FLAGS, n)?,
+            order: match file.has_section(section::ORDER) {
                 true => Some(Slab::from_file(&file, section::ORDER, n)?),
                 false => None,
             },
-            n as usize,
-            deleted as usize,
+            near,
+            len: n as usize,
+            deleted: deleted as usize,
             entry,
-        );
+        });
         let mut index = HnswIndex::from_graph(graph);
         index.source_capacity = h.capacity;
         index.source = Some(file);
@@ -379,7 +411,7 @@ impl<S: StoredSpace> HnswIndex<S> {
             }
             next += u64::from(level);
             let flags = g.flags[slot].load(Ordering::Relaxed);
-            if flags & !(DELETED | FREE) != 0 || flags == DELETED | FREE {
+            if ![0, DELETED, FREE, DELETED | RETIRED].contains(&flags) {
                 return Err(corrupt(
                     section::FLAGS,
                     format!("slot {slot}: flags {flags:#x}"),
@@ -435,7 +467,9 @@ impl<S: StoredSpace> HnswIndex<S> {
                 ));
             }
         }
-        let deleted = (0..n as u32).filter(|&s| g.is_deleted(s)).count();
+        let deleted = (0..n as u32)
+            .filter(|&s| g.flags[s as usize].load(Ordering::Relaxed) == DELETED)
+            .count();
         if deleted != g.deleted.load(Ordering::Relaxed) {
             return Err(corrupt(
                 section::FLAGS,
@@ -443,7 +477,8 @@ impl<S: StoredSpace> HnswIndex<S> {
             ));
         }
         let free = (0..n as u32).filter(|&s| !g.in_use(s)).count();
-        if g.label_map().read().len() != n - free {
+        let retired = (0..n as u32).filter(|&s| g.is_retired(s)).count();
+        if g.label_map().read().len() != n - free - retired {
             return Err(corrupt(section::LABELS, "a label appears twice".into()));
         }
         if free == n && g.entry_raw().is_some() {
@@ -495,9 +530,9 @@ impl HnswIndex<F32Space> {
             }
         }
         let deleted = h.deleted.iter().filter(|&&d| d).count();
-        let graph = Graph::from_parts(
+        let graph = Graph::from_parts(GraphParts {
             space,
-            Params {
+            params: Params {
                 m: h.m,
                 m0: h.m0,
                 ef_construction: h.ef_construction,
@@ -508,20 +543,21 @@ impl HnswIndex<F32Space> {
             vectors,
             links0,
             upper,
-            Slab::from_vec(h.levels.clone()),
-            Slab::from_vec(h.upper_offset.clone()),
-            Slab::from_vec(h.labels.iter().map(|&l| AtomicU64::new(l)).collect()),
-            Slab::from_vec(
+            levels: Slab::from_vec(h.levels.clone()),
+            upper_offset: Slab::from_vec(h.upper_offset.clone()),
+            labels: Slab::from_vec(h.labels.iter().map(|&l| AtomicU64::new(l)).collect()),
+            flags: Slab::from_vec(
                 h.deleted
                     .iter()
                     .map(|&d| AtomicU8::new(if d { DELETED } else { 0 }))
                     .collect(),
             ),
-            None,
-            n,
+            order: None,
+            near: None,
+            len: n,
             deleted,
-            h.entry.map(|(slot, level)| (slot, usize::from(level))),
-        );
+            entry: h.entry.map(|(slot, level)| (slot, usize::from(level))),
+        });
         let mut index = HnswIndex::from_graph(graph);
         index.check_structure()?;
         if h.max_elements > n && h.max_elements < u32::MAX as usize {
