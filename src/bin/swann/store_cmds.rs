@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use swann::index::hnsw::Hnsw;
+use swann::index::hnsw::{BinaryHnsw, Hnsw};
 use swann::io::{read_groundtruth, read_vectors};
 use swann::store::{IndexFile, IndexKind, OpenOptions};
 use swann::Metric;
@@ -70,6 +70,12 @@ pub struct Query {
 pub struct Info {
     /// Index file.
     pub file: PathBuf,
+    /// Also check an HNSW graph (`Hnsw::check`): links out of range or to
+    /// free slots, self-links, duplicates, degrees, levels, the entry point,
+    /// and nodes not reachable from the entry point on each level. Exits
+    /// non-zero if it finds a problem.
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn build(cmd: Build) -> Result<()> {
@@ -192,6 +198,28 @@ pub fn info(a: Info) -> Result<()> {
                 println!("structure   FAILED: {e}");
                 bail!("{}: {e}", a.file.display());
             }
+        }
+    }
+    if a.check {
+        if h.kind != IndexKind::Hnsw {
+            bail!("--check checks HNSW graphs; this is a {} index", h.kind);
+        }
+        let report = match h.elem_type {
+            swann::store::ElemType::U64Bits => {
+                BinaryHnsw::open_mmap(&a.file, OpenOptions::default())?.check()
+            }
+            _ => Hnsw::open_mmap(&a.file, OpenOptions::default())?.check(),
+        };
+        println!(
+            "graph       {}",
+            report.to_string().replace('\n', "\n            ")
+        );
+        if !report.is_ok() {
+            bail!(
+                "{}: the graph check found {} problems",
+                a.file.display(),
+                report.problems.len()
+            );
         }
     }
     Ok(())

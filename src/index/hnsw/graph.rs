@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
@@ -216,6 +217,20 @@ pub(crate) struct Graph<S: Space> {
     /// Whether the level-0 radii and near counts still have to be derived
     /// from the links (a file that did not record them).
     near_unknown: Mutex<bool>,
+    /// Tells this graph's [`LabelSet`](super::LabelSet)s from others'.
+    pub(crate) graph_id: u64,
+    /// Bumped whenever a slot changes hands (a freed slot reused, a deleted
+    /// label replaced), which makes older label sets stale.
+    pub(crate) slot_epoch: AtomicU64,
+    /// Nanoseconds per distance (`f64` bits), timed on first use by the
+    /// filter planner; 0 until then.
+    pub(crate) distance_ns: AtomicU64,
+}
+
+/// A fresh [`Graph::graph_id`].
+fn next_graph_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The arrays and counts a [`Graph`] is rebuilt from (a file's sections,
@@ -325,6 +340,9 @@ impl<S: Space> Graph<S> {
             unanchored: Mutex::new(false),
             stranded: Mutex::new(Vec::new()),
             near_unknown: Mutex::new(false),
+            graph_id: next_graph_id(),
+            slot_epoch: AtomicU64::new(0),
+            distance_ns: AtomicU64::new(0),
         };
         g.resize(capacity);
         g
@@ -400,6 +418,9 @@ impl<S: Space> Graph<S> {
             unanchored: Mutex::new(unanchored),
             stranded: Mutex::new(Vec::new()),
             near_unknown: Mutex::new(false),
+            graph_id: next_graph_id(),
+            slot_epoch: AtomicU64::new(0),
+            distance_ns: AtomicU64::new(0),
         };
         g.collect_free_slots();
         if unanchored {
@@ -809,6 +830,55 @@ impl<S: Space> Graph<S> {
                 out.push(c);
             }
         }
+    }
+
+    /// k nearest non-deleted nodes that `filter` allows, found by `plan`'s
+    /// strategy (not `Auto`).
+    pub(crate) fn knn_filtered(
+        &self,
+        q: &[S::Elem],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+        plan: FilterStrategy,
+        scratch: &mut Scratch,
+    ) -> Vec<Neighbor> {
+        let accept = |slot: u32| match filter {
+            Filter::Set(set) => set.contains_slot(slot),
+            Filter::Fn(f) => f(self.label(slot)),
+        };
+        let ef = ef.max(k);
+        let found = match plan {
+            FilterStrategy::Scan => self.scan_filtered(q, k, filter),
+            FilterStrategy::Walk | FilterStrategy::Auto | FilterStrategy::TwoHop => {
+                let Some(start) = self.descend(q, 0, scratch) else {
+                    return Vec::new();
+                };
+                let mut visited = self.visited.get(self.capacity());
+                if plan == FilterStrategy::TwoHop {
+                    let found = self.search_two_hop(q, start, ef, &mut visited, scratch, &accept);
+                    if found.len() >= k {
+                        found
+                    } else {
+                        // Two hops did not reach enough allowed nodes: the
+                        // plain walk, which routes through rejected ones.
+                        drop(visited);
+                        let mut visited = self.visited.get(self.capacity());
+                        self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+                    }
+                } else {
+                    self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+                }
+            }
+        };
+        found
+            .into_iter()
+            .take(k)
+            .map(|c| Neighbor {
+                label: self.label(c.slot),
+                distance: c.dist,
+            })
+            .collect()
     }
 
     /// k nearest accepted, non-deleted nodes to the prepared query `q`.

@@ -23,6 +23,7 @@ impl<S: Space> Graph<S> {
         let slot = match reused {
             Some(s) => {
                 self.free.fetch_sub(1, Ordering::AcqRel);
+                self.slot_epoch.fetch_add(1, Ordering::AcqRel);
                 s as usize
             }
             None => {

@@ -33,6 +33,7 @@
 //! ```
 
 mod check;
+mod filter;
 mod graph;
 mod insert;
 mod links;
@@ -48,6 +49,7 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 
 pub use check::{GraphProblem, GraphReport, LevelReport};
+pub use filter::{Filter, FilterPlan, FilterStrategy, LabelSet};
 pub use persist::{section, StoredSpace};
 pub use space::{BitSpace, F32Space, Space};
 
@@ -829,6 +831,7 @@ impl<S: Space> HnswIndex<S> {
             map.insert(label, slot);
         }
         self.graph.labels[slot as usize].store(label, Ordering::Release);
+        self.graph.slot_epoch.fetch_add(1, Ordering::AcqRel);
         self.graph.update_vector(slot, &p);
         self.graph.set_deleted(slot, false);
         Ok(())
@@ -851,19 +854,145 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Like [`HnswIndex::search`], returning only labels for which `accept`
-    /// is true. The search keeps walking through rejected nodes, so it finds
-    /// accepted ones behind them.
-    pub fn search_with_filter<F: Fn(u64) -> bool>(
+    /// is true: [`HnswIndex::search_filtered`] with a predicate, planned
+    /// ([`FilterStrategy::Auto`]).
+    pub fn search_with_filter<F: Fn(u64) -> bool + Sync>(
         &self,
         query: &[S::Elem],
         k: usize,
         ef: usize,
         accept: F,
     ) -> Result<Vec<Neighbor>> {
-        let q = self.check_search(query, k)?;
+        let filter = Filter::Fn(&accept);
         Ok(self
+            .search_filtered(query, k, ef, &filter, FilterStrategy::Auto)?
+            .0)
+    }
+
+    /// A [`LabelSet`] of `labels` for filtered searches of this index
+    /// (labels it does not hold are left out). Build it once per filter;
+    /// testing it costs one bit per node, where a predicate costs a call.
+    pub fn label_set(&self, labels: impl IntoIterator<Item = u64>) -> LabelSet {
+        self.graph.label_set(&mut labels.into_iter())
+    }
+
+    /// The strategy [`HnswIndex::search_filtered`] would choose for
+    /// `filter` at `ef`, and the share of labels it allows (counted for a
+    /// set, estimated from 256 labels for a predicate).
+    pub fn plan_filter(&self, filter: &Filter<'_>, ef: usize) -> FilterPlan {
+        self.graph.plan(filter, ef, FilterStrategy::Auto, 1)
+    }
+
+    /// The `k` nearest labels to `query` that `filter` allows, nearest
+    /// first, exploring `ef` candidates, found by `strategy`
+    /// ([`FilterStrategy::Auto`]: planned from the share of labels allowed;
+    /// see the `filter` module). Returns the plan it followed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `k == 0`; [`Error::DimensionMismatch`]
+    /// or [`Error::NonFinite`] for a bad query; [`Error::InvalidState`] for
+    /// a [`LabelSet`] of another index or built before a slot changed hands.
+    ///
+    /// ```
+    /// use swann::index::hnsw::{Filter, FilterStrategy, Hnsw};
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(2, Metric::L2).build()?;
+    /// for i in 0..1000u64 {
+    ///     index.insert(i, &[(i % 40) as f32, (i / 40) as f32])?;
+    /// }
+    /// // Only multiples of 100 may be returned: few enough to scan.
+    /// let set = index.label_set((0..1000).step_by(100));
+    /// let (hits, plan) =
+    ///     index.search_filtered(&[0.0, 10.0], 3, 32, &Filter::Set(&set), FilterStrategy::Auto)?;
+    /// assert_eq!(plan.strategy, FilterStrategy::Scan);
+    /// assert!(hits.iter().all(|h| h.label % 100 == 0));
+    /// assert_eq!(hits[0].label, 400);
+    /// // A predicate; the walk forced.
+    /// let odd = |l: u64| l % 2 == 1;
+    /// let (hits, plan) =
+    ///     index.search_filtered(&[0.0, 10.0], 3, 32, &Filter::Fn(&odd), FilterStrategy::Walk)?;
+    /// assert_eq!(plan.strategy, FilterStrategy::Walk);
+    /// assert!(hits.iter().all(|h| h.label % 2 == 1));
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn search_filtered(
+        &self,
+        query: &[S::Elem],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+        strategy: FilterStrategy,
+    ) -> Result<(Vec<Neighbor>, FilterPlan)> {
+        let q = self.check_search(query, k)?;
+        self.check_label_set(filter)?;
+        let plan = self.graph.plan(filter, ef.max(k), strategy, 1);
+        let hits =
+            self.graph
+                .knn_filtered(&q, k, ef, filter, plan.strategy, &mut Scratch::default());
+        Ok((hits, plan))
+    }
+
+    fn check_label_set(&self, filter: &Filter<'_>) -> Result<()> {
+        match filter {
+            Filter::Set(set) if !set.fits(&self.graph) => Err(Error::InvalidState(
+                "the label set belongs to another index, or slots changed hands since it was \
+                 built (a removed or deleted label's slot reused); build it again"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`HnswIndex::search_filtered`] for every row of `queries` (row-major)
+    /// on rayon's thread pool, planned once for the batch. Under a
+    /// predicate the planner may call it once per label first and test
+    /// the resulting [`LabelSet`] in every query, when that costs less than
+    /// calling it during every query ([`FilterPlan::materialized`]).
+    ///
+    /// # Errors
+    /// As [`HnswIndex::search_filtered`], and [`Error::InvalidParameter`]
+    /// when `queries` is not a whole number of rows.
+    pub fn search_batch_filtered(
+        &self,
+        queries: &[S::Elem],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+        strategy: FilterStrategy,
+    ) -> Result<(Vec<Vec<Neighbor>>, FilterPlan)> {
+        let dim = self.dim();
+        if queries.len() % dim.max(1) != 0 {
+            return Err(Error::InvalidParameter(format!(
+                "query data holds {} elements, not a multiple of the dimension {dim}",
+                queries.len()
+            )));
+        }
+        if k == 0 {
+            return Err(Error::InvalidParameter("k must be at least 1".into()));
+        }
+        self.check_label_set(filter)?;
+        let plan = self
             .graph
-            .knn(&q, k, ef, Some(&accept), &mut Scratch::default()))
+            .plan(filter, ef.max(k), strategy, queries.len() / dim.max(1));
+        let set;
+        let filter = match filter {
+            Filter::Fn(f) if plan.materialized => {
+                set = self.graph.label_set_where(*f);
+                Filter::Set(&set)
+            }
+            f => *f,
+        };
+        let hits = queries
+            .par_chunks(dim.max(1))
+            .map_init(Scratch::default, |scratch, q| {
+                let q = self.check_search(q, k)?;
+                Ok(self
+                    .graph
+                    .knn_filtered(&q, k, ef, &filter, plan.strategy, scratch))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((hits, plan))
     }
 
     /// Searches every row of `queries` (row-major, [`HnswIndex::dim`]
