@@ -3,10 +3,9 @@
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
-use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rayon::prelude::*;
-use swann::index::hnsw::{Hnsw as RsHnsw, NeighborSelection};
+use swann::index::hnsw::{Filter, FilterStrategy, Hnsw as RsHnsw, NeighborSelection};
 use swann::store::OpenOptions;
 use swann::Metric;
 
@@ -59,9 +58,19 @@ impl PyHnsw {
     }
 }
 
+/// Which labels a search may return, from Python.
+enum PyAllowed {
+    /// A callable ``filter(label) -> bool``.
+    Callable(PyFilter),
+    /// An array of allowed labels.
+    Labels(Vec<u64>),
+}
+
 /// Searches every row of `data` into `out_labels` / `out_dist` (`k` per row,
 /// missing results padded with `u64::MAX` / `inf`); returns the fewest
-/// results any row got.
+/// results any row got. A filtered batch is planned once (see
+/// `HnswIndex::search_batch_filtered`): under a callable the planner may
+/// call it once per label and test the resulting set in every query.
 #[allow(clippy::too_many_arguments)]
 fn search_into(
     index: &RsHnsw,
@@ -69,41 +78,50 @@ fn search_into(
     dim: usize,
     k: usize,
     ef: usize,
-    filter: Option<&PyFilter>,
+    filter: Option<&PyAllowed>,
     out_labels: &mut [u64],
     out_dist: &mut [f32],
     parallel: bool,
 ) -> swann::Result<usize> {
-    let one = |q: &[f32], l: &mut [u64], d: &mut [f32]| -> swann::Result<usize> {
-        let hits = match filter {
-            None => index.search(q, k, ef)?,
-            Some(f) => index.search_with_filter(q, k, ef, |label| f.accept(label))?,
-        };
+    let rows: Vec<Vec<swann::index::Neighbor>> = match filter {
+        None if parallel => index.search_batch(data, k, ef)?,
+        None => data
+            .chunks(dim)
+            .map(|q| index.search(q, k, ef))
+            .collect::<swann::Result<_>>()?,
+        Some(allowed) => {
+            let accept = |label: u64| match allowed {
+                PyAllowed::Callable(f) => f.accept(label),
+                PyAllowed::Labels(_) => unreachable!("sets are searched as sets"),
+            };
+            let set;
+            let filter = match allowed {
+                PyAllowed::Callable(_) => Filter::Fn(&accept),
+                PyAllowed::Labels(l) => {
+                    set = index.label_set(l.iter().copied());
+                    Filter::Set(&set)
+                }
+            };
+            index
+                .search_batch_filtered(data, k, ef, &filter, FilterStrategy::Auto)?
+                .0
+        }
+    };
+    let mut fewest = usize::MAX;
+    for ((hits, l), d) in rows
+        .iter()
+        .zip(out_labels.chunks_mut(k))
+        .zip(out_dist.chunks_mut(k))
+    {
         for (i, h) in hits.iter().enumerate() {
             l[i] = h.label;
             d[i] = h.distance;
         }
         l[hits.len()..].fill(u64::MAX);
         d[hits.len()..].fill(f32::INFINITY);
-        Ok(hits.len())
-    };
-    if parallel {
-        data.par_chunks(dim)
-            .zip(out_labels.par_chunks_mut(k))
-            .zip(out_dist.par_chunks_mut(k))
-            .map(|((q, l), d)| one(q, l, d))
-            .try_reduce(|| usize::MAX, |a, b| Ok(a.min(b)))
-    } else {
-        let mut fewest = usize::MAX;
-        for ((q, l), d) in data
-            .chunks(dim)
-            .zip(out_labels.chunks_mut(k))
-            .zip(out_dist.chunks_mut(k))
-        {
-            fewest = fewest.min(one(q, l, d)?);
-        }
-        Ok(fewest)
+        fewest = fewest.min(hits.len());
     }
+    Ok(fewest)
 }
 
 #[pymethods]
@@ -262,9 +280,13 @@ impl PyHnsw {
     /// The ``k`` nearest labels to each row of ``queries``: a pair of
     /// arrays ``(labels uint64 (n, k), distances float32 (n, k))``, nearest
     /// first. ``ef`` defaults to :attr:`ef` (raised to ``k`` if smaller).
-    /// ``filter(label) -> bool`` keeps only the labels it accepts. Rows with
-    /// fewer than ``k`` results are padded with label ``2**64 - 1`` and
-    /// distance ``inf``, or raise ``RuntimeError`` with ``require_k=True``.
+    /// ``filter`` keeps only some labels: a callable ``filter(label) ->
+    /// bool``, or an array of the allowed labels (tested with one bit per
+    /// node, far cheaper than a call). The search is planned from the share
+    /// allowed: a graph walk when most labels pass, an exact scan of the
+    /// allowed rows when few do. Rows with fewer than ``k`` results are
+    /// padded with label ``2**64 - 1`` and distance ``inf``, or raise
+    /// ``RuntimeError`` with ``require_k=True``.
     #[pyo3(signature = (queries, k = 10, *, ef = None, num_threads = -1, filter = None, require_k = false))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
@@ -290,7 +312,17 @@ impl PyHnsw {
         let mut out_l = filled(total, 0u64)?;
         let mut out_d = filled(total, 0f32)?;
         let threads = self.threads(num_threads);
-        let filter = filter.map(PyFilter::new);
+        let filter = match filter {
+            None => None,
+            Some(f) if f.bind(py).is_callable() => Some(PyAllowed::Callable(PyFilter::new(f))),
+            Some(f) => Some(PyAllowed::Labels(
+                crate::common::labels(f.bind(py), "filter").map_err(|_| {
+                    PyTypeError::new_err(
+                        "filter must be a callable filter(label) -> bool or an array of labels",
+                    )
+                })?,
+            )),
+        };
         let data = m.data();
         let fewest = py.detach(|| {
             let index = self.inner.read_recursive();
@@ -309,8 +341,10 @@ impl PyHnsw {
                 )
             })
         })?;
-        if let Some(e) = filter.as_ref().and_then(PyFilter::take_error) {
-            return Err(e);
+        if let Some(PyAllowed::Callable(f)) = &filter {
+            if let Some(e) = f.take_error() {
+                return Err(e);
+            }
         }
         let fewest = fewest.py()?;
         if require_k && rows > 0 && fewest < k {
@@ -361,6 +395,37 @@ impl PyHnsw {
     /// Whether ``label`` is marked deleted (``KeyError`` if unknown).
     fn is_deleted(&self, label: u64) -> PyResult<bool> {
         self.inner.read_recursive().is_deleted(label).py()
+    }
+
+    /// Takes ``labels`` out of the index for good (unlike
+    /// :meth:`mark_deleted`): the lists that linked to each are repaired
+    /// through its neighbours and its slot is reused by later adds.
+    /// ``KeyError`` (nothing removed) if a label is unknown.
+    fn remove(&self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ids = crate::common::labels(labels, "labels")?;
+        py.detach(|| self.inner.write().remove_batch(&ids)).py()
+    }
+
+    /// Rewrites the index without deleted labels and free slots: memory
+    /// and the saved file shrink to what a fresh build of the rest takes.
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.write().compact()).py()
+    }
+
+    /// Checks the graph (links, levels, entry point, reachability from the
+    /// entry point on every level): a dict with ``ok``, ``nodes``,
+    /// ``unreachable`` (level 0), ``problems`` (list of str) and
+    /// ``report`` (the full text).
+    fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let report = py.detach(|| self.inner.read_recursive().check());
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("ok", report.is_ok())?;
+        d.set_item("nodes", report.nodes)?;
+        d.set_item("unreachable", report.unreachable())?;
+        let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        d.set_item("problems", problems)?;
+        d.set_item("report", report.to_string())?;
+        Ok(d)
     }
 
     /// Sets the capacity (it cannot drop below ``len(self)``).

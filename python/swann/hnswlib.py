@@ -172,6 +172,27 @@ class Index:
         except KeyError:
             raise LabelError("Label not found") from None
 
+    def remove_items(self, ids: Any) -> None:
+        """Removes labels for good (a swann extension; hnswlib only marks
+        them deleted): the graph is repaired around each and its slot is
+        reused by later adds. Raises ``RuntimeError`` (nothing removed) if a
+        label is unknown."""
+        try:
+            self._native().remove(np.asarray(ids, dtype=np.uint64).reshape(-1))
+        except KeyError:
+            raise LabelError("Label not found") from None
+
+    def compact(self) -> None:
+        """Rewrites the index without deleted labels and free slots, so
+        memory and the saved file shrink (a swann extension)."""
+        self._native().compact()
+
+    def check_integrity(self) -> dict:
+        """Checks the graph: links, levels, entry point, and that every
+        element is reachable from the entry point (a swann extension; a
+        dict with ``ok``, ``unreachable``, ``problems``, ``report``)."""
+        return self._native().check()
+
     def resize_index(self, new_size: int) -> None:
         """Changes ``max_elements`` (not below the current count)."""
         index = self._native()
@@ -192,7 +213,14 @@ class Index:
     ):
         """The ``k`` nearest labels to each row of ``data``: ``(labels
         uint64 (n, k), distances float32 (n, k))``. Raises ``RuntimeError``
-        when some row has fewer than ``k`` results (raise ``ef`` or ``M``)."""
+        when some row has fewer than ``k`` results (raise ``ef`` or ``M``).
+
+        ``filter`` is hnswlib's ``filter(label) -> bool``, or (a swann
+        extension) an array of the allowed labels, which is much cheaper to
+        test. The search is planned from the share of labels allowed: a
+        graph walk when most pass, an exact scan when few do; for a batch,
+        a callable may be called once per label instead of once per node
+        visited by every query."""
         index = self._native()
         rows = _rows(data, self._dim)
         return index.search(

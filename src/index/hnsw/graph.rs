@@ -466,7 +466,7 @@ impl<S: Space> Graph<S> {
             self.derive_near();
         }
         self.near0.resize(n);
-        if !*self.unanchored.get_mut() && !self.anchors_hold() {
+        if !*self.unanchored.get_mut() && self.guards_reachability() && !self.anchors_hold() {
             // Orders read from a file that do not anchor every node: derive
             // them anew before the links change.
             *self.unanchored.get_mut() = true;

@@ -132,7 +132,11 @@ impl<S: Space> Graph<S> {
             for c in &selected {
                 self.add_reverse_link(c.slot, slot, c.dist, l, scratch);
             }
-            if !raising && self.anchors(slot, l) == 0 && !self.anchor_node(slot, l, cands) {
+            if !raising
+                && self.guards_reachability()
+                && self.anchors(slot, l) == 0
+                && !self.anchor_node(slot, l, cands)
+            {
                 self.stranded.lock().push((slot, l as u8));
             }
             if l == 0 {
@@ -296,6 +300,7 @@ impl<S: Space> Graph<S> {
         handoffs.extend(self.commit_links(from, level, ids, &mut kept, &|_| false, None));
         // Turned away with no link from its neighbourhood yet: hand it on.
         if level == 0
+            && self.tracks_near()
             && !kept.iter().any(|c| c.slot == to)
             && dist <= self.radius(to)
             && self.near_count(to) == 0
@@ -422,7 +427,11 @@ impl<S: Space> Graph<S> {
                     self.hand_off(0, h.as_slice(), 0);
                 }
             }
-            if self.anchors(slot, l) == 0 && ep != slot && !self.anchor_node(slot, l, &cands) {
+            if self.guards_reachability()
+                && self.anchors(slot, l) == 0
+                && ep != slot
+                && !self.anchor_node(slot, l, &cands)
+            {
                 self.stranded.lock().push((slot, l as u8));
             }
             if let Some(&best) = cands.first() {
