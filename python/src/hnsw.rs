@@ -314,7 +314,29 @@ impl PyHnsw {
         let threads = self.threads(num_threads);
         let filter = match filter {
             None => None,
-            Some(f) if f.bind(py).is_callable() => Some(PyAllowed::Callable(PyFilter::new(f))),
+            Some(f) if f.bind(py).is_callable() => {
+                // Planned here, holding the GIL, where a call costs least:
+                // when the batch would call the filter more often than once
+                // per label, call it once per label now and search with
+                // the set of labels it accepts.
+                let f = PyFilter::new(f);
+                let index = self.inner.read_recursive();
+                let accept = |l: u64| f.accept(l);
+                let plan = index.plan_filter_batch(&Filter::Fn(&accept), ef.max(k), rows);
+                if let Some(e) = f.take_error() {
+                    return Err(e);
+                }
+                if plan.materialized {
+                    let allowed: Vec<u64> =
+                        index.labels().into_iter().filter(|&l| f.accept(l)).collect();
+                    if let Some(e) = f.take_error() {
+                        return Err(e);
+                    }
+                    Some(PyAllowed::Labels(allowed))
+                } else {
+                    Some(PyAllowed::Callable(f))
+                }
+            }
             Some(f) => Some(PyAllowed::Labels(
                 crate::common::labels(f.bind(py), "filter").map_err(|_| {
                     PyTypeError::new_err(

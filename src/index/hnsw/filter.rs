@@ -142,12 +142,11 @@ struct FilterCosts {
 
 impl<S: Space> Graph<S> {
     /// A [`LabelSet`] of the labels for which `f` is true (one call per
-    /// label, in parallel).
+    /// label, on this thread: a predicate that takes a lock, such as a
+    /// Python callable taking the GIL, gains nothing from more).
     pub(crate) fn label_set_where(&self, f: &(dyn Fn(u64) -> bool + Sync)) -> LabelSet {
-        use rayon::prelude::*;
         let n = self.len();
         let slots: Vec<u32> = (0..n as u32)
-            .into_par_iter()
             .filter(|&s| self.in_use(s) && !self.is_retired(s) && f(self.label(s)))
             .collect();
         let mut bits = vec![0u64; n.div_ceil(64)];

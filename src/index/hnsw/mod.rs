@@ -883,6 +883,14 @@ impl<S: Space> HnswIndex<S> {
         self.graph.plan(filter, ef, FilterStrategy::Auto, 1)
     }
 
+    /// The plan [`HnswIndex::search_batch_filtered`] would follow for
+    /// `queries` queries: under a predicate it says whether calling it once
+    /// per label first ([`FilterPlan::materialized`]) costs less than
+    /// calling it as every query walks.
+    pub fn plan_filter_batch(&self, filter: &Filter<'_>, ef: usize, queries: usize) -> FilterPlan {
+        self.graph.plan(filter, ef, FilterStrategy::Auto, queries)
+    }
+
     /// The `k` nearest labels to `query` that `filter` allows, nearest
     /// first, exploring `ef` candidates, found by `strategy`
     /// ([`FilterStrategy::Auto`]: planned from the share of labels allowed;
