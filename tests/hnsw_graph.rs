@@ -18,6 +18,15 @@ use swann::Metric;
 const N: usize = 1000;
 const DIMS: [usize; 4] = [16, 32, 64, 128];
 
+/// Seeds per thread count: 30, or `SWANN_TEST_SEEDS` (the ThreadSanitizer
+/// step of CI runs two, each under the sanitizer's 5-15x slowdown).
+fn seeds() -> u64 {
+    std::env::var("SWANN_TEST_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
 fn uniform(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..n * dim).map(|_| rng.uniform()).collect()
@@ -82,7 +91,7 @@ fn rows<'a>(labels: &[u64], data: &'a [f32], dim: usize) -> Vec<(u64, &'a [f32])
 }
 
 fn reachability_at(threads: usize) {
-    for seed in 0..30u64 {
+    for seed in 0..seeds() {
         let (dim, data) = data_for(seed);
         let labels: Vec<u64> = (0..N as u64).collect();
         let index = build(dim, &data, &labels, threads, seed);
@@ -124,7 +133,7 @@ fn every_node_reachable_after_resize_and_more_parallel_adds() {
     // Half the rows, then the other half after a resize, so the final
     // index has the size of the builds above.
     let half = N / 2;
-    for seed in 0..12u64 {
+    for seed in 0..seeds().min(12) {
         let (dim, data) = data_for(seed);
         let labels: Vec<u64> = (0..N as u64).collect();
         let mut index = build(dim, &data[..half * dim], &labels[..half], 16, seed);
@@ -142,7 +151,7 @@ fn every_node_reachable_after_resize_and_more_parallel_adds() {
 
 #[test]
 fn every_node_reachable_after_concurrent_try_inserts() {
-    for seed in 0..6u64 {
+    for seed in 0..seeds().min(6) {
         let dim = 32;
         let data = clustered(N, dim, 8, 0.2, 300 + seed);
         let index = Hnsw::builder(dim, Metric::L2)
@@ -177,7 +186,7 @@ fn every_node_reachable_after_concurrent_try_inserts() {
 
 #[test]
 fn every_node_reachable_after_replacing_under_contention() {
-    for seed in 0..6u64 {
+    for seed in 0..seeds().min(6) {
         let dim = 24;
         let data = uniform(N, dim, 500 + seed);
         let labels: Vec<u64> = (0..N as u64).collect();

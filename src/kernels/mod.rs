@@ -483,6 +483,11 @@ impl KernelTable {
     /// The table for `isa`, or `None` when this build lacks it or the running
     /// CPU cannot execute it. Detection is cached after the first call.
     pub fn for_isa(isa: Isa) -> Option<&'static KernelTable> {
+        // Miri interprets the portable code, not the vector intrinsics:
+        // under it every dispatch goes to the scalar reference.
+        if cfg!(miri) && isa != Isa::Scalar {
+            return None;
+        }
         match isa {
             Isa::Scalar => Some(&scalar::TABLE),
             #[cfg(all(target_arch = "x86_64", feature = "avx2"))]

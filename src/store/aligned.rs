@@ -182,7 +182,10 @@ trait DanglingAligned {
 impl<T> DanglingAligned for NonNull<T> {
     fn dangling_aligned() -> Self {
         // An aligned, non-null address that is never dereferenced (len == 0).
-        NonNull::new(ALIGN.max(std::mem::align_of::<T>()) as *mut T).expect("non-zero")
+        NonNull::new(std::ptr::without_provenance_mut(
+            ALIGN.max(std::mem::align_of::<T>()),
+        ))
+        .expect("non-zero")
     }
 }
 

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use super::format::FormatError;
 
 /// Size of a transparent huge page on x86-64 and (4 KiB-granule) AArch64.
-const HUGE_PAGE: usize = 2 << 20;
+/// Under Miri, which interprets every byte, the mapped path runs at a
+/// small scale.
+const HUGE_PAGE: usize = if cfg!(miri) { 4 << 10 } else { 2 << 20 };
 /// Arrays at least this large are placed in huge pages (see [`Slab::resize_with`]).
-pub const HUGE_MIN_BYTES: usize = 4 << 20;
+pub const HUGE_MIN_BYTES: usize = if cfg!(miri) { 64 << 10 } else { 4 << 20 };
 use super::IndexFile;
 
 /// Types that can be viewed in place in a file's bytes.
@@ -237,8 +239,9 @@ impl<T> Slab<T> {
                 .len(bytes)
                 .map_anon()
                 .unwrap_or_else(|e| panic!("cannot map {bytes} bytes of memory: {e}"));
-            // Huge pages are a hint: a kernel without them keeps 4 KiB pages.
-            #[cfg(target_os = "linux")]
+            // Huge pages are a hint: a kernel without them keeps 4 KiB pages
+            // (and Miri, which cannot run `madvise`, skips it).
+            #[cfg(all(target_os = "linux", not(miri)))]
             let _ = map.advise(memmap2::Advice::HugePage);
             // Start on a 2 MiB boundary so every touched 2 MiB of the array
             // can be one huge page.
