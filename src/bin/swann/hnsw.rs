@@ -391,3 +391,199 @@ pub fn bench_flat(args: FlatBench) -> Result<()> {
     }
     Ok(())
 }
+
+/// `swann bench churn`: removal and compaction against fresh builds.
+#[derive(Args, Debug)]
+pub struct ChurnBench {
+    /// Base vectors (.fvecs, .bvecs, .npy). The first `rows / (1 + F)`
+    /// are built; F of those are removed and the rest of the file inserted.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors (.fvecs, .bvecs, .npy).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Metric: l2, ip, cosine.
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Share of the index removed, then refilled with new rows.
+    #[arg(long, default_value_t = 0.3)]
+    pub fraction: f64,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Links per node on upper levels (2*M on level 0).
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// Candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Build threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Search-time ef values to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "10,16,32,64,128")]
+    pub ef: Vec<usize>,
+    /// Removals one label at a time (`remove`) instead of one batch.
+    #[arg(long)]
+    pub one_by_one: bool,
+}
+
+/// Builds `rows` (labels as given) on `threads` threads.
+fn build_rows(
+    a: &ChurnBench,
+    dim: usize,
+    labels: &[u64],
+    rows: &[f32],
+    threads: usize,
+) -> Result<Hnsw> {
+    in_pool(threads, || -> Result<Hnsw> {
+        let mut index = Hnsw::builder(dim, a.metric)
+            .m(a.m)
+            .ef_construction(a.ef_construction)
+            .capacity(labels.len())
+            .build()?;
+        index.insert_batch(labels, rows)?;
+        Ok(index)
+    })?
+}
+
+pub fn bench_churn(a: ChurnBench) -> Result<()> {
+    if !(a.fraction > 0.0 && a.fraction < 1.0) {
+        bail!("--fraction must be in (0, 1), got {}", a.fraction);
+    }
+    let base = swann::io::read_vectors(&a.base)?;
+    let queries = swann::io::read_vectors(&a.queries)?;
+    if base.dim != queries.dim {
+        bail!(
+            "base vectors have dimension {}, queries {}",
+            base.dim,
+            queries.dim
+        );
+    }
+    let (n, dim) = (base.rows(), base.dim);
+    let m = (n as f64 / (1.0 + a.fraction)) as usize;
+    let removed_n = ((m as f64 * a.fraction) as usize).min(n - m);
+    if removed_n == 0 || m < 2 {
+        bail!("{n} rows are too few for --fraction {}", a.fraction);
+    }
+    let threads = threads_of(a.threads);
+    eprintln!(
+        "churn: {m} rows built, {removed_n} removed, {removed_n} new inserted (of {n} x {dim}), metric {}, M={}, ef_construction={}, {threads} threads",
+        a.metric, a.m, a.ef_construction
+    );
+    let row = |i: usize| &base.data[i * dim..(i + 1) * dim];
+    let labels: Vec<u64> = (0..m as u64).collect();
+    let mut index = build_rows(&a, dim, &labels, &base.data[..m * dim], threads)?;
+    // Which labels go: a fixed pseudo-random choice, spread over the index.
+    let mut order: Vec<u64> = labels.clone();
+    order.sort_by_key(|&l| l.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut gone = order[..removed_n].to_vec();
+    gone.sort_unstable();
+    let t = Instant::now();
+    if a.one_by_one {
+        for &l in &gone {
+            index.remove(l)?;
+        }
+    } else {
+        index.remove_batch(&gone)?;
+    }
+    let remove_secs = t.elapsed().as_secs_f64();
+    let report = index.check();
+    if !report.is_ok() {
+        bail!("graph check after the removals failed:\n{report}");
+    }
+    // Compaction, measured on a copy, against a fresh build of what is left.
+    let dir = std::env::temp_dir().join(format!("swann-churn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let holes = dir.join("holes.swann");
+    index.save(&holes)?;
+    let holes_bytes = std::fs::metadata(&holes)?.len();
+    let holes_mem = index.memory_bytes();
+    let mut copy = Hnsw::load(&holes)?;
+    let t = Instant::now();
+    copy.compact()?;
+    let compact_secs = t.elapsed().as_secs_f64();
+    let compacted = dir.join("compacted.swann");
+    copy.save(&compacted)?;
+    let kept: Vec<u64> = labels
+        .iter()
+        .copied()
+        .filter(|l| gone.binary_search(l).is_err())
+        .collect();
+    let kept_rows: Vec<f32> = kept
+        .iter()
+        .flat_map(|&l| row(l as usize).iter().copied())
+        .collect();
+    let fresh_kept = build_rows(&a, dim, &kept, &kept_rows, threads)?;
+    let fresh_kept_path = dir.join("fresh.swann");
+    fresh_kept.save(&fresh_kept_path)?;
+    let sizes = (
+        std::fs::metadata(&compacted)?.len(),
+        std::fs::metadata(&fresh_kept_path)?.len(),
+    );
+    let mems = (copy.memory_bytes(), fresh_kept.memory_bytes());
+    drop((copy, fresh_kept));
+    std::fs::remove_dir_all(&dir).ok();
+    // Refill with new rows, then compare with a fresh build of the final set.
+    let new_labels: Vec<u64> = (m as u64..(m + removed_n) as u64).collect();
+    let t = Instant::now();
+    in_pool(threads, || {
+        index.insert_batch(&new_labels, &base.data[m * dim..(m + removed_n) * dim])
+    })??;
+    let refill_secs = t.elapsed().as_secs_f64();
+    let report = index.check();
+    if !report.is_ok() {
+        bail!("graph check after the refill failed:\n{report}");
+    }
+    let final_labels: Vec<u64> = kept
+        .iter()
+        .copied()
+        .chain(new_labels.iter().copied())
+        .collect();
+    let final_rows: Vec<f32> = final_labels
+        .iter()
+        .flat_map(|&l| row(l as usize).iter().copied())
+        .collect();
+    let fresh = build_rows(&a, dim, &final_labels, &final_rows, threads)?;
+    let mut flat = FlatIndex::new(dim, a.metric)?;
+    for (&l, r) in final_labels.iter().zip(final_rows.chunks(dim)) {
+        flat.add(l, r)?;
+    }
+    let truth = in_pool(threads, || flat.search_batch(&queries.data, a.k))??;
+    let truth_ids: Vec<Vec<u32>> = truth
+        .iter()
+        .map(|t| t.iter().map(|n| n.label as u32).collect())
+        .collect();
+    let nq = queries.rows();
+    println!("removed {removed_n} in {remove_secs:.2} s ({}), refilled in {refill_secs:.2} s, checker clean after each", if a.one_by_one { "one at a time" } else { "one batch" });
+    println!(
+        "{:>6} {:>12} {:>12} {:>10} {:>12} {:>12}",
+        "ef", "recall", "fresh", "diff", "qps", "fresh qps"
+    );
+    for &ef in &a.ef {
+        let (got, qps) = time_queries(nq, 3, |i| Ok(index.search(queries.row(i), a.k, ef)?))?;
+        let (want, fresh_qps) =
+            time_queries(nq, 3, |i| Ok(fresh.search(queries.row(i), a.k, ef)?))?;
+        let (r, rf) = (
+            recall(&got, &truth_ids, a.k),
+            recall(&want, &truth_ids, a.k),
+        );
+        println!(
+            "{ef:>6} {r:>12.4} {rf:>12.4} {:>+10.4} {qps:>12.0} {fresh_qps:>12.0}",
+            r - rf
+        );
+    }
+    let pct = |x: u64, y: u64| 100.0 * (x as f64 / y as f64 - 1.0);
+    println!(
+        "after removal: file {:.1} MiB, memory {:.1} MiB; compact() in {compact_secs:.2} s: file {:.1} MiB ({:+.1}% against a fresh build's {:.1} MiB), memory {:.1} MiB ({:+.1}% against {:.1} MiB)",
+        holes_bytes as f64 / 1048576.0,
+        holes_mem as f64 / 1048576.0,
+        sizes.0 as f64 / 1048576.0,
+        pct(sizes.0, sizes.1),
+        sizes.1 as f64 / 1048576.0,
+        mems.0 as f64 / 1048576.0,
+        pct(mems.0 as u64, mems.1 as u64),
+        mems.1 as f64 / 1048576.0,
+    );
+    Ok(())
+}

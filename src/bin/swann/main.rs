@@ -52,6 +52,9 @@ enum Bench {
     Flat(hnsw::FlatBench),
     /// Random-projection forest (Annoy's method).
     Forest(forest::ForestBench),
+    /// HNSW removal: remove a share of an index, refill it, and compare
+    /// recall, memory and file size with fresh builds (and `compact`).
+    Churn(hnsw::ChurnBench),
 }
 
 fn main() -> Result<()> {
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
         Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
+        Command::Bench(Bench::Churn(a)) => hnsw::bench_churn(a),
         Command::Plot(a) => plot::plot(a),
         Command::Build(BuildCmd::Store(c)) => store_cmds::build(c),
         Command::Build(BuildCmd::Forest(a)) => forest::build_forest(a),
