@@ -7,15 +7,22 @@
 //! - [`index`]: the indexes built on them (HNSW, exact flat scan).
 //! - [`store`]: aligned storage for vectors and graph records.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
+//! - [`metric`] and [`error`]: the base layer every other module uses.
+//!
+//! Layers point one way: `kernels` depends on nothing else in the crate;
+//! `metric` and `error` on `kernels` at most; `store` on those; `index` on
+//! all of them. Nothing below `index` imports from it.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod index;
 pub mod io;
 pub mod kernels;
+pub mod metric;
 mod rng;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use index::metric::Metric;
+pub use metric::Metric;

@@ -21,10 +21,12 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 
 /// xoshiro256++.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(any(feature = "forest", feature = "lsh")), allow(dead_code))]
 pub(crate) struct Rng {
     s: [u64; 4],
 }
 
+#[cfg_attr(not(any(feature = "forest", feature = "lsh")), allow(dead_code))]
 impl Rng {
     /// The stream for `seed`: its state is four SplitMix64 steps from it.
     pub(crate) fn new(seed: u64) -> Self {
@@ -56,6 +58,7 @@ impl Rng {
     /// A uniform integer in `0..n` (`n > 0`), by Lemire's multiply-shift
     /// (the bias is below 2^-32 for every `n` an index can hold).
     #[inline]
+    #[cfg_attr(not(feature = "forest"), allow(dead_code))]
     pub(crate) fn index(&mut self, n: usize) -> usize {
         debug_assert!(n > 0);
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
@@ -63,17 +66,20 @@ impl Rng {
 
     /// A fair coin.
     #[inline]
+    #[cfg_attr(not(feature = "forest"), allow(dead_code))]
     pub(crate) fn flip(&mut self) -> bool {
         self.next_u64() >> 63 == 1
     }
 
     /// Uniform in the open interval (0, 1): 53 random bits, never exactly 0.
+    #[cfg_attr(not(feature = "lsh"), allow(dead_code))]
     fn open01(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
 
     /// A standard normal draw (Box-Muller; the second value is discarded so
     /// that each draw depends only on the stream position, not on parity).
+    #[cfg_attr(not(feature = "lsh"), allow(dead_code))]
     pub(crate) fn normal(&mut self) -> f64 {
         let u1 = self.open01();
         let u2 = self.open01();

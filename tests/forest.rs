@@ -1,5 +1,6 @@
 //! The random-projection forest: recall against exact search, determinism,
 //! file round trips, corrupt files, and input errors.
+#![cfg(feature = "forest")]
 
 use swann::index::forest::{Forest, Hit, MmapOptions};
 use swann::{Error, Metric};

@@ -1,5 +1,6 @@
 //! Files written by Annoy 1.17.3 (tests/data/annoy, made by make_fixtures.py
 //! there) open and answer as Annoy answered.
+#![cfg(feature = "forest")]
 
 use std::path::PathBuf;
 

@@ -1,12 +1,7 @@
 //! The shared index-file container: round trips, corruption, truncation,
 //! failure injection and crash safety of the atomic writer.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use proptest::prelude::*;
-use swann::store::fault::{self, FaultAction, FaultPoint};
 use swann::store::format::{self, HEADER_LEN, MAX_SECTIONS, SECTION_ENTRY_LEN};
 use swann::store::{
     ChecksumTarget, ElemType, FileWriter, FormatError, Header, IndexFile, IndexKind, OpenOptions,
@@ -559,64 +554,6 @@ fn exercise(bytes: &[u8]) {
         }
     }
 }
-
-// ---------------------------------------------------------------------------
-// Atomic writes: injected failures and crashes at every step.
-
-fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp-"))
-        .collect()
-}
-
-#[test]
-fn injected_failure_at_each_step_keeps_the_old_file() {
-    let old = data(1);
-    let new = data(2);
-    for point in FaultPoint::ALL {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("idx.swann");
-        writer(&old).write_atomic(&path).unwrap();
-        let before = std::fs::read(&path).unwrap();
-
-        fault::arm(point, FaultAction::Fail);
-        let r = writer(&new).write_atomic(&path);
-        fault::disarm();
-        let err = r.expect_err(point.name());
-        assert!(err.to_string().contains(point.name()), "{err}");
-        assert!(
-            temp_files(dir.path()).is_empty(),
-            "{}: left {:?}",
-            point.name(),
-            temp_files(dir.path())
-        );
-        let f = IndexFile::load(&path).unwrap();
-        if point == FaultPoint::SyncDir {
-            // The rename happened; only its durability is in doubt.
-            check_content(&f, &new);
-        } else {
-            assert_eq!(std::fs::read(&path).unwrap(), before, "{}", point.name());
-            check_content(&f, &old);
-        }
-
-        // With no previous file, a failure before the rename leaves none.
-        let fresh = dir.path().join("fresh.swann");
-        fault::arm(point, FaultAction::Fail);
-        let r = writer(&new).write_atomic(&fresh);
-        fault::disarm();
-        assert!(r.is_err());
-        assert_eq!(
-            fresh.exists(),
-            point == FaultPoint::SyncDir,
-            "{}",
-            point.name()
-        );
-        assert!(temp_files(dir.path()).is_empty());
-    }
-}
-
 #[test]
 fn write_atomic_reports_bad_paths() {
     let d = data(0);
@@ -632,101 +569,174 @@ fn write_atomic_reports_bad_paths() {
     assert!(f.exists());
 }
 
-const CRASH_STEP: &str = "SWANN_TEST_CRASH_STEP";
-const CRASH_PATH: &str = "SWANN_TEST_CRASH_PATH";
+// ---------------------------------------------------------------------------
+// Atomic writes: injected failures and crashes at every step.
 
-fn pause_here(point: FaultPoint) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "PAUSED {}", point.name()).unwrap();
-    out.flush().unwrap();
-    drop(out);
-    // The parent kills us now; exit on our own if it never does.
-    std::thread::sleep(std::time::Duration::from_secs(60));
-    std::process::exit(3);
-}
+#[cfg(feature = "fault-injection")]
+mod faults {
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
 
-/// Runs only as the crash test's child: writes a new file over the target and
-/// pauses at the named step until killed.
-#[test]
-fn crash_child() {
-    let (Ok(step), Ok(path)) = (std::env::var(CRASH_STEP), std::env::var(CRASH_PATH)) else {
-        return;
-    };
-    let point = FaultPoint::from_name(&step).expect("known step");
-    // A large section so the midway point has a partial file on disk.
-    let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
-    let new = data(2);
-    let mut w = writer(&new);
-    w.add_section(100, &big).unwrap();
-    fault::arm(point, FaultAction::Call(pause_here));
-    w.write_atomic(&path).unwrap();
-    // Only reached if the step was never hit.
-    println!("FINISHED");
-}
+    use swann::store::fault::{self, FaultAction, FaultPoint};
 
-/// A writer SIGKILLed at any step leaves the previous file intact and
-/// loadable (or, once renamed, the complete new one).
-#[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "re-executes the test binary, which the aarch64 emulation used for the NEON tests cannot do"
-)]
-fn sigkill_at_each_step_leaves_a_loadable_file() {
-    let old = data(1);
-    let exe = std::env::current_exe().unwrap();
-    for point in FaultPoint::ALL {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("idx.swann");
-        writer(&old).write_atomic(&path).unwrap();
-        let before = std::fs::read(&path).unwrap();
+    use super::*;
 
-        let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CRASH_STEP, point.name())
-            .env(CRASH_PATH, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut paused = false;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            // libtest may print "test crash_child ... " on the same line first.
-            if line
-                .trim_end()
-                .ends_with(&format!("PAUSED {}", point.name()))
-            {
-                paused = true;
-                break;
+    fn temp_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect()
+    }
+
+    #[test]
+    fn injected_failure_at_each_step_keeps_the_old_file() {
+        let old = data(1);
+        let new = data(2);
+        for point in FaultPoint::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("idx.swann");
+            writer(&old).write_atomic(&path).unwrap();
+            let before = std::fs::read(&path).unwrap();
+
+            fault::arm(point, FaultAction::Fail);
+            let r = writer(&new).write_atomic(&path);
+            fault::disarm();
+            let err = r.expect_err(point.name());
+            assert!(err.to_string().contains(point.name()), "{err}");
+            assert!(
+                temp_files(dir.path()).is_empty(),
+                "{}: left {:?}",
+                point.name(),
+                temp_files(dir.path())
+            );
+            let f = IndexFile::load(&path).unwrap();
+            if point == FaultPoint::SyncDir {
+                // The rename happened; only its durability is in doubt.
+                check_content(&f, &new);
+            } else {
+                assert_eq!(std::fs::read(&path).unwrap(), before, "{}", point.name());
+                check_content(&f, &old);
             }
-        }
-        assert!(paused, "child never reached {}", point.name());
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        assert!(!status.success());
 
-        let f = IndexFile::load(&path).unwrap();
-        if point == FaultPoint::SyncDir {
-            let new = data(2);
-            check_content(&f, &new);
-            assert_eq!(f.section::<u8>(100).unwrap().len(), 4 << 20);
-        } else {
-            assert_eq!(std::fs::read(&path).unwrap(), before, "{}", point.name());
-            check_content(&f, &old);
-            IndexFile::open_mmap(&path, OpenOptions::default())
-                .unwrap()
-                .verify()
+            // With no previous file, a failure before the rename leaves none.
+            let fresh = dir.path().join("fresh.swann");
+            fault::arm(point, FaultAction::Fail);
+            let r = writer(&new).write_atomic(&fresh);
+            fault::disarm();
+            assert!(r.is_err());
+            assert_eq!(
+                fresh.exists(),
+                point == FaultPoint::SyncDir,
+                "{}",
+                point.name()
+            );
+            assert!(temp_files(dir.path()).is_empty());
+        }
+    }
+
+    const CRASH_STEP: &str = "SWANN_TEST_CRASH_STEP";
+    const CRASH_PATH: &str = "SWANN_TEST_CRASH_PATH";
+
+    fn pause_here(point: FaultPoint) {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "PAUSED {}", point.name()).unwrap();
+        out.flush().unwrap();
+        drop(out);
+        // The parent kills us now; exit on our own if it never does.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        std::process::exit(3);
+    }
+
+    /// Runs only as the crash test's child: writes a new file over the target and
+    /// pauses at the named step until killed.
+    #[test]
+    fn crash_child() {
+        let (Ok(step), Ok(path)) = (std::env::var(CRASH_STEP), std::env::var(CRASH_PATH)) else {
+            return;
+        };
+        let point = FaultPoint::from_name(&step).expect("known step");
+        // A large section so the midway point has a partial file on disk.
+        let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let new = data(2);
+        let mut w = writer(&new);
+        w.add_section(100, &big).unwrap();
+        fault::arm(point, FaultAction::Call(pause_here));
+        w.write_atomic(&path).unwrap();
+        // Only reached if the step was never hit.
+        println!("FINISHED");
+    }
+
+    /// A writer SIGKILLed at any step leaves the previous file intact and
+    /// loadable (or, once renamed, the complete new one).
+    #[test]
+    #[cfg_attr(
+        target_arch = "aarch64",
+        ignore = "re-executes the test binary, which the aarch64 emulation used for the NEON tests cannot do"
+    )]
+    fn sigkill_at_each_step_leaves_a_loadable_file() {
+        let old = data(1);
+        let exe = std::env::current_exe().unwrap();
+        for point in FaultPoint::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("idx.swann");
+            writer(&old).write_atomic(&path).unwrap();
+            let before = std::fs::read(&path).unwrap();
+
+            let mut child = Command::new(&exe)
+                .args([
+                    "faults::crash_child",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CRASH_STEP, point.name())
+                .env(CRASH_PATH, &path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
                 .unwrap();
-        }
-        // Only the steps between creating and renaming the temporary file
-        // can leave one behind.
-        let stray = temp_files(dir.path());
-        match point {
-            FaultPoint::CreateTemp | FaultPoint::SyncDir => {
-                assert!(stray.is_empty(), "{}: {stray:?}", point.name())
+            let stdout = child.stdout.take().unwrap();
+            let mut paused = false;
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                // libtest may print "test crash_child ... " on the same line first.
+                if line
+                    .trim_end()
+                    .ends_with(&format!("PAUSED {}", point.name()))
+                {
+                    paused = true;
+                    break;
+                }
             }
-            _ => assert_eq!(stray.len(), 1, "{}: {stray:?}", point.name()),
+            assert!(paused, "child never reached {}", point.name());
+            child.kill().unwrap(); // SIGKILL
+            let status = child.wait().unwrap();
+            assert!(!status.success());
+
+            let f = IndexFile::load(&path).unwrap();
+            if point == FaultPoint::SyncDir {
+                let new = data(2);
+                check_content(&f, &new);
+                assert_eq!(f.section::<u8>(100).unwrap().len(), 4 << 20);
+            } else {
+                assert_eq!(std::fs::read(&path).unwrap(), before, "{}", point.name());
+                check_content(&f, &old);
+                IndexFile::open_mmap(&path, OpenOptions::default())
+                    .unwrap()
+                    .verify()
+                    .unwrap();
+            }
+            // Only the steps between creating and renaming the temporary file
+            // can leave one behind.
+            let stray = temp_files(dir.path());
+            match point {
+                FaultPoint::CreateTemp | FaultPoint::SyncDir => {
+                    assert!(stray.is_empty(), "{}: {stray:?}", point.name())
+                }
+                _ => assert_eq!(stray.len(), 1, "{}: {stray:?}", point.name()),
+            }
         }
     }
 }

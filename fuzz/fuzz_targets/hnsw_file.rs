@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(index) = Hnsw::from_index_file(Arc::new(file), swann::kernels::active()) else {
         return;
     };
-    let q: Vec<f32> = (0..index.dim()).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+    let q: Vec<f32> = (0..index.dim())
+        .map(|i| (i % 7) as f32 * 0.25 - 0.5)
+        .collect();
     let _ = index.search(&q, 5, 16);
     let _ = index.labels();
     let _ = index.verify();

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     for id in 0..idx.len() {
         assert!(idx.links0(id).iter().all(|&t| (t as usize) < idx.len()));
         for l in 1..=usize::from(idx.levels[id]) {
-            assert!(idx.upper_links(id, l).iter().all(|&t| (t as usize) < idx.len()));
+            assert!(idx
+                .upper_links(id, l)
+                .iter()
+                .all(|&t| (t as usize) < idx.len()));
         }
     }
 });

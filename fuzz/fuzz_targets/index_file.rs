@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let h = file.header();
     assert!(h.n_items <= h.capacity && h.dim >= 1);
     for s in file.sections() {
-        let bytes = file.section_bytes(s.id).expect("a listed section is readable");
+        let bytes = file
+            .section_bytes(s.id)
+            .expect("a listed section is readable");
         assert_eq!(bytes.len() as u64, s.len);
         assert_eq!(bytes.as_ptr() as usize % 64, 0);
         assert!(s.offset + s.len <= file.file_len());

@@ -327,8 +327,11 @@ impl PyHnsw {
                     return Err(e);
                 }
                 if plan.materialized {
-                    let allowed: Vec<u64> =
-                        index.labels().into_iter().filter(|&l| f.accept(l)).collect();
+                    let allowed: Vec<u64> = index
+                        .labels()
+                        .into_iter()
+                        .filter(|&l| f.accept(l))
+                        .collect();
                     if let Some(e) = f.take_error() {
                         return Err(e);
                     }

@@ -1,10 +1,14 @@
 //! Indexes built on the kernels.
 
 pub mod flat;
+#[cfg(feature = "forest")]
 pub mod forest;
 pub mod hnsw;
+#[cfg(feature = "lsh")]
 pub mod lsh;
-pub mod metric;
+/// The metric type lives in the base layer ([`crate::metric`]); this path
+/// stays for code that named it here.
+pub use crate::metric;
 
 /// One search result: the external label and its distance to the query.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,10 +1,13 @@
 //! Failure injection for the atomic writer, so tests can fail or crash it at
-//! each step. Not part of the supported API.
+//! each step. Only with the `fault-injection` feature (the crate's own
+//! tests turn it on); without it every check is an empty inline function.
+//! Not part of the supported API.
 //!
 //! A fault is armed per thread: only a `write_atomic` running on the thread
 //! that armed it sees it, so tests running in parallel do not disturb each
 //! other. Checking an unarmed point costs one thread-local read.
 
+#[cfg(feature = "fault-injection")]
 use std::cell::Cell;
 use std::io;
 
@@ -28,6 +31,7 @@ pub enum FaultPoint {
 
 impl FaultPoint {
     /// Every point, in the order the writer reaches them.
+    #[cfg(feature = "fault-injection")]
     pub const ALL: [FaultPoint; 6] = [
         FaultPoint::CreateTemp,
         FaultPoint::WriteStart,
@@ -38,6 +42,7 @@ impl FaultPoint {
     ];
 
     /// Lowercase name.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     pub fn name(self) -> &'static str {
         match self {
             FaultPoint::CreateTemp => "create-temp",
@@ -50,12 +55,14 @@ impl FaultPoint {
     }
 
     /// The point with this name.
+    #[cfg(feature = "fault-injection")]
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
 /// What happens when the writer reaches the armed point.
+#[cfg(feature = "fault-injection")]
 #[derive(Clone, Copy, Debug)]
 pub enum FaultAction {
     /// The step fails with an I/O error.
@@ -64,21 +71,32 @@ pub enum FaultAction {
     Call(fn(FaultPoint)),
 }
 
+#[cfg(feature = "fault-injection")]
 thread_local! {
     static ARMED: Cell<Option<(FaultPoint, FaultAction)>> = const { Cell::new(None) };
 }
 
 /// Arms `point` on this thread until [`disarm`] (one arm at a time).
+#[cfg(feature = "fault-injection")]
 pub fn arm(point: FaultPoint, action: FaultAction) {
     ARMED.with(|a| a.set(Some((point, action))));
 }
 
 /// Disarms this thread's fault.
+#[cfg(feature = "fault-injection")]
 pub fn disarm() {
     ARMED.with(|a| a.set(None));
 }
 
+/// Called by the writer at each step (nothing without the feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn hit(_point: FaultPoint) -> io::Result<()> {
+    Ok(())
+}
+
 /// Called by the writer at each step.
+#[cfg(feature = "fault-injection")]
 pub(crate) fn hit(point: FaultPoint) -> io::Result<()> {
     match ARMED.with(|a| a.get()) {
         Some((p, FaultAction::Fail)) if p == point => Err(io::Error::other(format!(

@@ -9,7 +9,10 @@
 mod aligned;
 mod arena;
 #[doc(hidden)]
+#[cfg(feature = "fault-injection")]
 pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault;
 pub mod format;
 pub mod hnswlib;
 mod reader;

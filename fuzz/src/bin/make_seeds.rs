@@ -26,8 +26,13 @@ fn main() {
     w.add_section(4, &[]).unwrap();
     let full = w.to_bytes();
 
-    let empty = FileWriter::new(Header::new(IndexKind::Flat, Metric::Hamming, ElemType::U64Bits, 64))
-        .to_bytes();
+    let empty = FileWriter::new(Header::new(
+        IndexKind::Flat,
+        Metric::Hamming,
+        ElemType::U64Bits,
+        64,
+    ))
+    .to_bytes();
 
     for (name, bytes) in [("hnsw_like", &full), ("no_sections", &empty)] {
         for mode in [0u8, 1] {
@@ -74,8 +79,15 @@ fn main() {
     // hnsw_file: small saved indexes (the mode byte repairs nothing).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/hnsw_file");
     fs::create_dir_all(&dir).unwrap();
-    for (name, n, metric) in [("l2_40", 40u64, swann::Metric::L2), ("cos_12", 12, swann::Metric::Cosine)] {
-        let mut index = Hnsw::builder(3, metric).m(2).ef_construction(8).build().unwrap();
+    for (name, n, metric) in [
+        ("l2_40", 40u64, swann::Metric::L2),
+        ("cos_12", 12, swann::Metric::Cosine),
+    ] {
+        let mut index = Hnsw::builder(3, metric)
+            .m(2)
+            .ef_construction(8)
+            .build()
+            .unwrap();
         for i in 0..n {
             let x = i as f32;
             index.insert(i, &[x.sin(), x.cos(), x * 0.1 + 0.5]).unwrap();

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::KernelTable;
 
-#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+#[cfg(any(feature = "avx2", feature = "avx512"))]
 use std::arch::x86_64::{
     __m128, _mm_blendv_ps, _mm_cmpeq_ps, _mm_div_ps, _mm_max_ps, _mm_min_ps, _mm_mul_ps,
     _mm_set1_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
@@ -26,7 +26,7 @@ use std::arch::x86_64::{
 /// finished together by [`cosine_from_sums4`]; the last one to three rows
 /// go one by one through `cosine_sums` and `cosine_from_sums`. Each result
 /// equals the table's `cosine(q, row)` bit for bit.
-#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+#[cfg(any(feature = "avx2", feature = "avx512"))]
 macro_rules! cosine_gather4 {
     ($features:literal, $vecs:ident, $reduce4:ident) => {
         /// # Safety
@@ -43,7 +43,7 @@ macro_rules! cosine_gather4 {
             n: usize,
             out: *mut f32,
         ) {
-            // SAFETY (for each use): `i < n`, so `rows.add(i)` is readable,
+            // SAFETY: (for each use) `i < n`, so `rows.add(i)` is readable,
             // and row `rows[i]` has `dim` readable floats at
             // `base + rows[i] * stride` (caller contract).
             let row = |i: usize| unsafe { base.add(*rows.add(i) as usize * stride) };
@@ -79,7 +79,7 @@ macro_rules! cosine_gather4 {
 #[cfg(feature = "avx2")]
 mod avx2;
 
-#[cfg(all(feature = "avx512", swann_avx512_intrinsics))]
+#[cfg(feature = "avx512")]
 mod avx512;
 
 /// `cosine_from_sums(ab[k], aa, bb[k])` (the scalar finish of every
@@ -93,7 +93,7 @@ mod avx512;
 /// SSE4.1 available.
 #[inline]
 #[target_feature(enable = "sse4.1")]
-#[cfg(any(feature = "avx2", all(feature = "avx512", swann_avx512_intrinsics)))]
+#[cfg(any(feature = "avx2", feature = "avx512"))]
 unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
     let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
     let bb_zero = _mm_cmpeq_ps(bb, zero);
@@ -129,7 +129,7 @@ pub(super) fn avx2_table() -> Option<&'static KernelTable> {
 /// VPOPCNTDQ when the CPU has it (Ice Lake, Zen 4 and later) and a BW
 /// nibble-lookup count otherwise; the choice is made here, once, by picking
 /// one of two static tables, so the kernel itself never branches on it.
-#[cfg(all(feature = "avx512", swann_avx512_intrinsics))]
+#[cfg(feature = "avx512")]
 pub(super) fn avx512_table() -> Option<&'static KernelTable> {
     static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
     *TABLE.get_or_init(|| {

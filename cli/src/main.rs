@@ -1,6 +1,7 @@
 //! `swann`: build, benchmark and inspect indexes from standard vector files.
 
 mod common;
+mod demo;
 mod forest;
 mod hnsw;
 mod lsh;
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Generate a clustered data set and benchmark HNSW on it: kernel
+    /// dispatch, build time, recall@10 and queries per second.
+    Demo(demo::Demo),
     /// Build an index, sweep its search knob and report recall, QPS, build time and memory.
     #[command(subcommand)]
     Bench(Bench),
@@ -60,6 +64,7 @@ enum Bench {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(a) => demo::demo(a),
         Command::Bench(Bench::Hnsw(a)) => hnsw::bench_hnsw(a),
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
         Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
