@@ -70,6 +70,7 @@ macro_rules! gather_entry {
 ))]
 mod generic;
 pub mod prefetch;
+pub mod project;
 pub(crate) mod scalar;
 
 pub use scalar::U8Code;
@@ -119,11 +120,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => cfg!(all(target_arch = "x86_64", feature = "avx2")),
-            Isa::Avx512 => cfg!(all(
-                target_arch = "x86_64",
-                feature = "avx512",
-                swann_avx512_intrinsics
-            )),
+            Isa::Avx512 => cfg!(all(target_arch = "x86_64", feature = "avx512")),
             Isa::Neon => cfg!(all(target_arch = "aarch64", feature = "neon")),
         }
     }
@@ -236,6 +233,10 @@ pub(crate) type RawWidenU8 = unsafe fn(src: *const u8, dst: *mut f32, n: usize);
 pub(crate) type RawDotU8 = unsafe fn(q: *const f32, codes: *const u8, n: usize) -> f32;
 /// Raw byte quantizer: `x` has `n` readable floats, `codes` `n` writable bytes.
 pub(crate) type RawQuantizeU8 = unsafe fn(x: *const f32, codes: *mut u8, n: usize) -> U8Code;
+/// Raw projection pass (see [`KernelTable::project`]): unsafe only because
+/// it needs the table's ISA; the slices carry their own bounds.
+pub(crate) type RawProject =
+    unsafe fn(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]);
 
 /// The kernels of one ISA, resolved to function pointers.
 ///
@@ -264,6 +265,7 @@ pub struct KernelTable {
     pub(crate) widen_u8: RawWidenU8,
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
+    pub(crate) project: RawProject,
 }
 
 /// Which `f32` distance a [`F32Kernel`] computes.
@@ -492,7 +494,7 @@ impl KernelTable {
             Isa::Scalar => Some(&scalar::TABLE),
             #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
             Isa::Avx2 => x86::avx2_table(),
-            #[cfg(all(target_arch = "x86_64", feature = "avx512", swann_avx512_intrinsics))]
+            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
             Isa::Avx512 => x86::avx512_table(),
             #[cfg(all(target_arch = "aarch64", feature = "neon"))]
             Isa::Neon => aarch64::neon_table(),
@@ -716,6 +718,28 @@ impl KernelTable {
         // SAFETY: the table's ISA runs here; `x` has `len` readable floats and
         // `codes` `len` writable bytes, which cannot overlap (`&` and `&mut`).
         unsafe { (self.quantize_u8)(x.as_ptr(), codes.as_mut_ptr(), x.len()) }
+    }
+
+    /// The projection pass: `out[r] = v . direction_r - offsets[r]` for each
+    /// of `padded` directions stored transposed in `columns` (entry
+    /// `j * padded + r` of the lines seen as `f32`s is component `j` of
+    /// direction `r`), summed in the fixed order [`project`] documents, so
+    /// every ISA gives the same bits.
+    ///
+    /// # Panics
+    /// If `padded` is not a multiple of [`project::PAD`], or the lengths do
+    /// not match (`columns`: `v.len() * padded` floats; `offsets` and `out`:
+    /// `padded`).
+    #[inline]
+    pub fn project(&self, columns: &[project::Line], offsets: &[f32], v: &[f32], out: &mut [f32]) {
+        let padded = offsets.len();
+        assert_eq!(padded % project::PAD, 0, "padded direction count");
+        assert_eq!(out.len(), padded, "output length");
+        let columns: &[f32] = bytemuck::cast_slice(columns);
+        assert_eq!(columns.len(), v.len() * padded, "columns length");
+        // SAFETY: the table's ISA runs here (tables are handed out only then);
+        // the pass indexes its slices with bounds checks.
+        unsafe { (self.project)(columns, offsets, padded, v, out) }
     }
 }
 

@@ -398,6 +398,11 @@ gather_entry!(l2sq_gather, |q, _aux, row, dim| l2sq(q, row, dim));
 gather_entry!(cosine_gather, |q, _aux, row, dim| cosine(q, row, dim));
 gather_entry!(manhattan_gather, |q, _aux, row, dim| manhattan(q, row, dim));
 
+/// `RawProject` under pulp's scalar token (safe on every CPU).
+unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
+    super::project::run(pulp::Scalar::new(), columns, offsets, padded, v, out)
+}
+
 pub(crate) static TABLE: KernelTable = KernelTable {
     isa: super::Isa::Scalar,
     dot,
@@ -419,4 +424,5 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     widen_u8,
     dot_u8,
     quantize_u8,
+    project,
 };

@@ -9,7 +9,8 @@
 //! [`PAD`] lanes), so the pass broadcasts `v[j]` and adds `v[j] * column j`
 //! into whole registers of outputs, and no horizontal sum is needed. An
 //! engine stacks the directions of all its hashes into one [`ProjectionPlan`],
-//! so the vector is read once for all of them.
+//! so the vector is read once for all of them. The pass itself is the kernel
+//! table's projection entry (`kernels::project`), so this module names no ISA.
 //!
 //! The summation order of each output is fixed (component `j` goes into
 //! accumulator `j % STREAMS`, one fused multiply-add each, in increasing `j`;
@@ -19,57 +20,9 @@
 //! hash alone or stacked in an engine, and on every machine. That matters for
 //! a storage such as Redis, which one machine may fill and another query.
 
-use pulp::{Simd, WithSimd};
+use crate::kernels::{self, KernelTable};
 
-use crate::kernels;
-
-/// Directions are padded to a multiple of this many lanes (the widest
-/// register, AVX-512's 16 `f32`), so every ISA's registers tile a column.
-pub(crate) const PAD: usize = 16;
-
-/// One cache line of `f32`s ([`PAD`] of them), the unit the stacked
-/// directions are allocated in, so that every register load of a column
-/// starts on a line boundary. The pass does one 64-byte load per fused
-/// multiply-add and is bound by load bandwidth; from a plain `Vec<f32>`
-/// (16-byte aligned, wherever the allocator put it) every AVX-512 load could
-/// straddle two lines, and one-call stores (SIFT, four 10-bit hashes) ran
-/// at 2.4M/s or 3.0M/s depending only on where the heap placed the plan.
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-pub(crate) struct Line(pub(crate) [f32; PAD]);
-
-/// Independent accumulators per output. The FMA chain of one output is
-/// `dim / STREAMS` long; 8 keeps a 128-d projection off the FMA latency.
-const STREAMS: usize = 8;
-
-/// The SIMD token the pass runs under, picked from the active kernel table's
-/// ISA, so pinning an ISA (`SWANN_ISA`, [`kernels::pin`]) pins hashing too.
-#[derive(Clone, Copy, Debug)]
-enum Token {
-    Scalar,
-    #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-    V3(pulp::x86::V3),
-    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-    V4(pulp::x86::V4),
-    #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-    Neon(pulp::aarch64::Neon),
-}
-
-impl Token {
-    fn for_active_table() -> Token {
-        // `try_new` checks the CPU itself, so each arm is safe whatever the
-        // table claims; a token that cannot be had falls back to scalar.
-        match kernels::active().isa() {
-            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            kernels::Isa::Avx512 => pulp::x86::V4::try_new().map_or(Token::Scalar, Token::V4),
-            #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-            kernels::Isa::Avx2 => pulp::x86::V3::try_new().map_or(Token::Scalar, Token::V3),
-            #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-            kernels::Isa::Neon => pulp::aarch64::Neon::try_new().map_or(Token::Scalar, Token::Neon),
-            _ => Token::Scalar,
-        }
-    }
-}
+pub(crate) use crate::kernels::project::{Line, PAD};
 
 /// Directions stacked and transposed for [`ProjectionPlan::project`].
 #[derive(Clone, Debug)]
@@ -84,7 +37,9 @@ pub(crate) struct ProjectionPlan {
     columns: Vec<Line>,
     /// Subtracted from each projection (zero for padding).
     offsets: Vec<f32>,
-    token: Token,
+    /// The kernel table the pass runs on: the active one when the plan was
+    /// made, so pinning an ISA (`SWANN_ISA`, [`kernels::pin`]) pins hashing too.
+    table: &'static KernelTable,
 }
 
 impl ProjectionPlan {
@@ -118,7 +73,7 @@ impl ProjectionPlan {
             padded,
             columns: lines,
             offsets,
-            token: Token::for_active_table(),
+            table: kernels::active(),
         }
     }
 
@@ -131,22 +86,7 @@ impl ProjectionPlan {
     pub(crate) fn project(&self, v: &[f32], out: &mut [f32]) {
         assert_eq!(v.len(), self.dim, "vector length");
         assert_eq!(out.len(), self.padded, "output length");
-        let op = Project {
-            columns: bytemuck::cast_slice(&self.columns),
-            offsets: &self.offsets,
-            padded: self.padded,
-            v,
-            out,
-        };
-        match self.token {
-            Token::Scalar => Simd::vectorize(pulp::Scalar::new(), op),
-            #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-            Token::V3(t) => Simd::vectorize(t, op),
-            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Token::V4(t) => Simd::vectorize(t, op),
-            #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-            Token::Neon(t) => Simd::vectorize(t, op),
-        }
+        self.table.project(&self.columns, &self.offsets, v, out);
     }
 
     /// Projects `v` into a buffer on the stack (the heap past 64
@@ -166,96 +106,13 @@ impl ProjectionPlan {
     }
 }
 
-struct Project<'a> {
-    columns: &'a [f32],
-    offsets: &'a [f32],
-    padded: usize,
-    v: &'a [f32],
-    out: &'a mut [f32],
-}
-
-impl WithSimd for Project<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let lanes = S::F32_LANES;
-        let per_column = self.padded / lanes;
-        let (columns, _) = S::as_simd_f32s(self.columns);
-        let (offsets, _) = S::as_simd_f32s(self.offsets);
-        let (out, _) = S::as_mut_simd_f32s(self.out);
-        // Registers of outputs per pass over `v`: with 32 vector registers
-        // (AVX-512) up to three (24 accumulators), with 16 (AVX2, NEON) one.
-        // This only decides which outputs share a pass, never the order of
-        // any output's sum.
-        let widest = if lanes >= 16 { 3 } else { 1 };
-        let mut g = 0;
-        while g < per_column {
-            match (per_column - g).min(widest) {
-                3 => project_block::<S, 3>(simd, columns, per_column, g, self.v, offsets, out),
-                2 => project_block::<S, 2>(simd, columns, per_column, g, self.v, offsets, out),
-                _ => project_block::<S, 1>(simd, columns, per_column, g, self.v, offsets, out),
-            }
-            g += (per_column - g).min(widest);
-        }
-    }
-}
-
-/// Outputs `g..g + W` (in registers) of the pass: `STREAMS x W`
-/// accumulators, indexed only by constants so they stay in registers.
-#[inline(always)]
-fn project_block<S: Simd, const W: usize>(
-    simd: S,
-    columns: &[S::f32s],
-    per_column: usize,
-    g: usize,
-    v: &[f32],
-    offsets: &[S::f32s],
-    out: &mut [S::f32s],
-) {
-    let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; W]; STREAMS];
-    let full = v.len() / STREAMS * STREAMS;
-    let (v_head, v_tail) = v.split_at(full);
-    let (c_head, c_tail) = columns.split_at(full * per_column);
-    for (cols, vs) in c_head
-        .chunks_exact(STREAMS * per_column)
-        .zip(v_head.chunks_exact(STREAMS))
-    {
-        for s in 0..STREAMS {
-            let x = simd.splat_f32s(vs[s]);
-            let col = &cols[s * per_column + g..][..W];
-            for b in 0..W {
-                acc[s][b] = simd.mul_add_f32s(col[b], x, acc[s][b]);
-            }
-        }
-    }
-    for (s, (&x, col)) in v_tail
-        .iter()
-        .zip(c_tail.chunks_exact(per_column))
-        .enumerate()
-    {
-        let x = simd.splat_f32s(x);
-        let col = &col[g..][..W];
-        for b in 0..W {
-            acc[s][b] = simd.mul_add_f32s(col[b], x, acc[s][b]);
-        }
-    }
-    for b in 0..W {
-        // Pairwise, in a fixed order (see the module documentation).
-        let s01 = simd.add_f32s(acc[0][b], acc[1][b]);
-        let s23 = simd.add_f32s(acc[2][b], acc[3][b]);
-        let s45 = simd.add_f32s(acc[4][b], acc[5][b]);
-        let s67 = simd.add_f32s(acc[6][b], acc[7][b]);
-        let sum = simd.add_f32s(simd.add_f32s(s01, s23), simd.add_f32s(s45, s67));
-        out[g + b] = simd.sub_f32s(sum, offsets[g + b]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::Isa;
+
+    /// Accumulators per output of the documented order.
+    const STREAMS: usize = 8;
     use crate::rng::Rng;
 
     fn reference(dim: usize, matrix: &[f32], offsets: &[f32], v: &[f32]) -> Vec<f32> {
@@ -286,17 +143,7 @@ mod tests {
                 let want = reference(dim, &matrix, &offsets, &v);
                 for &isa in Isa::available() {
                     let mut plan = ProjectionPlan::new(dim, [(&matrix[..], &offsets[..])]);
-                    plan.token = match isa {
-                        #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-                        Isa::Avx512 => pulp::x86::V4::try_new().map_or(Token::Scalar, Token::V4),
-                        #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-                        Isa::Avx2 => pulp::x86::V3::try_new().map_or(Token::Scalar, Token::V3),
-                        #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-                        Isa::Neon => {
-                            pulp::aarch64::Neon::try_new().map_or(Token::Scalar, Token::Neon)
-                        }
-                        _ => Token::Scalar,
-                    };
+                    plan.table = kernels::KernelTable::for_isa(isa).expect("available");
                     let got = plan.with_projection(&v, |p| p.to_vec());
                     let same = got
                         .iter()

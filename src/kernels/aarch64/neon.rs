@@ -240,7 +240,7 @@ unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 
 // ---- table entries -----------------------------------------------------------
 //
-// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// SAFETY: (for every `unsafe` block calling a `*_body` below) the entry is
 // reachable only through `TABLE`, handed out after NEON was detected in
 // `super::neon_table`; the pointer arguments are forwarded with the
 // caller's guarantee from the raw kernel type.
@@ -473,6 +473,16 @@ unsafe fn manhattan_batch(
     }
 }
 
+/// `RawProject` under this ISA's pulp token.
+///
+/// # Safety
+/// The CPU has NEON (this table is handed out only then).
+unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
+    // SAFETY: forwarded to the caller.
+    let simd = unsafe { neon() };
+    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
+}
+
 /// The NEON kernels. Handed out only by `super::neon_table`.
 pub(super) static TABLE: KernelTable = KernelTable {
     isa: Isa::Neon,
@@ -495,4 +505,5 @@ pub(super) static TABLE: KernelTable = KernelTable {
     widen_u8,
     dot_u8,
     quantize_u8,
+    project,
 };

@@ -62,7 +62,7 @@ unsafe fn fold8(
     n: usize,
     step: impl Fn(__m256, __m256, __m256) -> __m256,
 ) -> __m256 {
-    // SAFETY (whole function): every unmasked load below reads floats
+    // SAFETY: (whole function) every unmasked load below reads floats
     // `i..i + 8` with `i + 8 <= n`, and the masked load reads only lanes
     // `i..n`; all lie within the caller's `n` readable floats. The intrinsics
     // need AVX2+FMA, which the caller guarantees (this function is inlined
@@ -304,7 +304,7 @@ unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
             _mm256_shuffle_epi8(lookup, hi),
         )
     };
-    // SAFETY (for the closure's use below): every call reads words
+    // SAFETY: (for the closure's use below) every call reads words
     // `i..i + 4` with `i + 4 <= n`, inside the caller's `n` readable words.
     let xor_at = |i: usize| unsafe {
         _mm256_xor_si256(
@@ -343,7 +343,7 @@ unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 
 // ---- table entries -----------------------------------------------------------
 //
-// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// SAFETY: (for every `unsafe` block calling a `*_body` below) the entry is
 // reachable only through `TABLE`, handed out after detection of AVX2+FMA
 // (x86-64-v3) in `super::avx2_table`; the pointer arguments are forwarded
 // with the caller's guarantee from the raw kernel type.
@@ -753,6 +753,16 @@ unsafe fn manhattan_batch(
     }
 }
 
+/// `RawProject` under this ISA's pulp token.
+///
+/// # Safety
+/// The CPU has x86-64-v3 (this table is handed out only then).
+unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
+    // SAFETY: forwarded to the caller.
+    let simd = unsafe { v3() };
+    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
+}
+
 /// The AVX2+FMA kernels. Handed out only by `super::avx2_table`.
 pub(super) static TABLE: KernelTable = KernelTable {
     isa: Isa::Avx2,
@@ -775,4 +785,5 @@ pub(super) static TABLE: KernelTable = KernelTable {
     widen_u8,
     dot_u8,
     quantize_u8,
+    project,
 };

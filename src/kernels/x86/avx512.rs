@@ -398,7 +398,7 @@ unsafe fn hamming_lookup_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 
 // ---- table entries -----------------------------------------------------------
 //
-// SAFETY (for every `unsafe` block calling a `*_body` below): the entry is
+// SAFETY: (for every `unsafe` block calling a `*_body` below) the entry is
 // reachable only through `TABLE` / `TABLE_VPOPCNTDQ`, handed out after
 // detection of x86-64-v4 (and VPOPCNTDQ for the latter) in
 // `super::avx512_table`; the pointer arguments are forwarded with the
@@ -536,7 +536,7 @@ unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
             k += 16;
         }
         let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-        // SAFETY (tail): `k < n` elements remain at both pointers.
+        // SAFETY: (tail) `k < n` elements remain at both pointers.
         while k < n {
             sum += *q.add(k) * f32::from(*codes.add(k));
             k += 1;
@@ -827,6 +827,16 @@ unsafe fn manhattan_batch(
     }
 }
 
+/// `RawProject` under this ISA's pulp token.
+///
+/// # Safety
+/// The CPU has x86-64-v4 (this table is handed out only then).
+unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
+    // SAFETY: forwarded to the caller.
+    let simd = unsafe { v4() };
+    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
+}
+
 /// The AVX-512 kernels for CPUs without VPOPCNTDQ (Hamming by nibble lookup).
 pub(super) static TABLE: KernelTable = KernelTable {
     isa: Isa::Avx512,
@@ -849,6 +859,7 @@ pub(super) static TABLE: KernelTable = KernelTable {
     widen_u8,
     dot_u8,
     quantize_u8,
+    project,
 };
 
 /// The AVX-512 kernels for CPUs with VPOPCNTDQ (Hamming by `vpopcntq`).
