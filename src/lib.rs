@@ -8,6 +8,8 @@
 //! - [`store`]: aligned storage for vectors and graph records.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
 //! - [`metric`] and [`error`]: the base layer every other module uses.
+//! - [`prelude`]: the common names, and [`index::api::AnnIndex`], the one
+//!   trait every index implements.
 //!
 //! Layers point one way: `kernels` depends on nothing else in the crate;
 //! `metric` and `error` on `kernels` at most; `store` on those; `index` on
@@ -21,6 +23,7 @@ pub mod index;
 pub mod io;
 pub mod kernels;
 pub mod metric;
+pub mod prelude;
 mod rng;
 pub mod store;
 

@@ -1,5 +1,6 @@
 //! Indexes built on the kernels.
 
+pub mod api;
 pub mod flat;
 #[cfg(feature = "forest")]
 pub mod forest;

@@ -460,6 +460,12 @@ impl Forest {
         self.n_items
     }
 
+    /// The number of ids that hold an item: [`Forest::n_items`] less the
+    /// ids never added (gaps below the largest id).
+    pub fn n_present(&self) -> usize {
+        self.present.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     /// The number of trees (0 before `build`).
     pub fn n_trees(&self) -> usize {
         self.built.as_ref().map_or(0, |b| b.trees.len())
