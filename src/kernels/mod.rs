@@ -17,6 +17,24 @@
 //! honour is refused (`pin` returns an error; the environment variable prints
 //! one warning to standard error and falls back to the detected ISA).
 //!
+//! # What is written per ISA and what once
+//!
+//! | entry | scalar | AVX2+FMA | AVX-512 | NEON |
+//! |---|---|---|---|---|
+//! | dot, squared L2, cosine sums, norm (`*_body`) | reference | by hand | by hand | by hand |
+//! | Hamming | `count_ones` | `vpshufb` nibble lookup | `vpopcntq` or BW lookup (two tables) | `cnt` + `uadalp` |
+//! | cosine gather (four rows per step) | per row | by hand (`cosine_gather4!`, x86) | by hand (`cosine_gather4!`, x86) | per row |
+//! | byte dot, byte quantization | reference | by hand | by hand | the reference under NEON |
+//! | single entries over the bodies, Manhattan, normalize, widen | reference | `simd_glue!` | `simd_glue!` | `simd_glue!` |
+//! | batch and gather forms, cosine and Manhattan batch | `batch_entry!` / `gather_entry!` | `simd_glue!` | `simd_glue!` | `simd_glue!` |
+//! | projection pass ([`project`]) | pulp `Scalar` | pulp `V3` | pulp `V4` | pulp `Neon` |
+//! | the table itself | `kernel_table!` | `kernel_table!` | `kernel_table!` | `kernel_table!` |
+//!
+//! An ISA module writes only what is specific to its instructions (the hot
+//! bodies, its Hamming count, its horizontal sums) and its pulp token; the
+//! macros here derive every other entry from those, once for all ISAs, so a
+//! new kernel is one body per ISA plus one line in the glue.
+//!
 //! # Lengths
 //!
 //! Two-vector kernels panic when the slices differ in length, like slice
@@ -60,6 +78,283 @@ macro_rules! gather_entry {
                     *out.add(i) = $body;
                 }
             }
+        }
+    };
+}
+
+/// Defines a batch entry (`RawF32Batch` / `RawHammingBatch` layout),
+/// `$name`, that calls the single-pair body `$body` once per row inside one
+/// function carrying the attributes given (the ISA's `#[target_feature]`),
+/// so each call is direct and inlinable, never through a pointer. One
+/// definition for every ISA.
+macro_rules! batch_entry {
+    ($(#[$attr:meta])* $name:ident, $body:path, $t:ty, $o:ty) => {
+        /// # Safety
+        /// Layout contract of `RawF32Batch` / `RawHammingBatch` in `kernels`;
+        /// the table's ISA available.
+        $(#[$attr])*
+        pub(crate) unsafe fn $name(
+            q: *const $t,
+            base: *const $t,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut $o,
+        ) {
+            for i in 0..rows {
+                // SAFETY: row `i < rows` starts at `base + i * stride` with
+                // `dim` readable elements and `out` has `rows` writable slots
+                // (caller contract); the table holding this entry is handed
+                // out only where its ISA runs.
+                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
+            }
+        }
+    };
+}
+
+/// The entries every SIMD ISA derives the same way from its hand-written
+/// bodies, written once: the single dot, squared L2, cosine and norm entries
+/// over the bodies, Manhattan, normalization and widening (pulp code or
+/// plain loops under the ISA's features), the dot / squared-L2 batch and
+/// gather entries, the Manhattan gather, the cosine batch (the query's `q.q`
+/// computed once), the Manhattan batch and the projection pass. The calling module provides `dot_body`, `l2sq_body`,
+/// `norm_sq_body`, `cosine_sums` and `manhattan` with the ISA's features, and
+/// `$token`, an `unsafe fn() -> ` its pulp token, sound to call wherever the
+/// table is handed out.
+#[cfg(any(
+    all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")),
+    all(target_arch = "aarch64", feature = "neon")
+))]
+macro_rules! simd_glue {
+    (features: $features:literal, token: $token:ident) => {
+        /// # Safety
+        /// `RawF32` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+            // SAFETY: `n` readable floats at each pointer (caller contract);
+            // the ISA runs (the table is handed out only then).
+            unsafe { dot_body(a, b, n) }
+        }
+
+        /// # Safety
+        /// `RawF32` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
+            // SAFETY: as in `dot`.
+            unsafe { l2sq_body(a, b, n) }
+        }
+
+        /// # Safety
+        /// `RawF32` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
+            // SAFETY: as in `dot`.
+            let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
+            $crate::kernels::scalar::cosine_from_sums(ab, aa, bb)
+        }
+
+        /// # Safety
+        /// `RawF32Unary` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
+            // SAFETY: `n` readable floats at `a` (caller contract); the ISA runs.
+            unsafe { norm_sq_body(a, n) }
+        }
+
+        /// # Safety
+        /// `RawF32` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
+            // SAFETY: both pointers are valid for `n` reads (caller
+            // contract); the token is sound where the table is handed out.
+            unsafe {
+                let (a, b) = (
+                    $crate::kernels::scalar::slice(a, n),
+                    $crate::kernels::scalar::slice(b, n),
+                );
+                pulp::Simd::vectorize($token(), $crate::kernels::generic::Manhattan { a, b })
+            }
+        }
+
+        /// # Safety
+        /// `RawF32InPlace` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
+            if n == 0 {
+                return 0.0;
+            }
+            // SAFETY: the caller gives exclusive access to `n` floats at `a`;
+            // the token is sound where the table is handed out.
+            unsafe {
+                let nsq = norm_sq_body(a, n);
+                let a = std::slice::from_raw_parts_mut(a, n);
+                let simd = $token();
+                $crate::kernels::scalar::scale_to_unit(a, nsq, |a, factor| {
+                    pulp::Simd::vectorize(simd, $crate::kernels::generic::Scale { a, factor })
+                })
+            }
+        }
+
+        /// Bytes to `f32`: a plain loop that LLVM vectorizes with the ISA's
+        /// features (`vpmovzxbd` + `vcvtdq2ps` on AVX2, for one).
+        ///
+        /// # Safety
+        /// `RawWidenU8` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
+            if n == 0 {
+                return;
+            }
+            // SAFETY: `src` has `n` readable bytes and `dst` `n` writable
+            // floats that do not overlap (caller contract).
+            let (src, dst) = unsafe {
+                (
+                    $crate::kernels::scalar::slice(src, n),
+                    std::slice::from_raw_parts_mut(dst, n),
+                )
+            };
+            $crate::kernels::scalar::widen_slice(src, dst);
+        }
+
+        batch_entry!(
+            #[target_feature(enable = $features)]
+            dot_batch,
+            dot_body,
+            f32,
+            f32
+        );
+        batch_entry!(
+            #[target_feature(enable = $features)]
+            l2sq_batch,
+            l2sq_body,
+            f32,
+            f32
+        );
+        gather_entry!(
+            #[target_feature(enable = $features)]
+            dot_gather,
+            |q, _aux, row, dim| dot_body(q, row, dim)
+        );
+        gather_entry!(
+            #[target_feature(enable = $features)]
+            l2sq_gather,
+            |q, _aux, row, dim| l2sq_body(q, row, dim)
+        );
+        gather_entry!(
+            #[target_feature(enable = $features)]
+            manhattan_gather,
+            |q, _aux, row, dim| manhattan(q, row, dim)
+        );
+
+        /// Cosine against many rows: the query's own sum `q.q` is computed once.
+        ///
+        /// # Safety
+        /// `RawF32Batch` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn cosine_batch(
+            q: *const f32,
+            base: *const f32,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut f32,
+        ) {
+            // SAFETY: `q` has `dim` readable floats (caller contract); the
+            // ISA runs (the table is handed out only then).
+            let qq = unsafe { norm_sq_body(q, dim) };
+            for i in 0..rows {
+                // SAFETY: row `i < rows` is readable for `dim` floats at
+                // `base + i * stride`, `out` has `rows` slots (caller contract).
+                unsafe {
+                    let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
+                    *out.add(i) = $crate::kernels::scalar::cosine_from_sums(qr, qq, rr);
+                }
+            }
+        }
+
+        /// # Safety
+        /// `RawF32Batch` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn manhattan_batch(
+            q: *const f32,
+            base: *const f32,
+            dim: usize,
+            stride: usize,
+            rows: usize,
+            out: *mut f32,
+        ) {
+            if rows == 0 {
+                return;
+            }
+            // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
+            // `0..rows` readable at `base + i * stride` (so
+            // `(rows - 1) * stride + dim` floats from `base`), and `rows`
+            // writable slots at `out`; the token is sound where the table is
+            // handed out.
+            unsafe {
+                let q = $crate::kernels::scalar::slice(q, dim);
+                let rows_slice = $crate::kernels::scalar::slice(base, (rows - 1) * stride + dim);
+                let out = std::slice::from_raw_parts_mut(out, rows);
+                pulp::Simd::vectorize(
+                    $token(),
+                    $crate::kernels::generic::ManhattanBatch {
+                        q,
+                        rows: rows_slice,
+                        stride,
+                        out,
+                    },
+                )
+            }
+        }
+
+        /// `RawProject` under this ISA's pulp token.
+        ///
+        /// # Safety
+        /// The table's ISA available (the table is handed out only then).
+        unsafe fn project(
+            columns: &[f32],
+            offsets: &[f32],
+            padded: usize,
+            v: &[f32],
+            out: &mut [f32],
+        ) {
+            // SAFETY: forwarded to the caller.
+            let simd = unsafe { $token() };
+            $crate::kernels::project::run(simd, columns, offsets, padded, v, out)
+        }
+    };
+}
+
+/// A [`KernelTable`] literal for `$isa` from the entries of the calling
+/// module, by their standard names; an ISA with more than one Hamming kernel
+/// names the pair this table uses.
+macro_rules! kernel_table {
+    ($isa:expr) => {
+        kernel_table!($isa, hamming: hamming, hamming_batch: hamming_batch)
+    };
+    ($isa:expr, hamming: $hamming:expr, hamming_batch: $hamming_batch:expr) => {
+        $crate::kernels::KernelTable {
+            isa: $isa,
+            dot,
+            l2sq,
+            cosine,
+            manhattan,
+            norm_sq,
+            normalize,
+            hamming: $hamming,
+            dot_batch,
+            l2sq_batch,
+            cosine_batch,
+            manhattan_batch,
+            hamming_batch: $hamming_batch,
+            dot_gather,
+            l2sq_gather,
+            cosine_gather,
+            manhattan_gather,
+            widen_u8,
+            dot_u8,
+            quantize_u8,
+            project,
         }
     };
 }

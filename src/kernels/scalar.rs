@@ -365,33 +365,11 @@ pub(crate) fn quantize_u8_slice(x: &[f32], codes: &mut [u8]) -> U8Code {
     }
 }
 
-/// Defines a batch kernel that calls a single-pair kernel once per row.
-macro_rules! batch_of {
-    ($name:ident, $single:path, $t:ty, $o:ty) => {
-        /// # Safety
-        /// Layout contract of `RawF32Batch` / `RawHammingBatch` in `kernels`.
-        pub(crate) unsafe fn $name(
-            q: *const $t,
-            base: *const $t,
-            dim: usize,
-            stride: usize,
-            rows: usize,
-            out: *mut $o,
-        ) {
-            for i in 0..rows {
-                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
-                // readable elements, and `out` has `rows` writable slots.
-                unsafe { *out.add(i) = $single(q, base.add(i * stride), dim) };
-            }
-        }
-    };
-}
-
-batch_of!(dot_batch, dot, f32, f32);
-batch_of!(l2sq_batch, l2sq, f32, f32);
-batch_of!(cosine_batch, cosine, f32, f32);
-batch_of!(manhattan_batch, manhattan, f32, f32);
-batch_of!(hamming_batch, hamming, u64, u32);
+batch_entry!(dot_batch, dot, f32, f32);
+batch_entry!(l2sq_batch, l2sq, f32, f32);
+batch_entry!(cosine_batch, cosine, f32, f32);
+batch_entry!(manhattan_batch, manhattan, f32, f32);
+batch_entry!(hamming_batch, hamming, u64, u32);
 
 gather_entry!(dot_gather, |q, _aux, row, dim| dot(q, row, dim));
 gather_entry!(l2sq_gather, |q, _aux, row, dim| l2sq(q, row, dim));
@@ -403,26 +381,4 @@ unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], ou
     super::project::run(pulp::Scalar::new(), columns, offsets, padded, v, out)
 }
 
-pub(crate) static TABLE: KernelTable = KernelTable {
-    isa: super::Isa::Scalar,
-    dot,
-    l2sq,
-    cosine,
-    manhattan,
-    norm_sq,
-    normalize,
-    hamming,
-    dot_batch,
-    l2sq_batch,
-    cosine_batch,
-    manhattan_batch,
-    hamming_batch,
-    dot_gather,
-    l2sq_gather,
-    cosine_gather,
-    manhattan_gather,
-    widen_u8,
-    dot_u8,
-    quantize_u8,
-    project,
-};
+pub(crate) static TABLE: KernelTable = kernel_table!(super::Isa::Scalar);

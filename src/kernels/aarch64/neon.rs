@@ -14,10 +14,8 @@
 use core::arch::aarch64::*;
 
 use pulp::aarch64::Neon;
-use pulp::Simd;
 
-use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
-use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::{cosine_from_sums, slice};
 use crate::kernels::scalar::{dot_u8_slice, quantize_u8_slice, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
@@ -246,39 +244,6 @@ unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 // caller's guarantee from the raw kernel type.
 
 /// # Safety
-/// `RawF32` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { dot_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { l2sq_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
-    cosine_from_sums(ab, aa, bb)
-}
-
-/// # Safety
-/// `RawF32Unary` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { norm_sq_body(a, n) }
-}
-
-/// # Safety
 /// `RawHamming` contract; NEON available.
 #[target_feature(enable = "neon")]
 unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
@@ -295,50 +260,6 @@ unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
 unsafe fn neon() -> Neon {
     // SAFETY: forwarded to the caller.
     unsafe { Neon::new_unchecked() }
-}
-
-/// # Safety
-/// `RawF32` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: both pointers are valid for `n` reads (caller contract); the
-    // CPU has NEON (detection in `neon_table`).
-    unsafe {
-        let (a, b) = (slice(a, n), slice(b, n));
-        Simd::vectorize(neon(), Manhattan { a, b })
-    }
-}
-
-/// # Safety
-/// `RawF32InPlace` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
-    if n == 0 {
-        return 0.0;
-    }
-    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
-    // CPU has NEON (detection in `neon_table`).
-    unsafe {
-        let nsq = norm_sq_body(a, n);
-        let a = std::slice::from_raw_parts_mut(a, n);
-        let simd = neon();
-        scale_to_unit(a, nsq, |a, factor| {
-            Simd::vectorize(simd, Scale { a, factor })
-        })
-    }
-}
-
-/// # Safety
-/// `RawWidenU8` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
-    // that do not overlap (caller contract).
-    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
-    widen_slice(src, dst);
 }
 
 /// # Safety
@@ -359,50 +280,15 @@ unsafe fn quantize_u8(x: *const f32, codes: *mut u8, n: usize) -> U8Code {
     quantize_u8_slice(x, codes)
 }
 
-/// Defines a batch entry that runs a body over each row inside one
-/// `#[target_feature]` function: a direct (inlinable) call per row.
-macro_rules! batch {
-    ($name:ident, $body:ident, $t:ty, $o:ty) => {
-        /// # Safety
-        /// Layout contract of the raw batch kernel types; NEON available.
-        #[target_feature(enable = "neon")]
-        unsafe fn $name(
-            q: *const $t,
-            base: *const $t,
-            dim: usize,
-            stride: usize,
-            rows: usize,
-            out: *mut $o,
-        ) {
-            for i in 0..rows {
-                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
-                // readable elements and `out` has `rows` writable slots (caller
-                // contract); NEON was detected before `TABLE` was handed out.
-                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
-            }
-        }
-    };
-}
+simd_glue!(features: "neon", token: neon);
+batch_entry!(
+    #[target_feature(enable = "neon")]
+    hamming_batch,
+    hamming_body,
+    u64,
+    u32
+);
 
-batch!(dot_batch, dot_body, f32, f32);
-batch!(l2sq_batch, l2sq_body, f32, f32);
-batch!(hamming_batch, hamming_body, u64, u32);
-
-gather_entry!(
-    #[target_feature(enable = "neon")]
-    dot_gather,
-    |q, _aux, row, dim| dot_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "neon")]
-    l2sq_gather,
-    |q, _aux, row, dim| l2sq_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "neon")]
-    manhattan_gather,
-    |q, _aux, row, dim| manhattan(q, row, dim)
-);
 // `aux` is `q.q` as `norm_sq_body` sums it, which is the `a.a` that
 // `cosine_sums` computes (same accumulators, same order).
 gather_entry!(
@@ -414,96 +300,5 @@ gather_entry!(
     }
 );
 
-/// Cosine against many rows: the query's own sum `q.q` is computed once.
-///
-/// # Safety
-/// `RawF32Batch` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn cosine_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    // SAFETY: `q` has `dim` readable floats; NEON detected (see the table note).
-    let qq = unsafe { norm_sq_body(q, dim) };
-    for i in 0..rows {
-        // SAFETY: row `i < rows` is readable for `dim` floats at
-        // `base + i * stride`, `out` has `rows` slots (caller contract).
-        unsafe {
-            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
-            *out.add(i) = cosine_from_sums(qr, qq, rr);
-        }
-    }
-}
-
-/// # Safety
-/// `RawF32Batch` contract; NEON available.
-#[target_feature(enable = "neon")]
-unsafe fn manhattan_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    if rows == 0 {
-        return;
-    }
-    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
-    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
-    // floats from `base`), and `rows` writable slots at `out`; the CPU has
-    // NEON (detection in `neon_table`).
-    unsafe {
-        let q = slice(q, dim);
-        let rows_slice = slice(base, (rows - 1) * stride + dim);
-        let out = std::slice::from_raw_parts_mut(out, rows);
-        Simd::vectorize(
-            neon(),
-            ManhattanBatch {
-                q,
-                rows: rows_slice,
-                stride,
-                out,
-            },
-        )
-    }
-}
-
-/// `RawProject` under this ISA's pulp token.
-///
-/// # Safety
-/// The CPU has NEON (this table is handed out only then).
-unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
-    // SAFETY: forwarded to the caller.
-    let simd = unsafe { neon() };
-    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
-}
-
 /// The NEON kernels. Handed out only by `super::neon_table`.
-pub(super) static TABLE: KernelTable = KernelTable {
-    isa: Isa::Neon,
-    dot,
-    l2sq,
-    cosine,
-    manhattan,
-    norm_sq,
-    normalize,
-    hamming,
-    dot_batch,
-    l2sq_batch,
-    cosine_batch,
-    manhattan_batch,
-    hamming_batch,
-    dot_gather,
-    l2sq_gather,
-    cosine_gather,
-    manhattan_gather,
-    widen_u8,
-    dot_u8,
-    quantize_u8,
-    project,
-};
+pub(super) static TABLE: KernelTable = kernel_table!(Isa::Neon);

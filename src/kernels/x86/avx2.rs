@@ -15,11 +15,9 @@
 use core::arch::x86_64::*;
 
 use pulp::x86::V3;
-use pulp::Simd;
 
 use super::cosine_from_sums4;
-use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
-use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::cosine_from_sums;
 use crate::kernels::scalar::{quant_step, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
@@ -348,39 +346,6 @@ unsafe fn hamming_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 // (x86-64-v3) in `super::avx2_table`; the pointer arguments are forwarded
 // with the caller's guarantee from the raw kernel type.
 
-/// # Safety
-/// `RawF32` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { dot_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { l2sq_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
-    cosine_from_sums(ab, aa, bb)
-}
-
-/// # Safety
-/// `RawF32Unary` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { norm_sq_body(a, n) }
-}
-
 /// The pulp token for this table's ISA.
 ///
 /// # Safety
@@ -393,56 +358,11 @@ unsafe fn v3() -> V3 {
 }
 
 /// # Safety
-/// `RawF32` contract; x86-64-v3 available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: both pointers are valid for `n` reads (caller contract); the
-    // CPU has x86-64-v3 (detection in `avx2_table`).
-    unsafe {
-        let (a, b) = (slice(a, n), slice(b, n));
-        Simd::vectorize(v3(), Manhattan { a, b })
-    }
-}
-
-/// # Safety
-/// `RawF32InPlace` contract; x86-64-v3 available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
-    if n == 0 {
-        return 0.0;
-    }
-    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
-    // CPU has x86-64-v3 (detection in `avx2_table`).
-    unsafe {
-        let nsq = norm_sq_body(a, n);
-        let a = std::slice::from_raw_parts_mut(a, n);
-        let simd = v3();
-        scale_to_unit(a, nsq, |a, factor| {
-            Simd::vectorize(simd, Scale { a, factor })
-        })
-    }
-}
-
-/// # Safety
 /// `RawHamming` contract; AVX2 available.
 #[target_feature(enable = "avx2,fma,popcnt")]
 unsafe fn hamming(a: *const u64, b: *const u64, n: usize) -> u32 {
     // SAFETY: see the note above the table entries (POPCNT is part of x86-64-v3).
     unsafe { hamming_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawWidenU8` contract; AVX2 available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
-    // that do not overlap (caller contract).
-    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
-    // Compiled here with AVX2 enabled, this loop becomes vpmovzxbd + vcvtdq2ps.
-    widen_slice(src, dst);
 }
 
 /// # Safety
@@ -610,51 +530,15 @@ unsafe fn halve(
     }
 }
 
-/// Defines a batch entry that runs a body over each row inside one
-/// `#[target_feature]` function: a direct (inlinable) call per row, never an
-/// indirect one.
-macro_rules! batch {
-    ($name:ident, $body:ident, $t:ty, $o:ty, $features:literal) => {
-        /// # Safety
-        /// Layout contract of the raw batch kernel types; the table's ISA available.
-        #[target_feature(enable = $features)]
-        unsafe fn $name(
-            q: *const $t,
-            base: *const $t,
-            dim: usize,
-            stride: usize,
-            rows: usize,
-            out: *mut $o,
-        ) {
-            for i in 0..rows {
-                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
-                // readable elements and `out` has `rows` writable slots (caller
-                // contract); the ISA was detected before `TABLE` was handed out.
-                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
-            }
-        }
-    };
-}
+simd_glue!(features: "avx2,fma", token: v3);
+batch_entry!(
+    #[target_feature(enable = "avx2,fma,popcnt")]
+    hamming_batch,
+    hamming_body,
+    u64,
+    u32
+);
 
-batch!(dot_batch, dot_body, f32, f32, "avx2,fma");
-batch!(l2sq_batch, l2sq_body, f32, f32, "avx2,fma");
-batch!(hamming_batch, hamming_body, u64, u32, "avx2,fma,popcnt");
-
-gather_entry!(
-    #[target_feature(enable = "avx2,fma")]
-    dot_gather,
-    |q, _aux, row, dim| dot_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "avx2,fma")]
-    l2sq_gather,
-    |q, _aux, row, dim| l2sq_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "avx2,fma")]
-    manhattan_gather,
-    |q, _aux, row, dim| manhattan(q, row, dim)
-);
 // `aux` is `q.q` as `norm_sq_body` sums it, which is the `a.a` that
 // `cosine_sums` computes (same accumulators, same order).
 /// [`hsum`] on four vectors at once: lane `k` of the result is the sum of
@@ -694,96 +578,5 @@ unsafe fn hsum4(s: [__m256; 4]) -> __m128 {
 
 cosine_gather4!("avx2,fma", cosine_vecs, hsum4);
 
-/// Cosine against many rows: the query's own sum `q.q` is computed once.
-///
-/// # Safety
-/// `RawF32Batch` contract; AVX2+FMA available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cosine_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    // SAFETY: `q` has `dim` readable floats; ISA detected (see the table note).
-    let qq = unsafe { norm_sq_body(q, dim) };
-    for i in 0..rows {
-        // SAFETY: row `i < rows` is readable for `dim` floats at
-        // `base + i * stride`, `out` has `rows` slots (caller contract).
-        unsafe {
-            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
-            *out.add(i) = cosine_from_sums(qr, qq, rr);
-        }
-    }
-}
-
-/// # Safety
-/// `RawF32Batch` contract; x86-64-v3 available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn manhattan_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    if rows == 0 {
-        return;
-    }
-    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
-    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
-    // floats from `base`), and `rows` writable slots at `out`; the CPU has
-    // x86-64-v3 (detection in `avx2_table`).
-    unsafe {
-        let q = slice(q, dim);
-        let rows_slice = slice(base, (rows - 1) * stride + dim);
-        let out = std::slice::from_raw_parts_mut(out, rows);
-        Simd::vectorize(
-            v3(),
-            ManhattanBatch {
-                q,
-                rows: rows_slice,
-                stride,
-                out,
-            },
-        )
-    }
-}
-
-/// `RawProject` under this ISA's pulp token.
-///
-/// # Safety
-/// The CPU has x86-64-v3 (this table is handed out only then).
-unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
-    // SAFETY: forwarded to the caller.
-    let simd = unsafe { v3() };
-    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
-}
-
 /// The AVX2+FMA kernels. Handed out only by `super::avx2_table`.
-pub(super) static TABLE: KernelTable = KernelTable {
-    isa: Isa::Avx2,
-    dot,
-    l2sq,
-    cosine,
-    manhattan,
-    norm_sq,
-    normalize,
-    hamming,
-    dot_batch,
-    l2sq_batch,
-    cosine_batch,
-    manhattan_batch,
-    hamming_batch,
-    dot_gather,
-    l2sq_gather,
-    cosine_gather,
-    manhattan_gather,
-    widen_u8,
-    dot_u8,
-    quantize_u8,
-    project,
-};
+pub(super) static TABLE: KernelTable = kernel_table!(Isa::Avx2);

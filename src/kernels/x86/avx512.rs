@@ -16,11 +16,9 @@
 use core::arch::x86_64::*;
 
 use pulp::x86::V4;
-use pulp::Simd;
 
 use super::cosine_from_sums4;
-use crate::kernels::generic::{Manhattan, ManhattanBatch, Scale};
-use crate::kernels::scalar::{cosine_from_sums, scale_to_unit, slice, widen_slice};
+use crate::kernels::scalar::cosine_from_sums;
 use crate::kernels::scalar::{quant_step, U8Code};
 use crate::kernels::{Isa, KernelTable};
 
@@ -405,39 +403,6 @@ unsafe fn hamming_lookup_body(a: *const u64, b: *const u64, n: usize) -> u32 {
 // caller's guarantee from the raw kernel type.
 
 /// # Safety
-/// `RawF32` contract; AVX-512F available.
-#[target_feature(enable = "avx512f")]
-unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { dot_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; AVX-512F available.
-#[target_feature(enable = "avx512f")]
-unsafe fn l2sq(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { l2sq_body(a, b, n) }
-}
-
-/// # Safety
-/// `RawF32` contract; AVX-512F available.
-#[target_feature(enable = "avx512f")]
-unsafe fn cosine(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    let (ab, aa, bb) = unsafe { cosine_sums(a, b, n) };
-    cosine_from_sums(ab, aa, bb)
-}
-
-/// # Safety
-/// `RawF32Unary` contract; AVX-512F available.
-#[target_feature(enable = "avx512f")]
-unsafe fn norm_sq(a: *const f32, n: usize) -> f32 {
-    // SAFETY: see the note above the table entries.
-    unsafe { norm_sq_body(a, n) }
-}
-
-/// # Safety
 /// `RawHamming` contract; AVX-512F and VPOPCNTDQ available.
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
 unsafe fn hamming_vpopcnt(a: *const u64, b: *const u64, n: usize) -> u32 {
@@ -463,50 +428,6 @@ unsafe fn hamming_lookup(a: *const u64, b: *const u64, n: usize) -> u32 {
 unsafe fn v4() -> V4 {
     // SAFETY: forwarded to the caller.
     unsafe { V4::new_unchecked() }
-}
-
-/// # Safety
-/// `RawF32` contract; x86-64-v4 available.
-#[target_feature(enable = "avx512f")]
-unsafe fn manhattan(a: *const f32, b: *const f32, n: usize) -> f32 {
-    // SAFETY: both pointers are valid for `n` reads (caller contract); the
-    // CPU has x86-64-v4 (detection in `avx512_table`).
-    unsafe {
-        let (a, b) = (slice(a, n), slice(b, n));
-        Simd::vectorize(v4(), Manhattan { a, b })
-    }
-}
-
-/// # Safety
-/// `RawF32InPlace` contract; x86-64-v4 available.
-#[target_feature(enable = "avx512f")]
-unsafe fn normalize(a: *mut f32, n: usize) -> f32 {
-    if n == 0 {
-        return 0.0;
-    }
-    // SAFETY: the caller gives exclusive access to `n` floats at `a`, and the
-    // CPU has x86-64-v4 (detection in `avx512_table`).
-    unsafe {
-        let nsq = norm_sq_body(a, n);
-        let a = std::slice::from_raw_parts_mut(a, n);
-        let simd = v4();
-        scale_to_unit(a, nsq, |a, factor| {
-            Simd::vectorize(simd, Scale { a, factor })
-        })
-    }
-}
-
-/// # Safety
-/// `RawWidenU8` contract; AVX-512F/BW available.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn widen_u8(src: *const u8, dst: *mut f32, n: usize) {
-    if n == 0 {
-        return;
-    }
-    // SAFETY: `src` has `n` readable bytes and `dst` `n` writable floats
-    // that do not overlap (caller contract).
-    let (src, dst) = unsafe { (slice(src, n), std::slice::from_raw_parts_mut(dst, n)) };
-    widen_slice(src, dst);
 }
 
 /// # Safety
@@ -708,159 +629,31 @@ unsafe fn halve4(s: [__m512; 4]) -> __m128 {
     _mm512_castps512_ps128(_mm512_permutexvar_ps(first, y))
 }
 
-gather_entry!(
-    #[target_feature(enable = "avx512f")]
-    dot_gather,
-    |q, _aux, row, dim| dot_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "avx512f")]
-    l2sq_gather,
-    |q, _aux, row, dim| l2sq_body(q, row, dim)
-);
-gather_entry!(
-    #[target_feature(enable = "avx512f")]
-    manhattan_gather,
-    |q, _aux, row, dim| manhattan(q, row, dim)
-);
+simd_glue!(features: "avx512f", token: v4);
 
 cosine_gather4!("avx512f", cosine_vecs, halve4);
 
-/// Defines a batch entry that runs a body over each row inside one
-/// `#[target_feature]` function: a direct (inlinable) call per row.
-macro_rules! batch {
-    ($name:ident, $body:ident, $t:ty, $o:ty, $features:literal) => {
-        /// # Safety
-        /// Layout contract of the raw batch kernel types; the table's ISA available.
-        #[target_feature(enable = $features)]
-        unsafe fn $name(
-            q: *const $t,
-            base: *const $t,
-            dim: usize,
-            stride: usize,
-            rows: usize,
-            out: *mut $o,
-        ) {
-            for i in 0..rows {
-                // SAFETY: row `i < rows` starts at `base + i * stride` with `dim`
-                // readable elements and `out` has `rows` writable slots (caller
-                // contract); the ISA was detected before the table was handed out.
-                unsafe { *out.add(i) = $body(q, base.add(i * stride), dim) };
-            }
-        }
-    };
-}
-
-batch!(dot_batch, dot_body, f32, f32, "avx512f");
-batch!(l2sq_batch, l2sq_body, f32, f32, "avx512f");
-batch!(
+batch_entry!(
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     hamming_vpopcnt_batch,
     hamming_vpopcnt_body,
     u64,
-    u32,
-    "avx512f,avx512vpopcntdq"
+    u32
 );
-batch!(
+batch_entry!(
+    #[target_feature(enable = "avx512f,avx512bw")]
     hamming_lookup_batch,
     hamming_lookup_body,
     u64,
-    u32,
-    "avx512f,avx512bw"
+    u32
 );
 
-/// Cosine against many rows: the query's own sum `q.q` is computed once.
-///
-/// # Safety
-/// `RawF32Batch` contract; AVX-512F available.
-#[target_feature(enable = "avx512f")]
-unsafe fn cosine_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    // SAFETY: `q` has `dim` readable floats; ISA detected (see the table note).
-    let qq = unsafe { norm_sq_body(q, dim) };
-    for i in 0..rows {
-        // SAFETY: row `i < rows` is readable for `dim` floats at
-        // `base + i * stride`, `out` has `rows` slots (caller contract).
-        unsafe {
-            let (qr, _, rr) = cosine_sums(q, base.add(i * stride), dim);
-            *out.add(i) = cosine_from_sums(qr, qq, rr);
-        }
-    }
-}
-
-/// # Safety
-/// `RawF32Batch` contract; x86-64-v4 available.
-#[target_feature(enable = "avx512f")]
-unsafe fn manhattan_batch(
-    q: *const f32,
-    base: *const f32,
-    dim: usize,
-    stride: usize,
-    rows: usize,
-    out: *mut f32,
-) {
-    if rows == 0 {
-        return;
-    }
-    // SAFETY: the caller guarantees `dim` readable floats at `q`, rows
-    // `0..rows` readable at `base + i * stride` (so `(rows - 1) * stride + dim`
-    // floats from `base`), and `rows` writable slots at `out`; the CPU has
-    // x86-64-v4 (detection in `avx512_table`).
-    unsafe {
-        let q = slice(q, dim);
-        let rows_slice = slice(base, (rows - 1) * stride + dim);
-        let out = std::slice::from_raw_parts_mut(out, rows);
-        Simd::vectorize(
-            v4(),
-            ManhattanBatch {
-                q,
-                rows: rows_slice,
-                stride,
-                out,
-            },
-        )
-    }
-}
-
-/// `RawProject` under this ISA's pulp token.
-///
-/// # Safety
-/// The CPU has x86-64-v4 (this table is handed out only then).
-unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]) {
-    // SAFETY: forwarded to the caller.
-    let simd = unsafe { v4() };
-    crate::kernels::project::run(simd, columns, offsets, padded, v, out)
-}
-
 /// The AVX-512 kernels for CPUs without VPOPCNTDQ (Hamming by nibble lookup).
-pub(super) static TABLE: KernelTable = KernelTable {
-    isa: Isa::Avx512,
-    dot,
-    l2sq,
-    cosine,
-    manhattan,
-    norm_sq,
-    normalize,
+pub(super) static TABLE: KernelTable = kernel_table!(
+    Isa::Avx512,
     hamming: hamming_lookup,
-    dot_batch,
-    l2sq_batch,
-    cosine_batch,
-    manhattan_batch,
-    hamming_batch: hamming_lookup_batch,
-    dot_gather,
-    l2sq_gather,
-    cosine_gather,
-    manhattan_gather,
-    widen_u8,
-    dot_u8,
-    quantize_u8,
-    project,
-};
+    hamming_batch: hamming_lookup_batch
+);
 
 /// The AVX-512 kernels for CPUs with VPOPCNTDQ (Hamming by `vpopcntq`).
 pub(super) static TABLE_VPOPCNTDQ: KernelTable = KernelTable {
