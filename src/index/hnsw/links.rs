@@ -55,7 +55,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::graph::{Cand, Graph, Scratch, FREE};
 use super::space::Space;
 use crate::store::Slab;
-use crate::Metric;
 
 /// Most hand-offs in a row for one dropped link (each goes to a node
 /// strictly nearer the dropped one, so the chain ends anyway).
@@ -200,7 +199,7 @@ impl<S: Space> Graph<S> {
     /// checker reports their unreachable nodes as it finds them.
     #[inline]
     pub(crate) fn guards_reachability(&self) -> bool {
-        !matches!(self.space.metric(), Metric::InnerProduct | Metric::Dot)
+        self.space.guards_reachability()
     }
 
     /// `slot`'s neighbourhood radius (level 0).

@@ -87,7 +87,10 @@ pub struct HnswBuilder<S> {
     level_mult: Option<f64>,
     selection: NeighborSelection,
     table: Option<&'static KernelTable>,
-    _space: std::marker::PhantomData<S>,
+    /// A user's space ([`HnswIndex::builder_with_space`]), else `make`
+    /// creates the built-in one from `dim`, `metric` and the kernel table.
+    space: Option<S>,
+    make: fn(usize, Metric, &'static KernelTable) -> Result<S>,
 }
 
 /// The shape of a graph, from [`HnswIndex::stats`].
@@ -109,7 +112,11 @@ pub struct HnswStats {
 pub const MAX_M0: usize = 1024;
 
 impl<S> HnswBuilder<S> {
-    fn new(dim: usize, metric: Metric) -> Self {
+    fn new(
+        dim: usize,
+        metric: Metric,
+        make: fn(usize, Metric, &'static KernelTable) -> Result<S>,
+    ) -> Self {
         HnswBuilder {
             dim,
             metric,
@@ -121,7 +128,8 @@ impl<S> HnswBuilder<S> {
             level_mult: None,
             selection: NeighborSelection::Heuristic,
             table: None,
-            _space: std::marker::PhantomData,
+            space: None,
+            make,
         }
     }
 
@@ -176,6 +184,8 @@ impl<S> HnswBuilder<S> {
     }
 
     /// Kernels to use instead of [`kernels::active`] (e.g. to compare ISAs).
+    /// A user's space ([`HnswIndex::builder_with_space`]) brings its own
+    /// distance, so this does not apply to it.
     pub fn kernels(mut self, table: &'static KernelTable) -> Self {
         self.table = Some(table);
         self
@@ -222,26 +232,23 @@ impl<S> HnswBuilder<S> {
     }
 }
 
-impl HnswBuilder<F32Space> {
+impl<S: Space> HnswBuilder<S> {
     /// Builds the empty index.
-    pub fn build(self) -> Result<Hnsw> {
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for parameters out of range (M, M0,
+    /// `ef_construction`, capacity, level multiplier), and the built-in
+    /// spaces' own: a zero dimension, or a metric HNSW does not support
+    /// ([`Error::UnsupportedMetric`]).
+    pub fn build(self) -> Result<HnswIndex<S>> {
         let params = self.params()?;
-        let table = self.table.unwrap_or_else(kernels::active);
-        let space = F32Space::new(self.dim, self.metric, table)?;
-        Ok(HnswIndex::from_graph(Graph::new(
-            space,
-            params,
-            self.capacity,
-        )))
-    }
-}
-
-impl HnswBuilder<BitSpace> {
-    /// Builds the empty index.
-    pub fn build(self) -> Result<BinaryHnsw> {
-        let params = self.params()?;
-        let table = self.table.unwrap_or_else(kernels::active);
-        let space = BitSpace::new(self.dim, table)?;
+        let space = match self.space {
+            Some(space) => space,
+            None => {
+                let table = self.table.unwrap_or_else(kernels::active);
+                (self.make)(self.dim, self.metric, table)?
+            }
+        };
         Ok(HnswIndex::from_graph(Graph::new(
             space,
             params,
@@ -254,7 +261,7 @@ impl Hnsw {
     /// Starts configuring an index of `dim`-dimensional vectors under
     /// `metric` (`L2`, `InnerProduct`, `Cosine` or `Dot`).
     pub fn builder(dim: usize, metric: Metric) -> HnswBuilder<F32Space> {
-        HnswBuilder::new(dim, metric)
+        HnswBuilder::new(dim, metric, F32Space::new)
     }
 }
 
@@ -262,7 +269,9 @@ impl BinaryHnsw {
     /// Starts configuring an index of `bits`-bit vectors (packed into
     /// `bits.div_ceil(64)` `u64` words) under Hamming distance.
     pub fn builder(bits: usize) -> HnswBuilder<BitSpace> {
-        HnswBuilder::new(bits, Metric::Hamming)
+        HnswBuilder::new(bits, Metric::Hamming, |bits, _, table| {
+            BitSpace::new(bits, table)
+        })
     }
 }
 
@@ -322,6 +331,71 @@ impl<S: Space> std::fmt::Debug for HnswIndex<S> {
 }
 
 impl<S: Space> HnswIndex<S> {
+    /// Starts configuring an index over a user-defined [`Space`]: any
+    /// element type and distance (hnswlib's custom spaces). Every index
+    /// operation works on it; saving needs [`StoredSpace`], which only the
+    /// built-in spaces implement.
+    ///
+    /// ```
+    /// use swann::index::hnsw::{HnswIndex, Space};
+    /// use swann::Metric;
+    ///
+    /// /// L1 distance with a weight per component.
+    /// #[derive(Clone, Debug)]
+    /// struct WeightedL1 {
+    ///     weights: Vec<f32>,
+    /// }
+    ///
+    /// impl Space for WeightedL1 {
+    ///     type Elem = f32;
+    ///     fn vector_len(&self) -> usize {
+    ///         self.weights.len()
+    ///     }
+    ///     fn metric(&self) -> Metric {
+    ///         Metric::Manhattan
+    ///     }
+    ///     fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+    ///         let terms = self.weights.iter().zip(a.iter().zip(b));
+    ///         terms.map(|(w, (x, y))| w * (x - y).abs()).sum()
+    ///     }
+    ///     fn prepare(&self, v: &[f32], out: &mut Vec<f32>) -> swann::Result<()> {
+    ///         if v.len() != self.weights.len() {
+    ///             return Err(swann::Error::DimensionMismatch {
+    ///                 expected: self.weights.len(),
+    ///                 got: v.len(),
+    ///             });
+    ///         }
+    ///         out.clear();
+    ///         out.extend_from_slice(v);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// // The second component counts ten times as much as the first.
+    /// let space = WeightedL1 { weights: vec![1.0, 10.0] };
+    /// let mut index = HnswIndex::builder_with_space(space).m(8).build()?;
+    /// index.insert(1, &[5.0, 0.0])?; // 5 from the query
+    /// index.insert(2, &[0.0, 1.0])?; // 10 from the query
+    /// index.insert(3, &[3.0, 0.0])?; // 3 from the query
+    /// let hits = index.search(&[0.0, 0.0], 3, 16)?;
+    /// let labels: Vec<u64> = hits.iter().map(|h| h.label).collect();
+    /// assert_eq!(labels, [3, 1, 2]);
+    /// assert_eq!(hits[2].distance, 10.0);
+    /// assert!(index.insert(4, &[1.0]).is_err());
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn builder_with_space(space: S) -> HnswBuilder<S> {
+        let len = space.vector_len();
+        let metric = space.metric();
+        let mut b = HnswBuilder::new(len, metric, |_, _, _| {
+            Err(Error::InvalidState(
+                "a builder made with a space never creates one".into(),
+            ))
+        });
+        b.space = Some(space);
+        b
+    }
+
     fn from_graph(graph: Graph<S>) -> Self {
         HnswIndex {
             insert_order: InsertOrder::default_for(graph.space.metric()),

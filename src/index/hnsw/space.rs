@@ -9,7 +9,10 @@ use crate::Metric;
 ///
 /// Implemented by [`F32Space`] and [`BitSpace`]; the graph code is generic
 /// over it and never sees an ISA: each space holds kernels resolved once when
-/// the index is created.
+/// the index is created. Implement it for a distance of your own and build
+/// an index over it with
+/// [`HnswIndex::builder_with_space`](super::HnswIndex::builder_with_space)
+/// (which has a weighted-L1 example).
 pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
     /// Vector element: `f32` components or `u64` words of bits.
     type Elem: bytemuck::Pod + Send + Sync + PartialEq + std::fmt::Debug;
@@ -17,8 +20,21 @@ pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
     /// Elements per stored vector.
     fn vector_len(&self) -> usize;
 
-    /// The metric results are reported in.
+    /// The metric results are reported in. A user-defined space names the
+    /// built-in metric that describes its distances best (a weighted L1
+    /// says [`Metric::Manhattan`]); the index only reports it, and uses it
+    /// for the default of [`Space::guards_reachability`] and of the insert
+    /// order.
     fn metric(&self) -> Metric;
+
+    /// Whether the graph keeps every node reachable from the entry point
+    /// when it prunes links (see the graph's join-order anchors). True for
+    /// distances that behave like metrics; false under inner product, where
+    /// nodes inside the convex hull of the others are rightly never any
+    /// query's nearest and forcing links to them costs recall.
+    fn guards_reachability(&self) -> bool {
+        !matches!(self.metric(), Metric::InnerProduct | Metric::Dot)
+    }
 
     /// Distance between two stored (prepared) vectors; smaller is closer.
     fn distance(&self, a: &[Self::Elem], b: &[Self::Elem]) -> f32;
