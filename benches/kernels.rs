@@ -10,7 +10,10 @@
 //!   `simsimd uses ...` line printed at start).
 //!
 //! Inputs are small and reused, so they stay in L1: this measures the
-//! kernels, not memory. They start on a 64-byte boundary, as rows of the
+//! kernels, not memory. The 8-bit integer groups (`dot_u8i8`, `l2sq_u8`)
+//! have one line per variant (`avx512+vnni`, `avx2+avxvnni`, ...), since
+//! those differ within an ISA; simsimd's line there is its `i8 x i8` kernel,
+//! the nearest it has. They start on a 64-byte boundary, as rows of the
 //! index store do (a 32-byte load that straddles two cache lines costs about
 //! twice as much on current x86 cores, for every implementation alike). `cargo bench --bench kernels -- --test` runs every
 //! line once as a smoke test.
@@ -120,6 +123,16 @@ mod simsimd_baseline {
         use simsimd::BinarySimilarity;
         let (a, b): (&[u8], &[u8]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
         u8::hamming(a, b).expect("same length") as u32
+    }
+
+    /// simsimd's `i8 x i8` dot product: its nearest kernel to `dot_u8i8`
+    /// (it has no `u8 x i8` one), reading the same bytes.
+    pub fn dot_i8(a: &[i8], b: &[i8]) -> f64 {
+        i8::dot(a, b).expect("same length")
+    }
+    /// simsimd's `i8` squared L2: its nearest kernel to `l2sq_u8`.
+    pub fn l2sq_i8(a: &[i8], b: &[i8]) -> f64 {
+        i8::l2sq(a, b).expect("same length")
     }
 
     /// Which of its back-ends simsimd dispatches to on this CPU.
@@ -347,8 +360,75 @@ fn bench_gather(c: &mut Criterion) {
     g.finish();
 }
 
+/// The 8-bit integer kernels, one line per variant of every ISA this CPU
+/// runs (VNNI, AVX-VNNI and dotprod variants beside the base tables), with
+/// the plain iterator code and simsimd's `i8` kernels as baselines.
+fn bench_int8(c: &mut Criterion) {
+    let variants: Vec<&'static KernelTable> = Isa::available()
+        .iter()
+        .flat_map(|&isa| KernelTable::variants(isa).iter().copied())
+        .collect();
+    for op in ["dot_u8i8", "l2sq_u8"] {
+        let mut g = c.benchmark_group(op);
+        g.warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(500))
+            .sample_size(20);
+        for dim in DIMS {
+            let mut r = xorshift(dim as u64);
+            let a = Aligned::new(dim, || r() as u8);
+            let b = Aligned::new(dim, || r() as u8);
+            let (a, b) = (a.get(), b.get());
+            let q: Vec<i8> = b.iter().map(|&x| x as i8).collect();
+            #[cfg(target_arch = "x86_64")]
+            let ai: Vec<i8> = a.iter().map(|&x| (x >> 1) as i8).collect();
+            g.throughput(Throughput::Bytes(dim as u64));
+            for t in &variants {
+                g.bench_with_input(BenchmarkId::new(t.variant(), dim), &dim, |bench, _| {
+                    if op == "dot_u8i8" {
+                        bench.iter(|| t.dot_u8i8(black_box(&q), black_box(a)))
+                    } else {
+                        bench.iter(|| t.l2sq_u8(black_box(a), black_box(b)) as i32)
+                    }
+                });
+            }
+            g.bench_with_input(BenchmarkId::new("iter", dim), &dim, |bench, _| {
+                if op == "dot_u8i8" {
+                    bench.iter(|| {
+                        black_box(&q)
+                            .iter()
+                            .zip(black_box(a))
+                            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                            .sum::<i32>()
+                    })
+                } else {
+                    bench.iter(|| {
+                        black_box(a)
+                            .iter()
+                            .zip(black_box(b))
+                            .map(|(&x, &y)| {
+                                let d = i32::from(x) - i32::from(y);
+                                d * d
+                            })
+                            .sum::<i32>()
+                    })
+                }
+            });
+            #[cfg(target_arch = "x86_64")]
+            g.bench_with_input(BenchmarkId::new("simsimd-i8", dim), &dim, |bench, _| {
+                if op == "dot_u8i8" {
+                    bench.iter(|| simsimd_baseline::dot_i8(black_box(&ai), black_box(&q)))
+                } else {
+                    bench.iter(|| simsimd_baseline::l2sq_i8(black_box(&ai), black_box(&q)))
+                }
+            });
+        }
+        g.finish();
+    }
+}
+
 criterion_group!(
     benches,
+    bench_int8,
     bench_f32,
     bench_hamming,
     bench_normalize,

@@ -89,13 +89,16 @@ macro_rules! gather_entry {
 /// definition for every ISA.
 macro_rules! batch_entry {
     ($(#[$attr:meta])* $name:ident, $body:path, $t:ty, $o:ty) => {
+        batch_entry!($(#[$attr])* $name, $body, $t, $t, $o);
+    };
+    ($(#[$attr:meta])* $name:ident, $body:path, $qt:ty, $rt:ty, $o:ty) => {
         /// # Safety
-        /// Layout contract of `RawF32Batch` / `RawHammingBatch` in `kernels`;
-        /// the table's ISA available.
+        /// Layout contract of the raw batch kernel types in `kernels`; the
+        /// table's ISA available.
         $(#[$attr])*
         pub(crate) unsafe fn $name(
-            q: *const $t,
-            base: *const $t,
+            q: *const $qt,
+            base: *const $rt,
             dim: usize,
             stride: usize,
             rows: usize,
@@ -326,27 +329,26 @@ macro_rules! simd_glue {
 }
 
 /// A [`KernelTable`] literal for `$isa` from the entries of the calling
-/// module, by their standard names; an ISA with more than one Hamming kernel
-/// names the pair this table uses.
+/// module, by their standard names, with its variant name and the module of
+/// integer kernels (`int_glue!`) it uses; a table for a sub-feature (VNNI,
+/// VPOPCNTDQ, dotprod) is this one with some entries replaced.
 macro_rules! kernel_table {
-    ($isa:expr) => {
-        kernel_table!($isa, hamming: hamming, hamming_batch: hamming_batch)
-    };
-    ($isa:expr, hamming: $hamming:expr, hamming_batch: $hamming_batch:expr) => {
+    ($isa:expr, $variant:literal, int: $int:ident) => {
         $crate::kernels::KernelTable {
             isa: $isa,
+            variant: $variant,
             dot,
             l2sq,
             cosine,
             manhattan,
             norm_sq,
             normalize,
-            hamming: $hamming,
+            hamming,
             dot_batch,
             l2sq_batch,
             cosine_batch,
             manhattan_batch,
-            hamming_batch: $hamming_batch,
+            hamming_batch,
             dot_gather,
             l2sq_gather,
             cosine_gather,
@@ -355,10 +357,13 @@ macro_rules! kernel_table {
             dot_u8,
             quantize_u8,
             project,
+            int: int_fields!($int),
         }
     };
 }
 
+#[macro_use]
+pub mod int8;
 #[cfg(any(
     all(target_arch = "x86_64", any(feature = "avx2", feature = "avx512")),
     all(target_arch = "aarch64", feature = "neon")
@@ -541,6 +546,7 @@ pub(crate) type RawProject =
 #[derive(Debug)]
 pub struct KernelTable {
     isa: Isa,
+    variant: &'static str,
     pub(crate) dot: RawF32,
     pub(crate) l2sq: RawF32,
     pub(crate) cosine: RawF32,
@@ -561,6 +567,7 @@ pub struct KernelTable {
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
     pub(crate) project: RawProject,
+    pub(crate) int: int8::IntKernels,
 }
 
 /// Which `f32` distance a [`F32Kernel`] computes.
@@ -778,24 +785,45 @@ fn check_batch(dim: usize, rows_len: usize, stride: usize, n: usize) {
 
 impl KernelTable {
     /// The table for `isa`, or `None` when this build lacks it or the running
-    /// CPU cannot execute it. Detection is cached after the first call.
+    /// CPU cannot execute it: the best of [`KernelTable::variants`] (the one
+    /// using every sub-feature the CPU has). Detection is cached after the
+    /// first call.
     pub fn for_isa(isa: Isa) -> Option<&'static KernelTable> {
+        Self::variants(isa).first().copied()
+    }
+
+    /// Every variant of `isa`'s table the running CPU can execute, best
+    /// first: the ISA's base table and those that also use a sub-feature
+    /// (AVX-512 VNNI and VPOPCNTDQ, AVX-VNNI, NEON dotprod). Empty when this
+    /// build lacks the ISA or the CPU cannot run it. Each variant gives the
+    /// same results (bit for bit where the kernel is exact); they exist so
+    /// that tests and benchmarks can reach the paths a CPU would not pick.
+    pub fn variants(isa: Isa) -> &'static [&'static KernelTable] {
         // Miri interprets the portable code, not the vector intrinsics:
         // under it every dispatch goes to the scalar reference.
         if cfg!(miri) && isa != Isa::Scalar {
-            return None;
+            return &[];
         }
         match isa {
-            Isa::Scalar => Some(&scalar::TABLE),
+            Isa::Scalar => {
+                static SCALAR: [&KernelTable; 1] = [&scalar::TABLE];
+                &SCALAR
+            }
             #[cfg(all(target_arch = "x86_64", feature = "avx2"))]
-            Isa::Avx2 => x86::avx2_table(),
+            Isa::Avx2 => x86::avx2_variants(),
             #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Isa::Avx512 => x86::avx512_table(),
+            Isa::Avx512 => x86::avx512_variants(),
             #[cfg(all(target_arch = "aarch64", feature = "neon"))]
-            Isa::Neon => aarch64::neon_table(),
+            Isa::Neon => aarch64::neon_variants(),
             #[allow(unreachable_patterns)]
-            _ => None,
+            _ => &[],
         }
+    }
+
+    /// The variant's name: the ISA and the sub-features its table uses
+    /// (`"avx512+vnni+vpopcntdq"`, `"neon+dotprod"`, `"scalar"`).
+    pub fn variant(&self) -> &'static str {
+        self.variant
     }
 
     /// Which ISA this table runs.

@@ -381,4 +381,10 @@ unsafe fn project(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], ou
     super::project::run(pulp::Scalar::new(), columns, offsets, padded, v, out)
 }
 
-pub(crate) static TABLE: KernelTable = kernel_table!(super::Isa::Scalar);
+int_glue!(
+    mod int,
+    dot: crate::kernels::int8::reference::dot_u8i8_body,
+    l2: crate::kernels::int8::reference::l2sq_u8_body
+);
+
+pub(crate) static TABLE: KernelTable = kernel_table!(super::Isa::Scalar, "scalar", int: int);

@@ -10,8 +10,19 @@ use super::KernelTable;
 
 mod neon;
 
-/// The NEON table when the CPU has Advanced SIMD.
-pub(super) fn neon_table() -> Option<&'static KernelTable> {
-    static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
-    *TABLE.get_or_init(|| std::arch::is_aarch64_feature_detected!("neon").then_some(&neon::TABLE))
+/// The NEON tables the CPU can run, best first: with the dot-product
+/// instructions (`sdot`/`udot`, Armv8.2 dotprod: Cortex-A55/A75 and later,
+/// Neoverse, Apple M1 and later) when it has them, then the base table.
+pub(super) fn neon_variants() -> &'static [&'static KernelTable] {
+    static VARIANTS: OnceLock<Vec<&'static KernelTable>> = OnceLock::new();
+    VARIANTS.get_or_init(|| {
+        let mut v = Vec::new();
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                v.push(&neon::TABLE_DOTPROD);
+            }
+            v.push(&neon::TABLE);
+        }
+        v
+    })
 }

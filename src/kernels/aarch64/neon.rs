@@ -300,5 +300,192 @@ gather_entry!(
     }
 );
 
-/// The NEON kernels. Handed out only by `super::neon_table`.
-pub(super) static TABLE: KernelTable = kernel_table!(Isa::Neon);
+// ---- 8-bit integer kernels (see `kernels::int8`) ----------------------------
+
+/// Exact `sum(q[i] * c[i])`: bytes widened to 16 bits (codes by `ushll`,
+/// the query by `sshll`) and multiplied into 32-bit lanes by `smlal`, 16
+/// codes per step, then one at a time.
+///
+/// # Safety
+/// NEON available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dot_u8i8_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: every vector load reads `i..i + 16` with `i + 16 <= n`, the
+    // tail `i < n`; both pointers have `n` readable elements (caller
+    // contract).
+    unsafe {
+        let (mut acc0, mut acc1) = (vdupq_n_s32(0), vdupq_n_s32(0));
+        while i + 16 <= n {
+            let cv = vld1q_u8(c.add(i));
+            let qv = vld1q_s8(q.add(i));
+            let c0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(cv)));
+            let c1 = vreinterpretq_s16_u16(vmovl_high_u8(cv));
+            let q0 = vmovl_s8(vget_low_s8(qv));
+            let q1 = vmovl_high_s8(qv);
+            acc0 = vmlal_s16(acc0, vget_low_s16(c0), vget_low_s16(q0));
+            acc1 = vmlal_high_s16(acc1, c0, q0);
+            acc0 = vmlal_s16(acc0, vget_low_s16(c1), vget_low_s16(q1));
+            acc1 = vmlal_high_s16(acc1, c1, q1);
+            i += 16;
+        }
+        let mut total = vaddvq_s32(vaddq_s32(acc0, acc1));
+        while i < n {
+            total = total.wrapping_add(i32::from(*q.add(i)) * i32::from(*c.add(i)));
+            i += 1;
+        }
+        total
+    }
+}
+
+/// Exact `sum((a[i] - b[i])^2)`: `vabd` per byte, squared into 16 bits by
+/// `umull` (at most 255^2), added pairwise into 32-bit lanes by `uadalp`.
+///
+/// # Safety
+/// NEON available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn l2sq_u8_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (vdupq_n_u32(0), vdupq_n_u32(0));
+        while i + 16 <= n {
+            let d = vabdq_u8(vld1q_u8(a.add(i)), vld1q_u8(b.add(i)));
+            acc0 = vpadalq_u16(acc0, vmull_u8(vget_low_u8(d), vget_low_u8(d)));
+            acc1 = vpadalq_u16(acc1, vmull_high_u8(d, d));
+            i += 16;
+        }
+        let mut total = vaddvq_u32(vaddq_u32(acc0, acc1));
+        while i < n {
+            let d = u32::from((*a.add(i)).abs_diff(*b.add(i)));
+            total = total.wrapping_add(d * d);
+            i += 1;
+        }
+        total
+    }
+}
+
+/// `udot acc.4s, a.16b, b.16b`: each 32-bit lane of `acc` plus the four
+/// products of its unsigned bytes. The dot-product intrinsics are not yet
+/// stable in Rust, so the instruction is written out.
+///
+/// # Safety
+/// NEON and dotprod available.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn udot(mut acc: uint32x4_t, a: uint8x16_t, b: uint8x16_t) -> uint32x4_t {
+    // SAFETY: a register-only instruction of the dotprod extension, which
+    // the caller guarantees.
+    unsafe {
+        core::arch::asm!(
+            "udot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `sdot acc.4s, a.16b, b.16b`: as [`udot`] with signed bytes.
+///
+/// # Safety
+/// NEON and dotprod available.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: as in `udot`.
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// As [`dot_u8i8_body`] with `sdot`: codes shifted to signed (`c ^ 0x80` is
+/// `c - 128`), so `sum(q * c) = sum(q * (c - 128)) + 128 * sum(q)`, the
+/// second sum also by `sdot` (against ones). Exact in `i32`.
+///
+/// # Safety
+/// NEON and dotprod available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dot_u8i8_dotprod_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`; the tail goes to it with the pointers
+    // advanced by `i <= n` and `n - i` elements left.
+    unsafe {
+        let (flip, ones) = (vdupq_n_u8(0x80), vdupq_n_s8(1));
+        let (mut acc, mut qsum) = (vdupq_n_s32(0), vdupq_n_s32(0));
+        while i + 16 <= n {
+            let cs = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(c.add(i)), flip));
+            let qv = vld1q_s8(q.add(i));
+            acc = sdot(acc, cs, qv);
+            qsum = sdot(qsum, qv, ones);
+            i += 16;
+        }
+        vaddvq_s32(acc)
+            .wrapping_add(vaddvq_s32(qsum).wrapping_mul(128))
+            .wrapping_add(dot_u8i8_body(q.add(i), c.add(i), n - i))
+    }
+}
+
+/// As [`l2sq_u8_body`] with `udot`: `|a - b|` per byte, squared and summed
+/// in groups of four into 32-bit lanes.
+///
+/// # Safety
+/// NEON and dotprod available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn l2sq_u8_dotprod_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_dotprod_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (vdupq_n_u32(0), vdupq_n_u32(0));
+        while i + 32 <= n {
+            let d0 = vabdq_u8(vld1q_u8(a.add(i)), vld1q_u8(b.add(i)));
+            let d1 = vabdq_u8(vld1q_u8(a.add(i + 16)), vld1q_u8(b.add(i + 16)));
+            acc0 = udot(acc0, d0, d0);
+            acc1 = udot(acc1, d1, d1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            let d0 = vabdq_u8(vld1q_u8(a.add(i)), vld1q_u8(b.add(i)));
+            acc0 = udot(acc0, d0, d0);
+            i += 16;
+        }
+        vaddvq_u32(vaddq_u32(acc0, acc1)).wrapping_add(l2sq_u8_body(a.add(i), b.add(i), n - i))
+    }
+}
+
+int_glue!(
+    #[target_feature(enable = "neon")]
+    mod int_neon,
+    dot: super::dot_u8i8_body,
+    l2: super::l2sq_u8_body
+);
+int_glue!(
+    #[target_feature(enable = "neon,dotprod")]
+    mod int_dotprod,
+    dot: super::dot_u8i8_dotprod_body,
+    l2: super::l2sq_u8_dotprod_body
+);
+
+/// The NEON kernels. Handed out only by `super::neon_variants`.
+pub(super) static TABLE: KernelTable = kernel_table!(Isa::Neon, "neon", int: int_neon);
+
+/// The NEON kernels with `sdot`/`udot` integer kernels. Handed out only by
+/// `super::neon_variants`, after dotprod detection.
+pub(super) static TABLE_DOTPROD: KernelTable = KernelTable {
+    variant: "neon+dotprod",
+    int: int_fields!(int_dotprod),
+    ..TABLE
+};

@@ -578,5 +578,199 @@ unsafe fn hsum4(s: [__m256; 4]) -> __m128 {
 
 cosine_gather4!("avx2,fma", cosine_vecs, hsum4);
 
-/// The AVX2+FMA kernels. Handed out only by `super::avx2_table`.
-pub(super) static TABLE: KernelTable = kernel_table!(Isa::Avx2);
+// ---- 8-bit integer kernels (see `kernels::int8`) ----------------------------
+
+/// Horizontal wrapping sum of eight `i32` lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// `|a - b|` per byte, from two saturating subtractions (one is zero).
+///
+/// # Safety
+/// AVX2 available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn absdiff_u8(a: __m256i, b: __m256i) -> __m256i {
+    _mm256_or_si256(_mm256_subs_epu8(a, b), _mm256_subs_epu8(b, a))
+}
+
+/// Exact `sum(q[i] * c[i])`: bytes widened to 16 bits (`vpmovzxbw` for the
+/// codes, `vpmovsxbw` for the query) and multiplied pairwise into 32-bit
+/// lanes by `vpmaddwd`, so no intermediate saturates (`vpmaddubsw` would:
+/// `255 * 127 * 2` exceeds `i16`). 32 codes per step, then 16, then one at
+/// a time.
+///
+/// # Safety
+/// AVX2 available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_u8i8_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: every 32-byte load reads `i..i + 32` with `i + 32 <= n`, every
+    // 16-byte one `i..i + 16` with `i + 16 <= n`, the tail `i < n`; both
+    // pointers have `n` readable elements (caller contract).
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        while i + 32 <= n {
+            let cv = _mm256_loadu_si256(c.add(i).cast());
+            let qv = _mm256_loadu_si256(q.add(i).cast());
+            let c0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(cv));
+            let c1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(cv));
+            let q0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(qv));
+            let q1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(qv));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, q0));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(c1, q1));
+            i += 32;
+        }
+        if i + 16 <= n {
+            let c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(c.add(i).cast()));
+            let q0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(q.add(i).cast()));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, q0));
+            i += 16;
+        }
+        let mut total = hsum_i32(_mm256_add_epi32(acc0, acc1));
+        while i < n {
+            total = total.wrapping_add(i32::from(*q.add(i)) * i32::from(*c.add(i)));
+            i += 1;
+        }
+        total
+    }
+}
+
+/// Exact `sum((a[i] - b[i])^2)`: `|a - b|` per byte, widened to 16 bits and
+/// squared pairwise into 32-bit lanes by `vpmaddwd` (each lane stays below
+/// `2^31` for `n <= MAX_INT_DIM`; the total is summed modulo `2^32`, which
+/// is exact below `2^32`).
+///
+/// # Safety
+/// AVX2 available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn l2sq_u8_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        while i + 32 <= n {
+            let d = absdiff_u8(
+                _mm256_loadu_si256(a.add(i).cast()),
+                _mm256_loadu_si256(b.add(i).cast()),
+            );
+            let d0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(d));
+            let d1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(d));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(d0, d0));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(d1, d1));
+            i += 32;
+        }
+        let mut total = hsum_i32(_mm256_add_epi32(acc0, acc1)) as u32;
+        while i < n {
+            let d = u32::from((*a.add(i)).abs_diff(*b.add(i)));
+            total = total.wrapping_add(d * d);
+            i += 1;
+        }
+        total
+    }
+}
+
+/// As [`dot_u8i8_body`] with AVX-VNNI: `vpdpbusd` multiplies 32 unsigned
+/// code bytes by 32 signed query bytes and adds each group of four products
+/// into a 32-bit lane, exactly (no saturation: the `s` form is not used).
+/// 64 codes per step, then 32, then [`dot_u8i8_body`]'s 16-wide step and
+/// scalar tail.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`; the rest goes to it with the pointers
+    // advanced by `i <= n` and `n - i` elements left.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        while i + 64 <= n {
+            let c0 = _mm256_loadu_si256(c.add(i).cast());
+            let q0 = _mm256_loadu_si256(q.add(i).cast());
+            let c1 = _mm256_loadu_si256(c.add(i + 32).cast());
+            let q1 = _mm256_loadu_si256(q.add(i + 32).cast());
+            acc0 = _mm256_dpbusd_avx_epi32(acc0, c0, q0);
+            acc1 = _mm256_dpbusd_avx_epi32(acc1, c1, q1);
+            i += 64;
+        }
+        if i + 32 <= n {
+            let c0 = _mm256_loadu_si256(c.add(i).cast());
+            let q0 = _mm256_loadu_si256(q.add(i).cast());
+            acc0 = _mm256_dpbusd_avx_epi32(acc0, c0, q0);
+            i += 32;
+        }
+        hsum_i32(_mm256_add_epi32(acc0, acc1)).wrapping_add(dot_u8i8_body(
+            q.add(i),
+            c.add(i),
+            n - i,
+        ))
+    }
+}
+
+/// As [`l2sq_u8_body`] with AVX-VNNI: `vpdpwssd` squares the widened
+/// differences and accumulates in one instruction.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn l2sq_u8_vnni_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_vnni_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        while i + 32 <= n {
+            let d = absdiff_u8(
+                _mm256_loadu_si256(a.add(i).cast()),
+                _mm256_loadu_si256(b.add(i).cast()),
+            );
+            let d0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(d));
+            let d1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(d));
+            acc0 = _mm256_dpwssd_avx_epi32(acc0, d0, d0);
+            acc1 = _mm256_dpwssd_avx_epi32(acc1, d1, d1);
+            i += 32;
+        }
+        (hsum_i32(_mm256_add_epi32(acc0, acc1)) as u32).wrapping_add(l2sq_u8_body(
+            a.add(i),
+            b.add(i),
+            n - i,
+        ))
+    }
+}
+
+int_glue!(
+    #[target_feature(enable = "avx2,fma")]
+    mod int_avx2,
+    dot: super::dot_u8i8_body,
+    l2: super::l2sq_u8_body
+);
+int_glue!(
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    mod int_avxvnni,
+    dot: super::dot_u8i8_vnni_body,
+    l2: super::l2sq_u8_vnni_body
+);
+
+/// The AVX2+FMA kernels. Handed out only by `super::avx2_variants`.
+pub(super) static TABLE: KernelTable = kernel_table!(Isa::Avx2, "avx2", int: int_avx2);
+
+/// The AVX2+FMA kernels with AVX-VNNI integer kernels. Handed out only by
+/// `super::avx2_variants`, after AVX-VNNI detection.
+pub(super) static TABLE_VNNI: KernelTable = KernelTable {
+    variant: "avx2+avxvnni",
+    int: int_fields!(int_avxvnni),
+    ..TABLE
+};

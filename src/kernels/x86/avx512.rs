@@ -1,9 +1,9 @@
 //! AVX-512 kernels (512-bit vectors, sixteen `f32` lanes).
 //!
-//! Every function here is reachable only through [`TABLE`] or
-//! [`TABLE_VPOPCNTDQ`], which `super::avx512_table` hands out only after
-//! run-time detection found AVX-512F/BW/CD/DQ/VL (pulp's `V4`), and, for
-//! `TABLE_VPOPCNTDQ`, AVX-512 VPOPCNTDQ. That detection is the check behind
+//! Every function here is reachable only through [`TABLE`] and its
+//! variants, which `super::avx512_variants` hands out only after run-time
+//! detection found AVX-512F/BW/CD/DQ/VL (pulp's `V4`), and, for the
+//! variants, AVX-512 VPOPCNTDQ and/or VNNI. That detection is the check behind
 //! every `#[target_feature]` call below; pointer validity is the caller's
 //! contract from the raw kernel types in `kernels/mod.rs`.
 //!
@@ -648,18 +648,219 @@ batch_entry!(
     u32
 );
 
-/// The AVX-512 kernels for CPUs without VPOPCNTDQ (Hamming by nibble lookup).
-pub(super) static TABLE: KernelTable = kernel_table!(
-    Isa::Avx512,
-    hamming: hamming_lookup,
-    hamming_batch: hamming_lookup_batch
+// ---- 8-bit integer kernels (see `kernels::int8`) ----------------------------
+
+/// A mask of the first `k <= 32` byte lanes.
+#[inline(always)]
+fn first_bytes32(k: usize) -> __mmask32 {
+    if k >= 32 {
+        !0
+    } else {
+        (1u32 << k) - 1
+    }
+}
+
+/// A mask of the first `k <= 64` byte lanes.
+#[inline(always)]
+fn first_bytes64(k: usize) -> __mmask64 {
+    if k >= 64 {
+        !0
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// Exact `sum(q[i] * c[i])`: as the AVX2 kernel (bytes widened to 16 bits,
+/// `vpmaddwd` into 32-bit lanes, never saturating), 64 codes per step, the
+/// last 1..=63 by masked 32-byte loads (masked lanes load as 0).
+///
+/// # Safety
+/// AVX-512F/BW/VL available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn dot_u8i8_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: every full load reads `i..i + 64` with `i + 64 <= n`; masked
+    // loads touch only lanes below `n - i`; both pointers have `n` readable
+    // elements (caller contract).
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        while i + 64 <= n {
+            let cv = _mm512_loadu_si512(c.add(i).cast());
+            let qv = _mm512_loadu_si512(q.add(i).cast());
+            let c0 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(cv));
+            let c1 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(cv));
+            let q0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(qv));
+            let q1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64::<1>(qv));
+            acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, q0));
+            acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(c1, q1));
+            i += 64;
+        }
+        while i < n {
+            let m = first_bytes32(n - i);
+            let c0 = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c.add(i).cast()));
+            let q0 = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, q.add(i).cast()));
+            acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, q0));
+            i += 32;
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1))
+    }
+}
+
+/// `|a - b|` per byte of 32-byte vectors.
+///
+/// # Safety
+/// AVX2 available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn absdiff_u8_256(a: __m256i, b: __m256i) -> __m256i {
+    _mm256_or_si256(_mm256_subs_epu8(a, b), _mm256_subs_epu8(b, a))
+}
+
+/// Exact `sum((a[i] - b[i])^2)`: `|a - b|` per byte, widened to 16 bits and
+/// squared pairwise by `vpmaddwd`, 64 bytes per step, masked 32-byte tails.
+///
+/// # Safety
+/// AVX-512F/BW/VL available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn l2sq_u8_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        while i + 64 <= n {
+            let av = _mm512_loadu_si512(a.add(i).cast());
+            let bv = _mm512_loadu_si512(b.add(i).cast());
+            let d = _mm512_or_si512(_mm512_subs_epu8(av, bv), _mm512_subs_epu8(bv, av));
+            let d0 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(d));
+            let d1 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(d));
+            acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(d0, d0));
+            acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(d1, d1));
+            i += 64;
+        }
+        while i < n {
+            let m = first_bytes32(n - i);
+            let d = absdiff_u8_256(
+                _mm256_maskz_loadu_epi8(m, a.add(i).cast()),
+                _mm256_maskz_loadu_epi8(m, b.add(i).cast()),
+            );
+            let d0 = _mm512_cvtepu8_epi16(d);
+            acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(d0, d0));
+            i += 32;
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)) as u32
+    }
+}
+
+/// As [`dot_u8i8_body`] with AVX-512 VNNI: `vpdpbusd` multiplies 64 code
+/// bytes by 64 query bytes and adds each group of four into a 32-bit lane,
+/// exactly; 128 codes per step, then 64, then one masked step.
+///
+/// # Safety
+/// AVX-512F/BW/VL and VNNI available; `q` and `c` have `n` readable elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        while i + 128 <= n {
+            let c0 = _mm512_loadu_si512(c.add(i).cast());
+            let q0 = _mm512_loadu_si512(q.add(i).cast());
+            let c1 = _mm512_loadu_si512(c.add(i + 64).cast());
+            let q1 = _mm512_loadu_si512(q.add(i + 64).cast());
+            acc0 = _mm512_dpbusd_epi32(acc0, c0, q0);
+            acc1 = _mm512_dpbusd_epi32(acc1, c1, q1);
+            i += 128;
+        }
+        while i < n {
+            let m = first_bytes64(n - i);
+            let c0 = _mm512_maskz_loadu_epi8(m, c.add(i).cast());
+            let q0 = _mm512_maskz_loadu_epi8(m, q.add(i).cast());
+            acc0 = _mm512_dpbusd_epi32(acc0, c0, q0);
+            i += 64;
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1))
+    }
+}
+
+/// As [`l2sq_u8_body`] with AVX-512 VNNI: `vpdpwssd` squares the widened
+/// differences and accumulates in one instruction.
+///
+/// # Safety
+/// AVX-512F/BW/VL and VNNI available; `a` and `b` have `n` readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn l2sq_u8_vnni_body(a: *const u8, b: *const u8, n: usize) -> u32 {
+    let mut i = 0;
+    // SAFETY: as in `dot_u8i8_body`.
+    unsafe {
+        let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        while i + 64 <= n {
+            let av = _mm512_loadu_si512(a.add(i).cast());
+            let bv = _mm512_loadu_si512(b.add(i).cast());
+            let d = _mm512_or_si512(_mm512_subs_epu8(av, bv), _mm512_subs_epu8(bv, av));
+            let d0 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(d));
+            let d1 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(d));
+            acc0 = _mm512_dpwssd_epi32(acc0, d0, d0);
+            acc1 = _mm512_dpwssd_epi32(acc1, d1, d1);
+            i += 64;
+        }
+        while i < n {
+            let m = first_bytes32(n - i);
+            let d = absdiff_u8_256(
+                _mm256_maskz_loadu_epi8(m, a.add(i).cast()),
+                _mm256_maskz_loadu_epi8(m, b.add(i).cast()),
+            );
+            let d0 = _mm512_cvtepu8_epi16(d);
+            acc0 = _mm512_dpwssd_epi32(acc0, d0, d0);
+            i += 32;
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)) as u32
+    }
+}
+
+int_glue!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    mod int_avx512,
+    dot: super::dot_u8i8_body,
+    l2: super::l2sq_u8_body
 );
+int_glue!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    mod int_vnni,
+    dot: super::dot_u8i8_vnni_body,
+    l2: super::l2sq_u8_vnni_body
+);
+
+use self::hamming_lookup as hamming;
+use self::hamming_lookup_batch as hamming_batch;
+
+/// The AVX-512 kernels for CPUs without VPOPCNTDQ (Hamming by nibble lookup).
+pub(super) static TABLE: KernelTable = kernel_table!(Isa::Avx512, "avx512", int: int_avx512);
 
 /// The AVX-512 kernels for CPUs with VPOPCNTDQ (Hamming by `vpopcntq`).
 pub(super) static TABLE_VPOPCNTDQ: KernelTable = KernelTable {
+    variant: "avx512+vpopcntdq",
     hamming: hamming_vpopcnt,
     hamming_batch: hamming_vpopcnt_batch,
     ..TABLE
+};
+
+/// The AVX-512 kernels for CPUs with VNNI but not VPOPCNTDQ.
+pub(super) static TABLE_VNNI: KernelTable = KernelTable {
+    variant: "avx512+vnni",
+    int: int_fields!(int_vnni),
+    ..TABLE
+};
+
+/// The AVX-512 kernels for CPUs with both VNNI and VPOPCNTDQ.
+pub(super) static TABLE_VNNI_VPOPCNTDQ: KernelTable = KernelTable {
+    variant: "avx512+vnni+vpopcntdq",
+    int: int_fields!(int_vnni),
+    ..TABLE_VPOPCNTDQ
 };
 
 #[cfg(test)]
@@ -669,7 +870,7 @@ mod tests {
     /// is checked on VPOPCNTDQ machines as well.
     #[test]
     fn hamming_variants_agree() {
-        if super::super::avx512_table().is_none() {
+        if super::super::avx512_variants().is_empty() {
             return;
         }
         let vpopcnt = is_x86_feature_detected!("avx512vpopcntdq");
@@ -686,7 +887,7 @@ mod tests {
             for off in 0..3 {
                 let (a, b) = (&words[off..off + n], &words[300 + off..300 + off + n]);
                 let want: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
-                // SAFETY: avx512_table() returned Some, so the CPU has
+                // SAFETY: avx512_variants() returned a table, so the CPU has
                 // AVX-512F/BW; both slices hold `n` words.
                 let got = unsafe { super::hamming_lookup_body(a.as_ptr(), b.as_ptr(), n) };
                 assert_eq!(got, want, "lookup, n = {n}");

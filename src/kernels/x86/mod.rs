@@ -109,39 +109,61 @@ unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
     _mm_blendv_ps(d, one, bb_zero)
 }
 
-/// The AVX2+FMA table when the CPU has both (and the rest of x86-64-v3:
-/// BMI1/2, LZCNT, MOVBE, POPCNT, which every AVX2+FMA CPU has, and which the
-/// generic kernels compiled through pulp's `V3` may use).
+/// The AVX2+FMA tables the CPU can run, best first: with AVX-VNNI
+/// (`vpdpbusd` on 256-bit registers, Alder Lake, Sapphire Rapids, Zen 5 and
+/// later) when it has that, then the base table. The base needs AVX2, FMA
+/// and the rest of x86-64-v3 (BMI1/2, LZCNT, MOVBE, POPCNT, which every
+/// AVX2+FMA CPU has, and which the generic kernels compiled through pulp's
+/// `V3` may use).
 #[cfg(feature = "avx2")]
-pub(super) fn avx2_table() -> Option<&'static KernelTable> {
-    static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
-    *TABLE.get_or_init(|| {
-        let ok = is_x86_feature_detected!("avx2")
+pub(super) fn avx2_variants() -> &'static [&'static KernelTable] {
+    static VARIANTS: OnceLock<Vec<&'static KernelTable>> = OnceLock::new();
+    VARIANTS.get_or_init(|| {
+        let base = is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("popcnt")
             && pulp::x86::V3::is_available();
-        ok.then_some(&avx2::TABLE)
+        let mut v = Vec::new();
+        if base {
+            if is_x86_feature_detected!("avxvnni") {
+                v.push(&avx2::TABLE_VNNI);
+            }
+            v.push(&avx2::TABLE);
+        }
+        v
     })
 }
 
-/// The AVX-512 table when the CPU has AVX-512F, BW, CD, DQ and VL (pulp's
-/// `V4`, i.e. x86-64-v4: every AVX-512 CPU since Skylake-SP). Hamming uses
-/// VPOPCNTDQ when the CPU has it (Ice Lake, Zen 4 and later) and a BW
-/// nibble-lookup count otherwise; the choice is made here, once, by picking
-/// one of two static tables, so the kernel itself never branches on it.
+/// The AVX-512 tables the CPU can run, best first. The base needs AVX-512F,
+/// BW, CD, DQ and VL (pulp's `V4`, i.e. x86-64-v4: every AVX-512 CPU since
+/// Skylake-SP). Hamming uses VPOPCNTDQ when the CPU has it (Ice Lake, Zen 4
+/// and later) and a BW nibble-lookup count otherwise; the integer kernels use
+/// AVX-512 VNNI (`vpdpbusd`, Cascade Lake, Ice Lake, Zen 4 and later) when
+/// the CPU has it. The choice is made here, once, by picking static tables,
+/// so no kernel branches on it.
 #[cfg(feature = "avx512")]
-pub(super) fn avx512_table() -> Option<&'static KernelTable> {
-    static TABLE: OnceLock<Option<&'static KernelTable>> = OnceLock::new();
-    *TABLE.get_or_init(|| {
+pub(super) fn avx512_variants() -> &'static [&'static KernelTable] {
+    static VARIANTS: OnceLock<Vec<&'static KernelTable>> = OnceLock::new();
+    VARIANTS.get_or_init(|| {
         let base = is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && pulp::x86::V4::is_available();
         if !base {
-            None
-        } else if is_x86_feature_detected!("avx512vpopcntdq") {
-            Some(&avx512::TABLE_VPOPCNTDQ)
-        } else {
-            Some(&avx512::TABLE)
+            return Vec::new();
         }
+        let vnni = is_x86_feature_detected!("avx512vnni");
+        let vpopcnt = is_x86_feature_detected!("avx512vpopcntdq");
+        let mut v = Vec::new();
+        if vnni && vpopcnt {
+            v.push(&avx512::TABLE_VNNI_VPOPCNTDQ);
+        }
+        if vnni {
+            v.push(&avx512::TABLE_VNNI);
+        }
+        if vpopcnt {
+            v.push(&avx512::TABLE_VPOPCNTDQ);
+        }
+        v.push(&avx512::TABLE);
+        v
     })
 }
