@@ -6,6 +6,7 @@
 //!   cached dispatch table.
 //! - [`index`]: the indexes built on them (HNSW, exact flat scan).
 //! - [`store`]: aligned storage for vectors and graph records.
+//! - [`quant`]: quantizers (8-bit scalar codes) and their distance estimates.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
 //! - [`metric`] and [`error`]: the base layer every other module uses.
 //! - [`prelude`]: the common names, and [`index::api::AnnIndex`], the one
@@ -24,6 +25,7 @@ pub mod io;
 pub mod kernels;
 pub mod metric;
 pub mod prelude;
+pub mod quant;
 mod rng;
 pub mod store;
 
