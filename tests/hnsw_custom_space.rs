@@ -120,7 +120,9 @@ fn a_user_space_builds_a_sound_graph_and_finds_true_neighbours() {
         )
         .unwrap();
     assert_eq!(even.len(), 5);
-    assert!(even.iter().all(|n| n.label.is_multiple_of(2) && n.label % 3 != 0));
+    assert!(even
+        .iter()
+        .all(|n| n.label.is_multiple_of(2) && n.label % 3 != 0));
 }
 
 #[test]
@@ -136,4 +138,40 @@ fn a_user_space_checks_its_own_input() {
         weights: vec![1.0; 4],
     };
     assert!(HnswIndex::builder_with_space(space).m(1).build().is_err());
+}
+
+#[test]
+fn the_flat_index_searches_by_a_callers_distance() {
+    let dim = 8;
+    let data = rows(500, dim, 4);
+    let mut index = FlatIndex::new(dim, Metric::L2).unwrap();
+    for (i, r) in data.iter().enumerate() {
+        index.add(i as u64, r).unwrap();
+    }
+    // The caller's squared L2 ranks as the built-in one does.
+    let l2 =
+        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+    for q in rows(20, dim, 6) {
+        let own: Vec<u64> = index
+            .search(&q, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.label)
+            .collect();
+        let by: Vec<u64> = index
+            .search_by(&q, 10, l2)
+            .unwrap()
+            .iter()
+            .map(|n| n.label)
+            .collect();
+        assert_eq!(own, by);
+    }
+    // A weighted distance changes the answer the way it should.
+    let first_only = |a: &[f32], b: &[f32]| (a[0] - b[0]).abs();
+    let hits = index.search_by(&data[3], 1, first_only).unwrap();
+    assert_eq!(hits[0].distance, 0.0);
+    // NaN distances and bad queries are errors.
+    assert!(index.search_by(&data[0], 3, |_, _| f32::NAN).is_err());
+    assert!(index.search_by(&data[0][..3], 3, l2).is_err());
+    assert!(index.search_by(&data[0], 0, l2).is_err());
 }

@@ -289,6 +289,69 @@ impl FlatIndex {
             .collect())
     }
 
+    /// The exact `k` nearest labels to `query` under a distance of the
+    /// caller's (hnswlib's custom spaces, for the brute-force index):
+    /// `distance(query, row)` for every stored row, smaller is closer, ties
+    /// broken by label. Rows are as stored (normalized under cosine and
+    /// angular); the index's own metric is not used.
+    ///
+    /// ```
+    /// use swann::index::flat::FlatIndex;
+    /// use swann::Metric;
+    ///
+    /// let mut index = FlatIndex::new(2, Metric::Manhattan)?;
+    /// index.add(1, &[5.0, 0.0])?;
+    /// index.add(2, &[0.0, 1.0])?;
+    /// index.add(3, &[3.0, 0.0])?;
+    /// // L1 with the second component weighted ten times the first.
+    /// let weights = [1.0f32, 10.0];
+    /// let weighted_l1 = |a: &[f32], b: &[f32]| -> f32 {
+    ///     weights.iter().zip(a.iter().zip(b)).map(|(w, (x, y))| w * (x - y).abs()).sum()
+    /// };
+    /// let hits = index.search_by(&[0.0, 0.0], 3, weighted_l1)?;
+    /// let labels: Vec<u64> = hits.iter().map(|h| h.label).collect();
+    /// assert_eq!(labels, [3, 1, 2]);
+    /// assert_eq!(hits[2].distance, 10.0);
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `k == 0` or when `distance` returns
+    /// NaN; the query's own errors (length, non-finite values).
+    pub fn search_by<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        query: &[f32],
+        k: usize,
+        distance: D,
+    ) -> Result<Vec<Neighbor>> {
+        if k == 0 {
+            return Err(Error::InvalidParameter("k must be at least 1".into()));
+        }
+        check_vector(query, self.dim)?;
+        let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
+        for i in 0..self.len() {
+            let d = distance(query, &self.rows.row(i)[..self.dim]);
+            let label = self.labels[i];
+            if d.is_nan() {
+                return Err(Error::InvalidParameter(format!(
+                    "the distance to label {label} is NaN"
+                )));
+            }
+            let hit = Hit(d, label);
+            if heap.len() < k || hit < *heap.peek().expect("non-empty") {
+                heap.push(hit);
+                if heap.len() > k {
+                    heap.pop();
+                }
+            }
+        }
+        Ok(heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Hit(distance, label)| Neighbor { label, distance })
+            .collect())
+    }
+
     /// Searches every row of `queries` in parallel.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
         if !queries.len().is_multiple_of(self.dim) {
