@@ -20,11 +20,16 @@
 //! |---|---|---|
 //! | scalar | widening loop | widening loop |
 //! | AVX2 | `vpmovzxbw`/`vpmovsxbw` + `vpmaddwd` (16-bit products, so `vpmaddubsw`'s saturation never happens) | `|a - b|` by saturating subtractions, `vpmaddwd` |
-//! | AVX-VNNI | `vpdpbusd` (256-bit) | `vpdpwssd` on widened differences |
+//! | AVX-VNNI | `vpdpbusd` (256-bit, four chains) | as AVX2 |
 //! | AVX-512 (BW) | as AVX2, 512-bit, masked tails | as AVX2, 512-bit |
-//! | AVX-512 VNNI | `vpdpbusd` (512-bit), masked tails | `vpdpwssd` |
+//! | AVX-512 VNNI | `vpdpbusd` (512-bit, four chains), masked tails | as AVX-512 |
 //! | NEON | widening `smlal` | `vabd` + `umull` + `uadalp` |
 //! | NEON dotprod | `sdot` on `c - 128` plus `128 * sum(q)` | `vabd` + `udot` |
+//!
+//! `vpdpwssd` would fuse L2's multiply and add, but its five-cycle latency
+//! sits on the accumulator chain where `vpaddd`'s one cycle does: it
+//! measured slower with AVX-VNNI and no faster with AVX-512 VNNI, so the
+//! VNNI variants keep the `vpmaddwd` L2.
 
 use super::KernelTable;
 
