@@ -378,6 +378,54 @@ impl PyHnsw {
         Ok((array2(py, out_l, rows, k)?, array2(py, out_d, rows, k)?))
     }
 
+    /// The ``k`` nearest labels to the stored vector of each of ``labels``,
+    /// the level-0 search starting at the item itself (N2's search by id),
+    /// so a live item is always among its own results whatever ``ef``.
+    /// Returns ``(labels, distances)`` of shape ``(n, k)``, padded as
+    /// :meth:`search` pads. Unknown labels raise ``KeyError``. Releases the
+    /// GIL.
+    #[pyo3(signature = (labels, k = 10, *, ef = None, num_threads = -1))]
+    fn search_by_label<'py>(
+        &self,
+        py: Python<'py>,
+        labels: &Bound<'py, PyAny>,
+        k: usize,
+        ef: Option<usize>,
+        num_threads: i64,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        use rayon::prelude::*;
+        if k == 0 {
+            return Err(PyValueError::new_err("k must be at least 1"));
+        }
+        let ids = crate::common::labels(labels, "labels")?;
+        let ef = ef.unwrap_or_else(|| self.ef.load(Ordering::Relaxed));
+        let rows = ids.len();
+        let total = rows
+            .checked_mul(k)
+            .ok_or_else(|| PyValueError::new_err("k too large"))?;
+        let mut out_l = filled(total, u64::MAX)?;
+        let mut out_d = filled(total, f32::INFINITY)?;
+        let threads = self.threads(num_threads);
+        let done = py.detach(|| {
+            let index = self.inner.read_recursive();
+            with_threads(threads, || {
+                out_l
+                    .par_chunks_mut(k)
+                    .zip(out_d.par_chunks_mut(k))
+                    .zip(ids.par_iter())
+                    .try_for_each(|((l, d), &id)| {
+                        for (i, h) in index.search_by_label(id, k, ef)?.iter().enumerate() {
+                            l[i] = h.label;
+                            d[i] = h.distance;
+                        }
+                        Ok::<(), swann::Error>(())
+                    })
+            })
+        })?;
+        done.py()?;
+        Ok((array2(py, out_l, rows, k)?, array2(py, out_d, rows, k)?))
+    }
+
     /// The stored vectors of ``labels`` as a float32 array ``(n, dim)``
     /// (normalized, for cosine). Unknown labels raise ``KeyError``; so do
     /// deleted ones unless ``include_deleted``.

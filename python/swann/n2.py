@@ -197,11 +197,30 @@ class HnswIndex:
         labels, dist = self._search(self._vector(v), k, ef_search, 1)
         return self._results(labels, dist, include_distances)[0]
 
+    def _search_ids(self, item_ids: Any, k: int, ef_search: int, num_threads: int):
+        k = int(k)
+        if k <= 0:
+            raise ValueError("k must be positive")
+        ids = np.asarray(item_ids).reshape(-1)
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0):
+            raise InputError("item ids must be non-negative integers")
+        # N2 searches by id from the item itself with ef_search = 50 * k by
+        # default (by vector: 10 * k).
+        ef = k * 50 if ef_search is None or int(ef_search) < 0 else int(ef_search)
+        try:
+            return self._built().search_by_label(
+                ids.astype(np.uint64), k, ef=ef, num_threads=num_threads
+            )
+        except KeyError as e:
+            raise LabelError(f"item {e.args[0]} is not in the index") from None
+
     def search_by_id(
         self, item_id: int, k: int, ef_search: int = -1, include_distances: bool = False
     ) -> Union[List[int], List[Tuple[int, float]]]:
-        """The ``k`` nearest item ids to item ``item_id`` (itself included)."""
-        labels, dist = self._search(self._item([item_id]), k, ef_search, 1)
+        """The ``k`` nearest item ids to item ``item_id``, the search starting
+        at the item itself as N2's does, so the item is always among them
+        (``ef_search`` defaults to ``50 * k``)."""
+        labels, dist = self._search_ids([item_id], k, ef_search, 1)
         return self._results(labels, dist, include_distances)[0]
 
     def batch_search_by_vectors(
@@ -230,7 +249,7 @@ class HnswIndex:
         include_distances: bool = False,
     ):
         """:meth:`search_by_id` for every id in ``item_ids``."""
-        labels, dist = self._search(self._item(item_ids), k, ef_search, int(num_threads))
+        labels, dist = self._search_ids(item_ids, k, ef_search, int(num_threads))
         return self._results(labels, dist, include_distances)
 
     def print_degree_dist(self) -> None:

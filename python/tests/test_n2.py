@@ -189,3 +189,21 @@ def test_bad_build_parameters():
         t.add_data([1, 2, 3, 4])
         with pytest.raises(ValueError):
             t.build(**kwargs)
+
+
+def test_search_by_id_always_finds_the_item_itself():
+    # N2's large-index check: every item is its own first result. N2 starts
+    # an id search at the item; a search by its vector from the entry point
+    # can miss it on hard data (uniform, 64-d, small M).
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        data = rng.random((1500, 64), dtype=np.float32)
+        t = HnswIndex(64, "L2")
+        for row in data:
+            t.add_data(row)
+        t.build(m=4, max_m0=8, ef_construction=16, n_threads=2)
+        ids = list(range(0, 1500, 7))
+        for i in ids:
+            assert t.search_by_id(i, 1, ef_search=1)[0] == i, (seed, i)
+        batch = t.batch_search_by_ids(ids, 3, num_threads=2)
+        assert [r[0] for r in batch] == ids

@@ -914,6 +914,32 @@ impl<S: Space> Graph<S> {
             .collect()
     }
 
+    /// The `k` nearest to the stored vector of `slot`, the level-0 search
+    /// starting at the slot itself (N2's search by id): a live item is
+    /// always among its own results, whatever `ef`.
+    pub(crate) fn knn_from_slot(
+        &self,
+        slot: u32,
+        k: usize,
+        ef: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<Neighbor> {
+        let q = self.vector(slot).to_vec();
+        let start = Cand {
+            dist: self.dist_to(&q, slot),
+            slot,
+        };
+        let mut visited = self.visited.get(self.capacity());
+        self.search_level::<fn(u32) -> bool>(&q, start, ef.max(k), 0, &mut visited, scratch, None)
+            .into_iter()
+            .take(k)
+            .map(|c| Neighbor {
+                label: self.label(c.slot),
+                distance: c.dist,
+            })
+            .collect()
+    }
+
     /// Number of slots a query's visited set covers.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.vectors.allocated_bytes()

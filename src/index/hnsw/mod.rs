@@ -927,6 +927,29 @@ impl<S: Space> HnswIndex<S> {
             .knn::<fn(u64) -> bool>(&q, k, ef, None, &mut Scratch::default()))
     }
 
+    /// The `k` nearest labels to the stored vector of `label`, nearest
+    /// first, exploring `ef` candidates (raised to `k`). The level-0 search
+    /// starts at the item itself, as N2's search by id does, so a live item
+    /// is always among its own results (first, unless others lie at the
+    /// same distance) however small `ef` is; a search by its vector from the
+    /// entry point may miss it on a hard graph.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`,
+    /// [`Error::InvalidParameter`] for `k == 0`.
+    pub fn search_by_label(&self, label: u64, k: usize, ef: usize) -> Result<Vec<Neighbor>> {
+        if k == 0 {
+            return Err(Error::InvalidParameter("k must be at least 1".into()));
+        }
+        let slot = self
+            .graph
+            .slot_of(label)
+            .ok_or(Error::UnknownLabel(label))?;
+        Ok(self
+            .graph
+            .knn_from_slot(slot, k, ef, &mut Scratch::default()))
+    }
+
     /// Like [`HnswIndex::search`], returning only labels for which `accept`
     /// is true: [`HnswIndex::search_filtered`] with a predicate, planned
     /// ([`FilterStrategy::Auto`]).
