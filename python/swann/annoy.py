@@ -14,7 +14,11 @@ itself (read-only: Annoy's files are searched in place).
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+import shutil
+import tempfile
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from . import _swann
 
@@ -39,6 +43,42 @@ def _is_swann_forest(path: str) -> bool:
         return f.read(len(_FOREST_MAGIC)) == _FOREST_MAGIC
 
 
+def _check_numbers(vector: Any) -> None:
+    """Annoy reads each component as a float and raises ``TypeError`` for
+    anything else (a string included); numpy's conversion would accept
+    numeric strings."""
+    if isinstance(vector, (str, bytes)):
+        raise TypeError(f"must be a sequence of real numbers, not {type(vector).__name__}")
+    if isinstance(vector, np.ndarray):
+        if vector.dtype.kind not in "biuf":
+            raise TypeError(f"must be real numbers, not {vector.dtype}")
+        return
+    for x in vector:
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"must be real number, not {type(x).__name__}")
+
+
+def _copy_atomically(src: Optional[str], dst: str) -> None:
+    """Copies ``src`` to ``dst`` through a temporary file in ``dst``'s
+    folder and a rename, so ``dst`` is never left half written."""
+    if src is None:
+        raise OSError("the loaded index has no file to copy")
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".annoy-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class AnnoyIndex:
     """A forest of random-projection trees, as ``annoy.AnnoyIndex(f, metric)``."""
 
@@ -57,6 +97,7 @@ class AnnoyIndex:
         if self._seed is not None:
             self._index.set_seed(self._seed)
         self._loaded = False
+        self._path: Optional[str] = None
 
     # -- building -------------------------------------------------------------
 
@@ -67,6 +108,7 @@ class AnnoyIndex:
             raise IndexError("Item index can not be negative")
         if self._loaded:
             raise RuntimeError("You can't add an item to a loaded index")
+        _check_numbers(vector)
         try:
             self._index.add_item(i, vector)
         except ValueError as e:
@@ -108,10 +150,23 @@ class AnnoyIndex:
 
     def save(self, fn: str, prefault: bool = False) -> bool:
         """Writes the built index to ``fn`` and, as Annoy does, continues
-        with the saved file mapped read-only."""
+        with the saved file mapped read-only. After :meth:`load` (or an
+        earlier save) it writes a copy of the mapped file. Failures raise
+        ``OSError``, as Annoy's do."""
         fn = os.fspath(fn)
-        self._index.save(fn)
-        self._index = _swann.Forest.load(fn, mmap=True, prefault=bool(prefault))
+        try:
+            if self._loaded:
+                # The file already holds the index: copy it (the mapping of
+                # the file it came from stays in use).
+                if self._path is None or os.path.abspath(fn) != os.path.abspath(self._path):
+                    _copy_atomically(self._path, fn)
+                return True
+            self._index.save(fn)
+            index = _swann.Forest.load(fn, mmap=True, prefault=bool(prefault))
+        except (RuntimeError, ValueError, OSError) as e:
+            raise OSError(f"Unable to save {fn}: {e}") from None
+        self._index = index
+        self._path = fn
         self._loaded = True
         return True
 
@@ -122,7 +177,7 @@ class AnnoyIndex:
         if _is_swann_forest(fn):
             index = _swann.Forest.load(fn, mmap=True, prefault=bool(prefault))
             if index.dim != self.f or index.metric != self._metric:
-                raise RuntimeError(
+                raise OSError(
                     f"{fn} holds a {index.metric} index of dimension {index.dim}, "
                     f"not {self._metric} of dimension {self.f}"
                 )
@@ -132,6 +187,7 @@ class AnnoyIndex:
             except ValueError as e:
                 raise OSError(f"Unable to load {fn}: {e}") from None
         self._index = index
+        self._path = fn
         self._loaded = True
         return True
 

@@ -271,8 +271,15 @@ class Index:
         else:
             labels = np.asarray(ids)
             if labels.ndim == 0:
-                labels = labels.reshape(1)
-            labels = _ids(labels, labels.shape[0])
+                # hnswlib's message and type for a single label.
+                raise ValueError(
+                    "get_items accepts a list of indices and returns a list of vectors"
+                )
+            # Any shape, as hnswlib reads it: the first shape[0] labels of
+            # the flattened array (all of them for the (n, 1) arrays that
+            # knn_query returns).
+            n = labels.shape[0]
+            labels = _ids(labels.reshape(-1)[:n], n)
         try:
             out = index.get_vectors(labels, include_deleted=False)
         except KeyError:

@@ -149,8 +149,45 @@ def test_errors(tmp_path):
         AnnoyIndex(4, "angular").load(str(bad))
     path = str(tmp_path / "e.ann")
     t.save(path)
-    with pytest.raises(RuntimeError):
+    # Annoy raises IOError (OSError) for a file of another dimension and for
+    # failed saves, and TypeError for components that are not numbers.
+    with pytest.raises(OSError):
         AnnoyIndex(5, "angular").load(path)
+    u = AnnoyIndex(4, "angular")
+    u.add_item(0, [1, 2, 3, 4])
+    u.build(2)
+    with pytest.raises(OSError):
+        u.save(str(tmp_path / "no" / "such" / "dir.ann"))
+    v = AnnoyIndex(3, "angular")
+    with pytest.raises(TypeError):
+        v.add_item(0, [1.0, "2.0", 3.0])
+    with pytest.raises(TypeError):
+        v.add_item(0, "abc")
+
+
+def test_save_after_load_writes_a_copy(tmp_path):
+    t = AnnoyIndex(8, "euclidean")
+    rnd = random.Random(3)
+    for i in range(200):
+        t.add_item(i, [rnd.gauss(0, 1) for _ in range(8)])
+    t.build(5)
+    first = str(tmp_path / "first.ann")
+    t.save(first)
+    u = AnnoyIndex(8, "euclidean")
+    u.load(first)
+    copy = str(tmp_path / "copy.ann")
+    assert u.save(copy)
+    assert u.save(first)  # its own file: nothing to write
+    w = AnnoyIndex(8, "euclidean")
+    w.load(copy)
+    for i in range(0, 200, 17):
+        assert w.get_nns_by_item(i, 5) == u.get_nns_by_item(i, 5)
+    # A saved (so mapped) index saves copies too.
+    again = str(tmp_path / "again.ann")
+    assert t.save(again)
+    x = AnnoyIndex(8, "euclidean")
+    x.load(again)
+    assert x.get_nns_by_item(3, 5) == t.get_nns_by_item(3, 5)
 
 
 @pytest.mark.parametrize("metric", ["angular", "euclidean", "manhattan", "dot"])

@@ -204,6 +204,13 @@ def test_get_items(data):
     np.testing.assert_allclose(items, base[5:7])
     assert p.get_items([5], return_type="list")[0] == pytest.approx(base[5].tolist())
     assert p.get_items().shape == (0, 16)
+    # The (n, 1) label array knn_query returns goes straight back in, as in
+    # hnswlib; a single integer is refused with hnswlib's ValueError.
+    labels, _ = p.knn_query(base[:4], k=1)
+    assert labels.shape == (4, 1)
+    np.testing.assert_allclose(p.get_items(labels), base[:4])
+    with pytest.raises(ValueError, match="accepts a list of indices"):
+        p.get_items(5)
 
 
 def test_cosine_normalizes(data):
