@@ -57,12 +57,18 @@ class HnswIndex:
         self._pending: List[np.ndarray] = []
         self._count = 0
         self._index: Optional[_swann.Hnsw] = None
+        self._loaded = False
 
     # -- building -----------------------------------------------------------
 
     def add_data(self, v: Sequence[float]) -> bool:
         """Queues vector ``v`` under the next id (0, 1, ...); it is indexed
         by the next :meth:`build`."""
+        if self._loaded:
+            # N2 refuses to add to a model read from a file.
+            raise RuntimeError(
+                "[Error] This index already has a trained model. Adding an item is not allowed."
+            )
         a = np.asarray(v, dtype=np.float32).reshape(-1)
         if a.shape[0] != self._dim:
             raise InputError(
@@ -135,6 +141,7 @@ class HnswIndex:
         self._index = index
         self._pending = []
         self._count = len(index)
+        self._loaded = True
         return True
 
     def unload(self) -> None:
@@ -142,6 +149,7 @@ class HnswIndex:
         self._index = None
         self._pending = []
         self._count = 0
+        self._loaded = False
 
     # -- searching ----------------------------------------------------------
 

@@ -85,7 +85,7 @@ def test_fewer_items_than_k():
     assert sorted(t.search_by_vector([0, 0], 10)) == [0, 1, 2]
 
 
-def test_load_without_mmap_and_add_more(tmp_path, data):
+def test_load_without_mmap_then_adds_are_refused(tmp_path, data):
     base, _ = data
     t = HnswIndex(16, "L2")
     for v in base[:100]:
@@ -95,9 +95,12 @@ def test_load_without_mmap_and_add_more(tmp_path, data):
     t.save(path)
     u = HnswIndex(16, "L2")
     u.load(path, use_mmap=False)
-    u.add_data(base[100])
-    u.build()
-    assert u.search_by_vector(base[100], 1) == [100]
+    # N2 refuses to add to a loaded model.
+    with pytest.raises(RuntimeError, match="Adding an item is not allowed"):
+        u.add_data(base[100])
+    assert u.search_by_vector(base[0], 1) == [0]
+    u.unload()
+    u.add_data(base[0])  # an unloaded index takes data again
     m = HnswIndex(16, "L2")
     m.load(path)  # mmap
     assert m.search_by_id(3, 1) == [3]
