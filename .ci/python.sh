@@ -20,7 +20,7 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
-"${pip[@]}" install --quiet "maturin>=1.7,<2" numpy "pytest>=8.2"
+"${pip[@]}" install --quiet "maturin>=1.7,<2" numpy "pytest>=8.2" "mypy>=1.18,<3"
 
 echo "== python: pip install ./python (release build of the extension)"
 log="$(mktemp)"
@@ -43,4 +43,11 @@ set -e
 if [ "$status" -eq 5 ]; then
     echo "== python: pytest collected no tests" >&2
 fi
-exit "$status"
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+
+echo "== python: the stubs match the module (mypy.stubtest swann._swann)"
+# From a folder outside the source tree, so the installed module is checked.
+cd "$(mktemp -d)"
+"$venv/bin/python" -m mypy.stubtest swann._swann
