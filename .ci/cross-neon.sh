@@ -21,7 +21,10 @@ fi
 TARGET=aarch64-unknown-linux-gnu
 
 if ! rustup target list --installed | grep -qx "$TARGET"; then
-    rustup target add "$TARGET"
+    if ! rustup target add "$TARGET"; then
+        echo "cross-neon.sh: rustup cannot install the $TARGET standard library here" >&2
+        exit 2
+    fi
 fi
 missing=()
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
