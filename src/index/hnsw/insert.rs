@@ -439,7 +439,7 @@ impl<S: Space> Graph<S> {
             }
         }
         if !self.stranded.lock().is_empty() {
-            self.repair_stranded();
+            self.repair_stranded_exclusive();
         }
     }
 }

@@ -608,6 +608,68 @@ impl<S: Space> Graph<S> {
         self.stranded.lock().extend(left);
     }
 
+    /// [`Graph::repair_stranded`], then, for the node levels that still
+    /// find no earlier-joined node to anchor them, the fallback that always
+    /// exists with no insert running (`&mut self`): the node moves to the
+    /// latest join order. Then every node that links to it joined before it,
+    /// so each of its in-links anchors it (its anchors become its inbound
+    /// count on every level), and the links it holds stop anchoring their
+    /// targets (each loses one; those left with none are re-anchored the
+    /// same way). A node level with no in-link at all is anchored from the
+    /// nearest node that can take it, every node now qualifying.
+    pub(crate) fn repair_stranded_exclusive(&mut self) {
+        self.repair_stranded();
+        let mut work = std::mem::take(&mut *self.stranded.lock());
+        let mut scratch = Scratch::default();
+        let mut ids = Vec::new();
+        // Each pass moves nodes to the end of the order; a target that loses
+        // its last anchor is handled in the next pass. Bounded: a node that
+        // is already the latest cannot lose an anchor to a later move of
+        // itself, and passes stop when nothing is left.
+        for _ in 0..64 {
+            if work.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            work.sort_unstable();
+            work.dedup_by_key(|(s, _)| *s);
+            for (x, _) in work {
+                if self.flags[x as usize].load(Ordering::Acquire) & FREE != 0
+                    || self.entry().is_some_and(|(ep, _)| ep == x)
+                {
+                    continue;
+                }
+                let top = usize::from(self.levels[x as usize]);
+                if (0..=top).all(|l| self.anchors(x, l) > 0) {
+                    continue;
+                }
+                let old = self.order_of(x);
+                self.assign_order(x, false);
+                for l in 0..=top {
+                    self.read_links(x, l, &mut ids);
+                    for &t in &ids {
+                        if t != x
+                            && old < self.order_of(t)
+                            && self.counters(t, l).1.fetch_sub(1, Ordering::AcqRel) == 1
+                        {
+                            next.push((t, l as u8));
+                        }
+                    }
+                    let inbound = self.inbound(x, l);
+                    self.counters(x, l).1.store(inbound, Ordering::Release);
+                    if inbound == 0 && !self.reanchor(x, l, &mut scratch) {
+                        self.stranded.lock().push((x, l as u8));
+                    }
+                }
+            }
+            work = next
+                .into_iter()
+                .filter(|&(t, l)| !self.reanchor(t, usize::from(l), &mut scratch))
+                .collect();
+        }
+        self.stranded.lock().extend(work);
+    }
+
     /// Derives every node's level-0 radius (from its nearest link: the
     /// join-time search is gone) and near count from the links: one
     /// distance per level-0 link.

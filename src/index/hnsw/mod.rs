@@ -561,7 +561,7 @@ impl<S: Space> HnswIndex<S> {
         if need(self)? > self.capacity() && self.graph.retired.load(Ordering::Acquire) > 0 {
             // Unlink the removed nodes first: their slots may be enough.
             self.graph.remove_slots(&[], Removal::Complete);
-            self.graph.repair_stranded();
+            self.graph.repair_stranded_exclusive();
         }
         let need = need(self)?;
         if need > self.capacity() {
@@ -862,7 +862,7 @@ impl<S: Space> HnswIndex<S> {
             false => Removal::MayRetire,
         };
         self.graph.remove_slots(&slots, mode);
-        self.graph.repair_stranded();
+        self.graph.repair_stranded_exclusive();
         Ok(())
     }
 
@@ -879,7 +879,7 @@ impl<S: Space> HnswIndex<S> {
             .filter(|&s| self.graph.in_use(s) && self.graph.is_deleted(s))
             .collect();
         self.graph.remove_slots(&deleted, Removal::Complete);
-        self.graph.repair_stranded();
+        self.graph.repair_stranded_exclusive();
         self.graph = self.graph.compacted();
         self.source = None;
         Ok(())
