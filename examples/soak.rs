@@ -197,6 +197,7 @@ fn run(a: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let (mut rounds, mut inserts, mut removals, mut reopens, mut searches) = (0, 0, 0, 0, 0);
     let mut stats = SelfStats::default();
+    let (mut stranded, mut moves) = (0u64, 0u64);
     while rounds == 0 || started.elapsed() < budget {
         rounds += 1;
         // Phase 1, shared: inserts, searches and deletes on every thread.
@@ -358,6 +359,10 @@ fn run(a: &Args) -> Result<(), String> {
             }
         }
         if rounds % 3 == 0 {
+            // The repair counters start again with each read index.
+            let st = index.stats();
+            stranded += st.stranded_levels;
+            moves += st.order_moves;
             let path = dir.path().join(format!("round{rounds}.swann"));
             index.save(&path).map_err(|e| format!("save: {e}"))?;
             index = if rounds % 2 == 0 {
@@ -379,7 +384,13 @@ fn run(a: &Args) -> Result<(), String> {
             );
         }
     }
+    let st = index.stats();
+    stranded += st.stranded_levels;
+    moves += st.order_moves;
     let self_recall = 1.0 - stats.self_misses as f64 / stats.self_searches.max(1) as f64;
+    println!(
+        "soak: {stranded} node levels found no anchor at first; {moves} node moves to the latest join order anchored them and the nodes those moves left without one"
+    );
     println!(
         "soak: {rounds} rounds in {:.1} s on {} threads: {inserts} inserts, {removals} removals, {searches} searches checked, {reopens} reopens; {} labels at the end, checker clean every round; self-recall at ef 100 {self_recall:.5} ({} misses of {}, each found by an exhaustive search)",
         started.elapsed().as_secs_f64(),

@@ -239,7 +239,11 @@ fn build<S: swann::index::hnsw::Space>(
     })?;
     let secs = started.elapsed().as_secs_f64();
     pb.finish_and_clear();
-    eprintln!("built in {secs:.2} s");
+    let st = index.stats();
+    eprintln!(
+        "built in {secs:.2} s ({} node levels needed a second anchoring, {} join-order moves)",
+        st.stranded_levels, st.order_moves
+    );
     Ok((index, secs, peak))
 }
 

@@ -214,6 +214,11 @@ pub(crate) struct Graph<S: Space> {
     /// Node levels that lost their last anchor and found no new one (see
     /// the `links` module); re-anchored at the end of a batch.
     pub(crate) stranded: Mutex<Vec<(u32, u8)>>,
+    /// Node levels put on `stranded` (each time one was), and nodes moved
+    /// to the latest join order to anchor them, since this graph was built
+    /// or read: how often the fallbacks run (see [`super::HnswStats`]).
+    pub(crate) stranded_seen: AtomicU64,
+    pub(crate) order_moves: AtomicU64,
     /// Whether the level-0 radii and near counts still have to be derived
     /// from the links (a file that did not record them).
     near_unknown: Mutex<bool>,
@@ -339,6 +344,8 @@ impl<S: Space> Graph<S> {
             next_root_order: AtomicU64::new(ORDER_BASE - 1),
             unanchored: Mutex::new(false),
             stranded: Mutex::new(Vec::new()),
+            stranded_seen: AtomicU64::new(0),
+            order_moves: AtomicU64::new(0),
             near_unknown: Mutex::new(false),
             graph_id: next_graph_id(),
             slot_epoch: AtomicU64::new(0),
@@ -417,6 +424,8 @@ impl<S: Space> Graph<S> {
             next_root_order: AtomicU64::new(ORDER_BASE - 1),
             unanchored: Mutex::new(unanchored),
             stranded: Mutex::new(Vec::new()),
+            stranded_seen: AtomicU64::new(0),
+            order_moves: AtomicU64::new(0),
             near_unknown: Mutex::new(false),
             graph_id: next_graph_id(),
             slot_epoch: AtomicU64::new(0),

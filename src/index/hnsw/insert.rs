@@ -137,7 +137,7 @@ impl<S: Space> Graph<S> {
                 && self.anchors(slot, l) == 0
                 && !self.anchor_node(slot, l, cands)
             {
-                self.stranded.lock().push((slot, l as u8));
+                self.strand([(slot, l as u8)]);
             }
             if l == 0 {
                 self.link_concurrent_joins(slot, mark, cands, scratch);
@@ -432,7 +432,7 @@ impl<S: Space> Graph<S> {
                 && ep != slot
                 && !self.anchor_node(slot, l, &cands)
             {
-                self.stranded.lock().push((slot, l as u8));
+                self.strand([(slot, l as u8)]);
             }
             if let Some(&best) = cands.first() {
                 cur = best;

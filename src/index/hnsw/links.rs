@@ -590,6 +590,15 @@ impl<S: Space> Graph<S> {
         self.anchor_node(x, level, &cands)
     }
 
+    /// Lists node levels that found no anchor (see `stranded`).
+    pub(crate) fn strand(&self, levels: impl IntoIterator<Item = (u32, u8)>) {
+        let mut list = self.stranded.lock();
+        let before = list.len();
+        list.extend(levels);
+        self.stranded_seen
+            .fetch_add((list.len() - before) as u64, Ordering::Relaxed);
+    }
+
     /// Retries the node levels left without an anchor (see `stranded`);
     /// those that still find none stay listed (and [`Graph::check`] shows
     /// them if they became unreachable).
@@ -645,6 +654,7 @@ impl<S: Space> Graph<S> {
                 }
                 let old = self.order_of(x);
                 self.assign_order(x, false);
+                self.order_moves.fetch_add(1, Ordering::Relaxed);
                 for l in 0..=top {
                     self.read_links(x, l, &mut ids);
                     for &t in &ids {
@@ -815,10 +825,112 @@ impl<S: Space> Graph<S> {
             }
             for l in 0..=usize::from(self.levels[s as usize]) {
                 if !self.reanchor(s, l, &mut scratch) {
-                    self.stranded.lock().push((s, l as u8));
+                    self.strand([(s, l as u8)]);
                 }
             }
         }
         *pending = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Hnsw, HnswIndex};
+    use super::*;
+    use crate::Metric;
+
+    fn build(n: u64) -> HnswIndex<super::super::F32Space> {
+        let mut index = Hnsw::builder(8, Metric::L2)
+            .m(4)
+            .ef_construction(32)
+            .seed(11)
+            .build()
+            .unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..n {
+            let v: Vec<f32> = (0..8)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 24) as f32
+                })
+                .collect();
+            index.insert(i, &v).unwrap();
+        }
+        index
+    }
+
+    fn counts<S: Space>(g: &Graph<S>) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for s in 0..g.len() as u32 {
+            for l in 0..=usize::from(g.levels[s as usize]) {
+                out.push((g.inbound(s, l), g.anchors(s, l)));
+            }
+        }
+        out
+    }
+
+    /// The state the `&mut` fallback exists for, made on purpose: a node
+    /// level with no in-link at all, and no earlier-joined node to anchor
+    /// it from (here: the node is made the earliest joined, so none is).
+    /// Re-anchoring from earlier nodes must fail; the exclusive repair must
+    /// move the node to the latest order, anchor it from its nearest node,
+    /// re-anchor the nodes whose anchor its own links were, and leave the
+    /// counters as a recount from the lists gives them.
+    #[test]
+    fn exclusive_repair_anchors_a_level_nothing_earlier_can_anchor() {
+        let mut index = build(600);
+        let g = &mut index.graph;
+        let (ep, _) = g.entry().unwrap();
+        let x = (0..g.len() as u32)
+            .find(|&s| s != ep && g.levels[s as usize] >= 1 && !g.links(s, 1).is_empty())
+            .expect("a node on level 1 with links");
+        for s in 0..g.len() as u32 {
+            if g.levels[s as usize] >= 1 {
+                let ids = g.links(s, 1);
+                if ids.contains(&x) {
+                    let kept: Vec<u32> = ids.into_iter().filter(|&t| t != x).collect();
+                    g.set_links(s, 1, &kept);
+                }
+            }
+        }
+        g.order[x as usize].store(1, Ordering::Release);
+        g.recount();
+        let before = g.check();
+        assert_eq!(
+            before.levels[1].nodes - before.levels[1].reachable,
+            1,
+            "{before}"
+        );
+        assert!(!g.reanchor(x, 1, &mut Scratch::default()));
+        // Nodes that only `x`, now the earliest, anchored on some level.
+        let dependants = (0..g.len() as u32)
+            .filter(|&t| {
+                t != ep
+                    && (0..=usize::from(g.levels[t as usize]))
+                        .any(|l| g.anchors(t, l) == 1 && g.links(x, l).contains(&t))
+            })
+            .count();
+        g.strand([(x, 1)]);
+        let moves = g.order_moves.load(Ordering::Relaxed);
+        g.repair_stranded_exclusive();
+        assert!(g.stranded.lock().is_empty());
+        assert!(g.order_moves.load(Ordering::Relaxed) > moves);
+        let latest = (0..g.len() as u32).map(|s| g.order_of(s)).max().unwrap();
+        assert!(
+            g.order_of(x) == latest || dependants > 0,
+            "x moved to the latest order (or a dependant moved after it)"
+        );
+        let after = g.check();
+        assert!(after.is_ok(), "{after}");
+        assert!(g.anchors_hold());
+        let kept = counts(g);
+        g.recount();
+        assert_eq!(kept, counts(g), "counters drifted from the lists");
+        // And the index still finds `x` by its own vector.
+        let q = index.get_vector(index.graph.label(x)).unwrap();
+        let hits = index.search(&q, 1, 64).unwrap();
+        assert_eq!(hits[0].label, index.graph.label(x));
     }
 }

@@ -106,6 +106,19 @@ pub struct HnswStats {
     pub upper_links: usize,
     /// The top level (0 for an empty index).
     pub max_level: usize,
+    /// Times a node level was left with no anchor by the insert, removal
+    /// or repair that should have given it one (so it joined the list of
+    /// levels to re-anchor), since the index was built or read. Rare: it
+    /// takes every nearby earlier-joined node's list to be full of links
+    /// that are themselves last anchors.
+    pub stranded_levels: u64,
+    /// Nodes moved to the latest join order to anchor such a level when
+    /// re-anchoring it from an earlier-joined node failed again (the
+    /// fallback of the `links` module), since the index was built or read.
+    pub order_moves: u64,
+    /// Node levels still waiting to be re-anchored; 0 after any `&mut`
+    /// operation (insert, batch insert, removal, compaction, reserve).
+    pub pending_repairs: usize,
 }
 
 /// Most links a node may keep on level 0 ([`HnswBuilder::m0`]).
@@ -469,6 +482,9 @@ impl<S: Space> HnswIndex<S> {
             upper_nodes,
             upper_links,
             max_level: self.graph.entry_point().map_or(0, |(_, l)| l),
+            stranded_levels: self.graph.stranded_seen.load(Ordering::Relaxed),
+            order_moves: self.graph.order_moves.load(Ordering::Relaxed),
+            pending_repairs: self.graph.stranded.lock().len(),
         }
     }
 
@@ -614,7 +630,18 @@ impl<S: Space> HnswIndex<S> {
             let grow = (self.capacity() / 2).max(1024);
             self.reserve(grow)?;
         }
-        self.insert_new(label, p, &mut Scratch::default())
+        self.insert_new(label, p, &mut Scratch::default())?;
+        self.repair_pending();
+        Ok(())
+    }
+
+    /// Re-anchors the node levels inserts left without an anchor (see
+    /// [`HnswStats::stranded_levels`]), with the fallback only exclusive
+    /// access allows: after this every node level is anchored again.
+    fn repair_pending(&mut self) {
+        if !self.graph.stranded.lock().is_empty() {
+            self.graph.repair_stranded_exclusive();
+        }
     }
 
     fn insert_new(&self, label: u64, prepared: &[S::Elem], scratch: &mut Scratch) -> Result<()> {
@@ -631,7 +658,13 @@ impl<S: Space> HnswIndex<S> {
     /// [`HnswIndex::insert`]).
     pub fn try_insert(&self, label: u64, v: &[S::Elem]) -> Result<()> {
         let p = self.prepare(v)?;
-        self.insert_new(label, &p, &mut Scratch::default())
+        self.insert_new(label, &p, &mut Scratch::default())?;
+        // Other inserts may be running: retry what can be retried now; the
+        // rest waits for the next `&mut` operation.
+        if !self.graph.stranded.lock().is_empty() {
+            self.graph.repair_stranded();
+        }
+        Ok(())
     }
 
     /// Inserts many vectors (`data` holds `labels.len()` rows of
@@ -697,7 +730,7 @@ impl<S: Space> HnswIndex<S> {
             this.locality_order(&mut fresh, &row)?;
         }
         let done = std::sync::atomic::AtomicUsize::new(0);
-        fresh.par_iter().try_for_each_init(
+        let inserted = fresh.par_iter().try_for_each_init(
             || (Scratch::default(), Vec::with_capacity(dim)),
             |(scratch, buf), &i| {
                 this.graph.space.prepare(row(i), buf)?;
@@ -705,7 +738,10 @@ impl<S: Space> HnswIndex<S> {
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                 Ok::<(), Error>(())
             },
-        )?;
+        );
+        // Also after a failed row: the rows before it are in the graph.
+        self.repair_pending();
+        inserted?;
         let mut buf = Vec::with_capacity(dim);
         for i in existing {
             self.graph.space.prepare(row(i), &mut buf)?;

@@ -258,7 +258,7 @@ impl<S: Space> Graph<S> {
             })
             .flatten()
             .collect();
-        this.stranded.lock().extend(left);
+        this.strand(left);
         // Nodes left with no inbound link from their neighbourhood go to
         // their nearest neighbour (see the `links` module).
         far.sort_unstable();
