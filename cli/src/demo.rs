@@ -12,7 +12,7 @@ use clap::Args;
 use swann::io::{write_fvecs, Matrix};
 use swann::Metric;
 
-use crate::hnsw::{bench_hnsw, DataArgs, HnswBench};
+use crate::hnsw::{bench_hnsw, DataArgs, HnswBench, QuantArg};
 
 #[derive(Args, Debug)]
 pub struct Demo {
@@ -49,6 +49,9 @@ pub struct Demo {
     /// Write the result (ann-compare's schema) to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Search on codes of the vectors (`swann bench hnsw --quant`).
+    #[arg(long, value_enum, default_value_t = QuantArg::None)]
+    pub quant: QuantArg,
 }
 
 /// SplitMix64 with Box-Muller normals: self-contained so the data set is the
@@ -134,5 +137,7 @@ pub fn demo(a: Demo) -> Result<()> {
         seed: 100,
         ef: a.ef,
         insert_order: None,
+        quant: a.quant,
+        rerank: 0,
     })
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 use swann::index::flat::FlatIndex;
-use swann::index::hnsw::{BinaryHnsw, Hnsw, InsertOrder};
+use swann::index::hnsw::{BinaryHnsw, Hnsw, InsertOrder, Quantization};
 use swann::kernels;
 use swann::Metric;
 
@@ -65,6 +65,30 @@ pub struct HnswBench {
     /// Order of inserts: nearby rows together, or as in the file (hnswlib's). Default: locality, except given under ip.
     #[arg(long, value_enum)]
     pub insert_order: Option<InsertOrderArg>,
+    /// Search on codes of the vectors, reranking the best candidates exactly (f32 metrics only).
+    #[arg(long, value_enum, default_value_t = QuantArg::None)]
+    pub quant: QuantArg,
+    /// Candidates reranked exactly per query with --quant (0: all ef of them).
+    #[arg(long, default_value_t = 0)]
+    pub rerank: usize,
+}
+
+/// `--quant`: `none`, then the schemes, the recommended one first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QuantArg {
+    /// Exact f32 distances everywhere.
+    None,
+    /// 8-bit scalar codes (a quarter of the f32 rows), integer distance estimates, exact rerank.
+    Sq8,
+}
+
+impl From<QuantArg> for Quantization {
+    fn from(a: QuantArg) -> Self {
+        match a {
+            QuantArg::None => Quantization::None,
+            QuantArg::Sq8 => Quantization::Sq8,
+        }
+    }
 }
 
 /// `--insert-order`.
@@ -147,6 +171,9 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
         kernels::active().isa()
     );
     let runs = if d.metric == Metric::Hamming {
+        if args.quant != QuantArg::None {
+            bail!("--quant applies to f32 metrics, not hamming");
+        }
         let (bits, base) = pack_bits(&data.base)?;
         let (_, queries) = pack_bits(&data.queries)?;
         let words = bits.div_ceil(64);
@@ -181,6 +208,7 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             .m(args.m)
             .ef_construction(args.ef_construction)
             .seed(args.seed)
+            .quantization(args.quant.into())
             .capacity(n);
         let (index, secs, peak) = build(
             n,
@@ -196,6 +224,7 @@ pub fn bench_hnsw(args: HnswBench) -> Result<()> {
             &data.base.data,
             data.base.dim,
         )?;
+        index.set_rerank(args.rerank);
         let runs = sweep(&args, &data, |i, ef| {
             Ok(index.search(data.queries.row(i), d.k, ef)?)
         })?;
@@ -310,6 +339,8 @@ fn finish(
                     InsertOrder::Locality => "locality",
                     InsertOrder::AsGiven => "given",
                 },
+                "quant": Quantization::from(args.quant).name(),
+                "rerank": args.rerank,
             }),
             build: BuildInfo {
                 threads,

@@ -41,6 +41,9 @@ pub struct BuildHnsw {
     /// Order of inserts: nearby rows together, or as in the file (hnswlib's). Default: locality, except given under ip.
     #[arg(long, value_enum)]
     pub insert_order: Option<crate::hnsw::InsertOrderArg>,
+    /// Search on codes of the vectors, reranking the best candidates exactly (saved in the file).
+    #[arg(long, value_enum, default_value_t = crate::hnsw::QuantArg::None)]
+    pub quant: crate::hnsw::QuantArg,
 }
 
 /// `swann query`.
@@ -63,6 +66,12 @@ pub struct Query {
     /// Read the whole file into memory (checking every checksum) instead of mapping it.
     #[arg(long)]
     pub load: bool,
+    /// Candidates reranked exactly per query when the index searches on codes (0: all ef of them).
+    #[arg(long, default_value_t = 0)]
+    pub rerank: usize,
+    /// Timed passes over the queries (the fastest is reported).
+    #[arg(long, default_value_t = 1)]
+    pub passes: usize,
 }
 
 /// `swann info`.
@@ -87,6 +96,7 @@ pub fn build(cmd: Build) -> Result<()> {
         .m(a.m)
         .ef_construction(a.ef_construction)
         .seed(a.seed)
+        .quantization(a.quant.into())
         .capacity(n)
         .build()?;
     if let Some(o) = a.insert_order {
@@ -114,10 +124,18 @@ pub fn query(a: Query) -> Result<()> {
         Hnsw::open_mmap(&a.file, OpenOptions::default())?
     };
     let opened = t.elapsed();
+    if a.passes == 0 {
+        bail!("--passes must be at least 1");
+    }
+    index.set_rerank(a.rerank);
     let queries = read_vectors(&a.queries)?;
-    let t = Instant::now();
-    let results = index.search_batch(&queries.data, a.k, a.ef)?;
-    let secs = t.elapsed().as_secs_f64();
+    let mut secs = f64::INFINITY;
+    let mut results = Vec::new();
+    for _ in 0..a.passes {
+        let t = Instant::now();
+        results = index.search_batch(&queries.data, a.k, a.ef)?;
+        secs = secs.min(t.elapsed().as_secs_f64());
+    }
     println!(
         "opened in {:.3} ms ({}), {} queries in {secs:.3} s ({:.0} QPS)",
         opened.as_secs_f64() * 1e3,
@@ -168,6 +186,13 @@ pub fn info(a: Info) -> Result<()> {
         println!("seed        {}", h.seed);
         println!("entry       slot {} at level {}", h.params[0], h.params[1]);
         println!("deleted     {}", h.params[4]);
+        let quant = h.params[7];
+        match quant & 0xff {
+            0 => println!("quantized   no"),
+            1 if quant >> 8 == 0 => println!("quantized   sq8 (not trained yet)"),
+            1 => println!("quantized   sq8 (grid trained on {} rows)", quant >> 8),
+            other => println!("quantized   unknown scheme {other}"),
+        }
     } else {
         println!(
             "params      m={} ef_construction={} seed={} {:?}",

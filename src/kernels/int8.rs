@@ -340,6 +340,38 @@ impl KernelTable {
         }
     }
 
+    /// [`KernelTable::dot_u8i8_gather`] with the rows addressed from a
+    /// raw `base` and no bounds checks, for arenas whose other rows may be
+    /// written meanwhile (no slice may span them).
+    ///
+    /// # Safety
+    /// For every id, `base + id * stride` must point to `q.len()` readable
+    /// bytes that no one writes during the call; `q.len() <= MAX_INT_DIM`;
+    /// `out.len() == ids.len()`.
+    #[inline]
+    pub(crate) unsafe fn dot_u8i8_gather_raw(
+        &self,
+        q: &[i8],
+        base: *const u8,
+        stride: usize,
+        ids: &[u32],
+        out: &mut [i32],
+    ) {
+        debug_assert_eq!(ids.len(), out.len());
+        // SAFETY: the caller's contract; the table's ISA runs here.
+        unsafe {
+            (self.int.dot_u8i8_gather)(
+                q.as_ptr(),
+                base,
+                q.len(),
+                stride,
+                ids.as_ptr(),
+                ids.len(),
+                out.as_mut_ptr(),
+            )
+        }
+    }
+
     /// [`KernelTable::l2sq_u8`] of `q` against the rows named by `ids`.
     ///
     /// # Panics

@@ -125,6 +125,36 @@ impl Sq8 {
         Ok(Sq8 { lo, step })
     }
 
+    /// A quantizer with the given grids (as [`Sq8::grids`] returns them,
+    /// e.g. read back from a file).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if the lengths differ or are zero, a
+    /// value is not finite, or a step is negative.
+    pub fn from_grids(lo: Vec<f32>, step: Vec<f32>) -> Result<Sq8> {
+        if lo.is_empty() || lo.len() != step.len() {
+            return Err(Error::InvalidParameter(format!(
+                "grids of {} low ends and {} steps",
+                lo.len(),
+                step.len()
+            )));
+        }
+        if let Some(d) =
+            (0..lo.len()).find(|&d| !lo[d].is_finite() || !step[d].is_finite() || step[d] < 0.0)
+        {
+            return Err(Error::InvalidParameter(format!(
+                "grid {d}: low end {}, step {}",
+                lo[d], step[d]
+            )));
+        }
+        Ok(Sq8 { lo, step })
+    }
+
+    /// Every dimension's low end, then every dimension's step.
+    pub fn grids(&self) -> (&[f32], &[f32]) {
+        (&self.lo, &self.step)
+    }
+
     /// Components per vector.
     pub fn dim(&self) -> usize {
         self.lo.len()

@@ -33,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
+use super::quant::{Codes, Quantization};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
@@ -133,6 +134,8 @@ pub(crate) struct Params {
     /// Level multiplier: a node's level is `floor(-ln(u) * mult)`.
     pub mult: f64,
     pub selection: NeighborSelection,
+    /// Codes searched instead of the vectors (see the `quant` module).
+    pub quantization: Quantization,
 }
 
 /// The paper's level multiplier for `M` links per node: `1 / ln(M)`.
@@ -155,6 +158,10 @@ pub(crate) struct Graph<S: Space> {
     pub(crate) space: S,
     pub(crate) params: Params,
     pub(crate) vectors: RowArena<S::Elem>,
+    /// Codes of the rows, once the quantizer is trained (see `quant`).
+    pub(crate) codes: Option<Codes>,
+    /// Candidates a search on codes reranks exactly (0: the scheme's default).
+    pub(crate) rerank: AtomicUsize,
     pub(crate) links0: LinkArena,
     pub(crate) upper: LinkArena,
     /// Per slot: level (0 = only on level 0).
@@ -249,6 +256,9 @@ pub(crate) struct GraphParts<S: Space> {
     pub space: S,
     pub params: Params,
     pub vectors: RowArena<S::Elem>,
+    /// Codes of the rows under the params' scheme (the caller checked
+    /// their sizes); `None` to train them later.
+    pub codes: Option<Codes>,
     pub links0: LinkArena,
     pub upper: LinkArena,
     pub levels: Slab<u8>,
@@ -308,12 +318,17 @@ impl RecentJoins {
 pub(crate) struct Scratch {
     pub(crate) ids: Vec<u32>,
     pub(crate) fresh: Vec<u32>,
+    /// Distances of `fresh`, and integer kernel results behind them.
+    pub(crate) dists: Vec<f32>,
+    pub(crate) dots: Vec<i32>,
 }
 
 impl<S: Space> Graph<S> {
     pub(crate) fn new(space: S, params: Params, capacity: usize) -> Self {
         let mut g = Graph {
             vectors: RowArena::new(space.vector_len(), 0),
+            codes: None,
+            rerank: AtomicUsize::new(0),
             links0: LinkArena::new(params.m0, 0),
             upper: LinkArena::new(params.m, 0),
             space,
@@ -363,6 +378,7 @@ impl<S: Space> Graph<S> {
             space,
             params,
             vectors,
+            codes,
             links0,
             upper,
             levels,
@@ -377,6 +393,7 @@ impl<S: Space> Graph<S> {
         } = parts;
         let near_known = near.is_some();
         let read_only = vectors.is_mapped()
+            || codes.as_ref().is_some_and(|c| c.is_mapped())
             || links0.is_mapped()
             || upper.is_mapped()
             || levels.is_mapped()
@@ -391,6 +408,8 @@ impl<S: Space> Graph<S> {
             space,
             params,
             vectors,
+            codes,
+            rerank: AtomicUsize::new(0),
             links0,
             upper,
             levels,
@@ -451,6 +470,9 @@ impl<S: Space> Graph<S> {
             return;
         }
         self.vectors.make_owned();
+        if let Some(c) = &mut self.codes {
+            c.make_owned();
+        }
         self.links0.make_owned();
         self.upper.make_owned();
         self.levels.make_owned();
@@ -574,6 +596,9 @@ impl<S: Space> Graph<S> {
             })
         });
         self.vectors.resize(capacity);
+        if let Some(c) = &mut self.codes {
+            c.resize(capacity);
+        }
         self.links0.resize(capacity);
         self.upper.resize(next_upper as usize);
         self.labels
@@ -726,6 +751,36 @@ impl<S: Space> Graph<S> {
         scratch: &mut Scratch,
         accept: Option<&F>,
     ) -> Vec<Cand> {
+        self.search_level_by(
+            |ids, out, _| out.extend(ids.iter().map(|&n| self.dist_to(q, n))),
+            |n| self.prefetch_row(n),
+            entry,
+            ef,
+            level,
+            visited,
+            scratch,
+            accept,
+        )
+    }
+
+    /// [`Graph::search_level`] with distances from `score` (exact, or
+    /// estimated from codes), which appends the distances of its first
+    /// argument's nodes to its second (the third is integer scratch), and
+    /// rows loaded ahead by `prefetch`. `entry`'s distance must be on
+    /// `score`'s scale.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn search_level_by<F: Fn(u32) -> bool>(
+        &self,
+        score: impl Fn(&[u32], &mut Vec<f32>, &mut Vec<i32>),
+        prefetch: impl Fn(u32),
+        entry: Cand,
+        ef: usize,
+        level: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+        accept: Option<&F>,
+    ) -> Vec<Cand> {
         let filtering = accept.is_some()
             || self.deleted.load(Ordering::Relaxed) > 0
             || self.retired.load(Ordering::Relaxed) > 0;
@@ -756,12 +811,13 @@ impl<S: Space> Graph<S> {
             for &n in &scratch.ids {
                 if !visited.check_and_mark(n) {
                     scratch.fresh.push(n);
-                    self.prefetch_row(n);
+                    prefetch(n);
                 }
             }
             // Pass 2: score them.
-            for &n in &scratch.fresh {
-                let d = self.dist_to(q, n);
+            scratch.dists.clear();
+            score(&scratch.fresh, &mut scratch.dists, &mut scratch.dots);
+            for (&n, &d) in scratch.fresh.iter().zip(&scratch.dists) {
                 if results.len() < ef || d < bound {
                     let cand = Cand { dist: d, slot: n };
                     frontier.push(Nearest(std::cmp::Reverse(cand)));
@@ -841,6 +897,45 @@ impl<S: Space> Graph<S> {
         }
     }
 
+    /// The level-0 search of a query from `start`: on the codes with an
+    /// exact rerank where the graph has codes, else on the vectors. At most
+    /// `k` results (more are fine: callers take `k`), nearest first, exact
+    /// distances.
+    #[allow(clippy::too_many_arguments)]
+    fn search_base<F: Fn(u32) -> bool>(
+        &self,
+        q: &[S::Elem],
+        start: Cand,
+        k: usize,
+        ef: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+        accept: Option<&F>,
+    ) -> Vec<Cand> {
+        if let Some(cq) = self.code_query(q) {
+            let start = Cand {
+                dist: cq.estimate(start.slot),
+                slot: start.slot,
+            };
+            let found = self.search_level_by(
+                |ids, out, dots| cq.estimate_many(ids, out, dots),
+                |n| cq.prefetch(n),
+                start,
+                ef,
+                0,
+                visited,
+                scratch,
+                accept,
+            );
+            let rerank = match self.rerank.load(Ordering::Relaxed) {
+                0 => self.params.quantization.default_rerank(ef),
+                r => r,
+            };
+            return self.rerank(q, found, k, rerank);
+        }
+        self.search_level(q, start, ef, 0, visited, scratch, accept)
+    }
+
     /// k nearest non-deleted nodes that `filter` allows, found by `plan`'s
     /// strategy (not `Auto`).
     pub(crate) fn knn_filtered(
@@ -873,10 +968,10 @@ impl<S: Space> Graph<S> {
                         // plain walk, which routes through rejected ones.
                         drop(visited);
                         let mut visited = self.visited.get(self.capacity());
-                        self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+                        self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
                     }
                 } else {
-                    self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+                    self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
                 }
             }
         };
@@ -906,11 +1001,11 @@ impl<S: Space> Graph<S> {
         let mut visited = self.visited.get(self.capacity());
         let found = match filter {
             None => {
-                self.search_level::<fn(u32) -> bool>(q, start, ef, 0, &mut visited, scratch, None)
+                self.search_base::<fn(u32) -> bool>(q, start, k, ef, &mut visited, scratch, None)
             }
             Some(f) => {
                 let accept = |slot: u32| f(self.label(slot));
-                self.search_level(q, start, ef, 0, &mut visited, scratch, Some(&accept))
+                self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
             }
         };
         found
@@ -952,6 +1047,7 @@ impl<S: Space> Graph<S> {
     /// Number of slots a query's visited set covers.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.vectors.allocated_bytes()
+            + self.codes.as_ref().map_or(0, Codes::allocated_bytes)
             + self.links0.allocated_bytes()
             + self.upper.allocated_bytes()
             + self.capacity() * (1 + 4 + 8 + 1 + 8 + std::mem::size_of::<Mutex<()>>())

@@ -51,6 +51,8 @@ impl<S: Space> Graph<S> {
         // it (a new slot never was linked, a freed one was unlinked by the
         // removal that freed it, under `&mut`), so no search reads the row.
         unsafe { self.vectors.write_row(slot as usize, v) };
+        // SAFETY: as above, for the slot's code row.
+        unsafe { self.write_code(slot, v) };
         self.connect_new(slot, scratch);
         self.flags[slot as usize].fetch_and(!PENDING, Ordering::Release);
     }
@@ -350,6 +352,8 @@ impl<S: Space> Graph<S> {
         self.make_owned();
         self.ensure_anchored();
         self.vectors.row_mut(slot as usize).copy_from_slice(v);
+        // SAFETY: `&mut self`: nothing else reads or writes the row.
+        unsafe { self.write_code(slot, v) };
         let level = usize::from(self.levels[slot as usize]);
         let Some((ep, max_level)) = self.entry() else {
             return;

@@ -38,6 +38,7 @@ mod graph;
 mod insert;
 mod links;
 mod persist;
+mod quant;
 mod remove;
 
 use self::remove::Removal;
@@ -51,6 +52,7 @@ use rayon::prelude::*;
 pub use check::{GraphProblem, GraphReport, LevelReport};
 pub use filter::{Filter, FilterPlan, FilterStrategy, LabelSet};
 pub use persist::{section, StoredSpace};
+pub use quant::Quantization;
 pub use space::{BitSpace, F32Space, Space};
 
 pub use self::graph::NeighborSelection;
@@ -86,6 +88,7 @@ pub struct HnswBuilder<S> {
     seed: u64,
     level_mult: Option<f64>,
     selection: NeighborSelection,
+    quantization: Quantization,
     table: Option<&'static KernelTable>,
     /// A user's space ([`HnswIndex::builder_with_space`]), else `make`
     /// creates the built-in one from `dim`, `metric` and the kernel table.
@@ -140,6 +143,7 @@ impl<S> HnswBuilder<S> {
             seed: 100,
             level_mult: None,
             selection: NeighborSelection::Heuristic,
+            quantization: Quantization::None,
             table: None,
             space: None,
             make,
@@ -196,6 +200,36 @@ impl<S> HnswBuilder<S> {
         self
     }
 
+    /// Searches on compact codes of the vectors, reranking the best
+    /// candidates exactly (default [`Quantization::None`]). Saved in the
+    /// file. The graph is built on the exact vectors either way; the codes
+    /// are trained on the index's own rows once it holds a few hundred (see
+    /// [`HnswIndex::train_quantizer`]), and until then searches are exact.
+    /// Only the built-in `f32` spaces ([`Hnsw`]) can be quantized.
+    ///
+    /// ```
+    /// use swann::index::hnsw::{Hnsw, Quantization};
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(4, Metric::L2)
+    ///     .quantization(Quantization::Sq8)
+    ///     .build()?;
+    /// let rows: Vec<f32> = (0..1000)
+    ///     .flat_map(|i| [i as f32, (i % 7) as f32, (i % 13) as f32, (i % 17) as f32])
+    ///     .collect();
+    /// let labels: Vec<u64> = (0..1000).collect();
+    /// index.insert_batch(&labels, &rows)?;
+    /// assert!(index.is_quantized());
+    /// let hit = index.search(&rows[40..44], 1, 32)?;
+    /// assert_eq!(hit[0].label, 10);
+    /// assert_eq!(hit[0].distance, 0.0); // reranked: exact distances
+    /// # Ok::<(), swann::Error>(())
+    /// ```
+    pub fn quantization(mut self, q: Quantization) -> Self {
+        self.quantization = q;
+        self
+    }
+
     /// Kernels to use instead of [`kernels::active`] (e.g. to compare ISAs).
     /// A user's space ([`HnswIndex::builder_with_space`]) brings its own
     /// distance, so this does not apply to it.
@@ -241,6 +275,7 @@ impl<S> HnswBuilder<S> {
             seed: self.seed,
             mult,
             selection: self.selection,
+            quantization: self.quantization,
         })
     }
 }
@@ -262,6 +297,15 @@ impl<S: Space> HnswBuilder<S> {
                 (self.make)(self.dim, self.metric, table)?
             }
         };
+        if params.quantization != Quantization::None {
+            if space.kernels().is_none() {
+                return Err(Error::InvalidParameter(format!(
+                    "{} quantization needs a built-in f32 space",
+                    params.quantization
+                )));
+            }
+            quant::check_scheme(params.quantization, space.metric(), space.vector_len())?;
+        }
         Ok(HnswIndex::from_graph(Graph::new(
             space,
             params,
@@ -513,6 +557,43 @@ impl<S: Space> HnswIndex<S> {
         self.graph.check()
     }
 
+    /// The index's [`Quantization`] scheme.
+    pub fn quantization(&self) -> Quantization {
+        self.graph.params.quantization
+    }
+
+    /// Whether searches run on codes now: the index has a scheme and its
+    /// grid is trained (see [`HnswBuilder::quantization`]).
+    pub fn is_quantized(&self) -> bool {
+        self.graph.codes.is_some()
+    }
+
+    /// Sets how many of a search's candidates are reranked on the exact
+    /// vectors when it runs on codes (0: every candidate the search kept,
+    /// `ef` of them, the default); at least `k` always are. A runtime
+    /// setting, not saved. Fewer reranks cost less and lose recall once the
+    /// estimates misorder candidates beyond the reranked ones.
+    pub fn set_rerank(&self, candidates: usize) {
+        self.graph.rerank.store(candidates, Ordering::Relaxed);
+    }
+
+    /// The rerank setting ([`HnswIndex::set_rerank`]).
+    pub fn rerank(&self) -> usize {
+        self.graph.rerank.load(Ordering::Relaxed)
+    }
+
+    /// Trains the quantizer's grid on up to 20,000 of the index's rows
+    /// (evenly spread) and recodes every row: for data whose range has
+    /// moved since the grid was trained (inserts past the grid's ends are
+    /// coded as its ends). The index retrains by itself at a few hundred
+    /// rows and each time it doubles up to 20,000, and on
+    /// [`HnswIndex::compact`]. O(n * dim). No-op without a scheme.
+    pub fn train_quantizer(&mut self) -> Result<()> {
+        self.graph.make_owned();
+        self.source = None;
+        self.graph.train_codes()
+    }
+
     /// `ef_construction`.
     pub fn ef_construction(&self) -> usize {
         self.graph.params.ef_construction
@@ -631,8 +712,7 @@ impl<S: Space> HnswIndex<S> {
             self.reserve(grow)?;
         }
         self.insert_new(label, p, &mut Scratch::default())?;
-        self.repair_pending();
-        Ok(())
+        self.after_inserts()
     }
 
     /// Re-anchors the node levels inserts left without an anchor (see
@@ -642,6 +722,16 @@ impl<S: Space> HnswIndex<S> {
         if !self.graph.stranded.lock().is_empty() {
             self.graph.repair_stranded_exclusive();
         }
+    }
+
+    /// What every `&mut` insert ends with: the repairs above, and a new
+    /// quantizer grid when the index has grown enough to want one.
+    fn after_inserts(&mut self) -> Result<()> {
+        self.repair_pending();
+        if self.graph.wants_training() {
+            self.graph.train_codes()?;
+        }
+        Ok(())
     }
 
     fn insert_new(&self, label: u64, prepared: &[S::Elem], scratch: &mut Scratch) -> Result<()> {
@@ -740,8 +830,9 @@ impl<S: Space> HnswIndex<S> {
             },
         );
         // Also after a failed row: the rows before it are in the graph.
-        self.repair_pending();
+        let after = self.after_inserts();
         inserted?;
+        after?;
         let mut buf = Vec::with_capacity(dim);
         for i in existing {
             self.graph.space.prepare(row(i), &mut buf)?;
@@ -918,7 +1009,8 @@ impl<S: Space> HnswIndex<S> {
         self.graph.repair_stranded_exclusive();
         self.graph = self.graph.compacted();
         self.source = None;
-        Ok(())
+        // The copy has no codes: a grid trained on what is left.
+        self.graph.train_codes()
     }
 
     /// Inserts `label`, reusing the slot of a deleted label when there is one

@@ -14,10 +14,12 @@ use super::graph::{
     default_mult, Graph, GraphParts, NeighborSelection, Params, DELETED, FREE, MAX_LEVEL, RETIRED,
 };
 use super::links::NearCounts;
+use super::quant::{Codes, Quantization};
 use super::space::{BitSpace, F32Space, Space};
 use super::{HnswIndex, MAX_M0};
 use crate::error::{Error, Result};
 use crate::kernels::{self, KernelTable};
+use crate::quant::Sq8;
 use crate::store::format::FormatError;
 use crate::store::{
     hnswlib, ElemType, FileWriter, Header, IndexFile, IndexKind, LinkArena, OpenOptions, RowArena,
@@ -51,6 +53,15 @@ pub mod section {
     pub const RADIUS: u32 = 9;
     /// Level-0 inbound links from within each slot's radius, `u32`.
     pub const NEAR: u32 = 10;
+    /// The 8-bit quantizer's grids, `f32`: every dimension's low end, then
+    /// every dimension's step; present once an index with a scheme has
+    /// trained one (with [`CODES`] and [`CODE_NORMS`]).
+    pub const QUANT_GRID: u32 = 11;
+    /// Code rows, `n_items` rows of `dim` bytes each padded to whole 64-byte
+    /// lines.
+    pub const CODES: u32 = 12;
+    /// Squared norm of each slot's decoded code row, `f32`.
+    pub const CODE_NORMS: u32 = 13;
 }
 
 /// Header parameter slots of an HNSW file.
@@ -69,6 +80,9 @@ mod param {
     pub const LEVEL_MULT: usize = 5;
     /// Neighbour selection: 0 heuristic, 1 simple, 2 heuristic keeping pruned.
     pub const SELECTION: usize = 6;
+    /// Quantization: bits 0-7 the scheme (0 none, 1 8-bit scalar), bits
+    /// 8-63 the rows its grid was trained on.
+    pub const QUANT: usize = 7;
 }
 
 /// Largest dimension a file may declare (keeps every size computation far
@@ -203,6 +217,8 @@ impl<S: StoredSpace> HnswIndex<S> {
         h.params[param::DELETED] = deleted as u64;
         h.params[param::LEVEL_MULT] = g.params.mult.to_bits();
         h.params[param::SELECTION] = g.params.selection.code();
+        h.params[param::QUANT] = g.params.quantization.code()
+            | (g.codes.as_ref().map_or(0, |c| c.trained_on as u64) << 8);
 
         let mut w = FileWriter::new(h);
         w.add_section(section::VECTORS, vectors)?;
@@ -228,6 +244,16 @@ impl<S: StoredSpace> HnswIndex<S> {
                 .collect();
             w.add_pod_section(section::RADIUS, &radius)?;
             w.add_pod_section(section::NEAR, &near)?;
+        }
+        let grid: Vec<f32>;
+        let norms: Vec<u32>;
+        if let Some(c) = &g.codes {
+            let (lo, step) = c.sq.grids();
+            grid = lo.iter().chain(step).copied().collect();
+            norms = (0..n).map(|s| c.norms[s].load(Ordering::Relaxed)).collect();
+            w.add_pod_section(section::QUANT_GRID, &grid)?;
+            w.add_section(section::CODES, &c.rows.as_bytes()[..n * c.rows.row_bytes()])?;
+            w.add_pod_section(section::CODE_NORMS, &norms)?;
         }
         f(&w)
     }
@@ -340,6 +366,44 @@ impl<S: StoredSpace> HnswIndex<S> {
             }),
             _ => None,
         };
+        let quant = h.params[param::QUANT];
+        let quantization = Quantization::from_code(quant & 0xff)
+            .ok_or_else(|| bad(format!("unknown quantization code {}", quant & 0xff)))?;
+        let codes = match (quantization, space.kernels()) {
+            (Quantization::None, _) => None,
+            (_, None) => {
+                return Err(bad(format!(
+                    "{quantization} quantization on {:?} elements",
+                    S::ELEM_TYPE
+                )))
+            }
+            (_, Some(_)) if !file.has_section(section::QUANT_GRID) => None,
+            (_, Some(table)) => {
+                let dim = space.vector_len();
+                super::quant::check_scheme(quantization, space.metric(), dim)
+                    .map_err(|e| bad(e.to_string()))?;
+                let grid = file.section_bytes(section::QUANT_GRID)?;
+                if grid.len() != 8 * dim {
+                    return Err(bad(format!(
+                        "quantizer grid of {} bytes for dimension {dim}",
+                        grid.len()
+                    )));
+                }
+                let grid: Vec<f32> = grid
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                let sq = Sq8::from_grids(grid[..dim].to_vec(), grid[dim..].to_vec())
+                    .map_err(|e| bad(format!("quantizer grid: {e}")))?;
+                Some(Codes {
+                    sq,
+                    rows: RowArena::from_file(&file, section::CODES, dim, n)?,
+                    norms: Slab::from_file(&file, section::CODE_NORMS, n)?,
+                    trained_on: usize::try_from(quant >> 8).unwrap_or(usize::MAX),
+                    table,
+                })
+            }
+        };
         let graph = Graph::from_parts(GraphParts {
             space: space.clone(),
             params: Params {
@@ -349,8 +413,10 @@ impl<S: StoredSpace> HnswIndex<S> {
                 seed: h.seed,
                 mult,
                 selection,
+                quantization,
             },
             vectors: RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
+            codes,
             links0: LinkArena::from_file(&file, section::LINKS0, m0, n)?,
             upper: LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
             levels: Slab::from_file(&file, section::LEVELS, n)?,
@@ -539,8 +605,10 @@ impl HnswIndex<F32Space> {
                 seed: 100,
                 mult: h.mult,
                 selection: NeighborSelection::Heuristic,
+                quantization: Quantization::None,
             },
             vectors,
+            codes: None,
             links0,
             upper,
             levels: Slab::from_vec(h.levels.clone()),

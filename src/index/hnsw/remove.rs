@@ -466,6 +466,7 @@ impl<S: Space> Graph<S> {
             space: self.space.clone(),
             params: self.params,
             vectors,
+            codes: None,
             links0,
             upper,
             levels: Slab::from_vec(levels),

@@ -41,6 +41,14 @@ pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
 
     /// Validates `v` and writes the form the graph stores (e.g. normalized) into `out`.
     fn prepare(&self, v: &[Self::Elem], out: &mut Vec<Self::Elem>) -> Result<()>;
+
+    /// The kernel table of a built-in `f32` space, which quantized search
+    /// needs; `None` (the default) for every other space, which then
+    /// cannot be quantized.
+    #[doc(hidden)]
+    fn kernels(&self) -> Option<&'static KernelTable> {
+        None
+    }
 }
 
 /// `f32` vectors under squared L2, inner product (`1 - a.b`) or cosine
@@ -87,6 +95,10 @@ impl F32Space {
 
 impl Space for F32Space {
     type Elem = f32;
+
+    fn kernels(&self) -> Option<&'static KernelTable> {
+        Some(self.table)
+    }
 
     fn vector_len(&self) -> usize {
         self.dim

@@ -1,0 +1,346 @@
+//! Searching on compact codes: an arena of 8-bit codes parallel to the
+//! vector rows, searched with integer distance estimates, and an exact
+//! rerank of the best candidates on the `f32` rows.
+//!
+//! The layout is glass's: code row `s` belongs to slot `s`, padded to whole
+//! cache lines like the vector rows (128 bytes for 128 dimensions against
+//! 512 for `f32`), with `|x^|^2` of each decoded row in a parallel array
+//! (4 bytes per slot; small enough to stay in cache). The graph is built on
+//! the exact vectors, so it is the graph an unquantized index has; only the
+//! level-0 search of a query reads codes. The upper levels are searched on
+//! the exact vectors (a few dozen distances per query).
+//!
+//! Codes are derived data: the grid ([`Sq8`]) is trained on the index's own
+//! rows when it first holds [`MIN_TRAIN`] of them and again each time it
+//! doubles until the training sample is full ([`TRAIN_SAMPLE`] rows), and
+//! on [`HnswIndex::train_quantizer`](super::HnswIndex::train_quantizer) and
+//! compaction; every insert codes its row on the current grid (values past a
+//! grid's ends code as its ends; the rerank corrects their order). Until the
+//! first training, searches run on the exact vectors.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rayon::prelude::*;
+
+use super::graph::{Cand, Graph};
+use super::space::Space;
+use crate::error::{Error, Result};
+use crate::kernels::int8::MAX_INT_DIM;
+use crate::kernels::prefetch::prefetch_read_l2;
+use crate::kernels::KernelTable;
+use crate::quant::{Sq8, Sq8Options, Sq8Query};
+use crate::store::{RowArena, Slab};
+use crate::Metric;
+
+/// Rows an index needs before its first quantizer is trained.
+pub const MIN_TRAIN: usize = 256;
+/// Rows a quantizer is trained on (evenly spread over the slots).
+pub const TRAIN_SAMPLE: usize = 20_000;
+
+/// How an HNSW index over `f32` vectors codes its rows for search
+/// ([`HnswBuilder::quantization`](super::HnswBuilder::quantization)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Quantization {
+    /// No codes: every distance on the exact vectors.
+    #[default]
+    None,
+    /// Scalar 8-bit codes on per-dimension grids ([`Sq8`]): one byte per
+    /// component, a quarter of the `f32` row, distances estimated with one
+    /// exact integer dot product per row (VNNI, AVX-VNNI or dotprod where
+    /// the CPU has them), the best candidates reranked exactly.
+    Sq8,
+}
+
+impl Quantization {
+    /// Every scheme, `None` first, then the recommended one.
+    pub const ALL: [Quantization; 2] = [Quantization::None, Quantization::Sq8];
+
+    /// The scheme's name, as the CLI and the Python package spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Sq8 => "sq8",
+        }
+    }
+
+    /// The code stored in a file's header.
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            Quantization::None => 0,
+            Quantization::Sq8 => 1,
+        }
+    }
+
+    pub(crate) fn from_code(code: u64) -> Option<Self> {
+        match code {
+            0 => Some(Quantization::None),
+            1 => Some(Quantization::Sq8),
+            _ => None,
+        }
+    }
+
+    /// Candidates reranked exactly when the caller does not say: every
+    /// candidate the search kept (`ef` of them), which at ef 10-500 costs
+    /// one exact distance per 10-20 estimated ones.
+    pub(crate) fn default_rerank(self, ef: usize) -> usize {
+        ef
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Quantization::ALL
+            .into_iter()
+            .find(|q| q.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Quantization::ALL.iter().map(|q| q.name()).collect();
+                Error::InvalidParameter(format!(
+                    "unknown quantization {s:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The codes of a graph's rows under a trained [`Sq8`].
+pub(crate) struct Codes {
+    pub sq: Sq8,
+    /// One code row per slot, padded to whole cache lines.
+    pub rows: RowArena<u8>,
+    /// `|x^|^2` of each slot's decoded row (`f32` bits).
+    pub norms: Slab<AtomicU32>,
+    /// Rows the grid was trained on.
+    pub trained_on: usize,
+    pub table: &'static KernelTable,
+}
+
+impl Codes {
+    /// Codes `v` into slot `slot`'s row.
+    ///
+    /// # Safety
+    /// No other thread reads or writes slot `slot`'s code row meanwhile (the
+    /// caller owns the slot, not yet published, or holds `&mut`).
+    pub unsafe fn write(&self, slot: usize, v: &[f32], buf: &mut Vec<u8>) {
+        buf.resize(self.sq.dim(), 0);
+        let norm = self.sq.encode(v, buf);
+        // SAFETY: the caller's contract.
+        unsafe { self.rows.write_row(slot, buf) };
+        self.norms[slot].store(norm.to_bits(), Ordering::Release);
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        self.rows.allocated_bytes() + self.norms.allocated_bytes()
+    }
+
+    pub fn make_owned(&mut self) {
+        self.rows.make_owned();
+        self.norms.make_owned();
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.rows.is_mapped() || self.norms.is_mapped()
+    }
+
+    pub fn resize(&mut self, capacity: usize) {
+        self.rows.resize(capacity);
+        self.norms.resize_with(capacity, || AtomicU32::new(0));
+    }
+}
+
+/// The `f32` view of a vector when the space's elements are `f32`.
+#[inline]
+pub(crate) fn as_f32<E: bytemuck::Pod>(v: &[E]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>() {
+        Some(bytemuck::cast_slice(v))
+    } else {
+        None
+    }
+}
+
+/// A query prepared for one search on codes.
+pub(crate) struct CodeQuery<'a> {
+    codes: &'a Codes,
+    q: Sq8Query,
+}
+
+impl CodeQuery<'_> {
+    /// The estimated distance to slot `slot`.
+    #[inline(always)]
+    pub fn estimate(&self, slot: u32) -> f32 {
+        let c = self.codes;
+        let dot = c.table.dot_u8i8(self.q.codes(), c.rows.row(slot as usize));
+        let norm = f32::from_bits(c.norms[slot as usize].load(Ordering::Relaxed));
+        c.sq.estimate(&self.q, dot, norm)
+    }
+
+    /// Appends the estimated distances to `ids` to `out`.
+    #[inline(always)]
+    pub fn estimate_many(&self, ids: &[u32], out: &mut Vec<f32>, dots: &mut Vec<i32>) {
+        let c = self.codes;
+        dots.clear();
+        dots.resize(ids.len(), 0);
+        // SAFETY: every id is a published slot below the arena's row count
+        // (search reads only linked slots, and a slot is linked after its
+        // code row is written, which is never rewritten while `&self` is
+        // shared); the query has the arena's dimension, within MAX_INT_DIM
+        // (the grid's dimension is the index's, checked when it was built).
+        unsafe {
+            c.table.dot_u8i8_gather_raw(
+                self.q.codes(),
+                c.rows.row_ptr(0),
+                c.rows.row_bytes(),
+                ids,
+                dots,
+            )
+        };
+        out.extend(ids.iter().zip(dots.iter()).map(|(&n, &dot)| {
+            let norm = f32::from_bits(c.norms[n as usize].load(Ordering::Relaxed));
+            c.sq.estimate(&self.q, dot, norm)
+        }));
+    }
+
+    /// Starts loading slot `slot`'s code row into L2.
+    #[inline(always)]
+    pub fn prefetch(&self, slot: u32) {
+        let rows = &self.codes.rows;
+        let p = rows.row_ptr(slot as usize);
+        for i in 0..rows.row_bytes() / 64 {
+            prefetch_read_l2(p.wrapping_add(i * 64));
+        }
+    }
+}
+
+impl<S: Space> Graph<S> {
+    /// Whether searches of this graph run on codes now.
+    #[inline]
+    pub(crate) fn code_query(&self, q: &[S::Elem]) -> Option<CodeQuery<'_>> {
+        let codes = self.codes.as_ref()?;
+        let q = as_f32(q)?;
+        let q = codes.sq.prepare(q, self.space.metric()).ok()?;
+        Some(CodeQuery { codes, q })
+    }
+
+    /// Codes slot `slot`'s row if the graph has codes.
+    ///
+    /// # Safety
+    /// As [`Codes::write`].
+    pub(crate) unsafe fn write_code(&self, slot: u32, v: &[S::Elem]) {
+        if let (Some(codes), Some(v)) = (&self.codes, as_f32(v)) {
+            let mut buf = Vec::new();
+            // SAFETY: the caller's contract.
+            unsafe { codes.write(slot as usize, v, &mut buf) };
+        }
+    }
+
+    /// Whether the scheme wants a (new) grid now: none trained yet and
+    /// enough rows, or the rows have doubled since a grid trained on fewer
+    /// than a full sample.
+    pub(crate) fn wants_training(&self) -> bool {
+        if self.params.quantization == Quantization::None || self.space.kernels().is_none() {
+            return false;
+        }
+        let live = self.len() - self.free.load(Ordering::Acquire);
+        match &self.codes {
+            None => live >= MIN_TRAIN,
+            Some(c) => c.trained_on < TRAIN_SAMPLE && live >= 2 * c.trained_on,
+        }
+    }
+
+    /// Trains a grid on up to [`TRAIN_SAMPLE`] of the graph's rows (evenly
+    /// spread over the slots in use) and codes every row with it. O(n d).
+    /// Does nothing for a graph without a scheme, not over `f32`, or with
+    /// no row.
+    pub(crate) fn train_codes(&mut self) -> Result<()> {
+        let Some(table) = self.space.kernels() else {
+            return Ok(());
+        };
+        if self.params.quantization == Quantization::None {
+            self.codes = None;
+            return Ok(());
+        }
+        let dim = self.space.vector_len();
+        check_scheme(self.params.quantization, self.space.metric(), dim)?;
+        let used: Vec<u32> = (0..self.len() as u32).filter(|&s| self.in_use(s)).collect();
+        if used.is_empty() {
+            return Ok(());
+        }
+        let take = used.len().min(TRAIN_SAMPLE);
+        let mut sample = Vec::with_capacity(take * dim);
+        for i in 0..take {
+            let s = used[i * used.len() / take];
+            sample.extend_from_slice(as_f32(self.vector(s)).expect("f32 space"));
+        }
+        let sq = Sq8::train(&sample, dim, Sq8Options::default())?;
+        drop(sample);
+        let mut codes = Codes {
+            sq,
+            rows: RowArena::new(dim, 0),
+            norms: Slab::default(),
+            trained_on: take,
+            table,
+        };
+        codes.resize(self.capacity());
+        let this = &*self;
+        used.par_iter().for_each_init(Vec::new, |buf, &s| {
+            let v = as_f32(this.vector(s)).expect("f32 space");
+            // SAFETY: `&mut self` excludes every other reader and writer,
+            // `codes` is not shared yet, and each slot is coded once.
+            unsafe { codes.write(s as usize, v, buf) };
+        });
+        self.codes = Some(codes);
+        Ok(())
+    }
+
+    /// Reranks `found` (estimated distances, nearest first) exactly: the
+    /// first `rerank` (at least `k`) get their exact distance, and the `k`
+    /// nearest of those are returned, nearest first.
+    pub(crate) fn rerank(
+        &self,
+        q: &[S::Elem],
+        mut found: Vec<Cand>,
+        k: usize,
+        rerank: usize,
+    ) -> Vec<Cand> {
+        found.truncate(rerank.max(k));
+        for c in &found {
+            self.prefetch_row(c.slot);
+        }
+        for c in &mut found {
+            c.dist = self.dist_to(q, c.slot);
+        }
+        found.sort_unstable();
+        found.truncate(k);
+        found
+    }
+}
+
+/// Whether `q` can code vectors of `dim` components under `metric`.
+pub(crate) fn check_scheme(q: Quantization, metric: Metric, dim: usize) -> Result<()> {
+    if q == Quantization::None {
+        return Ok(());
+    }
+    if !matches!(
+        metric,
+        Metric::L2 | Metric::InnerProduct | Metric::Dot | Metric::Cosine
+    ) {
+        return Err(Error::UnsupportedMetric {
+            metric,
+            index: "8-bit scalar quantization",
+        });
+    }
+    if dim > MAX_INT_DIM {
+        return Err(Error::InvalidParameter(format!(
+            "{q} quantization codes at most {MAX_INT_DIM} dimensions, not {dim}"
+        )));
+    }
+    Ok(())
+}
