@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use parking_lot::RwLock;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use swann::index::hnsw::{Filter, FilterStrategy, Hnsw as RsHnsw, NeighborSelection};
+use swann::index::hnsw::{Filter, FilterStrategy, Hnsw as RsHnsw, NeighborSelection, Quantization};
 use swann::store::OpenOptions;
 use swann::Metric;
 
@@ -127,7 +127,7 @@ fn search_into(
 #[pymethods]
 impl PyHnsw {
     #[new]
-    #[pyo3(signature = (dim, metric = "l2", *, capacity = 0, M = 16, ef_construction = 200, seed = 100, M0 = None, level_mult = None, selection = "heuristic"))]
+    #[pyo3(signature = (dim, metric = "l2", *, capacity = 0, M = 16, ef_construction = 200, seed = 100, M0 = None, level_mult = None, selection = "heuristic", quantization = "none"))]
     #[allow(non_snake_case, clippy::too_many_arguments)]
     fn new(
         dim: usize,
@@ -139,6 +139,7 @@ impl PyHnsw {
         M0: Option<usize>,
         level_mult: Option<f64>,
         selection: &str,
+        quantization: &str,
     ) -> PyResult<Self> {
         let metric = hnsw_metric(metric)?;
         if dim == 0 {
@@ -149,7 +150,12 @@ impl PyHnsw {
             .ef_construction(ef_construction)
             .capacity(capacity)
             .seed(seed)
-            .selection(selection_of(selection)?);
+            .selection(selection_of(selection)?)
+            .quantization(
+                quantization
+                    .parse::<Quantization>()
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            );
         if let Some(m0) = M0 {
             builder = builder.m0(m0);
         }
@@ -485,6 +491,14 @@ impl PyHnsw {
         py.detach(|| self.inner.write().compact()).py()
     }
 
+    /// Trains the quantizer's grid anew on up to 20,000 of the index's rows
+    /// and recodes every row (the index also does this by itself at 256
+    /// rows, at each doubling up to 20,000, and on :meth:`compact`). No-op
+    /// for ``quantization="none"``.
+    fn train_quantizer(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.write().train_quantizer()).py()
+    }
+
     /// Checks the graph (links, levels, entry point, reachability from the
     /// entry point on every level): a dict with ``ok``, ``nodes``,
     /// ``unreachable`` (level 0), ``problems`` (list of str) and
@@ -593,6 +607,31 @@ impl PyHnsw {
     #[getter]
     fn is_mapped(&self) -> bool {
         self.inner.read_recursive().is_mapped()
+    }
+
+    /// The quantization scheme: ``"none"`` or ``"sq8"``.
+    #[getter]
+    fn quantization(&self) -> &'static str {
+        self.inner.read_recursive().quantization().name()
+    }
+
+    /// Whether searches run on codes now (a scheme is set and its grid is
+    /// trained).
+    #[getter]
+    fn is_quantized(&self) -> bool {
+        self.inner.read_recursive().is_quantized()
+    }
+
+    /// Candidates reranked exactly per search on codes (``0``: ``3 k``, at
+    /// least 20).
+    #[getter]
+    fn get_rerank(&self) -> usize {
+        self.inner.read_recursive().rerank()
+    }
+
+    #[setter]
+    fn set_rerank(&self, n: usize) {
+        self.inner.read_recursive().set_rerank(n);
     }
 
     /// Default candidate list size of searches (default 10).

@@ -36,6 +36,34 @@ def test_hnsw_basics(data, tmp_path):
     assert "Hnsw(" in repr(h)
 
 
+def test_hnsw_quantized(data, tmp_path):
+    base, queries = data
+    exact = swann.Hnsw(16, "l2", M=12, ef_construction=100)
+    exact.add(base)
+    h = swann.Hnsw(16, "l2", M=12, ef_construction=100, quantization="sq8")
+    assert h.quantization == "sq8" and not h.is_quantized
+    h.add(base)
+    assert h.is_quantized and h.rerank == 0
+    truth = exact_l2(base, queries, 10)
+    labels, dist = h.search(queries, 10, ef=64)
+    r_exact = recall(exact.search(queries, 10, ef=64)[0], truth)
+    assert recall(labels, truth) >= r_exact - 0.02
+    # Reranked: the reported distances are the exact ones.
+    d = ((base[labels.astype(np.int64)] - queries[:, None, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(dist, d, rtol=1e-4, atol=1e-4)
+    h.rerank = 10
+    assert h.rerank == 10
+    assert h.search(queries, 10, ef=64)[0].shape == (len(queries), 10)
+    h.save(str(tmp_path / "q.swann"))
+    m = swann.Hnsw.load(str(tmp_path / "q.swann"), mmap=True)
+    assert m.quantization == "sq8" and m.is_quantized
+    np.testing.assert_array_equal(m.search(queries, 10, ef=64)[0], labels)
+    h.train_quantizer()
+    assert h.is_quantized
+    with pytest.raises(ValueError):
+        swann.Hnsw(16, quantization="pq")
+
+
 def test_hnsw_padding_and_require_k():
     h = swann.Hnsw(2)
     h.add([[0, 0], [1, 1]], [7, 8])
