@@ -68,7 +68,7 @@ pub struct HnswBench {
     /// Search on codes of the vectors, reranking the best candidates exactly (f32 metrics only).
     #[arg(long, value_enum, default_value_t = QuantArg::None)]
     pub quant: QuantArg,
-    /// Candidates reranked exactly per query with --quant (0: the default, 3k and at least 20).
+    /// Candidates reranked exactly per query with --quant (0: the default, ef/2 and at least 3k and 20).
     #[arg(long, default_value_t = 0)]
     pub rerank: usize,
 }

@@ -66,7 +66,7 @@ pub struct Query {
     /// Read the whole file into memory (checking every checksum) instead of mapping it.
     #[arg(long)]
     pub load: bool,
-    /// Candidates reranked exactly per query when the index searches on codes (0: the default, 3k and at least 20).
+    /// Candidates reranked exactly per query when the index searches on codes (0: the default, ef/2 and at least 3k and 20).
     #[arg(long, default_value_t = 0)]
     pub rerank: usize,
     /// Timed passes over the queries (the fastest is reported).

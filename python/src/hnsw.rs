@@ -622,8 +622,8 @@ impl PyHnsw {
         self.inner.read_recursive().is_quantized()
     }
 
-    /// Candidates reranked exactly per search on codes (``0``: ``3 k``, at
-    /// least 20).
+    /// Candidates reranked exactly per search on codes (``0``: half of
+    /// ``ef``, at least ``3 k`` and 20).
     #[getter]
     fn get_rerank(&self) -> usize {
         self.inner.read_recursive().rerank()

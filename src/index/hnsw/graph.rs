@@ -928,7 +928,7 @@ impl<S: Space> Graph<S> {
                 accept,
             );
             let rerank = match self.rerank.load(Ordering::Relaxed) {
-                0 => self.params.quantization.default_rerank(k),
+                0 => self.params.quantization.default_rerank(k, ef),
                 r => r,
             };
             return self.rerank(q, found, k, rerank);

@@ -570,8 +570,8 @@ impl<S: Space> HnswIndex<S> {
 
     /// Sets how many of a search's candidates (the nearest by estimate) are
     /// reranked on the exact vectors when it runs on codes: 0 (the default)
-    /// means `3 k`, at least 20; at least `k` always are, and never more
-    /// than the search kept (`ef`). A runtime setting, not saved. Fewer
+    /// means half of `ef`, at least `3 k` and 20; at least `k` always are,
+    /// and never more than the search kept (`ef`). A runtime setting, not saved. Fewer
     /// reranks cost less and lose recall once the estimates misorder
     /// candidates beyond the reranked ones; more help where the codes are
     /// coarse for the data.
