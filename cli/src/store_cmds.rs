@@ -10,6 +10,8 @@ use swann::io::{read_groundtruth, read_vectors};
 use swann::store::{IndexFile, IndexKind, OpenOptions};
 use swann::Metric;
 
+use crate::common::rss_bytes;
+
 /// Index kinds `swann build` writes.
 #[derive(Subcommand, Debug)]
 pub enum Build {
@@ -72,6 +74,9 @@ pub struct Query {
     /// Timed passes over the queries (the fastest is reported).
     #[arg(long, default_value_t = 1)]
     pub passes: usize,
+    /// Map with MADV_RANDOM (no read-ahead): only the pages searches touch become resident.
+    #[arg(long)]
+    pub random: bool,
 }
 
 /// `swann info`.
@@ -121,7 +126,13 @@ pub fn query(a: Query) -> Result<()> {
     let index = if a.load {
         Hnsw::load(&a.file)?
     } else {
-        Hnsw::open_mmap(&a.file, OpenOptions::default())?
+        Hnsw::open_mmap(
+            &a.file,
+            OpenOptions {
+                advise_random: a.random,
+                ..OpenOptions::default()
+            },
+        )?
     };
     let opened = t.elapsed();
     if a.passes == 0 {
@@ -143,6 +154,15 @@ pub fn query(a: Query) -> Result<()> {
         results.len(),
         results.len() as f64 / secs
     );
+    // What stayed resident: the process's own memory, and the pages of the
+    // file the searches touched (clean, shared, dropped under pressure).
+    if let (Some(anon), Some(file)) = (rss_bytes("RssAnon:"), rss_bytes("RssFile:")) {
+        println!(
+            "resident after the queries: {:.1} MiB anonymous, {:.1} MiB of mapped files",
+            anon as f64 / 1048576.0,
+            file as f64 / 1048576.0
+        );
+    }
     if let Some(gt) = a.groundtruth {
         let gt = read_groundtruth(&gt)?;
         if gt.rows() < results.len() || gt.dim < a.k {
