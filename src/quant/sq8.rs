@@ -282,10 +282,12 @@ impl Sq8 {
         out: &mut [f32],
     ) {
         assert!(norms.len() >= out.len(), "one norm per row");
-        let mut dots = vec![0i32; out.len()];
-        table.dot_u8i8_batch(&q.qi, codes, stride, &mut dots);
-        for ((o, &d), &n) in out.iter_mut().zip(&dots).zip(norms) {
-            *o = self.estimate(q, d, n);
+        // The integer dot products land in `out` itself (same size), then
+        // each is replaced by its estimate: no allocation per call.
+        table.dot_u8i8_batch(&q.qi, codes, stride, bytemuck::cast_slice_mut(out));
+        for (o, &n) in out.iter_mut().zip(norms) {
+            let dot = o.to_bits() as i32;
+            *o = self.estimate(q, dot, n);
         }
     }
 }
