@@ -37,18 +37,19 @@ for check in "$@"; do
         # and proc macros uninstrumented. Two seeds per thread count: the
         # sanitizer slows the builds 5-15x.
         nightly rust-src
-        echo "== tsan: HNSW builds on 16 and 64 threads, try_insert beside searches, replace under contention, filtered batches"
+        echo "== tsan: HNSW builds on 16 and 64 threads, try_insert beside searches (exact and on codes), replace under contention, filtered batches"
         RUSTFLAGS="-Zsanitizer=thread" \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         SWANN_TEST_SEEDS=2 \
             cargo +nightly test -Zbuild-std --target "$host" --target-dir target/tsan \
-            --test hnsw_graph --test hnsw --test hnsw_filter -- \
+            --test hnsw_graph --test hnsw --test hnsw_filter --test hnsw_quant -- \
             every_node_reachable_after_a_build_on_16_threads \
             every_node_reachable_after_a_build_on_64_threads \
             every_node_reachable_after_concurrent_try_inserts \
             every_node_reachable_after_replacing_under_contention \
             searches_during_concurrent_inserts \
-            a_batch_under_a_predicate
+            a_batch_under_a_predicate \
+            concurrent_inserts_code_their_rows
         ;;
     miri)
         # Dispatch goes to the scalar kernels under Miri (cfg(miri)), and

@@ -553,6 +553,12 @@ impl<S: StoredSpace> HnswIndex<S> {
                 "every slot is free but an entry point is named".into(),
             ));
         }
+        if let Some(slot) = g.first_miscoded() {
+            return Err(corrupt(
+                section::CODES,
+                format!("slot {slot}: its code or code norm is not its row's under the saved grid"),
+            ));
+        }
         Ok(())
     }
 

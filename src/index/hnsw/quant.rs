@@ -307,6 +307,25 @@ impl<S: Space> Graph<S> {
         Ok(())
     }
 
+    /// The first slot in use whose code row or norm differs from what its
+    /// vector codes to under the graph's grid (a corrupt file): what
+    /// `load` and `verify` check. O(n d).
+    pub(crate) fn first_miscoded(&self) -> Option<u32> {
+        let codes = self.codes.as_ref()?;
+        let mut buf = vec![0u8; codes.sq.dim()];
+        (0..self.len() as u32).find(|&s| {
+            if !self.in_use(s) {
+                return false;
+            }
+            let Some(v) = as_f32(self.vector(s)) else {
+                return false;
+            };
+            let norm = codes.sq.encode(v, &mut buf);
+            buf.as_slice() != codes.rows.row(s as usize)
+                || norm.to_bits() != codes.norms[s as usize].load(Ordering::Relaxed)
+        })
+    }
+
     /// Reranks `found` (estimated distances, nearest first) exactly: the
     /// first `rerank` (at least `k`) get their exact distance, and the `k`
     /// nearest of those are returned, nearest first.
@@ -350,4 +369,37 @@ pub(crate) fn check_scheme(q: Quantization, metric: Metric, dim: usize) -> Resul
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Hnsw;
+    use super::*;
+
+    /// A file whose codes disagree with its rows (checksums intact, as a
+    /// buggy writer would leave it) is refused by `load` and `verify`.
+    #[test]
+    fn load_and_verify_refuse_codes_that_are_not_the_rows() {
+        let mut index = Hnsw::builder(8, Metric::L2)
+            .quantization(Quantization::Sq8)
+            .build()
+            .unwrap();
+        let rows: Vec<f32> = (0..8 * 400).map(|i| ((i * 37) % 101) as f32).collect();
+        let labels: Vec<u64> = (0..400).collect();
+        index.insert_batch(&labels, &rows).unwrap();
+        assert_eq!(index.graph.first_miscoded(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.swann");
+        index.save(&path).unwrap();
+        Hnsw::load(&path).unwrap().verify().unwrap();
+
+        let codes = index.graph.codes.as_mut().unwrap();
+        codes.rows.row_mut(7)[3] ^= 1;
+        assert_eq!(index.graph.first_miscoded(), Some(7));
+        index.save(&path).unwrap();
+        let err = Hnsw::load(&path).unwrap_err();
+        assert!(err.to_string().contains("slot 7"), "{err}");
+        let mapped = Hnsw::open_mmap(&path, crate::store::OpenOptions::default()).unwrap();
+        assert!(mapped.verify().is_err());
+    }
 }
