@@ -600,3 +600,35 @@ fn sweep() {
         }
     }
 }
+
+#[test]
+fn build_auto_builds_until_the_trees_nodes_number_the_items() {
+    let data = clustered(3000, 40, 9);
+    let make = || {
+        let mut f = Forest::new(40, Metric::Angular).unwrap();
+        f.set_seed(5);
+        for (i, v) in data.iter().enumerate() {
+            f.add_item(i as u32, v).unwrap();
+        }
+        f
+    };
+    let mut f = make();
+    let n = f.build_auto(Some(2)).unwrap();
+    assert_eq!(f.n_trees(), n);
+    // A leaf holds up to 42 items here: a tree has 2 * 3000 / 42 nodes or
+    // more, so about 21 trees or fewer (Annoy: 15 on data like this).
+    assert!((5..=40).contains(&n), "{n}");
+    // The count depends on the seed and items only, not on the threads.
+    let mut g = make();
+    assert_eq!(g.build_auto(Some(1)).unwrap(), n);
+    assert_eq!(answers(&f, &data[..20]), answers(&g, &data[..20]));
+    // A forest of one item still gets a tree.
+    let mut one = Forest::new(4, Metric::Euclidean).unwrap();
+    one.add_item(0, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert_eq!(one.build_auto(None).unwrap(), 1);
+    let mut zero = make();
+    assert!(matches!(
+        zero.build(0, None),
+        Err(Error::InvalidParameter(_))
+    ));
+}

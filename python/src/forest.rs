@@ -237,11 +237,33 @@ impl PyForest {
         })
     }
 
-    /// Builds ``n_trees`` trees on ``num_threads`` threads (``-1``: all cores).
+    /// Builds ``n_trees`` trees on ``num_threads`` threads (``-1``: all
+    /// cores). ``n_trees=-1`` builds as many trees as it takes for their
+    /// nodes to number at least the items (Annoy's ``build(-1)``). Returns
+    /// the number of trees built.
     #[pyo3(signature = (n_trees, num_threads = -1))]
-    fn build(&self, py: Python<'_>, n_trees: usize, num_threads: i64) -> PyResult<()> {
+    fn build(&self, py: Python<'_>, n_trees: i64, num_threads: i64) -> PyResult<usize> {
         let threads = (num_threads > 0).then_some(num_threads as usize);
-        py.detach(|| -> PyResult<()> { self.inner.write().own_mut()?.build(n_trees, threads).py() })
+        let n_trees = match n_trees {
+            -1 => None,
+            n if n >= 1 => Some(
+                usize::try_from(n)
+                    .map_err(|_| PyValueError::new_err(format!("n_trees {n} is too large")))?,
+            ),
+            n => {
+                return Err(PyValueError::new_err(format!(
+                    "n_trees must be at least 1, or -1 to choose by the item count; got {n}"
+                )))
+            }
+        };
+        py.detach(|| -> PyResult<usize> {
+            let mut inner = self.inner.write();
+            let forest = inner.own_mut()?;
+            match n_trees {
+                Some(n) => forest.build(n, threads).py().map(|()| n),
+                None => forest.build_auto(threads).py(),
+            }
+        })
     }
 
     /// Drops the trees so items can be added again.

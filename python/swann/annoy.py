@@ -118,7 +118,11 @@ class AnnoyIndex:
             raise
 
     def build(self, n_trees: int, n_jobs: int = -1) -> bool:
-        """Builds ``n_trees`` trees on ``n_jobs`` threads (``-1``: every core)."""
+        """Builds ``n_trees`` trees on ``n_jobs`` threads (``-1``: every core).
+
+        ``n_trees=-1`` builds trees until their nodes number at least the
+        items, as Annoy does (about half a leaf's capacity in trees).
+        """
         if self._loaded:
             raise RuntimeError("You can't build a loaded index")
         self._index.build(int(n_trees), num_threads=int(n_jobs))

@@ -590,21 +590,38 @@ impl Forest {
     /// The trees depend only on the seed, the items and the parameters, not
     /// on the thread count: tree `t` draws from its own random stream.
     pub fn build(&mut self, n_trees: usize, n_threads: Option<usize>) -> Result<()> {
-        self.build_with_room(n_trees, n_threads, None)
+        if n_trees == 0 {
+            return Err(Error::InvalidParameter(
+                "n_trees must be at least 1 (build_auto chooses a count)".into(),
+            ));
+        }
+        self.build_with_room(n_trees, n_threads, None).map(|_| ())
+    }
+
+    /// Annoy's `build(-1)`: builds as many trees as it takes for their
+    /// nodes (splits and leaves) to number at least the items, and returns
+    /// that count. The first tree is built once to count its nodes, then
+    /// the forest is built as by [`Forest::build`] (the same first tree:
+    /// trees depend only on the seed). About `leaf size / 2` trees, e.g.
+    /// 30-40 for 64-d rows.
+    pub fn build_auto(&mut self, n_threads: Option<usize>) -> Result<usize> {
+        self.build_with_room(0, n_threads, None)
     }
 
     /// [`Forest::build`], with the room reserved for the trees given in
     /// bytes instead of estimated (tests use it to make trees overflow).
+    /// `n_trees` 0 chooses the count as [`Forest::build_auto`] does.
     fn build_with_room(
         &mut self,
         n_trees: usize,
         n_threads: Option<usize>,
         room: Option<usize>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.check_adding()?;
-        if n_trees == 0 || n_trees > u32::MAX as usize {
+        if n_trees > u32::MAX as usize {
             return Err(Error::InvalidParameter(format!(
-                "n_trees must be at least 1, got {n_trees}"
+                "n_trees must be at most {}, got {n_trees}",
+                u32::MAX
             )));
         }
         if n_threads == Some(0) {
@@ -645,6 +662,10 @@ impl Forest {
         let present = self.present.clone();
         sec.present = self.append_section(bytemuck::cast_slice(&present))?;
         drop(present);
+        let n_trees = match n_trees {
+            0 => self.auto_tree_count(&ids, vec_end),
+            n => n,
+        };
 
         // The trees go straight into the image, each as soon as it and all
         // trees before it are built, into room reserved past the sections
@@ -726,7 +747,33 @@ impl Forest {
             norms_word: sec.norms.offset as usize / 4,
             sections: sec,
         });
-        Ok(())
+        Ok(n_trees)
+    }
+
+    /// The tree count of [`Forest::build_auto`]: builds tree 0 of this
+    /// forest on its own to count its nodes, then as many trees as make
+    /// `ids.len()` nodes (at least one).
+    fn auto_tree_count(&self, ids: &[u32], vec_end: usize) -> usize {
+        let rows = &self.backing.bytes()[DATA_START..vec_end];
+        let ctx = TreeCtx {
+            metric: self.metric,
+            geo: self.geo,
+            leaf_max: self.leaf_max,
+            seed: self.seed,
+            rows: match self.metric {
+                Metric::Hamming => Rows::Bits(bytemuck::cast_slice(rows)),
+                _ => Rows::F32(bytemuck::cast_slice(rows)),
+            },
+            ids,
+            dot: self.dot,
+            split_dist: self.split_kernel(),
+            table: self.table,
+        };
+        let nodes = ctx
+            .build_group(0..1)
+            .first()
+            .map_or(1, |t| 2 * t.n_splits() + 1);
+        ids.len().div_ceil(nodes).max(1)
     }
 
     /// The store header of this forest, built with `n_trees` trees.
