@@ -43,19 +43,27 @@ def _is_swann_forest(path: str) -> bool:
         return f.read(len(_FOREST_MAGIC)) == _FOREST_MAGIC
 
 
-def _check_numbers(vector: Any) -> None:
-    """Annoy reads each component as a float and raises ``TypeError`` for
-    anything else (a string included); numpy's conversion would accept
-    numeric strings."""
-    if isinstance(vector, (str, bytes)):
-        raise TypeError(f"must be a sequence of real numbers, not {type(vector).__name__}")
+def _components(vector: Any) -> Any:
+    """The components of ``vector`` read as Annoy reads them: its length
+    first (``TypeError`` "object of type 'X' has no len()"), then each item
+    by index ("'X' object is not subscriptable", or the ``IndexError`` the
+    sequence raises), each a real number (``TypeError`` "must be real
+    number, not str": numpy's conversion would accept numeric strings).
+    numpy arrays of numbers pass as they are."""
     if isinstance(vector, np.ndarray):
         if vector.dtype.kind not in "biuf":
             raise TypeError(f"must be real numbers, not {vector.dtype}")
-        return
-    for x in vector:
+        return vector
+    if isinstance(vector, (str, bytes)):
+        raise TypeError(f"must be real number, not {type(vector).__name__}")
+    n = len(vector)
+    out = []
+    for j in range(n):
+        x = vector[j]
         if isinstance(x, (str, bytes)):
             raise TypeError(f"must be real number, not {type(x).__name__}")
+        out.append(x)
+    return out
 
 
 def _copy_atomically(src: Optional[str], dst: str) -> None:
@@ -108,7 +116,7 @@ class AnnoyIndex:
             raise IndexError("Item index can not be negative")
         if self._loaded:
             raise RuntimeError("You can't add an item to a loaded index")
-        _check_numbers(vector)
+        vector = _components(vector)
         try:
             self._index.add_item(i, vector)
         except ValueError as e:

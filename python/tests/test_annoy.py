@@ -55,6 +55,33 @@ def test_build_minus_one_chooses_the_tree_count():
     assert t.get_n_trees() == n  # the count depends only on the seed and items
 
 
+def test_vector_errors_read_like_annoys():
+    class NoLen:
+        pass
+
+    class NoGetitem:
+        def __len__(self):
+            return 5
+
+    class Short:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            raise IndexError
+
+    t = AnnoyIndex(5, "euclidean")
+    with pytest.raises(TypeError, match=r"^object of type 'NoLen' has no len\(\)$"):
+        t.add_item(1, NoLen())
+    with pytest.raises(TypeError, match=r"^'NoGetitem' object is not subscriptable$"):
+        t.add_item(1, NoGetitem())
+    t3 = AnnoyIndex(3, "euclidean")
+    with pytest.raises(IndexError):
+        t3.add_item(1, Short())
+    with pytest.raises(TypeError, match=r"^must be real number, not str$"):
+        t3.add_item(1, ["1", "2", "3"])
+
+
 def test_euclidean_recall_and_distances(data):
     base, queries = data
     t = AnnoyIndex(16, "euclidean")
