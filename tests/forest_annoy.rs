@@ -245,3 +245,53 @@ fn corrupt_annoy_file_gives_an_error_not_a_panic() {
     let err = idx.nns_by_item(0, 10, Some(100_000)).unwrap_err();
     assert!(matches!(err, Error::BadDataFile { .. }), "{err}");
 }
+
+/// Annoy's own `test/test.tree` (Apache-2.0, from spotify/annoy), written
+/// by an older Annoy that stored split nodes before their children. Annoy's
+/// `test_binary_compatibility` expects these neighbours of item 0.
+#[test]
+fn old_annoy_file_with_split_nodes_first_answers_as_annoy() {
+    let idx = AnnoyIndex::open(data("old_split_first.tree"), 10, Metric::Angular).unwrap();
+    let got: Vec<u32> = idx
+        .nns_by_item(0, 10, None)
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(got, [0, 85, 42, 11, 54, 38, 53, 66, 19, 31]);
+}
+
+/// Split nodes that point at each other (a cycle no valid tree has) end the
+/// search with an error instead of looping.
+#[test]
+fn a_cycle_of_split_nodes_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cycle.ann");
+    let mut bytes = std::fs::read(data("euclidean.ann")).unwrap();
+    let node = 80; // euclidean, dim 16: 16 + 64 bytes
+    let n_nodes = bytes.len() / node;
+    let nd = |b: &[u8], i: usize| i32::from_le_bytes(b[i * node..i * node + 4].try_into().unwrap());
+    let k = 18; // most ids a leaf holds at dim 16
+    let splits: Vec<usize> = (0..n_nodes - 1).filter(|&i| nd(&bytes, i) > k).collect();
+    let (a, b) = (splits[0], splits[1]);
+    let set = |bytes: &mut Vec<u8>, i: usize, c: usize| {
+        let c = (c as i32).to_le_bytes();
+        bytes[i * node + 8..i * node + 12].copy_from_slice(&c);
+        bytes[i * node + 12..i * node + 16].copy_from_slice(&c);
+    };
+    set(&mut bytes, a, b);
+    set(&mut bytes, b, a);
+    // Every root leads into the cycle.
+    let top = nd(&bytes, n_nodes - 1);
+    let roots: Vec<usize> = (0..n_nodes)
+        .rev()
+        .take_while(|&i| nd(&bytes, i) == top)
+        .collect();
+    for i in roots {
+        set(&mut bytes, i, a);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let idx = AnnoyIndex::open(&path, 16, Metric::Euclidean).unwrap();
+    let err = idx.nns_by_item(0, 10, Some(100_000)).unwrap_err();
+    assert!(err.to_string().contains("cycle"), "{err}");
+}

@@ -55,6 +55,14 @@ def test_build_minus_one_chooses_the_tree_count():
     assert t.get_n_trees() == n  # the count depends only on the seed and items
 
 
+def test_old_annoy_file_with_split_nodes_first():
+    # Annoy's own test/test.tree, written by an older Annoy.
+    for prefault in (False, True):
+        u = AnnoyIndex(10, "angular")
+        u.load(os.path.join(FIXTURES, "old_split_first.tree"), prefault=prefault)
+        assert u.get_nns_by_item(0, 10) == [0, 85, 42, 11, 54, 38, 53, 66, 19, 31]
+
+
 def test_vector_errors_read_like_annoys():
     class NoLen:
         pass

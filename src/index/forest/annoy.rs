@@ -387,10 +387,21 @@ impl AnnoyIndex {
             for &r in &self.roots {
                 s.heap.push(Entry(start, r));
             }
+            // Annoy writes children before their parent, but older Annoy
+            // wrote split nodes first (its own `test/test.tree`), so child
+            // indices may point either way. In a tree every node has one
+            // parent, so a search pops each node at most once per root it
+            // is under: more pops than nodes and roots means a cycle, which
+            // a corrupt file could hold (Annoy would loop forever).
+            let mut budget = self.n_nodes + self.roots.len();
             while s.nns.len() < search_k {
                 let Some(Entry(d, i)) = s.heap.pop() else {
                     break;
                 };
+                if budget == 0 {
+                    return Err(self.corrupt("split nodes form a cycle"));
+                }
+                budget -= 1;
                 let iu = i as usize;
                 let nd = self.n_desc(iu);
                 if nd == 1 && iu < self.n_items {
@@ -402,8 +413,9 @@ impl AnnoyIndex {
                 } else {
                     let c = self.children(iu);
                     let (c0, c1) = (c[0], c[1]);
-                    if c0 < 0 || c1 < 0 || c0 >= i || c1 >= i {
-                        return Err(self.corrupt("child index out of order or bounds"));
+                    let n = self.n_nodes as i32;
+                    if c0 < 0 || c1 < 0 || c0 >= n || c1 >= n || c0 == i || c1 == i {
+                        return Err(self.corrupt("child index out of bounds"));
                     }
                     let (p0, p1) = match q {
                         Query::F32(v, _) => {
