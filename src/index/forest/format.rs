@@ -136,6 +136,7 @@ pub(crate) fn corrupt(path: &str, reason: impl Into<String>) -> Error {
 /// What a file says, checked.
 pub(crate) struct Parsed {
     pub header: Header,
+    pub geometry: super::Geometry,
     pub leaf_max: usize,
     pub vectors: Section,
     pub norms: Section,
@@ -150,8 +151,8 @@ pub(crate) fn parse(file: &IndexFile, path: &str) -> Result<Parsed> {
     file.expect_kind(IndexKind::Forest)?;
     let h = file.header().clone();
     let metric = h.metric;
-    let geometry = super::Geometry::new(h.dim as usize, metric)
-        .map_err(|e| bad(&format!("bad dimension or metric: {e}")))?;
+    let geometry = super::Geometry::of_file(h.dim as usize, metric, h.params[0])
+        .map_err(|e| bad(&format!("bad dimension, metric or row width: {e}")))?;
     if h.elem_type != elem_type(metric) {
         return Err(bad("element type does not fit the metric"));
     }
@@ -223,6 +224,7 @@ pub(crate) fn parse(file: &IndexFile, path: &str) -> Result<Parsed> {
     }
     Ok(Parsed {
         header: h,
+        geometry,
         leaf_max: leaf_max as usize,
         vectors,
         norms,

@@ -99,19 +99,10 @@ impl Geometry {
                 "dimension {dim} out of range 1..=2^24"
             )));
         }
-        let (comp, row_words, plane_words) = match metric {
-            Metric::Euclidean | Metric::Manhattan | Metric::Angular => {
-                let w = dim.div_ceil(16) * 16;
-                (dim, w, w)
-            }
-            Metric::Dot => {
-                let w = (dim + 1).div_ceil(16) * 16;
-                (dim + 1, w, w)
-            }
-            Metric::Hamming => {
-                let words = dim.div_ceil(64);
-                (words, words.div_ceil(8) * 16, 0)
-            }
+        let comp = match metric {
+            Metric::Euclidean | Metric::Manhattan | Metric::Angular => dim,
+            Metric::Dot => dim + 1,
+            Metric::Hamming => dim.div_ceil(64),
             other => {
                 return Err(Error::UnsupportedMetric {
                     metric: other,
@@ -119,12 +110,61 @@ impl Geometry {
                 })
             }
         };
-        Ok(Geometry {
+        let words = Self::comp_words(comp, metric);
+        // Rows of up to a cache line take the next power of two, so none
+        // straddles a line and an unused id of a sparse id range costs no
+        // more than in Annoy (16 bytes at 3 components, where Annoy's node
+        // is 24); longer rows are whole lines.
+        let row_words = if words <= 16 {
+            words.next_power_of_two()
+        } else {
+            words.div_ceil(16) * 16
+        };
+        Ok(Self::with_width(dim, metric, comp, row_words))
+    }
+
+    /// 4-byte words of `comp` components.
+    fn comp_words(comp: usize, metric: Metric) -> usize {
+        if metric == Metric::Hamming {
+            2 * comp
+        } else {
+            comp
+        }
+    }
+
+    fn with_width(dim: usize, metric: Metric, comp: usize, row_words: usize) -> Geometry {
+        Geometry {
             dim,
             comp,
             row_words,
-            plane_words,
-        })
+            plane_words: if metric == Metric::Hamming {
+                0
+            } else {
+                row_words
+            },
+        }
+    }
+
+    /// The geometry of a file whose rows are `row_words` wide: the width
+    /// [`Geometry::new`] gives, or whole cache lines, which files written
+    /// before small rows were packed use.
+    pub(crate) fn of_file(dim: usize, metric: Metric, row_words: u64) -> Result<Geometry> {
+        let g = Geometry::new(dim, metric)?;
+        let lines = Self::comp_words(g.comp, metric).div_ceil(16) * 16;
+        match usize::try_from(row_words) {
+            Ok(w) if w == g.row_words => Ok(g),
+            Ok(w) if w == lines => Ok(Self::with_width(dim, metric, g.comp, w)),
+            _ => Err(Error::InvalidParameter(format!(
+                "rows of {row_words} words do not fit {} components",
+                g.comp
+            ))),
+        }
+    }
+
+    /// The whole-line row width, which the default leaf size is based on
+    /// (so trees do not depend on how rows are packed).
+    fn line_words(&self, metric: Metric) -> usize {
+        Self::comp_words(self.comp, metric).div_ceil(16) * 16
     }
 
     fn row_bytes(&self) -> usize {
@@ -241,8 +281,8 @@ impl std::fmt::Debug for Forest {
 /// The default leaf size: as many ids as a stored vector has components
 /// (Annoy's rule: a leaf takes the room of one vector), so the trees cost
 /// about as much space per item as Annoy's.
-fn default_leaf_size(geo: &Geometry) -> usize {
-    (geo.row_words + 2).max(8)
+fn default_leaf_size(geo: &Geometry, metric: Metric) -> usize {
+    (geo.line_words(metric) + 2).max(8)
 }
 
 /// Most trees built together in one pass over the rows (their planes must
@@ -407,7 +447,7 @@ impl Forest {
         Forest {
             metric,
             geo,
-            leaf_max: default_leaf_size(&geo),
+            leaf_max: default_leaf_size(&geo, metric),
             seed: DEFAULT_SEED,
             table,
             dot: table.f32_kernel(F32Op::Dot),
@@ -1075,7 +1115,7 @@ impl Forest {
             ));
         }
         let h = p.header;
-        let geo = Geometry::new(h.dim as usize, h.metric)?;
+        let geo = p.geometry;
         let present = bytemuck::pod_collect_to_vec(&file.bytes()[p.present.range()]);
         let mut f = Self::with_backing(geo, h.metric, Backing::File(file), name);
         f.leaf_max = p.leaf_max;
@@ -1181,6 +1221,56 @@ mod tests {
             f.add_item(i, &v).unwrap();
         }
         f
+    }
+
+    /// Files written before small rows were packed (every row whole cache
+    /// lines) still open, and answer as a packed forest of the same items.
+    #[test]
+    fn files_with_whole_line_rows_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for metric in [
+            Metric::Angular,
+            Metric::Euclidean,
+            Metric::Dot,
+            Metric::Manhattan,
+        ] {
+            let packed = Geometry::new(3, metric).unwrap();
+            let lines = Geometry::with_width(3, metric, packed.comp, packed.line_words(metric));
+            assert!(packed.row_words < lines.row_words);
+            let mut out = Vec::new();
+            for (k, geo) in [packed, lines].into_iter().enumerate() {
+                let mut f = Forest::with_backing(
+                    geo,
+                    metric,
+                    Backing::Heap(HeapImage::zeroed(DATA_START)),
+                    "<memory>".into(),
+                );
+                f.set_seed(3);
+                let mut rng = build::tree_rng(7, 0);
+                for i in 0..500u32 {
+                    let v: Vec<f32> = (0..3)
+                        .map(|_| rng.index(1000) as f32 / 100.0 - 5.0)
+                        .collect();
+                    f.add_item(i, &v).unwrap();
+                }
+                f.build(4, Some(1)).unwrap();
+                let path = dir.path().join(format!("{metric}-{k}.forest"));
+                f.save(&path).unwrap();
+                let g = Forest::load(&path).unwrap();
+                assert_eq!(g.geo.row_words, geo.row_words);
+                let hits: Vec<Vec<u32>> = (0..20)
+                    .map(|i| {
+                        g.nns_by_item(i, 5, None)
+                            .unwrap()
+                            .iter()
+                            .map(|h| h.id)
+                            .collect()
+                    })
+                    .collect();
+                out.push(hits);
+            }
+            assert_eq!(out[0], out[1], "{metric}");
+        }
     }
 
     /// Trees that do not fit the room reserved for them are appended after
