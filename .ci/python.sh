@@ -30,6 +30,11 @@ if ! "${pip[@]}" install --verbose ./python >"$log" 2>&1; then
     exit 1
 fi
 grep -E "Built wheel|Successfully installed" "$log" || true
+# One wheel for every CPython >= 3.9 on this platform (pyo3's abi3-py39).
+if ! grep -qE "Built wheel.*cp39-abi3" "$log"; then
+    echo "== python: the wheel is not an abi3 (cp39-abi3) wheel" >&2
+    exit 1
+fi
 rm -f "$log"
 "$venv/bin/python" -c "import swann, swann.hnswlib, swann.n2; print('swann', swann.__version__, 'imported from', swann.__file__)"
 
