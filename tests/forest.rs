@@ -2,7 +2,8 @@
 //! file round trips, corrupt files, and input errors.
 #![cfg(feature = "forest")]
 
-use swann::index::forest::{Forest, Hit, MmapOptions};
+use swann::index::forest::{Forest, Hit};
+use swann::store::OpenOptions;
 use swann::{Error, Metric};
 
 /// A small deterministic generator (tests must not depend on a rand crate's version).
@@ -272,12 +273,13 @@ fn memory_saved_mapped_and_on_disk_forests_agree() {
         let path = dir.path().join(format!("{metric}.swf"));
         mem.save(&path).unwrap();
         let loaded = Forest::load(&path).unwrap();
-        let mapped = Forest::open_mmap(&path, MmapOptions::default()).unwrap();
+        let mapped = Forest::open_mmap(&path, OpenOptions::default()).unwrap();
         let prefaulted = Forest::open_mmap(
             &path,
-            MmapOptions {
-                prefault: true,
+            OpenOptions {
+                populate: true,
                 verify: true,
+                ..OpenOptions::default()
             },
         )
         .unwrap();
@@ -311,7 +313,7 @@ fn memory_saved_mapped_and_on_disk_forests_agree() {
         );
         assert_eq!(
             answers(
-                &Forest::open_mmap(&disk_path, MmapOptions::default()).unwrap(),
+                &Forest::open_mmap(&disk_path, OpenOptions::default()).unwrap(),
                 queries
             ),
             want
@@ -387,7 +389,7 @@ fn add_after_build_is_refused_until_unbuild() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("f.swf");
     f.save(&p).unwrap();
-    let mut m = Forest::open_mmap(&p, MmapOptions::default()).unwrap();
+    let mut m = Forest::open_mmap(&p, OpenOptions::default()).unwrap();
     assert!(m.add_item(0, &data[0]).is_err());
     assert!(m.unbuild().is_err());
     // Saving before building is refused.
@@ -496,12 +498,12 @@ fn corrupt_files_give_errors() {
         std::fs::write(&bad, b).unwrap();
         vec![
             Forest::load(&bad),
-            Forest::open_mmap(&bad, MmapOptions::default()),
+            Forest::open_mmap(&bad, OpenOptions::default()),
             Forest::open_mmap(
                 &bad,
-                MmapOptions {
-                    prefault: false,
+                OpenOptions {
                     verify: true,
+                    ..OpenOptions::default()
                 },
             ),
         ]
@@ -558,7 +560,7 @@ fn corrupt_files_give_errors() {
         }
     }
     std::fs::write(&bad, &b).unwrap();
-    let m = Forest::open_mmap(&bad, MmapOptions::default()).unwrap();
+    let m = Forest::open_mmap(&bad, OpenOptions::default()).unwrap();
     for q in &data[..20] {
         match m.nns_by_vector(q, 10, Some(1000)) {
             Err(Error::BadDataFile { .. }) | Ok(_) => {}

@@ -94,6 +94,7 @@ fn round_trip_owned_mapped_and_in_memory() {
             let opts = OpenOptions {
                 populate,
                 advise_random,
+                verify: false,
             };
             let mapped = IndexFile::open_mmap(&path, opts).unwrap();
             assert!(mapped.is_mapped());

@@ -55,6 +55,7 @@ fn f32_metrics_round_trip_with_identical_results() {
             OpenOptions {
                 populate: true,
                 advise_random: true,
+                verify: false,
             },
         ] {
             let mapped = Hnsw::open_mmap(&path, opts).unwrap();

@@ -104,6 +104,7 @@ fn open_and_touch(path: &Path, populate: bool) -> IndexFile {
         OpenOptions {
             populate,
             advise_random: false,
+            verify: false,
         },
     )
     .unwrap();

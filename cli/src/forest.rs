@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use swann::index::forest::{Forest, Hit, MmapOptions};
+use swann::index::forest::{Forest, Hit};
 use swann::index::Neighbor;
 use swann::io::read_vectors;
+use swann::store::OpenOptions;
 use swann::{kernels, Metric};
 
 use crate::common::*;
@@ -204,9 +205,9 @@ pub fn bench_forest(args: ForestBench) -> Result<()> {
         let started = Instant::now();
         let (f, peak) = match &args.index {
             Some(p) => {
-                let opts = MmapOptions {
-                    prefault: true,
-                    verify: false,
+                let opts = OpenOptions {
+                    populate: true,
+                    ..OpenOptions::default()
                 };
                 (Forest::open_mmap(p, opts)?, None)
             }

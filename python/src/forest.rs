@@ -6,7 +6,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use rayon::prelude::*;
-use swann::index::forest::{AnnoyIndex, Forest as RsForest, Hit, MmapOptions};
+use swann::index::forest::{AnnoyIndex, Forest as RsForest, Hit};
+use swann::store::OpenOptions;
 use swann::Metric;
 
 use crate::common::{
@@ -145,9 +146,9 @@ impl PyForest {
                 if mmap {
                     RsForest::open_mmap(
                         &path,
-                        MmapOptions {
-                            prefault,
-                            verify: false,
+                        OpenOptions {
+                            populate: prefault,
+                            ..OpenOptions::default()
                         },
                     )
                 } else {

@@ -59,6 +59,10 @@ pub struct OpenOptions {
     /// Tell the kernel accesses will be random (`MADV_RANDOM`), which turns
     /// off read-ahead: right for a graph index larger than memory.
     pub advise_random: bool,
+    /// Check every section's checksum at open (reads the whole file, so the
+    /// open is O(file size)); without it a mapped file is checked lazily by
+    /// its index's `verify`.
+    pub verify: bool,
 }
 
 /// Faults every page of `map` in for reading without copying it.
@@ -142,10 +146,14 @@ impl IndexFile {
             populate(&map);
         }
         let parsed = format::parse(&map)?;
-        Ok(Self {
+        let file = Self {
             bytes: Bytes::Mapped(map),
             parsed,
-        })
+        };
+        if opts.verify {
+            file.verify()?;
+        }
+        Ok(file)
     }
 
     /// Reads `path` into memory and validates all of it, section checksums

@@ -68,16 +68,6 @@ pub struct Hit {
     pub distance: f32,
 }
 
-/// How [`Forest::open_mmap`] maps a file.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MmapOptions {
-    /// Read every page in at open (`MAP_POPULATE`), so the first queries do
-    /// not fault pages in one by one.
-    pub prefault: bool,
-    /// Check the payload checksum at open (reads the whole file).
-    pub verify: bool,
-}
-
 /// Sizes derived from the metric and dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
@@ -1090,18 +1080,12 @@ impl Forest {
     /// As with any memory map, the file must not be modified or truncated
     /// by another process while it is open: that could change results or
     /// fault the process (SIGBUS).
-    pub fn open_mmap(path: impl AsRef<Path>, opts: MmapOptions) -> Result<Self> {
+    /// `opts` are the store's, as for every mapped index:
+    /// [`OpenOptions::populate`] reads every page in at open (Annoy's
+    /// `prefault`), [`OpenOptions::verify`] checks every checksum at open.
+    pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
         let path = path.as_ref();
-        let file = IndexFile::open_mmap(
-            path,
-            OpenOptions {
-                populate: opts.prefault,
-                ..OpenOptions::default()
-            },
-        )?;
-        if opts.verify {
-            file.verify()?;
-        }
+        let file = IndexFile::open_mmap(path, opts)?;
         Self::from_file(file, path)
     }
 
