@@ -3,7 +3,8 @@ one process, on sift-real (200k x 128 SIFT descriptors, squared L2).
 
     python python/bench/compare.py [--data /work/shared/data] [--reps 5]
 
-Needs numpy, hnswlib (0.8) and, for the Annoy part, annoy (1.17) installed
+Needs numpy, hnswlib (0.8) and, for the Annoy and N2 parts, annoy (1.17) and
+n2 (0.1.7) installed
 beside swann (build swann with ``maturin build --release`` or
 ``pip install ./python``, which builds in release mode).
 
@@ -19,7 +20,9 @@ min, max) and the ratio of each library's best run.
 HNSW: batch ``knn_query`` of all queries, ``num_threads=2``, k=10, both
 indexes built with M=16, ef_construction=200. Annoy: ``get_nns_by_vector``
 one query at a time from a Python loop (how Annoy is used), k=10, both
-forests with the same number of trees.
+forests with the same number of trees. N2: ``batch_search_by_vectors`` of all
+queries on ``--threads`` threads, k=10, both built with m=16, max_m0=32,
+ef_construction=200, N2's ``ef_search`` swept like hnswlib's ``ef``.
 """
 
 import argparse
@@ -139,6 +142,49 @@ def annoy_part(mod_real, mod_swann, base, queries, truth, args, cache):
     return out
 
 
+# -- N2 -----------------------------------------------------------------------
+
+
+def n2_part(mod_real, mod_swann, base, queries, truth, args, cache):
+    out = {"target_recall": 0.95, "efs": args.efs, "libraries": {}}
+    indexes = {}
+    qlist = [q.tolist() for q in queries]
+    for name, mod in (("n2", mod_real), ("swann.n2", mod_swann)):
+        path = os.path.join(cache, f"sift-{name}-M16-efc200.n2")
+        p = mod.HnswIndex(base.shape[1], "L2")
+        if os.path.exists(path):
+            p.load(path)
+            build_s = None
+        else:
+            for v in base:
+                p.add_data(v)
+            build_s, _ = timed(lambda: p.build(m=16, max_m0=32, ef_construction=200,
+                                               n_threads=args.threads, graph_merging="skip"))
+            p.save(path)
+        indexes[name] = p
+        sweep = []
+        for ef in args.efs:
+            secs, found = timed(lambda: p.batch_search_by_vectors(qlist, K, ef_search=ef,
+                                                                  num_threads=args.threads))
+            sweep.append({"ef": ef, "recall": recall(found, truth), "qps": len(qlist) / secs})
+        chosen = next((s for s in sweep if s["recall"] >= 0.95), sweep[-1])
+        out["libraries"][name] = {"build_s": build_s, "sweep": sweep, "chosen_ef": chosen["ef"],
+                                  "recall": chosen["recall"]}
+        print(f"[n2] {name}: build {build_s and round(build_s, 1)} s; "
+              + ", ".join(f"ef={s['ef']} r={s['recall']:.3f} {s['qps']:.0f}qps" for s in sweep),
+              flush=True)
+
+    def run(name):
+        p = indexes[name]
+        ef = out["libraries"][name]["chosen_ef"]
+        secs, _ = timed(lambda: p.batch_search_by_vectors(qlist, K, ef_search=ef,
+                                                          num_threads=args.threads))
+        return len(qlist) / secs
+
+    out.update(alternate(run, "n2", "swann.n2", args.reps, args.rounds))
+    return out
+
+
 def alternate(run, theirs, ours, reps, rounds):
     """Times both libraries ``reps`` times. Each repetition runs each
     library ``rounds`` times, interleaved and alternating which goes first,
@@ -185,7 +231,7 @@ def main():
     ap.add_argument("--trees", type=int, default=50)
     ap.add_argument("--search-ks", type=int, nargs="+",
                     default=[1000, 1500, 2000, 2500, 3000, 4000, 8000, 16000, 32000])
-    ap.add_argument("--skip", choices=["hnsw", "annoy"], action="append", default=[])
+    ap.add_argument("--skip", choices=["hnsw", "annoy", "n2"], action="append", default=[])
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
@@ -212,11 +258,20 @@ def main():
             print(f"[annoy] skipped: {e}")
         else:
             results["annoy"] = annoy_part(annoy, swann_annoy, base, queries, truth, args, args.cache)
+    if "n2" not in args.skip:
+        try:
+            import n2
+
+            import swann.n2 as swann_n2
+        except ImportError as e:
+            print(f"[n2] skipped: {e}")
+        else:
+            results["n2"] = n2_part(n2, swann_n2, base, queries, truth, args, args.cache)
     results["loadavg_end"] = os.getloadavg()
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
-    for part in ("hnsw", "annoy"):
+    for part in ("hnsw", "annoy", "n2"):
         if part in results:
             r = results[part]
             libs = list(r["qps_median"])
