@@ -38,11 +38,12 @@ def test_hnsw_basics(data, tmp_path):
 
 def test_hnsw_quantized(data, tmp_path):
     base, queries = data
+    # One build thread each: the same graph with and without codes.
     exact = swann.Hnsw(16, "l2", M=12, ef_construction=100)
-    exact.add(base)
+    exact.add(base, num_threads=1)
     h = swann.Hnsw(16, "l2", M=12, ef_construction=100, quantization="sq8")
     assert h.quantization == "sq8" and not h.is_quantized
-    h.add(base)
+    h.add(base, num_threads=1)
     assert h.is_quantized and h.rerank == 0
     truth = exact_l2(base, queries, 10)
     labels, dist = h.search(queries, 10, ef=64)

@@ -1009,7 +1009,10 @@ impl<S: Space> HnswIndex<S> {
             .collect();
         self.graph.remove_slots(&deleted, Removal::Complete);
         self.graph.repair_stranded_exclusive();
+        let rerank = self.graph.rerank.load(Ordering::Relaxed);
         self.graph = self.graph.compacted();
+        // Runtime settings carry over to the rewritten graph.
+        self.graph.rerank.store(rerank, Ordering::Relaxed);
         self.source = None;
         // The copy has no codes: a grid trained on what is left.
         self.graph.train_codes()
