@@ -5,7 +5,7 @@
 //! The layout is glass's: code row `s` belongs to slot `s`, padded to whole
 //! cache lines like the vector rows (128 bytes for 128 dimensions against
 //! 512 for `f32`), with `|x^|^2` of each decoded row in a parallel array
-//! (4 bytes per slot; small enough to stay in cache). The graph is built on
+//! (4 bytes per slot, loaded with the code row). The graph is built on
 //! the exact vectors, so it is the graph an unquantized index has; only the
 //! level-0 search of a query reads codes. The upper levels are searched on
 //! the exact vectors (a few dozen distances per query).
