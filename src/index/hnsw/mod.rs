@@ -717,19 +717,15 @@ impl<S: Space> HnswIndex<S> {
         self.after_inserts()
     }
 
-    /// Re-anchors the node levels inserts left without an anchor (see
+    /// What every `&mut` insert ends with: re-anchoring the node levels
+    /// the inserts left without an anchor (see
     /// [`HnswStats::stranded_levels`]), with the fallback only exclusive
-    /// access allows: after this every node level is anchored again.
-    fn repair_pending(&mut self) {
+    /// access allows, so every node level is anchored again; and a new
+    /// quantizer grid when the index has grown enough to want one.
+    fn after_inserts(&mut self) -> Result<()> {
         if !self.graph.stranded.lock().is_empty() {
             self.graph.repair_stranded_exclusive();
         }
-    }
-
-    /// What every `&mut` insert ends with: the repairs above, and a new
-    /// quantizer grid when the index has grown enough to want one.
-    fn after_inserts(&mut self) -> Result<()> {
-        self.repair_pending();
         if self.graph.wants_training() {
             self.graph.train_codes()?;
         }

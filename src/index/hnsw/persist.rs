@@ -389,10 +389,9 @@ impl<S: StoredSpace> HnswIndex<S> {
                         grid.len()
                     )));
                 }
-                let grid: Vec<f32> = grid
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
+                // Written by `add_pod_section`; the reader refuses
+                // big-endian hosts, so native order is the file's.
+                let grid: Vec<f32> = bytemuck::pod_collect_to_vec(grid);
                 let sq = Sq8::from_grids(grid[..dim].to_vec(), grid[dim..].to_vec())
                     .map_err(|e| bad(format!("quantizer grid: {e}")))?;
                 Some(Codes {
