@@ -523,6 +523,21 @@ impl Forest {
         Ok(())
     }
 
+    /// The ids that hold an item, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.present.iter().enumerate().flat_map(|(w, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some((w * 64 + b) as u32)
+            })
+        })
+    }
+
     fn is_present(&self, id: u32) -> bool {
         let i = id as usize;
         i < self.n_items && self.present[i / 64] >> (i % 64) & 1 == 1
