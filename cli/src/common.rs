@@ -264,9 +264,13 @@ impl BenchResult {
 
 /// Prints the sweep table.
 pub fn print_runs(knob: &str, runs: &[Run]) {
+    let threads = runs.first().map_or(1, |r| r.threads);
     println!(
         "{:>10} {:>10} {:>12} {:>14}",
-        knob, "recall", "qps(1 thr)", "latency(us)"
+        knob,
+        "recall",
+        format!("qps({threads} thr)"),
+        "latency(us)"
     );
     for r in runs {
         println!(

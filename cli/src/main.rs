@@ -6,6 +6,7 @@ mod forest;
 mod hnsw;
 mod lsh;
 mod plot;
+mod shard_cmds;
 mod store_cmds;
 
 use anyhow::Result;
@@ -32,8 +33,10 @@ enum Command {
     /// Build an index and save it to a file.
     #[command(subcommand)]
     Build(BuildCmd),
-    /// Search an index file (memory-mapped) with query vectors.
+    /// Search an index file or a shard manifest (memory-mapped) with query vectors.
     Query(store_cmds::Query),
+    /// Write the manifest of a set of shard files (for `query`, `bench index` and `ShardedIndex`).
+    Manifest(shard_cmds::ManifestCmd),
     /// Print an index file's header and sections and check its checksums.
     Info(store_cmds::Info),
     /// Locality-sensitive hashing (NearPy's engine): experiments.
@@ -59,6 +62,8 @@ enum Bench {
     /// HNSW removal: remove a share of an index, refill it, and compare
     /// recall, memory and file size with fresh builds (and `compact`).
     Churn(hnsw::ChurnBench),
+    /// An index file or shard manifest already built: sweep ef, report recall and QPS.
+    Index(shard_cmds::IndexBench),
 }
 
 fn main() -> Result<()> {
@@ -69,10 +74,12 @@ fn main() -> Result<()> {
         Command::Bench(Bench::Flat(a)) => hnsw::bench_flat(a),
         Command::Bench(Bench::Forest(a)) => forest::bench_forest(a),
         Command::Bench(Bench::Churn(a)) => hnsw::bench_churn(a),
+        Command::Bench(Bench::Index(a)) => shard_cmds::bench_index(a),
         Command::Plot(a) => plot::plot(a),
         Command::Build(BuildCmd::Store(c)) => store_cmds::build(c),
         Command::Build(BuildCmd::Forest(a)) => forest::build_forest(a),
         Command::Query(a) => store_cmds::query(a),
+        Command::Manifest(a) => shard_cmds::manifest(a),
         Command::Info(a) => store_cmds::info(a),
         Command::Lsh(a) => lsh::run(a),
     }

@@ -10,7 +10,10 @@ use swann::io::{read_groundtruth, read_vectors};
 use swann::store::{IndexFile, IndexKind, OpenOptions};
 use swann::Metric;
 
+use swann::index::sharded::shard_rows;
+
 use crate::common::rss_bytes;
+use crate::shard_cmds::Opened;
 
 /// Index kinds `swann build` writes.
 #[derive(Subcommand, Debug)]
@@ -46,12 +49,16 @@ pub struct BuildHnsw {
     /// Search on codes of the vectors, reranking the best candidates exactly (saved in the file).
     #[arg(long, value_enum, default_value_t = crate::hnsw::QuantArg::None)]
     pub quant: crate::hnsw::QuantArg,
+    /// Build only shard I of N (from 0): the I-th of N contiguous row ranges of
+    /// the file, labels kept as the rows' global numbers. Then `swann manifest`.
+    #[arg(long)]
+    pub shard: Option<crate::shard_cmds::ShardSpec>,
 }
 
 /// `swann query`.
 #[derive(Args, Debug)]
 pub struct Query {
-    /// Index file written by `swann build` (or `Hnsw::save`).
+    /// Index file written by `swann build` (or `Hnsw::save`), or a shard manifest (`swann manifest`).
     pub file: PathBuf,
     /// Query vectors.
     #[arg(long)]
@@ -95,7 +102,11 @@ pub struct Info {
 pub fn build(cmd: Build) -> Result<()> {
     let Build::Hnsw(a) = cmd;
     let data = read_vectors(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
-    let n = data.rows();
+    let rows = match a.shard {
+        Some(s) => shard_rows(data.rows(), s.count, s.index),
+        None => 0..data.rows(),
+    };
+    let n = rows.len();
     let t = Instant::now();
     let mut index = Hnsw::builder(data.dim, a.metric)
         .m(a.m)
@@ -107,12 +118,22 @@ pub fn build(cmd: Build) -> Result<()> {
     if let Some(o) = a.insert_order {
         index.set_insert_order(o.into());
     }
-    let labels: Vec<u64> = (0..n as u64).collect();
-    index.insert_batch(&labels, &data.data)?;
+    let labels: Vec<u64> = (rows.start as u64..rows.end as u64).collect();
+    index.insert_batch(
+        &labels,
+        &data.data[rows.start * data.dim..rows.end * data.dim],
+    )?;
     let built = t.elapsed().as_secs_f64();
     index.save(&a.out)?;
+    let part = match a.shard {
+        Some(s) => format!(
+            " (shard {} of {}: rows {}..{})",
+            s.index, s.count, rows.start, rows.end
+        ),
+        None => String::new(),
+    };
     println!(
-        "built {} vectors x {} in {built:.1} s, wrote {} ({} bytes)",
+        "built {} vectors x {}{part} in {built:.1} s, wrote {} ({} bytes)",
         n,
         data.dim,
         a.out.display(),
@@ -123,17 +144,14 @@ pub fn build(cmd: Build) -> Result<()> {
 
 pub fn query(a: Query) -> Result<()> {
     let t = Instant::now();
-    let index = if a.load {
-        Hnsw::load(&a.file)?
-    } else {
-        Hnsw::open_mmap(
-            &a.file,
-            OpenOptions {
-                advise_random: a.random,
-                ..OpenOptions::default()
-            },
-        )?
-    };
+    let index = Opened::open(
+        &a.file,
+        a.load,
+        OpenOptions {
+            advise_random: a.random,
+            ..OpenOptions::default()
+        },
+    )?;
     let opened = t.elapsed();
     if a.passes == 0 {
         bail!("--passes must be at least 1");
@@ -148,7 +166,8 @@ pub fn query(a: Query) -> Result<()> {
         secs = secs.min(t.elapsed().as_secs_f64());
     }
     println!(
-        "opened in {:.3} ms ({}), {} queries in {secs:.3} s ({:.0} QPS)",
+        "opened {} in {:.3} ms ({}), {} queries in {secs:.3} s ({:.0} QPS)",
+        index.describe(),
         opened.as_secs_f64() * 1e3,
         if a.load { "loaded" } else { "mapped" },
         results.len(),
@@ -191,6 +210,9 @@ pub fn query(a: Query) -> Result<()> {
 }
 
 pub fn info(a: Info) -> Result<()> {
+    if crate::shard_cmds::is_manifest(&a.file)? {
+        return crate::shard_cmds::info_manifest(&a.file, a.check);
+    }
     let file = IndexFile::open_mmap(&a.file, OpenOptions::default())?;
     let h = file.header().clone();
     println!("file        {}", a.file.display());
