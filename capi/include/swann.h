@@ -395,7 +395,8 @@ enum SwannStatus swann_forest_on_disk_build(const struct SwannForest *h, const c
 // Adds (or replaces) item `id` (at most `UINT32_MAX`) with `vector` (`dim`
 // caller-owned floats; for `hamming`, one value per bit, set when above
 // 0.5). Ids are dense: adding item `i` makes room for `0..=i`.
-// `SWANN_STATUS_STATE` once built (see `swann_forest_unbuild`).
+// `SWANN_STATUS_STATE` once built (see `swann_forest_unbuild`) and for a
+// forest read from a file.
 //
 // # Safety
 // `h` is NULL or a live handle; `vector` points to `dim` readable floats.
@@ -432,7 +433,8 @@ enum SwannStatus swann_forest_build(const struct SwannForest *h,
                                     size_t *out_n_trees);
 
 // Drops the trees so items can be added again. `SWANN_STATUS_STATE` for a
-// memory-mapped forest (load it into memory instead).
+// forest read from a file (loaded or mapped), which is read-only: add its
+// items to a new forest to change them.
 //
 // # Safety
 // `h` is NULL or a live handle.

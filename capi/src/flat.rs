@@ -8,7 +8,7 @@ use swann::store::OpenOptions;
 
 use crate::hnsw::metric_cstr;
 use crate::{
-    check_out, fill_from, guard, handle, put, slice, slice_mut, opt_slice_mut, utf8, CResult,
+    check_out, fill_from, guard, handle, opt_slice_mut, put, slice, slice_mut, utf8, CResult,
     Failure, Shared, SwannStatus,
 };
 

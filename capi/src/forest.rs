@@ -10,8 +10,8 @@ use swann::store::OpenOptions;
 
 use crate::hnsw::metric_cstr;
 use crate::{
-    check_out, fill_from, guard, handle, knob, opt_slice_mut, put, slice,
-    slice_mut, threads, utf8, CResult, Failure, Shared, SwannStatus,
+    check_out, fill_from, guard, handle, knob, opt_slice_mut, put, slice, slice_mut, threads, utf8,
+    CResult, Failure, Shared, SwannStatus,
 };
 
 /// A forest handle. Opaque: create with `swann_forest_new`,
@@ -295,7 +295,8 @@ pub unsafe extern "C" fn swann_forest_on_disk_build(
 /// Adds (or replaces) item `id` (at most `UINT32_MAX`) with `vector` (`dim`
 /// caller-owned floats; for `hamming`, one value per bit, set when above
 /// 0.5). Ids are dense: adding item `i` makes room for `0..=i`.
-/// `SWANN_STATUS_STATE` once built (see `swann_forest_unbuild`).
+/// `SWANN_STATUS_STATE` once built (see `swann_forest_unbuild`) and for a
+/// forest read from a file.
 ///
 /// # Safety
 /// `h` is NULL or a live handle; `vector` points to `dim` readable floats.
@@ -424,7 +425,8 @@ pub unsafe extern "C" fn swann_forest_build(
 }
 
 /// Drops the trees so items can be added again. `SWANN_STATUS_STATE` for a
-/// memory-mapped forest (load it into memory instead).
+/// forest read from a file (loaded or mapped), which is read-only: add its
+/// items to a new forest to change them.
 ///
 /// # Safety
 /// `h` is NULL or a live handle.
@@ -616,7 +618,10 @@ unsafe fn get_usize(
 /// `h` is NULL or a live handle; `out` is NULL or points to a writable
 /// `size_t`.
 #[no_mangle]
-pub unsafe extern "C" fn swann_forest_n_items(h: *const SwannForest, out: *mut usize) -> SwannStatus {
+pub unsafe extern "C" fn swann_forest_n_items(
+    h: *const SwannForest,
+    out: *mut usize,
+) -> SwannStatus {
     // SAFETY: forwarded contract.
     unsafe { get_usize(h, out, |f| f.n_items()) }
 }
@@ -627,7 +632,10 @@ pub unsafe extern "C" fn swann_forest_n_items(h: *const SwannForest, out: *mut u
 /// # Safety
 /// As for `swann_forest_n_items`.
 #[no_mangle]
-pub unsafe extern "C" fn swann_forest_n_trees(h: *const SwannForest, out: *mut usize) -> SwannStatus {
+pub unsafe extern "C" fn swann_forest_n_trees(
+    h: *const SwannForest,
+    out: *mut usize,
+) -> SwannStatus {
     // SAFETY: forwarded contract.
     unsafe { get_usize(h, out, |f| f.n_trees()) }
 }
@@ -649,7 +657,10 @@ pub unsafe extern "C" fn swann_forest_dim(h: *const SwannForest, out: *mut usize
 /// `h` is NULL or a live handle; `out` is NULL or points to a writable
 /// `int32_t`.
 #[no_mangle]
-pub unsafe extern "C" fn swann_forest_is_built(h: *const SwannForest, out: *mut i32) -> SwannStatus {
+pub unsafe extern "C" fn swann_forest_is_built(
+    h: *const SwannForest,
+    out: *mut i32,
+) -> SwannStatus {
     guard(|| {
         // SAFETY: by contract.
         let h = unsafe { handle(h, "index") }?;
@@ -682,4 +693,3 @@ pub unsafe extern "C" fn swann_forest_metric(
         Ok(())
     })
 }
-

@@ -11,8 +11,8 @@ use swann::store::OpenOptions;
 use swann::Metric;
 
 use crate::{
-    check_out, fill_from, guard, handle, knob, metric, opt_slice_mut, put, slice,
-    slice_mut, threads, utf8, with_threads, CResult, Failure, Shared, SwannStatus,
+    check_out, fill_from, guard, handle, knob, metric, opt_slice_mut, put, slice, slice_mut,
+    threads, utf8, with_threads, CResult, Failure, Shared, SwannStatus,
 };
 
 /// Neighbour selection: the paper's heuristic (N2's `heuristic`; default).

@@ -547,8 +547,11 @@ pub unsafe extern "C" fn swann_last_error_copy(
         // SAFETY: forwarded contract.
         unsafe { copy_out(&text, buf, len, needed) }
     });
-    // The copy's own outcome must not replace the message being copied.
-    set_error(std::str::from_utf8(&text).unwrap_or("(message not UTF-8)"));
+    // The copy's own outcome must not replace the message being copied
+    // (unless it panicked: that is reported as any panic is).
+    if status != SwannStatus::Panic {
+        set_error(std::str::from_utf8(&text).unwrap_or("(message not UTF-8)"));
+    }
     status
 }
 
