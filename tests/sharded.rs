@@ -1,4 +1,5 @@
 //! Sharded indexes: the exact merge, manifests, and search over shard files.
+#![cfg(feature = "sharded")]
 
 mod common;
 

@@ -149,7 +149,7 @@ pub fn is_manifest(path: &Path) -> Result<bool> {
 
 /// An HNSW index file or a shard set, opened for searching.
 pub enum Opened {
-    Single(Hnsw),
+    Single(Box<Hnsw>),
     Sharded(ShardedIndex),
 }
 
@@ -164,9 +164,9 @@ impl Opened {
                 ShardedIndex::open(path, opts)?
             })
         } else if load {
-            Opened::Single(Hnsw::load(path)?)
+            Opened::Single(Box::new(Hnsw::load(path)?))
         } else {
-            Opened::Single(Hnsw::open_mmap(path, opts)?)
+            Opened::Single(Box::new(Hnsw::open_mmap(path, opts)?))
         })
     }
 

@@ -7,6 +7,7 @@ pub mod forest;
 pub mod hnsw;
 #[cfg(feature = "lsh")]
 pub mod lsh;
+#[cfg(feature = "sharded")]
 pub mod sharded;
 /// The metric type lives in the base layer ([`crate::metric`]); this path
 /// stays for code that named it here.

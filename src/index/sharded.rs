@@ -506,23 +506,27 @@ pub fn merge_top_k<'a>(
 
 /// An opened shard.
 enum Shard {
-    Hnsw(Hnsw),
+    Hnsw(Box<Hnsw>),
     #[cfg(feature = "forest")]
-    Forest(super::forest::Forest),
+    Forest(Box<super::forest::Forest>),
     Flat(FlatIndex),
 }
 
 impl Shard {
     fn open(path: &Path, kind: ShardKind, load: bool, opts: OpenOptions) -> Result<Self> {
         Ok(match kind {
-            ShardKind::Hnsw if load => Shard::Hnsw(Hnsw::load(path)?),
-            ShardKind::Hnsw => Shard::Hnsw(Hnsw::open_mmap(path, opts)?),
+            ShardKind::Hnsw if load => Shard::Hnsw(Box::new(Hnsw::load(path)?)),
+            ShardKind::Hnsw => Shard::Hnsw(Box::new(Hnsw::open_mmap(path, opts)?)),
             ShardKind::Flat if load => Shard::Flat(FlatIndex::load(path)?),
             ShardKind::Flat => Shard::Flat(FlatIndex::open_mmap(path, opts)?),
             #[cfg(feature = "forest")]
-            ShardKind::Forest if load => Shard::Forest(super::forest::Forest::load(path)?),
+            ShardKind::Forest if load => {
+                Shard::Forest(Box::new(super::forest::Forest::load(path)?))
+            }
             #[cfg(feature = "forest")]
-            ShardKind::Forest => Shard::Forest(super::forest::Forest::open_mmap(path, opts)?),
+            ShardKind::Forest => {
+                Shard::Forest(Box::new(super::forest::Forest::open_mmap(path, opts)?))
+            }
             #[cfg(not(feature = "forest"))]
             ShardKind::Forest => return Err(forest_disabled()),
         })
@@ -530,9 +534,9 @@ impl Shard {
 
     fn index(&self) -> &dyn AnnIndex<Elem = f32> {
         match self {
-            Shard::Hnsw(i) => i,
+            Shard::Hnsw(i) => &**i,
             #[cfg(feature = "forest")]
-            Shard::Forest(i) => i,
+            Shard::Forest(i) => &**i,
             Shard::Flat(i) => i,
         }
     }
