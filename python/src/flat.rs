@@ -5,6 +5,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use swann::index::flat::FlatIndex;
+use swann::store::OpenOptions;
 
 use crate::common::{
     array2, check_finite, filled, matrix, parse_metric, with_threads, IntoPyResult, PyFilter,
@@ -28,6 +29,33 @@ impl PyFlat {
         Ok(PyFlat {
             inner: RwLock::new(index),
         })
+    }
+
+    /// Loads an index saved with :meth:`save`. With ``mmap=True`` the file
+    /// is memory-mapped and scanned in place (O(1) to open; processes
+    /// mapping one file share its pages; the first :meth:`add` copies it
+    /// into memory), otherwise read into memory with its checksums checked.
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap = false))]
+    fn load(py: Python<'_>, path: std::path::PathBuf, mmap: bool) -> PyResult<Self> {
+        let index = py
+            .detach(|| {
+                if mmap {
+                    FlatIndex::open_mmap(&path, OpenOptions::default())
+                } else {
+                    FlatIndex::load(&path)
+                }
+            })
+            .py()?;
+        Ok(PyFlat {
+            inner: RwLock::new(index),
+        })
+    }
+
+    /// Writes the index to ``path`` (atomically: a temporary file, synced,
+    /// renamed); a flat index can be a shard of a :class:`ShardedIndex`.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.detach(|| self.inner.read_recursive().save(&path)).py()
     }
 
     /// Appends the rows of ``data`` under ``labels`` (default: ``len(self)``, ...).

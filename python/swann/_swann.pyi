@@ -1,7 +1,7 @@
 """Type stubs of the native module ``swann._swann``."""
 
 from os import PathLike
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union, final
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,7 +9,21 @@ import numpy.typing as npt
 __version__: str
 FULL_MESSAGE: str
 TOO_FEW_MESSAGE: str
-__all__ = ["Hnsw", "Flat", "Lsh", "Forest", "__version__", "FULL_MESSAGE", "TOO_FEW_MESSAGE"]
+__all__ = [
+    "Hnsw",
+    "Flat",
+    "Lsh",
+    "Forest",
+    "ShardedIndex",
+    "write_manifest",
+    "read_manifest",
+    "shard_rows",
+    "merge_top_k",
+    "file_checksum",
+    "__version__",
+    "FULL_MESSAGE",
+    "TOO_FEW_MESSAGE",
+]
 
 _Path = Union[str, PathLike[str]]
 _Vectors = npt.ArrayLike
@@ -109,6 +123,9 @@ class Flat:
     """Exact search by scanning every vector."""
 
     def __new__(cls, dim: int, metric: str = "l2") -> Flat: ...
+    @staticmethod
+    def load(path: _Path, mmap: bool = False) -> Flat: ...
+    def save(self, path: _Path) -> None: ...
     def add(self, data: _Vectors, labels: Optional[_Labels] = None) -> None: ...
     def remove(self, labels: _Labels) -> int: ...
     def search(
@@ -184,3 +201,71 @@ class Lsh:
     def delete(self, label: int) -> int: ...
     @property
     def dim(self) -> int: ...
+
+@final
+class ShardedIndex:
+    """One index over the shard files a manifest names, merged exactly."""
+
+    def __new__(
+        cls,
+        manifest: _Path,
+        *,
+        mmap: bool = True,
+        verify: bool = False,
+        shards: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[_Path]] = None,
+    ) -> ShardedIndex: ...
+    @staticmethod
+    def open(
+        manifest: _Path,
+        *,
+        mmap: bool = True,
+        verify: bool = False,
+        shards: Optional[Sequence[int]] = None,
+        paths: Optional[Sequence[_Path]] = None,
+    ) -> ShardedIndex: ...
+    def search(
+        self,
+        queries: _Vectors,
+        k: int = 10,
+        *,
+        ef: Optional[int] = None,
+        search_k: Optional[int] = None,
+        num_threads: int = ...,
+    ) -> _Result: ...
+    def knn_query(
+        self, data: _Vectors, k: int = 1, *, ef: Optional[int] = None, num_threads: int = ...
+    ) -> _Result: ...
+    def search_by_label(
+        self,
+        labels: _Labels,
+        k: int = 10,
+        *,
+        ef: Optional[int] = None,
+        search_k: Optional[int] = None,
+        num_threads: int = ...,
+    ) -> _Result: ...
+    def get_vector(self, label: int) -> npt.NDArray[np.float32]: ...
+    def verify(self) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def num_shards(self) -> int: ...
+    @property
+    def larger_is_closer(self) -> bool: ...
+    @property
+    def manifest_path(self) -> str: ...
+    oversample: float
+
+def write_manifest(shard_paths: Sequence[_Path], out_path: _Path) -> Dict[str, Any]: ...
+def read_manifest(path: _Path) -> Dict[str, Any]: ...
+def shard_rows(n: int, parts: int, i: int) -> Tuple[int, int]: ...
+def file_checksum(path: _Path) -> str: ...
+def merge_top_k(
+    lists: Iterable[Tuple[npt.ArrayLike, npt.ArrayLike]], k: int, larger_is_closer: bool = False
+) -> _Result: ...
