@@ -22,11 +22,11 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
 "${pip[@]}" install --quiet "maturin>=1.7,<2" numpy "pytest>=8.2" "mypy>=1.18,<3"
 
-echo "== python: pip install ./python (release build of the extension)"
+echo "== python: pip install './python[ray]' (release build of the extension, with the ray extra)"
 log="$(mktemp)"
-if ! "${pip[@]}" install --verbose ./python >"$log" 2>&1; then
+if ! "${pip[@]}" install --verbose "./python[ray]" >"$log" 2>&1; then
     tail -n 80 "$log" >&2
-    echo "== python: pip install ./python failed (full log: $log)" >&2
+    echo "== python: pip install './python[ray]' failed (full log: $log)" >&2
     exit 1
 fi
 grep -E "Built wheel|Successfully installed" "$log" || true
@@ -38,12 +38,23 @@ fi
 rm -f "$log"
 "$venv/bin/python" -c "import swann, swann.hnswlib, swann.n2; print('swann', swann.__version__, 'imported from', swann.__file__)"
 
+# The `ray` extra came with the package: swann.distributed's tests
+# (tests/test_distributed.py) run instead of being skipped.
+"$venv/bin/python" -c "import ray, ray.data, swann.distributed; print('ray', ray.__version__)"
+
 echo "== python: pytest"
 # Run from outside the source tree so the installed package is imported, not python/swann.
 cd "$root/python/tests"
+pytest_log="$(mktemp)"
 set +e
-"$venv/bin/python" -m pytest -q -p no:cacheprovider .
-status=$?
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -rs . | tee "$pytest_log"
+status=${PIPESTATUS[0]}
+# The Ray tests must run here, not skip: a skip means the extra is broken.
+if grep -qE "SKIPPED.*test_distributed" "$pytest_log"; then
+    echo "== python: the Ray tests were skipped" >&2
+    status=1
+fi
+rm -f "$pytest_log"
 set -e
 if [ "$status" -eq 5 ]; then
     echo "== python: pytest collected no tests" >&2

@@ -451,6 +451,24 @@ def test_build_rejects_bad_parameters(tmp_path, rows):
     assert not os.path.exists(tmp_path / "index.manifest.json")
 
 
+def run_without_ray(code):
+    """Runs ``code`` in a fresh interpreter where ``import ray`` fails."""
+    import subprocess
+    import sys
+
+    prelude = "import sys; sys.modules['ray'] = None\n"
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120)
+
+
+def test_swann_imports_without_ray_and_distributed_names_the_extra():
+    r = run_without_ray("import swann, swann.sharding; assert swann.ShardedIndex; print('ok')")
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    r = run_without_ray("import swann.distributed")
+    assert r.returncode != 0
+    assert "ImportError: swann.distributed needs Ray" in r.stderr
+    assert "pip install swann[ray]" in r.stderr
+
+
 def test_sharding_doctests():
     failures, tried = doctest.testmod(swann.sharding, optionflags=doctest.ELLIPSIS)
     assert tried > 5 and failures == 0
