@@ -1,0 +1,3 @@
+module github.com/swann-ann/swann/go
+
+go 1.19
