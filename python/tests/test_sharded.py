@@ -472,3 +472,14 @@ def test_swann_imports_without_ray_and_distributed_names_the_extra():
 def test_sharding_doctests():
     failures, tried = doctest.testmod(swann.sharding, optionflags=doctest.ELLIPSIS)
     assert tried > 5 and failures == 0
+
+
+SCALE_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "SCALE_OUT.md")
+
+
+@pytest.mark.skipif(not os.path.exists(SCALE_OUT), reason="docs/SCALE_OUT.md is not beside this source tree")
+def test_scale_out_doc_examples():
+    """The one-process examples of docs/SCALE_OUT.md (the Ray ones need a
+    cluster and are covered by test_distributed.py)."""
+    failures, tried = doctest.testfile(SCALE_OUT, module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert tried >= 10 and failures == 0
