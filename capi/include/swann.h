@@ -3,7 +3,8 @@
  * random-projection forests as in Annoy, exact flat scans).
  *
  * ERRORS. Every function that returns SwannStatus returns SWANN_STATUS_OK (0)
- * on success; out-pointers are written only on success. On failure,
+ * on success; out-pointers are written only on success (text buffers also
+ * receive a truncated prefix with SWANN_STATUS_BUFFER_TOO_SMALL). On failure,
  * swann_last_error_message() gives a message for the calling thread; each
  * call clears it first, so after a success it is "". No Rust panic crosses
  * into C: a panic inside the library is caught and reported as
@@ -126,7 +127,7 @@ typedef struct SwannHnswParams {
   // Metric name, NUL-terminated: `"l2"` (squared Euclidean), `"ip"`
   // (`1 - a.b`), `"cosine"` (`1 - cos`; vectors are normalized on
   // insert) or `"dot"` (ranked as `ip`, distance `1 - a.b`). Case is
-  // ignored. Default `"l2"`.
+  // ignored. Default `"l2"`. (N2's `"angular"` is `"cosine"` here.)
   const char *metric;
   // Links per node on the upper levels (N2's `m`), 2..=127. Default 16.
   size_t m;
@@ -622,8 +623,9 @@ enum SwannStatus swann_hnsw_add_batch(const struct SwannHnsw *h,
 // unless it is NULL, their distances to `out_distances` (both caller-owned
 // arrays of at least `k` elements), nearest first, and the number found
 // to `*out_count` (fewer than `k` only when the index holds fewer live
-// labels). Distances: squared L2 for `l2`, `1 - a.b` for `ip` and `dot`,
-// `1 - cos` for `cosine`.
+// labels). Distances: squared L2 for `l2`, `1 - a.b` for `ip` and `dot`
+// (N2 reports the score `a.b` for dot: `1 - distance`), `1 - cos` for
+// `cosine`.
 //
 // # Safety
 // `h` is NULL or a live handle; `query` points to `dim` readable floats;

@@ -251,7 +251,9 @@ pub unsafe extern "C" fn swann_flat_search(
         let hits = {
             let f = h.index.read()?;
             check_dim(&f, dim)?;
-            f.search(q, k)?
+            // No search returns more labels than the index holds, and the
+            // library sizes its buffers by `k`.
+            f.search(q, k.min(f.len().max(1)))?
         };
         fill_from(labels, hits.iter().map(|h| h.label));
         if let Some(d) = dists {

@@ -41,6 +41,12 @@ fn item(id: u64) -> CResult<u32> {
     })
 }
 
+/// `n` cut to the number of item ids: no search returns more, and the
+/// library sizes its buffers by it.
+fn bounded(f: &Forest, n: usize) -> usize {
+    n.min(f.n_items().max(1))
+}
+
 fn check_dim(f: &Forest, dim: usize) -> CResult<()> {
     if dim != f.dim() {
         return Err(Failure::from(swann::Error::DimensionMismatch {
@@ -487,7 +493,10 @@ pub unsafe extern "C" fn swann_forest_nns_by_item(
         let ids = unsafe { slice_mut(out_ids, n, "out_ids") }?;
         // SAFETY: by contract.
         let dists = unsafe { opt_slice_mut(out_distances, n, "out_distances") }?;
-        let hits = h.index.read()?.nns_by_item(id, n, sk)?;
+        let hits = {
+            let f = h.index.read()?;
+            f.nns_by_item(id, bounded(&f, n), sk)?
+        };
         let c = write_hits(&hits, ids, dists);
         // SAFETY: checked above.
         unsafe { put(out_count, c) };
@@ -529,7 +538,7 @@ pub unsafe extern "C" fn swann_forest_nns_by_vector(
         let hits = {
             let f = h.index.read()?;
             check_dim(&f, dim)?;
-            f.nns_by_vector(v, n, sk)?
+            f.nns_by_vector(v, bounded(&f, n), sk)?
         };
         let c = write_hits(&hits, ids, dists);
         // SAFETY: checked above.

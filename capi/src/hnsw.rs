@@ -44,7 +44,7 @@ pub struct SwannHnswParams {
     /// Metric name, NUL-terminated: `"l2"` (squared Euclidean), `"ip"`
     /// (`1 - a.b`), `"cosine"` (`1 - cos`; vectors are normalized on
     /// insert) or `"dot"` (ranked as `ip`, distance `1 - a.b`). Case is
-    /// ignored. Default `"l2"`.
+    /// ignored. Default `"l2"`. (N2's `"angular"` is `"cosine"` here.)
     pub metric: *const c_char,
     /// Links per node on the upper levels (N2's `m`), 2..=127. Default 16.
     pub m: usize,
@@ -131,6 +131,14 @@ fn check_dim(index: &Hnsw, dim: usize) -> CResult<()> {
         }));
     }
     Ok(())
+}
+
+/// `k` and `ef` cut to what can matter: no search returns more labels than
+/// the index holds, or gains from a candidate list longer than that, and
+/// the library sizes its buffers by them.
+fn bounded(index: &Hnsw, k: usize, ef: usize) -> (usize, usize) {
+    let k = k.min(index.len().max(1));
+    (k, ef.min(index.len().max(k)))
 }
 
 fn check_k(k: usize) -> CResult<()> {
@@ -419,8 +427,9 @@ pub unsafe extern "C" fn swann_hnsw_add_batch(
 /// unless it is NULL, their distances to `out_distances` (both caller-owned
 /// arrays of at least `k` elements), nearest first, and the number found
 /// to `*out_count` (fewer than `k` only when the index holds fewer live
-/// labels). Distances: squared L2 for `l2`, `1 - a.b` for `ip` and `dot`,
-/// `1 - cos` for `cosine`.
+/// labels). Distances: squared L2 for `l2`, `1 - a.b` for `ip` and `dot`
+/// (N2 reports the score `a.b` for dot: `1 - distance`), `1 - cos` for
+/// `cosine`.
 ///
 /// # Safety
 /// `h` is NULL or a live handle; `query` points to `dim` readable floats;
@@ -452,6 +461,7 @@ pub unsafe extern "C" fn swann_hnsw_search(
         let hits = {
             let index = h.index.read()?;
             check_dim(&index, dim)?;
+            let (k, ef) = bounded(&index, k, ef);
             index.search(q, k, ef)?
         };
         let n = write_hits(&hits, labels, dists);
@@ -489,7 +499,11 @@ pub unsafe extern "C" fn swann_hnsw_search_by_label(
         // SAFETY: by contract.
         let dists = unsafe { opt_slice_mut(out_distances, k, "out_distances") }?;
         let ef = h.ef(ef)?;
-        let hits = h.index.read()?.search_by_label(label, k, ef)?;
+        let hits = {
+            let index = h.index.read()?;
+            let (k, ef) = bounded(&index, k, ef);
+            index.search_by_label(label, k, ef)?
+        };
         let n = write_hits(&hits, labels, dists);
         // SAFETY: checked above.
         unsafe { put(out_count, n) };
@@ -548,6 +562,7 @@ pub unsafe extern "C" fn swann_hnsw_search_batch(
             if nq == 0 {
                 return Ok(());
             }
+            let (k, ef) = bounded(&index, k, ef);
             if threads == Some(1) {
                 qs.chunks(dim)
                     .map(|q| index.search(q, k, ef))
