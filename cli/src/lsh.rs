@@ -87,10 +87,6 @@ struct ExperimentArgs {
     /// Redis key prefix; configuration i uses `NAMESPACE-i`, removed afterwards.
     #[arg(long, default_value = "swann-lsh-experiment")]
     namespace: String,
-    /// Microseconds a Redis request polls for its reply before it sleeps
-    /// (0: never polls; see `RedisStorage::set_reply_spin`).
-    #[arg(long, default_value_t = 50)]
-    redis_spin_us: u64,
     /// Store one vector per call (`single`, as NearPy) or in batches
     /// (`batch` = 10000 per call, or `batch:N`).
     #[arg(long, default_value = "single")]
@@ -393,7 +389,6 @@ fn redis_run(
         .or_else(|| std::env::var("SWANN_REDIS_URL").ok())
         .ok_or_else(|| bad("--storage redis needs --redis-url or SWANN_REDIS_URL"))?;
     let storage = RedisStorage::connect(&url, &format!("{}-{i}", a.namespace))?;
-    storage.set_reply_spin(std::time::Duration::from_micros(a.redis_spin_us))?;
     let mut e = builder.build_with_storage::<u32, _>(storage)?;
     let r = run_one(exp, label, &mut e, mode, a.reps);
     e.storage().clear_namespace()?;

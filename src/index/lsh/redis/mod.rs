@@ -13,13 +13,11 @@
 //! in one round trip each; a query reads all its buckets (every hash) with one
 //! pipelined LRANGE round trip.
 //!
-//! Round trips: the storage keeps one connection of its own (`link.rs`), on
-//! which the `redis` crate encodes commands and parses replies. A request
-//! waits for its reply by polling the socket for up to the reply spin
-//! (50 us unless [`RedisStorage::set_reply_spin`] says otherwise) before
-//! it sleeps in the kernel: a loopback server answers within that time,
-//! and the poll saves the thread's wake-up, which was most of a one-command
-//! round trip on the machine of the README's Redis table.
+//! Round trips: the storage keeps one connection of the `redis` crate's
+//! (`redis::Connection`, blocking, with read and write timeouts), so a
+//! request costs one network round trip and a waiting thread sleeps in the
+//! kernel: no core is spent polling for a reply that, over a real network,
+//! takes far longer than any poll would.
 //!
 //! Failures: when the connection breaks (server restarted, network error,
 //! no reply within the timeout), the connection is dropped and the call
@@ -27,8 +25,6 @@
 //! counts, key listings) are idempotent, so they reconnect and retry once by
 //! themselves before failing; writes are not retried, because a write whose
 //! reply was lost may have been applied and a retry would duplicate it.
-
-mod link;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -42,7 +38,6 @@ use super::hash::{check_name, BucketKey};
 use super::storage::{BucketContents, BucketRef, Storage, StoreEntry};
 use super::{EngineConfig, Payload};
 use crate::error::{Error, Result};
-use link::Link;
 
 const BACKEND: &str = "redis";
 /// Commands per pipelined round trip in `store_batch` (bounds the memory of
@@ -50,16 +45,13 @@ const BACKEND: &str = "redis";
 const STORE_CHUNK: usize = 4096;
 /// See [`RedisStorage::set_timeout`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// See [`RedisStorage::set_reply_spin`].
-const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// An engine [`Storage`] in a Redis server.
 ///
 /// Bucket `key` of hash `hash` is the Redis list `{namespace}:{hash}:{key}`;
 /// each element is one entry: the vector as little-endian `f32` bytes, then
 /// the payload in `postcard`'s binary encoding. Batches are pipelined (one
-/// round trip per query, whatever the number of hashes), and a request polls
-/// for its reply for up to [`RedisStorage::reply_spin`] before it sleeps. A
+/// round trip per query, whatever the number of hashes). A
 /// broken connection, or no reply within [`RedisStorage::timeout`], fails
 /// the call with [`Error::Storage`], and the connection is replaced on the
 /// next call; reads retry once on a fresh connection by themselves, writes
@@ -84,9 +76,8 @@ pub struct RedisStorage {
 
 /// The open connection, if any, and the settings for the next one.
 struct Conn {
-    link: Option<Link>,
+    link: Option<redis::Connection>,
     timeout: Duration,
-    spin: Duration,
 }
 
 impl std::fmt::Debug for RedisStorage {
@@ -110,6 +101,13 @@ fn corrupt(message: String) -> Error {
         backend: BACKEND,
         message,
     }
+}
+
+/// Bounds every wait of `link` for the server (taking a request, sending a
+/// reply) by `timeout`.
+fn set_timeouts(link: &mut redis::Connection, timeout: Duration) -> redis::RedisResult<()> {
+    link.set_read_timeout(Some(timeout))?;
+    link.set_write_timeout(Some(timeout))
 }
 
 /// Whether `e` means the connection is unusable (so it must be replaced).
@@ -150,7 +148,6 @@ impl RedisStorage {
             conn: Mutex::new(Conn {
                 link: None,
                 timeout: DEFAULT_TIMEOUT,
-                spin: DEFAULT_SPIN,
             }),
             namespace: namespace.to_string(),
         };
@@ -171,71 +168,26 @@ impl RedisStorage {
         format!("{}::config", self.namespace)
     }
 
-    /// How long a request waits for its reply by polling the socket,
-    /// before it sleeps in the kernel until the reply comes or the timeout
-    /// expires (default 50 us; zero never polls).
-    ///
-    /// A server on the same machine usually answers within this time, and
-    /// a polling thread then skips the scheduler's wake-up, which on a
-    /// virtual machine can cost more than the server's work: on the
-    /// machine of the README's Redis table, a one-command round trip took
-    /// 22 us polling against 60-76 us sleeping. The poll yields the core
-    /// between tries, so a server sharing the core is not held up. The
-    /// price is CPU time: a waiting thread keeps its core busy for up to
-    /// `spin` per request. Set zero for a remote server, whose replies take
-    /// longer than any useful `spin`.
-    ///
-    /// # Errors
-    /// [`Error::Storage`] when the open connection's socket cannot be
-    /// switched; the connection is then dropped, and the next call opens a
-    /// new one with the new setting.
-    pub fn set_reply_spin(&self, spin: Duration) -> Result<()> {
-        self.update(
-            |c| c.spin = spin,
-            |l| l.set_spin(spin),
-            "cannot switch the socket's mode",
-        )
-    }
-
-    /// The reply spin in effect (see [`RedisStorage::set_reply_spin`]).
-    pub fn reply_spin(&self) -> Duration {
-        self.conn.lock().spin
-    }
-
     /// The bound on connecting over TCP and on each wait for the server to
     /// take a request or send a reply (default 10 s). A call that runs into
     /// it fails with [`Error::Storage`] and drops the connection.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a zero timeout; [`Error::Storage`]
-    /// as for [`RedisStorage::set_reply_spin`].
+    /// when the open connection's socket refuses the new timeouts (the
+    /// connection is then dropped, and the next call opens a new one).
     pub fn set_timeout(&self, timeout: Duration) -> Result<()> {
         if timeout.is_zero() {
             return Err(Error::InvalidParameter(
                 "the Redis timeout must be positive".into(),
             ));
         }
-        self.update(
-            |c| c.timeout = timeout,
-            |l| l.set_timeout(timeout),
-            "cannot set the socket's timeouts",
-        )
-    }
-
-    /// Records a setting for the next connections and applies it to the
-    /// open one, which is dropped when that fails.
-    fn update(
-        &self,
-        record: impl FnOnce(&mut Conn),
-        apply: impl FnOnce(&mut Link) -> std::io::Result<()>,
-        what: &str,
-    ) -> Result<()> {
         let mut conn = self.conn.lock();
-        record(&mut conn);
+        conn.timeout = timeout;
         if let Some(link) = conn.link.as_mut() {
-            if let Err(e) = apply(link) {
+            if let Err(e) = set_timeouts(link, timeout) {
                 conn.link = None;
-                return Err(redis_err(what, e.into()));
+                return Err(redis_err("cannot set the socket's timeouts", e));
             }
         }
         Ok(())
@@ -246,9 +198,13 @@ impl RedisStorage {
         self.conn.lock().timeout
     }
 
-    fn open(&self, timeout: Duration, spin: Duration) -> Result<Link> {
-        Link::connect(self.client.get_connection_info(), timeout, spin)
-            .map_err(|e| redis_err("cannot connect", e))
+    fn open(&self, timeout: Duration) -> Result<redis::Connection> {
+        let mut link = self
+            .client
+            .get_connection_with_timeout(timeout)
+            .map_err(|e| redis_err("cannot connect", e))?;
+        set_timeouts(&mut link, timeout).map_err(|e| redis_err("cannot connect", e))?;
+        Ok(link)
     }
 
     /// Runs `f` on the connection, (re)connecting first when there is none.
@@ -257,7 +213,7 @@ impl RedisStorage {
     fn with_conn<T>(
         &self,
         retry: bool,
-        mut f: impl FnMut(&mut Link) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
         let mut guard = self.conn.lock();
         let conn = &mut *guard;
@@ -265,7 +221,7 @@ impl RedisStorage {
         let mut last = None;
         for _ in 0..attempts {
             if conn.link.is_none() {
-                match self.open(conn.timeout, conn.spin) {
+                match self.open(conn.timeout) {
                     Ok(c) => conn.link = Some(c),
                     Err(e) => {
                         last = Some(e);
@@ -276,6 +232,13 @@ impl RedisStorage {
             let link = conn.link.as_mut().expect("connected just above");
             match f(link) {
                 Ok(v) => return Ok(v),
+                Err(e) if e.is_timeout() => {
+                    conn.link = None;
+                    last = Some(redis_err(
+                        &format!("no reply within {:?} (timed out)", conn.timeout),
+                        e,
+                    ));
+                }
                 Err(e) if is_connection_error(&e) || !link.is_open() => {
                     conn.link = None;
                     last = Some(redis_err("connection lost", e));
