@@ -265,8 +265,12 @@ def build(
             raise ShardBuildError(f"{len(failed)} shard build(s) failed, no manifest written: {why}", failed)
         return finish_build(manifest, paths)
     except BaseException:
+        # Interrupted: stop the tasks still running before removing their
+        # files, so none renames a shard into place afterwards.
         for ref in pending:
             ray.cancel(ref, force=True)
+        if pending:
+            ray.wait(list(pending), num_returns=len(pending), timeout=60)
         remove_build_files(out_dir, build_id)
         raise
 
@@ -278,6 +282,13 @@ def _reason(e: BaseException) -> str:
         return f"{type(cause).__name__}: {cause}"
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
+
+
+def _init_error(e: BaseException) -> str:
+    """The exception an actor's constructor raised, from Ray's report of it."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", line)]
+    return raised[-1] if raised else (lines[-1] if lines else type(e).__name__)
 
 
 # --- search -----------------------------------------------------------------
@@ -403,8 +414,12 @@ class ShardedSearcher:
         else:
             groups = [None] * num_replicas
         self.actors = [actor.remote(self.manifest, g, cache_dir, mmap, verify) for g in groups]
-        # Opening errors surface here, naming the shard.
-        self._info = self._get([a.info.remote() for a in self.actors], "opening")
+        try:
+            # Opening errors surface here, naming the shard.
+            self._info = self._get([a.info.remote() for a in self.actors], "opening")
+        except BaseException:
+            self.close()
+            raise
 
     def _what(self, j: int) -> str:
         return f"shard {j}" if self.placement == "partition" else f"replica {j}"
@@ -415,6 +430,10 @@ class ShardedSearcher:
             try:
                 out.append(ray.get(ref))
             except ray.exceptions.RayActorError as e:
+                if getattr(e, "actor_init_failed", False):
+                    raise ShardSearchError(
+                        f"{doing}: {self._what(j % len(self.actors))} failed: {_init_error(e)}"
+                    ) from e
                 raise ShardSearchError(
                     f"{doing}: the actor of {self._what(j % len(self.actors))} was lost "
                     f"({type(e).__name__}); no partial results are returned"

@@ -204,3 +204,17 @@ def test_knn_join_appends_neighbours(built, data):
         gl, gd = got[tuple(np.round(q, 5))]
         np.testing.assert_array_equal(gl, wl)
         np.testing.assert_array_equal(gd, wd)
+
+
+def test_searcher_reports_a_shard_that_fails_to_open(built, tmp_path):
+    manifest, _ = built
+    folder = os.path.dirname(manifest)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    broken = copy / read_manifest(manifest)["shards"][2]["path"]
+    with open(broken, "r+b") as f:
+        f.truncate(os.path.getsize(broken) - 8)
+    with pytest.raises(sd.ShardSearchError, match=r"opening: shard 2 failed: .*bytes"):
+        sd.ShardedSearcher(str(copy / os.path.basename(manifest)), num_cpus=0.25)
+    with pytest.raises(ValueError, match="placement"):
+        sd.ShardedSearcher(manifest, placement="scatter")
