@@ -6,6 +6,7 @@
 //!   cached dispatch table.
 //! - [`index`]: the indexes built on them (HNSW, exact flat scan).
 //! - [`store`]: aligned storage for vectors and graph records.
+//! - [`formats`]: other libraries' index files (hnswlib's, Annoy's).
 //! - [`quant`]: quantizers (8-bit scalar codes) and their distance estimates.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
 //! - [`metric`] and [`error`]: the base layer every other module uses.
@@ -14,12 +15,14 @@
 //!
 //! Layers point one way: `kernels` depends on nothing else in the crate;
 //! `metric` and `error` on `kernels` at most; `store` on those; `index` on
-//! all of them. Nothing below `index` imports from it.
+//! all of them; `formats` (foreign files) on `store` and `index`. Nothing
+//! below `index` imports from it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod formats;
 pub mod index;
 pub mod io;
 pub mod kernels;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swann::store::hnswlib;
+use swann::formats::hnswlib;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&d, rest)) = data.split_first() else {

@@ -14,7 +14,6 @@ pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 mod fault;
 pub mod format;
-pub mod hnswlib;
 mod reader;
 mod slab;
 mod writer;
@@ -22,6 +21,7 @@ mod writer;
 pub use aligned::AlignedVec;
 pub use arena::{count as link_count, Line, LinkArena, RowArena};
 pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, SectionEntry};
+pub(crate) use reader::{map_mut, map_readonly};
 pub use reader::{Bytes, IndexFile, OpenOptions};
 pub use slab::{FileSafe, Slab};
 pub use writer::FileWriter;

@@ -65,6 +65,30 @@ pub struct OpenOptions {
     pub verify: bool,
 }
 
+/// Maps the first `len` bytes of `file` writable and shared (a file an
+/// index is built straight into).
+pub(crate) fn map_mut(file: &std::fs::File, len: usize) -> crate::Result<MmapMut> {
+    // SAFETY: the caller opened (and created) the file for this image and
+    // does not resize it behind the map's back; as with every file map,
+    // another process truncating the file would fault (SIGBUS), which the
+    // docs of `Forest::on_disk_build` state.
+    Ok(unsafe { memmap2::MmapOptions::new().len(len).map_mut(file)? })
+}
+
+/// Maps `file` read-only, optionally prefaulting every page (a foreign
+/// format's file, validated by its reader before any use).
+pub(crate) fn map_readonly(file: &std::fs::File, prefault: bool) -> crate::Result<memmap2::Mmap> {
+    let mut opts = memmap2::MmapOptions::new();
+    if prefault {
+        opts.populate();
+    }
+    // SAFETY: the map is read-only and the bytes are validated before any
+    // use; the remaining hazard of every file map, another process
+    // modifying or truncating the file while it is mapped, is documented on
+    // the readers that map (`AnnoyIndex::open`).
+    Ok(unsafe { opts.map(file)? })
+}
+
 /// Faults every page of `map` in for reading without copying it.
 fn populate(map: &MmapMut) {
     #[cfg(target_os = "linux")]

@@ -5,9 +5,9 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::MmapMut;
 
-use crate::store::{IndexFile, Line, Slab};
+use crate::store::{map_mut, IndexFile, Line, Slab};
 use crate::Result;
 
 pub(crate) enum Backing {
@@ -156,27 +156,6 @@ impl DiskImage {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn map_mut(file: &File, len: usize) -> Result<MmapMut> {
-    // SAFETY: the file was opened (and created) by this process for this
-    // image and is not resized behind the map's back by this process; as
-    // with every file map, another process truncating the file would fault
-    // (SIGBUS), which the docs of `on_disk_build` state.
-    Ok(unsafe { MmapOptions::new().len(len).map_mut(file)? })
-}
-
-/// Maps `file` read-only, optionally prefaulting every page.
-pub(crate) fn map_readonly(file: &File, prefault: bool) -> Result<Mmap> {
-    let mut opts = MmapOptions::new();
-    if prefault {
-        opts.populate();
-    }
-    // SAFETY: the map is read-only and the bytes are validated before any
-    // use; the remaining hazard of every file map, another process
-    // modifying or truncating the file while it is mapped, is documented on
-    // `Forest::open_mmap`.
-    Ok(unsafe { opts.map(file)? })
 }
 
 impl Backing {

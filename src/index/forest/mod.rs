@@ -32,13 +32,12 @@
 //! `format.rs`): [`Forest::save`] writes it, [`Forest::load`] reads it back,
 //! [`Forest::open_mmap`] maps it without a copy, and
 //! [`Forest::on_disk_build`] builds straight into a mapped file.
-//! [`AnnoyIndex`] opens files written by Annoy 1.17.
+//! [`AnnoyIndex`] (in [`crate::formats::annoy`]) opens files written by Annoy 1.17.
 //!
-mod annoy;
 mod backing;
 mod build;
-mod format;
-mod search;
+pub(crate) mod format;
+pub(crate) mod search;
 
 use std::path::Path;
 
@@ -48,7 +47,9 @@ use crate::error::check_vector;
 use crate::kernels::{self, F32Kernel, F32Op, KernelTable};
 use crate::{Error, Metric, Result};
 
-pub use annoy::{open_annoy, AnnoyIndex};
+/// Annoy's own files are read by [`crate::formats::annoy`]; its names stay
+/// here too, beside the forest they mirror.
+pub use crate::formats::annoy::{open_annoy, AnnoyIndex};
 
 use crate::store::{
     FileWriter, Header as StoreHeader, IndexFile, IndexKind, OpenOptions, SectionEntry,

@@ -22,8 +22,7 @@ use crate::kernels::{self, KernelTable};
 use crate::quant::Sq8;
 use crate::store::format::FormatError;
 use crate::store::{
-    hnswlib, ElemType, FileWriter, Header, IndexFile, IndexKind, LinkArena, OpenOptions, RowArena,
-    Slab,
+    ElemType, FileWriter, Header, IndexFile, IndexKind, LinkArena, OpenOptions, RowArena, Slab,
 };
 use crate::Metric;
 
@@ -573,10 +572,10 @@ impl HnswIndex<F32Space> {
     /// `ip` ([`Metric::InnerProduct`]) or `cosine` ([`Metric::Cosine`]), with
     /// vectors of `dim` components. The graph, labels, deleted marks and
     /// capacity are kept as they are, so searches visit the same nodes as in
-    /// hnswlib. Every size and link is checked (see [`crate::store::hnswlib`]).
+    /// hnswlib. Every size and link is checked (see [`crate::formats::hnswlib`]).
     pub fn import_hnswlib(path: impl AsRef<Path>, metric: Metric, dim: usize) -> Result<Self> {
         let bytes = std::fs::read(path)?;
-        let h = hnswlib::parse(&bytes, dim)?;
+        let h = crate::formats::hnswlib::parse(&bytes, dim)?;
         drop(bytes);
         let table = kernels::active();
         let space = F32Space::new(dim, metric, table)?;

@@ -33,7 +33,7 @@
 //! is used; every link id is checked against the element count. A file that
 //! fails any check is a [`FormatError::Foreign`] saying which.
 
-use super::format::FormatError;
+use crate::store::FormatError;
 
 /// Levels above this are refused (swann's graph caps levels at 16; hnswlib
 /// reaches level 16 with probability about `M^-16` per element).

@@ -7,7 +7,7 @@
 //!
 //! | metric | layout | `offsetof(v)` |
 //! |---|---|---|
-//! | angular | `n_descendants, children[2] (children[0] holds |v|^2 in items), v[f]` | 12 |
+//! | angular | `n_descendants, children[2], v[f]` (in items `children[0]` holds the squared norm) | 12 |
 //! | dot | `n_descendants, children[2], dot_factor, v[f]` | 16 |
 //! | euclidean, manhattan | `n_descendants, a, children[2], v[f]` | 16 |
 //! | hamming | `n_descendants, children[2], (pad), v[f] (u64 words)` | 16 |
@@ -34,10 +34,10 @@ use memmap2::Mmap;
 use crate::kernels::{self, F32Kernel, F32Op, KernelTable};
 use crate::{Error, Metric, Result};
 
-use super::backing::map_readonly;
-use super::format::corrupt;
-use super::search::report;
-use super::Hit;
+use crate::index::forest::format::corrupt;
+use crate::index::forest::search::report;
+use crate::index::forest::Hit;
+use crate::store::map_readonly;
 
 /// An Annoy 1.17 index file, memory-mapped read-only.
 ///
