@@ -413,7 +413,7 @@ class ShardedSearcher:
             groups: List[Optional[List[int]]] = [[i] for i in range(self.num_shards)]
         else:
             groups = [None] * num_replicas
-        self.actors = [actor.remote(self.manifest, g, cache_dir, mmap, verify) for g in groups]
+        self.actors: List[Any] = [actor.remote(self.manifest, g, cache_dir, mmap, verify) for g in groups]
         try:
             # Opening errors surface here, naming the shard.
             self._info = self._get([a.info.remote() for a in self.actors], "opening")
