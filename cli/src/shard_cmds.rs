@@ -6,12 +6,16 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rayon::prelude::*;
+use swann::index::api::AnnIndex;
+use swann::index::flat::FlatIndex;
+use swann::index::forest::Forest;
 use swann::index::hnsw::Hnsw;
 use swann::index::sharded::{Manifest, ShardedIndex};
 use swann::index::Neighbor;
 use swann::io::{read_groundtruth, read_vectors};
 use swann::prelude::Effort;
-use swann::store::OpenOptions;
+use swann::store::{IndexFile, IndexKind, OpenOptions};
 
 use crate::common::{in_pool, print_runs, recall, time_queries, Run};
 
@@ -147,32 +151,52 @@ pub fn is_manifest(path: &Path) -> Result<bool> {
         .is_some_and(|&b| b == b'{'))
 }
 
-/// An HNSW index file or a shard set, opened for searching.
+/// An index file (HNSW, forest or flat) or a shard set, opened for searching.
 pub enum Opened {
-    Single(Box<Hnsw>),
+    Hnsw(Box<Hnsw>),
+    Forest(Box<Forest>),
+    Flat(Box<FlatIndex>),
     Sharded(ShardedIndex),
 }
 
 impl Opened {
-    /// Opens `path`: a manifest becomes a [`ShardedIndex`], anything else is
-    /// read as an HNSW index file. Mapped unless `load`.
+    /// Opens `path`: a manifest becomes a [`ShardedIndex`], an index file
+    /// the index its header names. Mapped unless `load`.
     pub fn open(path: &Path, load: bool, opts: OpenOptions) -> Result<Self> {
-        Ok(if is_manifest(path)? {
-            Opened::Sharded(if load {
+        if is_manifest(path)? {
+            return Ok(Opened::Sharded(if load {
                 ShardedIndex::load(path)?
             } else {
                 ShardedIndex::open(path, opts)?
-            })
-        } else if load {
-            Opened::Single(Box::new(Hnsw::load(path)?))
-        } else {
-            Opened::Single(Box::new(Hnsw::open_mmap(path, opts)?))
+            }));
+        }
+        let kind = IndexFile::open_mmap(path, OpenOptions::default())
+            .with_context(|| format!("opening {}", path.display()))?
+            .header()
+            .kind;
+        Ok(match kind {
+            IndexKind::Hnsw if load => Opened::Hnsw(Box::new(Hnsw::load(path)?)),
+            IndexKind::Hnsw => Opened::Hnsw(Box::new(Hnsw::open_mmap(path, opts)?)),
+            IndexKind::Forest if load => Opened::Forest(Box::new(Forest::load(path)?)),
+            IndexKind::Forest => Opened::Forest(Box::new(Forest::open_mmap(path, opts)?)),
+            IndexKind::Flat if load => Opened::Flat(Box::new(FlatIndex::load(path)?)),
+            IndexKind::Flat => Opened::Flat(Box::new(FlatIndex::open_mmap(path, opts)?)),
+            other => bail!(
+                "{}: {other} index files cannot be queried here",
+                path.display()
+            ),
         })
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Opened::Single(h) => format!("an HNSW index of {} vectors", h.len()),
+            Opened::Hnsw(h) => format!("an HNSW index of {} vectors", h.len()),
+            Opened::Forest(f) => format!(
+                "a forest of {} trees over {} items",
+                f.n_trees(),
+                f.n_present()
+            ),
+            Opened::Flat(f) => format!("a flat index of {} vectors", f.len()),
             Opened::Sharded(s) => format!(
                 "{} {} shards of {} vectors in all",
                 s.num_shards(),
@@ -183,15 +207,26 @@ impl Opened {
     }
 
     pub fn set_rerank(&self, rerank: usize) {
-        if let Opened::Single(h) = self {
+        if let Opened::Hnsw(h) = self {
             h.set_rerank(rerank);
         }
     }
 
-    pub fn search(&self, q: &[f32], k: usize, ef: usize) -> swann::Result<Vec<Neighbor>> {
+    fn index(&self) -> Option<&dyn AnnIndex<Elem = f32>> {
         match self {
-            Opened::Single(h) => h.search(q, k, ef.max(k)),
-            Opened::Sharded(s) => s.search(q, k, Effort::Candidates(ef)),
+            Opened::Hnsw(h) => Some(&**h),
+            Opened::Forest(f) => Some(&**f),
+            Opened::Flat(f) => Some(&**f),
+            Opened::Sharded(_) => None,
+        }
+    }
+
+    /// One query; `ef` is HNSW's ef and the forest's search_k.
+    pub fn search(&self, q: &[f32], k: usize, ef: usize) -> swann::Result<Vec<Neighbor>> {
+        match (self, self.index()) {
+            (Opened::Sharded(s), _) => s.search(q, k, Effort::Candidates(ef)),
+            (_, Some(i)) => i.search(q, k, Effort::Candidates(ef)),
+            (_, None) => unreachable!("every other kind is one index"),
         }
     }
 
@@ -202,8 +237,22 @@ impl Opened {
         ef: usize,
     ) -> swann::Result<Vec<Vec<Neighbor>>> {
         match self {
-            Opened::Single(h) => h.search_batch(queries, k, ef.max(k)),
+            Opened::Hnsw(h) => h.search_batch(queries, k, ef.max(k)),
             Opened::Sharded(s) => s.search_batch(queries, k, Effort::Candidates(ef)),
+            Opened::Flat(f) => f.search_batch(queries, k),
+            Opened::Forest(_) => {
+                let dim = self.index().map_or(1, |i| i.dim());
+                if !queries.len().is_multiple_of(dim) {
+                    return Err(swann::Error::InvalidParameter(format!(
+                        "query data holds {} elements, not a multiple of the dimension {dim}",
+                        queries.len()
+                    )));
+                }
+                queries
+                    .par_chunks(dim)
+                    .map(|q| self.search(q, k, ef))
+                    .collect()
+            }
         }
     }
 }
@@ -211,7 +260,7 @@ impl Opened {
 /// `swann bench index`.
 #[derive(Args, Debug)]
 pub struct IndexBench {
-    /// An HNSW index file, or a shard manifest (`swann manifest`).
+    /// An index file (HNSW, forest or flat), or a shard manifest (`swann manifest`).
     pub file: PathBuf,
     /// Query vectors (.fvecs, .bvecs, .npy).
     #[arg(long)]

@@ -58,7 +58,7 @@ pub struct BuildHnsw {
 /// `swann query`.
 #[derive(Args, Debug)]
 pub struct Query {
-    /// Index file written by `swann build` (or `Hnsw::save`), or a shard manifest (`swann manifest`).
+    /// Index file written by `swann build` or any index's `save` (HNSW, forest, flat), or a shard manifest (`swann manifest`).
     pub file: PathBuf,
     /// Query vectors.
     #[arg(long)]
@@ -66,9 +66,14 @@ pub struct Query {
     /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Search candidate list size.
+    /// Search candidate list size (HNSW's ef; a forest's search_k; the flat index ignores it).
     #[arg(long, default_value_t = 64)]
     pub ef: usize,
+    /// Write every query's neighbours to this file: one line per query,
+    /// `label:distance` pairs separated by spaces, nearest first (distances
+    /// with 9 significant digits, which identify an f32 exactly).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
     /// Ground truth (.ivecs) to report recall@k against.
     #[arg(long)]
     pub groundtruth: Option<PathBuf>,
@@ -182,6 +187,18 @@ pub fn query(a: Query) -> Result<()> {
             file as f64 / 1048576.0
         );
     }
+    if let Some(path) = &a.results {
+        let mut text = String::new();
+        for r in &results {
+            let line: Vec<String> = r
+                .iter()
+                .map(|n| format!("{}:{}", n.label, fmt_g9(n.distance)))
+                .collect();
+            text.push_str(&line.join(" "));
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(gt) = a.groundtruth {
         let gt = read_groundtruth(&gt)?;
         if gt.rows() < results.len() || gt.dim < a.k {
@@ -207,6 +224,48 @@ pub fn query(a: Query) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `x` as C's `printf("%.9g")` writes it (9 significant digits, trailing
+/// zeros dropped, an exponent outside 1e-5..1e9), so other languages'
+/// results can be compared as text.
+pub fn fmt_g9(x: f32) -> String {
+    let x = f64::from(x);
+    if x == 0.0 {
+        return if x.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    // Round to 9 significant digits first: the exponent is the rounded one's.
+    let sci = format!("{x:.8e}");
+    let (mantissa, exp) = sci.split_once('e').expect("scientific notation");
+    let exp: i32 = exp.parse().expect("an exponent");
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if !(-4..9).contains(&exp) {
+        let m = trim(mantissa.to_string());
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (8 - exp).max(0) as usize;
+        trim(format!("{x:.decimals$}"))
+    }
 }
 
 pub fn info(a: Info) -> Result<()> {
@@ -290,4 +349,36 @@ pub fn info(a: Info) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_g9;
+
+    #[test]
+    fn fmt_g9_writes_what_printf_writes() {
+        // Pairs from C's printf("%.9g", (double)(float)x).
+        let cases: [(f32, &str); 17] = [
+            (0.1, "0.100000001"),
+            (1234567.875, "1234567.88"),
+            (1e-5, "9.99999975e-06"),
+            (123456789.0, "123456792"),
+            (1e10, "1e+10"),
+            (0.0001, "9.99999975e-05"),
+            (2.5, "2.5"),
+            (-3.75, "-3.75"),
+            (1.0, "1"),
+            (100.0, "100"),
+            (0.0005, "0.000500000024"),
+            (987654.321, "987654.312"),
+            (3.4e38, "3.39999995e+38"),
+            (1e-40, "9.9999461e-41"),
+            (99999999.5, "100000000"),
+            (0.0, "0"),
+            (f32::INFINITY, "inf"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(fmt_g9(x), want, "{x:e}");
+        }
+    }
 }

@@ -222,3 +222,89 @@ fn bad_shard_specs_are_refused() {
     assert!(!out.status.success());
     assert!(!d.join("m.json").exists());
 }
+
+#[test]
+fn query_opens_forest_and_flat_files_and_writes_every_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, dim, nq) = (500usize, 6usize, 7usize);
+    let base = data(n, dim, 5);
+    write_fvecs(
+        d.join("base.fvecs"),
+        &Matrix {
+            dim,
+            data: base.clone(),
+        },
+    )
+    .unwrap();
+    let queries = data(nq, dim, 6);
+    write_fvecs(
+        d.join("q.fvecs"),
+        &Matrix {
+            dim,
+            data: queries.clone(),
+        },
+    )
+    .unwrap();
+    ok(swann(
+        d,
+        &[
+            "build",
+            "forest",
+            "--base",
+            "base.fvecs",
+            "--metric",
+            "angular",
+            "--trees",
+            "8",
+            "--out",
+            "f.swann",
+        ],
+    ));
+    let mut flat = FlatIndex::new(dim, Metric::L2).unwrap();
+    flat.add_rows(0, &base).unwrap();
+    flat.save(d.join("flat.swann")).unwrap();
+
+    let forest = Forest::load(d.join("f.swann")).unwrap();
+    for (file, search_k) in [("f.swann", 300usize), ("flat.swann", 0)] {
+        let stdout = ok(swann(
+            d,
+            &[
+                "query",
+                file,
+                "--queries",
+                "q.fvecs",
+                "--k",
+                "4",
+                "--ef",
+                &search_k.to_string(),
+                "--results",
+                "r.txt",
+            ],
+        ));
+        assert!(stdout.contains(if file == "f.swann" {
+            "a forest of 8 trees"
+        } else {
+            "a flat index"
+        }));
+        let text = std::fs::read_to_string(d.join("r.txt")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), nq);
+        for (q, line) in queries.chunks(dim).zip(&lines) {
+            let want = if file == "f.swann" {
+                forest.search(q, 4, Effort::Candidates(search_k)).unwrap()
+            } else {
+                flat.search(q, 4).unwrap()
+            };
+            let got: Vec<(u64, f32)> = line
+                .split(' ')
+                .map(|p| {
+                    let (l, dist) = p.split_once(':').unwrap();
+                    (l.parse().unwrap(), dist.parse().unwrap())
+                })
+                .collect();
+            let want: Vec<(u64, f32)> = want.iter().map(|h| (h.label, h.distance)).collect();
+            assert_eq!(got, want, "{file}");
+        }
+    }
+}
