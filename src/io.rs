@@ -92,6 +92,11 @@ fn read_vecs_raw(path: &Path, elem: usize) -> Result<(usize, Vec<u8>)> {
 }
 
 /// Reads an `.fvecs` file.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::BadDataFile`] for a
+/// first dimension that is not positive, a size that is not a whole number of
+/// rows, or a row whose dimension differs from the first's.
 pub fn read_fvecs(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
     let path = path.as_ref();
     let (dim, raw) = read_vecs_raw(path, 4)?;
@@ -103,6 +108,9 @@ pub fn read_fvecs(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
 }
 
 /// Reads a `.bvecs` file, widening each byte to `f32`.
+///
+/// # Errors
+/// As [`read_fvecs`].
 pub fn read_bvecs(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
     let path = path.as_ref();
     let (dim, raw) = read_vecs_raw(path, 1)?;
@@ -112,12 +120,18 @@ pub fn read_bvecs(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
 }
 
 /// Reads a `.bvecs` file as bytes.
+///
+/// # Errors
+/// As [`read_fvecs`].
 pub fn read_bvecs_u8(path: impl AsRef<Path>) -> Result<Matrix<u8>> {
     let (dim, data) = read_vecs_raw(path.as_ref(), 1)?;
     Ok(Matrix { dim, data })
 }
 
 /// Reads an `.ivecs` file.
+///
+/// # Errors
+/// As [`read_fvecs`].
 pub fn read_ivecs(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
     let (dim, raw) = read_vecs_raw(path.as_ref(), 4)?;
     let data = raw
@@ -128,6 +142,9 @@ pub fn read_ivecs(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
 }
 
 /// Writes an `.fvecs` file.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be created or written.
 pub fn write_fvecs(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
     let mut w = std::io::BufWriter::new(fs::File::create(path)?);
     for row in m.iter_rows() {
@@ -141,6 +158,9 @@ pub fn write_fvecs(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
 }
 
 /// Writes an `.ivecs` file.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be created or written.
 pub fn write_ivecs(path: impl AsRef<Path>, m: &Matrix<i32>) -> Result<()> {
     let mut w = std::io::BufWriter::new(fs::File::create(path)?);
     for row in m.iter_rows() {
@@ -273,6 +293,13 @@ fn npy_values<T>(path: &Path, conv: impl Fn(NpyType, &[u8]) -> T) -> Result<Matr
 }
 
 /// Reads a 2-D `.npy` array as `f32` (float64, uint8 and integer arrays are converted).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::BadDataFile`] for a bad
+/// magic or version, a truncated or non-text header, a missing or malformed
+/// `descr`, `fortran_order` or `shape`, an unsupported dtype, a Fortran-order
+/// array, a shape of more than two dimensions, or data whose size does not
+/// match the shape.
 pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
     npy_values(path.as_ref(), |ty, c| match ty {
         NpyType::F4 => f32::from_le_bytes(c.try_into().expect("4")),
@@ -284,6 +311,10 @@ pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
 }
 
 /// Reads a 2-D integer `.npy` array (ground-truth ids) as `i32`.
+///
+/// # Errors
+/// As [`read_npy_f32`], and [`Error::BadDataFile`] for a non-empty float array
+/// or an id outside the `i32` range.
 pub fn read_npy_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
     let path = path.as_ref();
     let bytes = fs::read(path)?;
@@ -302,6 +333,9 @@ pub fn read_npy_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
 }
 
 /// Writes a 2-D `<f4` `.npy` file (version 1.0).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be created or written.
 pub fn write_npy_f32(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
@@ -324,6 +358,11 @@ pub fn write_npy_f32(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
 }
 
 /// Reads vectors as `f32` from a file chosen by extension (`.fvecs`, `.bvecs`, `.npy`).
+///
+/// # Errors
+/// [`Error::BadDataFile`] for an extension other than `.fvecs`, `.bvecs` or
+/// `.npy`; otherwise the errors of [`read_fvecs`], [`read_bvecs`] or
+/// [`read_npy_f32`].
 pub fn read_vectors(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
     let path = path.as_ref();
     match extension(path).as_str() {
@@ -338,6 +377,10 @@ pub fn read_vectors(path: impl AsRef<Path>) -> Result<Matrix<f32>> {
 }
 
 /// Reads ground-truth ids from `.ivecs` or `.npy`.
+///
+/// # Errors
+/// [`Error::BadDataFile`] for an extension other than `.ivecs` or `.npy`;
+/// otherwise the errors of [`read_ivecs`] or [`read_npy_i32`].
 pub fn read_groundtruth(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
     let path = path.as_ref();
     match extension(path).as_str() {

@@ -123,11 +123,23 @@ impl AnnoyIndex {
     /// Maps the Annoy file at `path`, built with dimension `dim` (bits for
     /// Hamming) and `metric` (angular, euclidean, manhattan, dot, hamming):
     /// Annoy's files do not record either, so they must match how it was built.
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
     pub fn open(path: impl AsRef<Path>, dim: usize, metric: Metric) -> Result<Self> {
         Self::open_with(path, dim, metric, false)
     }
 
     /// [`AnnoyIndex::open`], optionally reading every page in at open.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a dimension of 0 or above 2^24;
+    /// [`Error::UnsupportedMetric`] for a metric Annoy does not have (`L2`,
+    /// `InnerProduct`, `Cosine`); [`Error::Io`] when the file cannot be opened
+    /// or mapped; [`Error::BadDataFile`] for a file whose size is not a
+    /// positive multiple of the node size for `dim` and `metric` (the usual
+    /// sign of a wrong dimension or metric), with more nodes than Annoy can
+    /// address, or whose roots give an item count out of range.
     pub fn open_with(
         path: impl AsRef<Path>,
         dim: usize,
@@ -286,6 +298,9 @@ impl AnnoyIndex {
     }
 
     /// Item `id`'s vector (for Hamming, one 0.0/1.0 per bit).
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when `id` is not an item of the file.
     pub fn item_vector(&self, id: u32) -> Result<Vec<f32>> {
         self.check_item(id)?;
         Ok(match self.metric {
@@ -300,6 +315,9 @@ impl AnnoyIndex {
     }
 
     /// The distance between items `i` and `j`, as Annoy's `get_distance`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when `i` or `j` is not an item of the file.
     pub fn distance(&self, i: u32, j: u32) -> Result<f32> {
         self.check_item(i)?;
         self.check_item(j)?;
@@ -347,6 +365,12 @@ impl AnnoyIndex {
     }
 
     /// The `n` nearest items to item `id`, as Annoy's `get_nns_by_item`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::UnknownLabel`] when
+    /// `id` is not an item of the file; [`Error::BadDataFile`] when the search
+    /// meets a corrupt node (a cycle, a negative count, a child or leaf id out
+    /// of bounds, a split bit out of range).
     pub fn nns_by_item(&self, id: u32, n: usize, search_k: Option<usize>) -> Result<Vec<Hit>> {
         Self::check_n(n)?;
         self.check_item(id)?;
@@ -356,6 +380,12 @@ impl AnnoyIndex {
     /// The `n` nearest items to `v`, as Annoy's `get_nns_by_vector`
     /// (`search_k` defaults to `n * n_trees`). For Hamming, `v` holds one
     /// value per bit, set when above 0.5.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::DimensionMismatch`]
+    /// for a `v` whose length is not the dimension; [`Error::NonFinite`] for
+    /// NaN or infinite components; [`Error::BadDataFile`] when the search meets
+    /// a corrupt node, as in [`nns_by_item`](Self::nns_by_item).
     pub fn nns_by_vector(&self, v: &[f32], n: usize, search_k: Option<usize>) -> Result<Vec<Hit>> {
         Self::check_n(n)?;
         crate::error::check_vector(v, self.dim)?;
@@ -476,6 +506,9 @@ impl AnnoyIndex {
 }
 
 /// Opens an Annoy 1.17 index file; see [`AnnoyIndex::open`].
+///
+/// # Errors
+/// As [`AnnoyIndex::open`].
 pub fn open_annoy(path: impl AsRef<Path>, dim: usize, metric: Metric) -> Result<AnnoyIndex> {
     AnnoyIndex::open(path, dim, metric)
 }

@@ -160,6 +160,16 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Parses an hnswlib index of `dim`-dimensional `f32` vectors.
+///
+/// # Errors
+/// [`FormatError::WrongDimension`] when the file's vectors do not have `dim`
+/// components; [`FormatError::Foreign`] for every other check that fails: a
+/// zero `dim`, a truncated file or trailing bytes, header fields that
+/// contradict each other or are out of swann's range (`M` outside `2..=127`, a
+/// level above [`MAX_LEVEL`], more elements than `max_elements` or `u32` ids
+/// hold), a link out of range or to itself, a non-finite component, a level
+/// that disagrees with the entry point, or a label that appears twice;
+/// [`FormatError::BigEndianHost`] on a big-endian host.
 pub fn parse(bytes: &[u8], dim: usize) -> Result<HnswlibIndex, FormatError> {
     if cfg!(target_endian = "big") {
         return Err(FormatError::BigEndianHost);

@@ -1128,6 +1128,10 @@ fn lookup(isa: Isa) -> Result<&'static KernelTable, IsaError> {
 /// Pins the ISA that [`active`] returns from now on (indexes created earlier
 /// keep the table they resolved). Returns the table, or an error when this
 /// build or CPU cannot run `isa`, in which case nothing changes.
+///
+/// # Errors
+/// [`IsaError::NotCompiled`] when this build does not include `isa`;
+/// [`IsaError::NotSupported`] when the running CPU cannot execute it.
 pub fn pin(isa: Isa) -> Result<&'static KernelTable, IsaError> {
     let table = lookup(isa)?;
     ACTIVE.store(

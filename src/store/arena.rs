@@ -79,6 +79,12 @@ impl<T: Pod> RowArena<T> {
 
     /// `rows` rows of `dim` elements stored in section `id` of `file`, in
     /// place (the section must hold exactly `rows` padded rows).
+    ///
+    /// # Errors
+    /// [`FormatError::MissingSection`] when `file` has no section `id`;
+    /// [`FormatError::SectionLength`] when it does not hold exactly `rows`
+    /// padded rows; [`FormatError::SectionType`] when its start is not 64-byte
+    /// aligned.
     pub fn from_file(
         file: &Arc<IndexFile>,
         id: u32,
@@ -228,6 +234,12 @@ impl LinkArena {
     /// `records` records of up to `max_links` ids stored in section `id` of
     /// `file`, in place. The ids are not checked here: readers bound them
     /// with [`LinkArena::read_into_bounded`].
+    ///
+    /// # Errors
+    /// [`FormatError::MissingSection`] when `file` has no section `id`;
+    /// [`FormatError::SectionLength`] when it does not hold exactly `records`
+    /// padded records; [`FormatError::SectionType`] when its start is not
+    /// 64-byte aligned.
     pub fn from_file(
         file: &Arc<IndexFile>,
         id: u32,

@@ -145,6 +145,14 @@ impl IndexFile {
     /// every memory-mapped reader must; swann's writers never modify a file
     /// in place (they replace it by rename), so saving over an open file is
     /// safe and the open mapping keeps the old content.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) when the file cannot be opened, measured
+    /// or mapped (or `opts.advise_random` is refused);
+    /// [`Error::Format`](crate::Error::Format) for a header or section table
+    /// that does not validate (see [`from_bytes`](Self::from_bytes)), and with
+    /// `opts.verify` for a section checksum or padding byte that does not (see
+    /// [`verify`](Self::verify)).
     pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> crate::Result<Self> {
         let file = File::open(path.as_ref())?;
         let len = file.metadata()?.len();
@@ -182,6 +190,13 @@ impl IndexFile {
 
     /// Reads `path` into memory and validates all of it, section checksums
     /// included.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) when the file cannot be opened or read,
+    /// or grows while it is read; [`Error::Format`](crate::Error::Format) for a
+    /// file too large for the address space ([`FormatError::Truncated`]), a
+    /// header or section table that does not validate, or a section checksum or
+    /// padding byte that does not.
     pub fn load(path: impl AsRef<Path>) -> crate::Result<Self> {
         let mut file = File::open(path.as_ref())?;
         let len = file.metadata()?.len();
@@ -205,11 +220,27 @@ impl IndexFile {
 
     /// Validates the header and section table of a file held in `bytes`
     /// (copied into an aligned buffer). Section checksums are not computed.
+    ///
+    /// # Errors
+    /// The first check of the header and section table that fails:
+    /// [`FormatError::BadMagic`], [`FormatError::UnsupportedVersion`],
+    /// [`FormatError::WrongEndian`] or [`FormatError::BadEndianMarker`],
+    /// [`FormatError::TooManySections`], [`FormatError::Truncated`] (header,
+    /// table or file), [`FormatError::ChecksumMismatch`] for the header
+    /// checksum, an unknown kind, metric or element-type code,
+    /// [`FormatError::NonZeroReserved`], [`FormatError::TrailingBytes`],
+    /// [`FormatError::BadCounts`] (zero dimension, or more items than
+    /// capacity), [`FormatError::DuplicateSection`] or
+    /// [`FormatError::BadOffset`] for a section entry;
+    /// [`FormatError::BigEndianHost`] on a big-endian host.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         Self::from_aligned(AlignedVec::from_slice(bytes))
     }
 
     /// Like [`from_bytes`](Self::from_bytes), taking ownership of an aligned buffer.
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes).
     pub fn from_aligned(bytes: AlignedVec<u8>) -> Result<Self, FormatError> {
         let parsed = format::parse(&bytes)?;
         Ok(Self {
@@ -220,6 +251,11 @@ impl IndexFile {
 
     /// Checks every section's checksum and that all padding is zero. Reads
     /// the whole file (pages in a mapped one).
+    ///
+    /// # Errors
+    /// [`FormatError::ChecksumMismatch`] for a section whose bytes do not match
+    /// its stored checksum; [`FormatError::NonZeroPadding`] for a non-zero byte
+    /// outside every section.
     pub fn verify(&self) -> Result<(), FormatError> {
         format::verify(&self.bytes, &self.parsed)
     }
@@ -250,6 +286,9 @@ impl IndexFile {
     }
 
     /// Fails unless the file holds a `kind` index.
+    ///
+    /// # Errors
+    /// [`FormatError::WrongKind`] when the header names another kind.
     pub fn expect_kind(&self, kind: IndexKind) -> Result<(), FormatError> {
         let found = self.parsed.header.kind;
         if found != kind {
@@ -262,6 +301,9 @@ impl IndexFile {
     }
 
     /// Fails unless the file's vectors have dimension `dim`.
+    ///
+    /// # Errors
+    /// [`FormatError::WrongDimension`] when the header's dimension differs.
     pub fn expect_dim(&self, dim: u64) -> Result<(), FormatError> {
         let found = self.parsed.header.dim;
         if found != dim {
@@ -274,6 +316,9 @@ impl IndexFile {
     }
 
     /// Fails unless the file's metric is `metric`.
+    ///
+    /// # Errors
+    /// [`FormatError::WrongMetric`] when the header names another metric.
     pub fn expect_metric(&self, metric: Metric) -> Result<(), FormatError> {
         let found = self.parsed.header.metric;
         if found != metric {
@@ -296,6 +341,9 @@ impl IndexFile {
     }
 
     /// The bytes of section `id`.
+    ///
+    /// # Errors
+    /// [`FormatError::MissingSection`] when the file has no section `id`.
     pub fn section_bytes(&self, id: u32) -> Result<&[u8], FormatError> {
         let e = self.entry(id).ok_or(FormatError::MissingSection(id))?;
         let range = usize::try_from(e.offset)
@@ -314,6 +362,11 @@ impl IndexFile {
 
     /// Section `id` viewed as a slice of `T`, after checking that its length
     /// is a multiple of `size_of::<T>()` and its start is aligned for `T`.
+    ///
+    /// # Errors
+    /// [`FormatError::MissingSection`] when the file has no section `id`;
+    /// [`FormatError::SectionType`] when its length is not a multiple of
+    /// `size_of::<T>()` or its start is not aligned for `T`.
     pub fn section<T: bytemuck::Pod>(&self, id: u32) -> Result<&[T], FormatError> {
         let bytes = self.section_bytes(id)?;
         bytemuck::try_cast_slice(bytes).map_err(|_| FormatError::SectionType {
@@ -327,6 +380,10 @@ impl IndexFile {
 
     /// Like [`section`](Self::section), and checks the section holds exactly
     /// `count` elements.
+    ///
+    /// # Errors
+    /// As [`section`](Self::section), and [`FormatError::SectionLength`] when
+    /// the section does not hold exactly `count` elements.
     pub fn section_exact<T: bytemuck::Pod>(
         &self,
         id: u32,

@@ -82,6 +82,12 @@ impl<T> Slab<T> {
     }
 
     /// Section `id` of `file` viewed as exactly `count` elements of `T`.
+    ///
+    /// # Errors
+    /// [`FormatError::MissingSection`] when `file` has no section `id`;
+    /// [`FormatError::SectionLength`] when it does not hold exactly `count`
+    /// elements; [`FormatError::SectionType`] when its start is not aligned for
+    /// `T`.
     pub fn from_file(file: &Arc<IndexFile>, id: u32, count: u64) -> Result<Self, FormatError>
     where
         T: FileSafe,

@@ -66,11 +66,17 @@ impl<'a> FileWriter<'a> {
     }
 
     /// Adds a section holding `bytes`.
+    ///
+    /// # Errors
+    /// As [`add_section_parts`](Self::add_section_parts).
     pub fn add_section(&mut self, id: u32, bytes: &'a [u8]) -> Result<&mut Self, FormatError> {
         self.add_section_parts(id, [bytes])
     }
 
     /// Adds a section holding the elements of `data` as bytes.
+    ///
+    /// # Errors
+    /// As [`add_section_parts`](Self::add_section_parts).
     pub fn add_pod_section<T: bytemuck::Pod>(
         &mut self,
         id: u32,
@@ -81,6 +87,11 @@ impl<'a> FileWriter<'a> {
 
     /// Adds a section made of `parts` written back to back (no padding
     /// between parts).
+    ///
+    /// # Errors
+    /// [`FormatError::DuplicateSection`] when section `id` was already added;
+    /// [`FormatError::TooManySections`] when the writer already holds
+    /// [`MAX_SECTIONS`](super::format::MAX_SECTIONS).
     pub fn add_section_parts(
         &mut self,
         id: u32,
@@ -145,6 +156,9 @@ impl<'a> FileWriter<'a> {
     }
 
     /// Writes the whole file to `w`; returns its length.
+    ///
+    /// # Errors
+    /// Whatever error `w` returns.
     pub fn write_to<W: Write>(&self, w: &mut W) -> io::Result<u64> {
         self.write_impl(w, |_| Ok(()))
     }
@@ -193,6 +207,14 @@ impl<'a> FileWriter<'a> {
     /// untouched. If the process dies before the rename, `path` is untouched
     /// and a stray temporary file may remain. An error from the final
     /// directory sync is reported, but the new file is already in place.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) when `path`
+    /// has no file name (it ends in `..` or is a root);
+    /// [`Error::Io`](crate::Error::Io) when the temporary file cannot be
+    /// created, written, synced or renamed over `path` (`path` is then
+    /// untouched), or when the directory sync after the rename fails (the new
+    /// file is then in place).
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> crate::Result<()> {
         let path = path.as_ref();
         let name = path.file_name().ok_or_else(|| {
