@@ -101,11 +101,18 @@ impl PartialOrd for Hit {
 impl FlatIndex {
     /// An empty index of `dim`-dimensional vectors under `metric` (every
     /// metric except Hamming).
+    ///
+    /// # Errors
+    /// As [`with_kernels`](Self::with_kernels).
     pub fn new(dim: usize, metric: Metric) -> Result<Self> {
         Self::with_kernels(dim, metric, kernels::active())
     }
 
     /// Like [`FlatIndex::new`], with a given kernel table.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a zero dimension;
+    /// [`Error::UnsupportedMetric`] for Hamming.
     pub fn with_kernels(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
         if dim == 0 {
             return Err(Error::InvalidParameter(
@@ -185,6 +192,11 @@ impl FlatIndex {
 
     /// Appends `v` under `label` (labels need not be unique: this is a scan).
     /// An index opened with [`FlatIndex::open_mmap`] is copied into memory first.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] for a vector of the wrong length;
+    /// [`Error::NonFinite`] for NaN or infinite components. The index is
+    /// unchanged.
     pub fn add(&mut self, label: u64, v: &[f32]) -> Result<()> {
         check_vector(v, self.dim)?;
         if self.rows.is_mapped() {
@@ -210,6 +222,11 @@ impl FlatIndex {
     }
 
     /// Appends every row of `data` (row-major), labelled `first_label`, `first_label + 1`, ...
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `data` is not a whole number of rows;
+    /// [`Error::NonFinite`] for a row with NaN or infinite components, in which
+    /// case the rows before it stay added.
     pub fn add_rows(&mut self, first_label: u64, data: &[f32]) -> Result<()> {
         if !data.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
@@ -238,11 +255,19 @@ impl FlatIndex {
 
     /// The exact `k` nearest labels to `query`, nearest first (ties broken
     /// by label). An empty index gives no results.
+    ///
+    /// # Errors
+    /// As [`search_with_filter`](Self::search_with_filter).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>> {
         self.search_with_filter(query, k, |_| true)
     }
 
     /// The exact `k` nearest labels among those `accept` allows.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `k == 0`; [`Error::DimensionMismatch`]
+    /// for a query of the wrong length; [`Error::NonFinite`] for NaN or
+    /// infinite components.
     pub fn search_with_filter<F: Fn(u64) -> bool>(
         &self,
         query: &[f32],
@@ -353,6 +378,11 @@ impl FlatIndex {
     }
 
     /// Searches every row of `queries` in parallel.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
+    /// rows, or for `k == 0` (with at least one query); [`Error::NonFinite`]
+    /// for a query with NaN or infinite components.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
         if !queries.len().is_multiple_of(self.dim) {
             return Err(Error::InvalidParameter(format!(
@@ -371,6 +401,11 @@ impl FlatIndex {
 impl FlatIndex {
     /// Writes the index to `path` atomically (temporary file, fsync, rename;
     /// the format is in `docs/FORMAT.md`, sections in [`section`]).
+    ///
+    /// # Errors
+    /// As [`FileWriter::write_atomic`]: [`Error::Io`] when the file cannot be
+    /// written or renamed into place, [`Error::InvalidParameter`] for a `path`
+    /// with no file name.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut h = Header::new(IndexKind::Flat, self.metric, ElemType::F32, self.dim as u64);
         h.n_items = self.len as u64;
@@ -386,6 +421,13 @@ impl FlatIndex {
 
     /// Reads a saved index into memory, checking every checksum; the result
     /// takes new vectors.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Format`] for a file
+    /// that fails [`IndexFile::load`]'s checks (header, table, checksums) or is
+    /// not a flat index of `f32` vectors with consistent sizes, as in
+    /// [`from_index_file`](Self::from_index_file); [`Error::UnsupportedMetric`]
+    /// for a file whose metric is Hamming.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let file = Arc::new(IndexFile::load(path)?);
         let mut index = Self::from_index_file(file, kernels::active())?;
@@ -399,12 +441,24 @@ impl FlatIndex {
     /// the header, section table and section sizes are checked; call
     /// [`FlatIndex::verify`] to check the checksums). Several processes
     /// mapping one file share its pages. Adding to it copies it into memory.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), except that section checksums are checked only
+    /// with `opts.verify` (errors from [`IndexFile::open_mmap`]).
     pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
         let file = Arc::new(IndexFile::open_mmap(path, opts)?);
         Self::from_index_file(file, kernels::active())
     }
 
     /// Opens an index from an already-validated [`IndexFile`], viewing its sections. O(1).
+    ///
+    /// # Errors
+    /// [`Error::Format`]: [`FormatError::WrongKind`] for another kind of index,
+    /// [`FormatError::WrongElemType`] for vectors that are not `f32`,
+    /// [`FormatError::BadCounts`] for a dimension outside `1..=2^24` or
+    /// `u32::MAX` items or more, [`FormatError::MissingSection`] or
+    /// [`FormatError::SectionLength`] for vector or label sections that do not
+    /// match the header; [`Error::UnsupportedMetric`] for Hamming.
     pub fn from_index_file(file: Arc<IndexFile>, table: &'static KernelTable) -> Result<Self> {
         file.expect_kind(IndexKind::Flat)?;
         let h = file.header().clone();
@@ -431,6 +485,11 @@ impl FlatIndex {
 
     /// Verifies the checksums of the file a mapped index views (a no-op for
     /// an index in memory).
+    ///
+    /// # Errors
+    /// [`Error::Format`] ([`FormatError::ChecksumMismatch`] or
+    /// [`FormatError::NonZeroPadding`]) when the mapped file's bytes do not
+    /// match its checksums.
     pub fn verify(&self) -> Result<()> {
         if let Some(file) = &self.source {
             file.verify()?;

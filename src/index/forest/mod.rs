@@ -422,6 +422,10 @@ impl Forest {
     /// Metrics: [`Metric::Euclidean`], [`Metric::Manhattan`],
     /// [`Metric::Angular`], [`Metric::Dot`] and [`Metric::Hamming`]; others
     /// give [`Error::UnsupportedMetric`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a dimension of 0 or above 2^24;
+    /// [`Error::UnsupportedMetric`] for `L2`, `InnerProduct` or `Cosine`.
     pub fn new(dim: usize, metric: Metric) -> Result<Self> {
         let geo = Geometry::new(dim, metric)?;
         Ok(Self::with_backing(
@@ -460,6 +464,11 @@ impl Forest {
     /// Sets the most items a leaf holds (at least 2). Smaller leaves mean
     /// more, finer splits: better candidates per `search_k`, but larger
     /// trees. The default takes the room of one vector, as Annoy does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a leaf size below 2 (or of 2^31 or
+    /// more); [`Error::AlreadyBuilt`] after `build`; [`Error::InvalidState`]
+    /// for a loaded or memory-mapped forest (both are read-only).
     pub fn set_leaf_size(&mut self, leaf_size: usize) -> Result<()> {
         self.check_adding()?;
         if !(2..LEAF as usize).contains(&leaf_size) {
@@ -568,6 +577,10 @@ impl Forest {
 
     /// Makes room for items with ids below `n` without reallocating as they
     /// are added (adding one by one grows the storage geometrically anyway).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyBuilt`] after `build`; [`Error::InvalidState`] for a
+    /// loaded or memory-mapped forest.
     pub fn reserve(&mut self, n: usize) -> Result<()> {
         self.check_adding()?;
         if let Backing::Heap(v) = &mut self.backing {
@@ -580,8 +593,12 @@ impl Forest {
     /// bit, a bit being set when its value is above 0.5 (as Annoy's Python
     /// module packs them); see [`Forest::add_item_bits`] for packed words.
     ///
-    /// Errors: [`Error::AlreadyBuilt`] after `build` (call `unbuild` first),
-    /// [`Error::DimensionMismatch`], [`Error::NonFinite`].
+    /// # Errors
+    /// [`Error::AlreadyBuilt`] after `build` (call `unbuild` first);
+    /// [`Error::InvalidState`] for a loaded or memory-mapped forest;
+    /// [`Error::DimensionMismatch`] for a `v` of the wrong length;
+    /// [`Error::NonFinite`] for NaN or infinite components; [`Error::Io`] when
+    /// the file of an [`on_disk_build`](Self::on_disk_build) cannot grow.
     pub fn add_item(&mut self, id: u32, v: &[f32]) -> Result<()> {
         self.check_adding()?;
         check_vector(v, self.geo.dim)?;
@@ -598,6 +615,14 @@ impl Forest {
 
     /// Adds item `id` to a Hamming forest as bit-packed `u64` words (bit
     /// `j` of word `w` is dimension `64 w + j`; bits past `dim` must be 0).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyBuilt`] after `build`; [`Error::InvalidState`] for a
+    /// loaded or memory-mapped forest; [`Error::InvalidParameter`] for a forest
+    /// whose metric is not Hamming, or bits set past `dim`;
+    /// [`Error::DimensionMismatch`] for the wrong number of words;
+    /// [`Error::Io`] when the file of an [`on_disk_build`](Self::on_disk_build)
+    /// cannot grow.
     pub fn add_item_bits(&mut self, id: u32, words: &[u64]) -> Result<()> {
         self.check_adding()?;
         self.check_bits(words)?;
@@ -635,6 +660,14 @@ impl Forest {
     ///
     /// The trees depend only on the seed, the items and the parameters, not
     /// on the thread count: tree `t` draws from its own random stream.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n_trees` of 0 or above `u32::MAX`,
+    /// `n_threads` of `Some(0)`, or a tree that outgrows 2^31 words (use a
+    /// larger leaf size); [`Error::AlreadyBuilt`] when already built;
+    /// [`Error::InvalidState`] for a loaded or memory-mapped forest, or when
+    /// the build threads cannot start; [`Error::Io`] when the file of an
+    /// [`on_disk_build`](Self::on_disk_build) cannot grow or be written back.
     pub fn build(&mut self, n_trees: usize, n_threads: Option<usize>) -> Result<()> {
         if n_trees == 0 {
             return Err(Error::InvalidParameter(
@@ -650,6 +683,9 @@ impl Forest {
     /// the forest is built as by [`Forest::build`] (the same first tree:
     /// trees depend only on the seed). About `leaf size / 2` trees, e.g.
     /// 30-40 for 64-d rows.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), less the `n_trees` checks.
     pub fn build_auto(&mut self, n_threads: Option<usize>) -> Result<usize> {
         self.build_with_room(0, n_threads, None)
     }
@@ -878,6 +914,10 @@ impl Forest {
     }
 
     /// Drops the trees so items can be added again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] for a loaded or memory-mapped forest (both are
+    /// read-only).
     pub fn unbuild(&mut self) -> Result<()> {
         if self.backing.is_read_only() {
             return Err(Error::InvalidState(
@@ -930,6 +970,9 @@ impl Forest {
     /// The `n` nearest items to `v`, nearest first, looking at about
     /// `search_k` candidates (default `n * n_trees`; more is slower and more
     /// accurate). For Hamming, `v` holds one value per bit (see `add_item`).
+    ///
+    /// # Errors
+    /// As [`nns_by_vector_into`](Self::nns_by_vector_into).
     pub fn nns_by_vector(&self, v: &[f32], n: usize, search_k: Option<usize>) -> Result<Vec<Hit>> {
         let mut out = Vec::with_capacity(n.min(self.n_items));
         self.nns_by_vector_into(v, n, search_k, &mut out)?;
@@ -938,6 +981,12 @@ impl Forest {
 
     /// [`Forest::nns_by_vector`] into a caller's buffer (no allocation once
     /// it has grown): for tight query loops.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::DimensionMismatch`]
+    /// for a `v` of the wrong length; [`Error::NonFinite`] for NaN or infinite
+    /// components; [`Error::NotBuilt`] before `build`; [`Error::BadDataFile`]
+    /// when the search meets a corrupt tree in a forest read from a file.
     pub fn nns_by_vector_into(
         &self,
         v: &[f32],
@@ -966,6 +1015,13 @@ impl Forest {
     }
 
     /// The `n` nearest items to a bit-packed query (Hamming forests).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n == 0`, a forest whose metric is not
+    /// Hamming, or bits set past `dim`; [`Error::DimensionMismatch`] for the
+    /// wrong number of words; [`Error::NotBuilt`] before `build`;
+    /// [`Error::BadDataFile`] when the search meets a corrupt tree in a forest
+    /// read from a file.
     pub fn nns_by_bits(
         &self,
         words: &[u64],
@@ -986,6 +1042,12 @@ impl Forest {
 
     /// The `n` nearest items to item `id` (itself included, first), as
     /// [`Forest::nns_by_vector`] with its vector.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::UnknownLabel`] when
+    /// no item has id `id`; [`Error::NotBuilt`] before `build`;
+    /// [`Error::BadDataFile`] when the search meets a corrupt tree in a forest
+    /// read from a file.
     pub fn nns_by_item(&self, id: u32, n: usize, search_k: Option<usize>) -> Result<Vec<Hit>> {
         self.check_query(n)?;
         self.check_id(id)?;
@@ -1026,6 +1088,9 @@ impl Forest {
     }
 
     /// Item `id`'s vector as added (for Hamming, one 0.0/1.0 per bit).
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when no item has id `id`.
     pub fn item_vector(&self, id: u32) -> Result<Vec<f32>> {
         self.check_id(id)?;
         Ok(match self.metric {
@@ -1035,6 +1100,10 @@ impl Forest {
     }
 
     /// Item `id`'s bit-packed words (Hamming forests).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a forest whose metric is not Hamming;
+    /// [`Error::UnknownLabel`] when no item has id `id`.
     pub fn item_bits(&self, id: u32) -> Result<Vec<u64>> {
         if self.metric != Metric::Hamming {
             return Err(Error::InvalidParameter(
@@ -1046,6 +1115,9 @@ impl Forest {
     }
 
     /// The distance between items `i` and `j`, as queries report it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when no item has id `i` or `j`.
     pub fn distance(&self, i: u32, j: u32) -> Result<f32> {
         self.check_id(i)?;
         self.check_id(j)?;
@@ -1069,6 +1141,12 @@ impl Forest {
 
     /// Writes the built forest to `path` (through a temporary file, synced
     /// and renamed, so `path` never holds half an index).
+    ///
+    /// # Errors
+    /// [`Error::NotBuilt`] before `build`; otherwise those of
+    /// [`FileWriter::write_atomic`](crate::store::FileWriter::write_atomic):
+    /// [`Error::Io`] when the file cannot be written or renamed into place,
+    /// [`Error::InvalidParameter`] for a `path` with no file name.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let built = self.built.as_ref().ok_or(Error::NotBuilt)?;
         let path = path.as_ref();
@@ -1085,6 +1163,15 @@ impl Forest {
     }
 
     /// Reads a forest file into memory, checking every section's checksum.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Format`] for a file
+    /// that fails [`IndexFile::load`]'s checks (header, table, checksums) or
+    /// holds another kind of index
+    /// ([`FormatError::WrongKind`](crate::store::FormatError::WrongKind));
+    /// [`Error::BadDataFile`] for forest sections that are missing or disagree
+    /// with the header (dimension, metric, row width, leaf size, lengths, tree
+    /// bounds).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         Self::from_file(IndexFile::load(path)?, path)
@@ -1099,6 +1186,10 @@ impl Forest {
     /// `opts` are the store's, as for every mapped index:
     /// [`OpenOptions::populate`] reads every page in at open (Annoy's
     /// `prefault`), [`OpenOptions::verify`] checks every checksum at open.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), except that section checksums are checked only
+    /// with `opts.verify` (errors from [`IndexFile::open_mmap`]).
     pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
         let path = path.as_ref();
         let file = IndexFile::open_mmap(path, opts)?;
@@ -1159,6 +1250,11 @@ impl Forest {
     /// a forest larger than memory can be built. When `build` returns the
     /// file is a complete forest file ([`Forest::open_mmap`] and
     /// [`Forest::load`] read it). Call it before adding items, as with Annoy.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyBuilt`] after `build`; [`Error::InvalidState`] for a
+    /// loaded or memory-mapped forest; [`Error::Io`] when the file cannot be
+    /// created, sized or mapped.
     pub fn on_disk_build(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.check_adding()?;
         let path = path.as_ref();
@@ -1189,6 +1285,11 @@ fn unpack_bits(words: &[u64], dim: usize) -> Vec<f32> {
 impl Forest {
     /// Runs [`Forest::nns_by_vector`] for each row of `queries` (row-major,
     /// `dim` values each) on the current rayon pool.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] when `queries` is not a whole number of
+    /// rows (`got` is the length of the partial last row); otherwise the first
+    /// error of [`nns_by_vector`](Self::nns_by_vector) over the rows.
     pub fn nns_batch(
         &self,
         queries: &[f32],

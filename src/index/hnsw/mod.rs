@@ -590,6 +590,12 @@ impl<S: Space> HnswIndex<S> {
     /// coded as its ends). The index retrains by itself at a few hundred
     /// rows and each time it doubles up to 20,000, and on
     /// [`HnswIndex::compact`]. O(n * dim). No-op without a scheme.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedMetric`] or [`Error::InvalidParameter`] for a scheme
+    /// the index's metric or dimension does not allow, which building and
+    /// loading already refuse: an index that was built or loaded does not fail
+    /// here.
     pub fn train_quantizer(&mut self) -> Result<()> {
         self.graph.make_owned();
         self.source = None;
@@ -612,6 +618,9 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Whether `label` is marked deleted.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`.
     pub fn is_deleted(&self, label: u64) -> Result<bool> {
         let slot = self
             .graph
@@ -621,6 +630,9 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// The stored vector of `label` (normalized, for cosine).
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`.
     pub fn get_vector(&self, label: u64) -> Result<Vec<S::Elem>> {
         let slot = self
             .graph
@@ -648,6 +660,10 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Makes room for `additional` more labels without reallocating later.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the slots taken plus `additional` would
+    /// reach `u32::MAX`.
     pub fn reserve(&mut self, additional: usize) -> Result<()> {
         let need = |s: &Self| {
             s.occupied()
@@ -671,6 +687,10 @@ impl<S: Space> HnswIndex<S> {
 
     /// Sets the capacity to `capacity` slots (hnswlib's `resize_index`); it
     /// cannot drop below the current number of labels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a capacity below [`len`](Self::len) or
+    /// at least `u32::MAX`.
     pub fn resize(&mut self, capacity: usize) -> Result<()> {
         if capacity < self.len() {
             return Err(Error::InvalidParameter(format!(
@@ -696,6 +716,16 @@ impl<S: Space> HnswIndex<S> {
     /// Inserts `label` with vector `v`, growing the index when it is full.
     /// If `label` is already present its vector is replaced and the links
     /// around it repaired (hnswlib's update); a deleted label stays deleted.
+    ///
+    /// # Errors
+    /// The space's errors for `v` ([`Space::prepare`]): for `f32` vectors
+    /// [`Error::DimensionMismatch`] for the wrong length and
+    /// [`Error::NonFinite`] for NaN or infinite components (also after
+    /// normalizing, for cosine); for binary vectors
+    /// [`Error::DimensionMismatch`] for the wrong number of words and
+    /// [`Error::InvalidParameter`] for bits set past the last one.
+    /// [`Error::InvalidParameter`] when growing a full index would pass the
+    /// `u32` slot range. The index is unchanged on error.
     pub fn insert(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
         let p = self.prepare(v)?;
         self.insert_prepared(label, &p)
@@ -744,6 +774,12 @@ impl<S: Space> HnswIndex<S> {
     /// [`Error::CapacityExceeded`] when the index is full (reserve first) and
     /// with [`Error::InvalidState`] when the label exists (replacing needs
     /// [`HnswIndex::insert`]).
+    ///
+    /// # Errors
+    /// The space's errors for `v`, as in [`insert`](Self::insert);
+    /// [`Error::InvalidState`] when `label` is already present, or the index is
+    /// a read-only memory-mapped view ([`open_mmap`](Self::open_mmap));
+    /// [`Error::CapacityExceeded`] when every slot is taken.
     pub fn try_insert(&self, label: u64, v: &[S::Elem]) -> Result<()> {
         let p = self.prepare(v)?;
         self.insert_new(label, &p, &mut Scratch::default())?;
@@ -761,6 +797,9 @@ impl<S: Space> HnswIndex<S> {
     /// one at a time. If a label appears twice, the later row wins. Every
     /// row is validated before anything is inserted. New rows go in in the
     /// [`HnswIndex::insert_order`] (by default nearby rows together).
+    ///
+    /// # Errors
+    /// As [`insert_batch_with_progress`](Self::insert_batch_with_progress).
     pub fn insert_batch(&mut self, labels: &[u64], data: &[S::Elem]) -> Result<()> {
         self.insert_batch_with_progress(labels, data, |_| {})
     }
@@ -770,6 +809,12 @@ impl<S: Space> HnswIndex<S> {
     /// inserted so far, in no particular order between threads), e.g. to
     /// drive a progress bar without splitting the batch, which would
     /// split the [`InsertOrder::Locality`] grouping too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `data` does not hold `labels.len()`
+    /// rows, or when the new labels would take the index past the `u32` slot
+    /// range; the space's errors for any row, as in [`insert`](Self::insert).
+    /// Every row is checked first, so the index is unchanged on error.
     pub fn insert_batch_with_progress(
         &mut self,
         labels: &[u64],
@@ -909,6 +954,11 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Marks `label` deleted: it keeps routing searches but is never returned.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`;
+    /// [`Error::InvalidState`] when it is already deleted, or the index is a
+    /// read-only memory-mapped view.
     pub fn mark_deleted(&self, label: u64) -> Result<()> {
         self.graph.check_writable()?;
         let slot = self
@@ -924,6 +974,11 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Clears the deleted mark of `label`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`;
+    /// [`Error::InvalidState`] when it is not deleted, or the index is a
+    /// read-only memory-mapped view.
     pub fn unmark_deleted(&self, label: u64) -> Result<()> {
         self.graph.check_writable()?;
         let slot = self
@@ -963,6 +1018,9 @@ impl<S: Space> HnswIndex<S> {
     /// assert_eq!(index.capacity(), 1024);
     /// # Ok::<(), swann::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`.
     pub fn remove(&mut self, label: u64) -> Result<()> {
         self.remove_batch(&[label])
     }
@@ -972,6 +1030,10 @@ impl<S: Space> HnswIndex<S> {
     /// the repairs run on rayon's thread pool. Fails with
     /// [`Error::UnknownLabel`] before removing anything if a label is not
     /// in the index; a label given twice is removed once.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] for the first label of `labels` the index does
+    /// not hold; nothing is removed then.
     pub fn remove_batch(&mut self, labels: &[u64]) -> Result<()> {
         let mut slots = Vec::with_capacity(labels.len());
         for &l in labels {
@@ -997,6 +1059,11 @@ impl<S: Space> HnswIndex<S> {
     /// of labels, so memory and the saved file shrink to what a fresh build
     /// of the same labels takes. Searches and links are unchanged for the
     /// labels that stay. O(n * M0) plus the removals.
+    ///
+    /// # Errors
+    /// Only those of retraining the quantizer
+    /// ([`train_quantizer`](Self::train_quantizer)), which an index that was
+    /// built or loaded does not return.
     pub fn compact(&mut self) -> Result<()> {
         self.graph.make_owned();
         self.graph.ensure_anchored();
@@ -1018,6 +1085,9 @@ impl<S: Space> HnswIndex<S> {
     /// (hnswlib's `replace_deleted`): the old label disappears, the new one
     /// takes its slot, vector and repaired links. Without deleted slots (or
     /// when `label` is already present) it is [`HnswIndex::insert`].
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
     pub fn insert_replacing_deleted(&mut self, label: u64, v: &[S::Elem]) -> Result<()> {
         self.graph.make_owned();
         if self.graph.slot_of(label).is_some() {
@@ -1049,6 +1119,11 @@ impl<S: Space> HnswIndex<S> {
 
     /// The `k` nearest labels to `query`, nearest first, exploring `ef`
     /// candidates (raised to `k` if smaller). An empty index gives no results.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `k == 0`; the space's errors for
+    /// `query`, as in [`insert`](Self::insert) ([`Error::DimensionMismatch`],
+    /// [`Error::NonFinite`], ...).
     pub fn search(&self, query: &[S::Elem], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
         let q = self.check_search(query, k)?;
         Ok(self
@@ -1082,6 +1157,9 @@ impl<S: Space> HnswIndex<S> {
     /// Like [`HnswIndex::search`], returning only labels for which `accept`
     /// is true: [`HnswIndex::search_filtered`] with a predicate, planned
     /// ([`FilterStrategy::Auto`]).
+    ///
+    /// # Errors
+    /// As [`search`](Self::search).
     pub fn search_with_filter<F: Fn(u64) -> bool + Sync>(
         &self,
         query: &[S::Elem],
@@ -1231,6 +1309,11 @@ impl<S: Space> HnswIndex<S> {
 
     /// Searches every row of `queries` (row-major, [`HnswIndex::dim`]
     /// elements each) on rayon's thread pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
+    /// rows, or for `k == 0` (given at least one query); the space's errors for
+    /// a query, as in [`search`](Self::search).
     pub fn search_batch(
         &self,
         queries: &[S::Elem],
@@ -1254,6 +1337,9 @@ impl<S: Space> HnswIndex<S> {
     }
 
     /// Level-0 neighbours of `label` (for inspection and tests).
+    ///
+    /// # Errors
+    /// [`Error::UnknownLabel`] when the index does not hold `label`.
     pub fn neighbors(&self, label: u64) -> Result<Vec<u64>> {
         let slot = self
             .graph

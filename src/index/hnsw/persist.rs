@@ -96,6 +96,14 @@ pub trait StoredSpace: Space {
     /// The dimension written in the header (components, or bits).
     fn stored_dim(&self) -> u64;
     /// The space a header describes.
+    ///
+    /// # Errors
+    /// Whatever makes the header's dimension or metric unfit for the space:
+    /// [`F32Space`] returns [`Error::UnsupportedMetric`] for a metric other
+    /// than L2, inner product, dot or cosine and [`Error::InvalidParameter`]
+    /// for a zero dimension; [`BitSpace`] returns [`Error::Format`]
+    /// ([`FormatError::WrongMetric`]) for a metric other than Hamming and
+    /// [`Error::InvalidParameter`] for zero bits.
     fn from_stored(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self>;
 }
 
@@ -156,6 +164,12 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// owned.insert(3, &[9.0, 9.0])?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when an insert is in progress; otherwise those
+    /// of [`FileWriter::write_atomic`]: [`Error::Io`] when the file cannot be
+    /// written or renamed into place, [`Error::InvalidParameter`] for a `path`
+    /// with no file name.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.with_writer(|w| w.write_atomic(path))
     }
@@ -163,6 +177,9 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// The size in bytes of the file [`HnswIndex::save`] would write now
     /// (hnswlib's `index_file_size`). O(n): it lays the file out without
     /// writing it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when an insert is in progress.
     pub fn saved_size(&self) -> Result<u64> {
         self.with_writer(|w| Ok(w.layout().1))
     }
@@ -260,6 +277,15 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// Reads an index saved by [`HnswIndex::save`] into memory, checking
     /// every checksum and every link, level and offset (O(file size)). The
     /// result is an ordinary index: it takes inserts, deletes and grows.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Format`] for a file
+    /// that fails [`IndexFile::load`]'s checks or
+    /// [`from_index_file`](Self::from_index_file)'s, or whose graph is corrupt
+    /// ([`FormatError::Corrupt`]: a link, level, offset, flag, entry point,
+    /// label or code that [`verify`](Self::verify) would reject); the space's
+    /// errors for the header's metric and dimension
+    /// ([`StoredSpace::from_stored`]), e.g. [`Error::UnsupportedMetric`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let file = Arc::new(IndexFile::load(path)?);
         let mut index = Self::from_index_file(file, kernels::active())?;
@@ -283,6 +309,11 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// The index is read-only: `mark_deleted` and `try_insert` fail, and
     /// `&mut self` methods (`insert`, `resize`, ...) first copy it into
     /// memory. Several processes mapping one file share its pages.
+    ///
+    /// # Errors
+    /// Those of [`IndexFile::open_mmap`] ([`Error::Io`], [`Error::Format`]) and
+    /// of [`from_index_file`](Self::from_index_file). The graph itself is not
+    /// checked.
     pub fn open_mmap(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
         let file = Arc::new(IndexFile::open_mmap(path, opts)?);
         Self::from_index_file(file, kernels::active())
@@ -290,6 +321,17 @@ impl<S: StoredSpace> HnswIndex<S> {
 
     /// Opens an index from an already-validated [`IndexFile`] (owned or
     /// mapped), as a read-only view of its sections. O(1).
+    ///
+    /// # Errors
+    /// [`Error::Format`]: [`FormatError::WrongKind`] for another kind of index,
+    /// [`FormatError::WrongElemType`] for another element type,
+    /// [`FormatError::BadCounts`] for header values out of range (dimension
+    /// above 2^24, M, M0, level multiplier, neighbour selection,
+    /// `ef_construction`, item count, entry point, upper records, deleted
+    /// count, quantization scheme or grid), [`FormatError::MissingSection`],
+    /// [`FormatError::SectionLength`] or [`FormatError::SectionType`] for a
+    /// section that does not match the header; the space's errors for the
+    /// header's metric and dimension ([`StoredSpace::from_stored`]).
     pub fn from_index_file(file: Arc<IndexFile>, table: &'static KernelTable) -> Result<Self> {
         file.expect_kind(IndexKind::Hnsw)?;
         let h = file.header().clone();
@@ -441,6 +483,13 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// link id below the item count, every level at most 16, upper-record
     /// offsets consistent with the levels, the entry point on the top level,
     /// flags known, labels unique. O(file size).
+    ///
+    /// # Errors
+    /// [`Error::Format`]: [`FormatError::ChecksumMismatch`] or
+    /// [`FormatError::NonZeroPadding`] for a viewed file whose bytes do not
+    /// match; [`FormatError::Corrupt`] for a link, level, upper-record offset,
+    /// flag, entry point, deleted count, label or code that breaks the graph's
+    /// invariants.
     pub fn verify(&self) -> Result<()> {
         if let Some(file) = &self.source {
             file.verify()?;
@@ -573,6 +622,16 @@ impl HnswIndex<F32Space> {
     /// vectors of `dim` components. The graph, labels, deleted marks and
     /// capacity are kept as they are, so searches visit the same nodes as in
     /// hnswlib. Every size and link is checked (see [`crate::formats::hnswlib`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Format`] for a file
+    /// [`hnswlib::parse`](crate::formats::hnswlib::parse) rejects
+    /// ([`FormatError::WrongDimension`] when its vectors do not have `dim`
+    /// components, [`FormatError::Foreign`] otherwise) or whose graph breaks
+    /// swann's invariants ([`FormatError::Corrupt`]);
+    /// [`Error::UnsupportedMetric`] for a metric other than L2, inner product,
+    /// dot or cosine; [`Error::NonFinite`] for a cosine vector whose norm
+    /// overflows.
     pub fn import_hnswlib(path: impl AsRef<Path>, metric: Metric, dim: usize) -> Result<Self> {
         let bytes = std::fs::read(path)?;
         let h = crate::formats::hnswlib::parse(&bytes, dim)?;

@@ -40,6 +40,13 @@ pub trait Space: Send + Sync + Clone + std::fmt::Debug + 'static {
     fn distance(&self, a: &[Self::Elem], b: &[Self::Elem]) -> f32;
 
     /// Validates `v` and writes the form the graph stores (e.g. normalized) into `out`.
+    ///
+    /// # Errors
+    /// Whatever makes `v` unfit to store or search; inserts and searches return
+    /// it unchanged. The built-in spaces return [`Error::DimensionMismatch`]
+    /// for a vector of the wrong length, [`F32Space`] [`Error::NonFinite`] for
+    /// NaN or infinite components (before or after normalizing), [`BitSpace`]
+    /// [`Error::InvalidParameter`] for bits set past the vector's length.
     fn prepare(&self, v: &[Self::Elem], out: &mut Vec<Self::Elem>) -> Result<()>;
 
     /// The kernel table of a built-in `f32` space, which quantized search
@@ -65,6 +72,10 @@ pub struct F32Space {
 
 impl F32Space {
     /// A space over `dim`-dimensional vectors with the given kernel table.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedMetric`] for a metric other than L2, inner product,
+    /// dot or cosine; [`Error::InvalidParameter`] for a zero dimension.
     pub fn new(dim: usize, metric: Metric, table: &'static KernelTable) -> Result<Self> {
         let (op, one_minus, normalize) = match metric {
             Metric::L2 => (F32Op::L2sq, false, false),
@@ -144,6 +155,9 @@ pub struct BitSpace {
 
 impl BitSpace {
     /// A space over vectors of `bits` bits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a zero bit count.
     pub fn new(bits: usize, table: &'static KernelTable) -> Result<Self> {
         if bits == 0 {
             return Err(Error::InvalidParameter(
