@@ -19,6 +19,7 @@
 //! below `index` imports from it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::missing_errors_doc)]
 #![warn(missing_docs)]
 
 pub mod error;

@@ -121,7 +121,8 @@ impl Experiment {
     /// # Errors
     /// [`Error::InvalidParameter`] for an empty base set, `k == 0`, too few
     /// base vectors for `k`, or a query count out of range; the vector
-    /// errors for a non-finite value or a query of another dimension.
+    /// errors for a non-finite value or a query of another dimension;
+    /// [`Error::UnsupportedMetric`] for [`Metric::Hamming`].
     pub fn new(
         base: Vec<f32>,
         dim: usize,
@@ -249,6 +250,11 @@ impl Experiment {
     /// over `reps` passes, each repeating the query set until it lasts at
     /// least 0.2 s, and the median time per query set is kept. Quality
     /// figures come from the last pass.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] when `engine` has another dimension than
+    /// the base set; otherwise the engine's and its storage's errors as it is
+    /// emptied, filled and queried ([`Error::Storage`] for Redis).
     pub fn run<S: Storage<u32>>(
         &self,
         label: &str,

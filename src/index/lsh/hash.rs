@@ -614,6 +614,10 @@ impl LshHash {
     /// NearPy's `RandomBinaryProjections`: `bits` Gaussian random directions
     /// drawn from `seed`; the key has one character per direction, `1` where
     /// the projection is positive.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a name that is not 1 to 64 characters
+    /// from `A-Z a-z 0-9 _ . -`, a zero `dim` or zero `bits`.
     pub fn random_binary(name: &str, dim: usize, bits: usize, seed: u64) -> Result<Self> {
         Self::binary(name, seed, || Projections::gaussian(dim, bits, seed))
     }
@@ -631,6 +635,9 @@ impl LshHash {
     /// assert_eq!(h.projection_matrix()[0], 1.764_052_345_967_664_f64 as f32);
     /// # Ok::<(), swann::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`random_binary`](Self::random_binary).
     pub fn random_binary_numpy(name: &str, dim: usize, bits: usize, seed: u32) -> Result<Self> {
         Self::binary(name, seed.into(), || {
             Projections::gaussian_numpy(dim, bits, seed)
@@ -640,6 +647,9 @@ impl LshHash {
     /// As [`LshHash::random_discretized`], with NearPy's directions for
     /// `RandomDiscretizedProjections(name, projections, bin_width, rand_seed=seed)`
     /// (see [`LshHash::random_binary_numpy`]).
+    ///
+    /// # Errors
+    /// As [`random_discretized`](Self::random_discretized).
     pub fn random_discretized_numpy(
         name: &str,
         dim: usize,
@@ -655,6 +665,9 @@ impl LshHash {
     /// As [`LshHash::random_binary_tree`], with NearPy's directions for
     /// `RandomBinaryProjectionTree(name, bits, min_result_size, rand_seed=seed)`
     /// (see [`LshHash::random_binary_numpy`]).
+    ///
+    /// # Errors
+    /// As [`random_binary_tree`](Self::random_binary_tree).
     pub fn random_binary_tree_numpy(
         name: &str,
         dim: usize,
@@ -669,12 +682,22 @@ impl LshHash {
 
     /// A binary-projection hash with given directions (`bits x dim`,
     /// row-major), e.g. to reproduce a known configuration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad name (as in
+    /// [`random_binary`](Self::random_binary)), a zero `dim`, a matrix that is
+    /// empty or not a whole number of rows, or one with a non-finite value.
     pub fn binary_from_matrix(name: &str, dim: usize, matrix: Vec<f32>) -> Result<Self> {
         Self::binary(name, 0, || Projections::given(dim, matrix))
     }
 
     /// NearPy's `RandomDiscretizedProjections`: `projections` Gaussian random
     /// directions; the key is `floor(projection / bin_width)` per direction.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad name (as in
+    /// [`random_binary`](Self::random_binary)), a `bin_width` that is not a
+    /// positive finite number, a zero `dim` or zero `projections`.
     pub fn random_discretized(
         name: &str,
         dim: usize,
@@ -688,6 +711,11 @@ impl LshHash {
     }
 
     /// A discretized-projection hash with given directions (`count x dim`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad name, a `bin_width` that is not a
+    /// positive finite number, or a bad matrix (as in
+    /// [`binary_from_matrix`](Self::binary_from_matrix)).
     pub fn discretized_from_matrix(
         name: &str,
         dim: usize,
@@ -702,6 +730,9 @@ impl LshHash {
     /// A query whose path reaches a subtree with fewer than
     /// `min_result_size` vectors gets every bucket of that subtree and of its
     /// sibling, so small buckets borrow from their neighbours in key space.
+    ///
+    /// # Errors
+    /// As [`random_binary`](Self::random_binary).
     pub fn random_binary_tree(
         name: &str,
         dim: usize,
@@ -715,6 +746,9 @@ impl LshHash {
     }
 
     /// A binary-projection tree hash with given directions (`bits x dim`).
+    ///
+    /// # Errors
+    /// As [`binary_from_matrix`](Self::binary_from_matrix).
     pub fn binary_tree_from_matrix(
         name: &str,
         dim: usize,
@@ -778,6 +812,12 @@ impl LshHash {
     /// NearPy's `PCABinaryProjections`: the `bits` leading principal
     /// components of `training` (`n x dim`, row-major, `n >= 2`); the key bit
     /// is the sign of the projection of `v - mean` on each.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad name (as in
+    /// [`random_binary`](Self::random_binary)), a zero `dim`, training data
+    /// that is not a whole number of rows or holds fewer than 2, `bits` of 0 or
+    /// above `dim`, or a non-finite training value.
     pub fn pca_binary(name: &str, dim: usize, bits: usize, training: &[f32]) -> Result<Self> {
         check_name("hash name", name)?;
         Ok(LshHash {
@@ -791,6 +831,10 @@ impl LshHash {
     /// NearPy's `PCADiscretizedProjections`: the leading principal components
     /// of `training`; the key is `floor((v - mean) . component / bin_width)`
     /// per component.
+    ///
+    /// # Errors
+    /// As [`pca_binary`](Self::pca_binary), and [`Error::InvalidParameter`] for
+    /// a `bin_width` that is not a positive finite number.
     pub fn pca_discretized(
         name: &str,
         dim: usize,

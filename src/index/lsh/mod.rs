@@ -514,6 +514,9 @@ impl EngineBuilder {
     }
 
     /// Builds an engine on a fresh [`MemoryStorage`].
+    ///
+    /// # Errors
+    /// As [`build_with_storage`](Self::build_with_storage).
     pub fn build<D: Payload>(self) -> Result<Engine<D>> {
         self.build_with_storage(MemoryStorage::new())
     }
@@ -523,9 +526,10 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] when the dimension is 0, a hash has another
-    /// dimension, two hashes share a name, or a filter needs a distance the
-    /// engine does not have (or has a NaN threshold);
-    /// [`Error::UnsupportedMetric`] for [`Metric::Hamming`].
+    /// dimension, two hashes share a name, a hash is malformed (a bad name,
+    /// projections or bin width, as a hand-edited [`EngineConfig`] may hold),
+    /// or a filter needs a distance the engine does not have (or has a NaN
+    /// threshold); [`Error::UnsupportedMetric`] for [`Metric::Hamming`].
     pub fn build_with_storage<D: Payload, S: Storage<D>>(self, storage: S) -> Result<Engine<D, S>> {
         let dim = self.dim;
         if dim == 0 {
@@ -862,6 +866,10 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// before any filter (a vector found by two hashes counts twice), as
     /// NearPy's `candidate_count`. Useful to tune hashes: a high count makes
     /// queries slow.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad query;
+    /// the storage's error if it fails ([`Error::Storage`] for Redis).
     pub fn candidate_count(&self, query: &[f32]) -> Result<usize> {
         let keys = self.query_keys(query)?;
         self.storage.count(&self.bucket_refs(&keys))
@@ -872,7 +880,10 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     ///
     /// # Errors
     /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad query;
-    /// the storage's error if it fails.
+    /// the storage's error if it fails ([`Error::Storage`] for Redis, or for
+    /// buckets whose vectors and payloads disagree);
+    /// [`Error::InvalidParameter`] when the query's buckets hold `u32::MAX - 1`
+    /// entries or more.
     pub fn neighbours(&self, query: &[f32]) -> Result<Vec<Neighbour<D>>> {
         let keys = self.query_keys(query)?;
         let buckets = self
@@ -1198,6 +1209,10 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// Removes every entry whose payload is `data` from every bucket of
     /// every hash (NearPy's `delete_vector(data)`): scans all buckets.
     /// Returns the number of entries removed (one per hash per stored copy).
+    ///
+    /// # Errors
+    /// The storage's error if it fails ([`Error::Storage`] for Redis); the
+    /// hashes done before the failure keep their removals.
     pub fn delete(&mut self, data: &D) -> Result<usize> {
         self.delete_in(data, None)
     }
@@ -1205,6 +1220,10 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     /// Removes every entry whose payload is `data` from the buckets `vector`
     /// hashes to (NearPy's `delete_vector(data, v)`): only those buckets are
     /// read, so give the vector that was stored with `data`.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] or [`Error::NonFinite`] for a bad `vector`
+    /// (nothing is removed); otherwise as [`delete`](Self::delete).
     pub fn delete_near(&mut self, data: &D, vector: &[f32]) -> Result<usize> {
         check_vector(vector, self.dim)?;
         self.delete_in(data, Some(vector))
@@ -1231,6 +1250,9 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     }
 
     /// Empties every bucket of every hash of this engine's storage.
+    ///
+    /// # Errors
+    /// The storage's error if it fails ([`Error::Storage`] for Redis).
     pub fn clean_all_buckets(&mut self) -> Result<()> {
         self.storage.clean_all_buckets()?;
         self.hashes.iter_mut().for_each(|h| h.forget_all());
@@ -1238,6 +1260,11 @@ impl<D: Payload, S: Storage<D>> Engine<D, S> {
     }
 
     /// Empties every bucket of the hash named `hash_name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the engine has no hash named
+    /// `hash_name`; the storage's error if it fails ([`Error::Storage`] for
+    /// Redis).
     pub fn clean_buckets(&mut self, hash_name: &str) -> Result<()> {
         let h = self
             .hashes

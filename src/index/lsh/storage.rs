@@ -123,15 +123,30 @@ impl<D: Clone> BucketContents<'_, D> {
 /// touched outside the storage's own namespace.
 pub trait Storage<D: Payload>: Send + Sync {
     /// Appends each entry's (vector, payload) to each of its buckets, in order.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] returns [`Error::DimensionMismatch`]
+    /// for a vector whose length differs from the vectors it holds (nothing is
+    /// stored then) and [`Error::InvalidParameter`] past 2^32 - 1 vectors; the
+    /// Redis storage returns [`Error::Storage`] when the server fails or a
+    /// payload does not encode (entries sent before the failure stay stored).
     fn store_batch(&mut self, entries: &[StoreEntry<'_, D>]) -> Result<()>;
 
     /// Appends one vector and payload to its buckets.
+    ///
+    /// # Errors
+    /// As [`store_batch`](Self::store_batch).
     fn store(&mut self, entry: StoreEntry<'_, D>) -> Result<()> {
         self.store_batch(std::slice::from_ref(&entry))
     }
 
     /// The contents of each bucket in `buckets`, in that order (an absent
     /// bucket is empty). `dim` is the engine's dimension.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::Storage`] when the server fails or a stored entry does not
+    /// decode for dimension `dim`.
     fn get_buckets<'s>(
         &'s self,
         buckets: &[BucketRef<'_>],
@@ -139,14 +154,29 @@ pub trait Storage<D: Payload>: Send + Sync {
     ) -> Result<Vec<BucketContents<'s, D>>>;
 
     /// The total number of entries in `buckets`.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::Storage`] when the server fails.
     fn count(&self, buckets: &[BucketRef<'_>]) -> Result<usize>;
 
     /// The keys of every non-empty bucket of `hash`, sorted.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::InvalidParameter`] for a hash name it cannot hold in a key and
+    /// [`Error::Storage`] when the server fails.
     fn bucket_keys(&self, hash: &str) -> Result<Vec<BucketKey>>;
 
     /// Removes every entry whose payload equals `data` from the given buckets
     /// of `hash` (every bucket of `hash` when `keys` is `None`). Returns the
     /// buckets that lost entries and how many each lost, sorted by key.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::InvalidParameter`] for a hash name it cannot hold in a key
+    /// (when `keys` is `None`) and [`Error::Storage`] when the server fails or
+    /// a stored entry does not decode.
     fn delete(
         &mut self,
         hash: &str,
@@ -156,9 +186,18 @@ pub trait Storage<D: Payload>: Send + Sync {
     ) -> Result<Vec<(BucketKey, usize)>>;
 
     /// Removes every bucket of `hash`.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::InvalidParameter`] for a hash name it cannot hold in a key and
+    /// [`Error::Storage`] when the server fails.
     fn clean_buckets(&mut self, hash: &str) -> Result<()>;
 
     /// Removes every bucket of every hash in this storage.
+    ///
+    /// # Errors
+    /// The backend's: [`MemoryStorage`] never fails; the Redis storage returns
+    /// [`Error::Storage`] when the server fails.
     fn clean_all_buckets(&mut self) -> Result<()>;
 
     /// Byte codes of the arena that indexed buckets (`rows` set) refer to,

@@ -284,6 +284,10 @@ impl RedisStorage {
 
     /// Saves an engine configuration next to the buckets, so another process
     /// can rebuild the same engine with [`RedisStorage::load_config`].
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the configuration does not encode or the server
+    /// fails.
     pub fn save_config(&self, config: &EngineConfig) -> Result<()> {
         let bytes = postcard::to_stdvec(config)
             .map_err(|e| corrupt(format!("cannot encode the engine config: {e}")))?;
@@ -292,6 +296,10 @@ impl RedisStorage {
     }
 
     /// The configuration saved by [`RedisStorage::save_config`], if any.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the server fails or the stored configuration
+    /// does not decode.
     pub fn load_config(&self) -> Result<Option<EngineConfig>> {
         let key = self.config_key();
         let bytes: Option<Vec<u8>> =
@@ -306,6 +314,11 @@ impl RedisStorage {
 
     /// The keys of every non-empty bucket of `hash`, sorted (the same for
     /// every payload type, hence also here outside the [`Storage`] trait).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a hash name that is not 1 to 64
+    /// characters from `A-Z a-z 0-9 _ . -`; [`Error::Storage`] when the server
+    /// fails.
     pub fn bucket_keys(&self, hash: &str) -> Result<Vec<BucketKey>> {
         check_name("hash name", hash)?;
         let prefix = format!("{}:{}:", self.namespace, hash);
@@ -319,6 +332,10 @@ impl RedisStorage {
     }
 
     /// Removes every key of this namespace, configuration included.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the server fails (keys removed before the
+    /// failure stay removed).
     pub fn clear_namespace(&self) -> Result<()> {
         let keys = self.scan(&format!("{}:*", self.namespace))?;
         self.delete_keys(&keys)
