@@ -141,11 +141,27 @@ pub fn read_ivecs(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
     Ok(Matrix { dim, data })
 }
 
+/// Checks that `m` can be written as whole rows of a vector file, before
+/// the file is created.
+fn check_writable<T>(m: &Matrix<T>) -> Result<()> {
+    if m.dim == 0 || m.dim > i32::MAX as usize || !m.data.len().is_multiple_of(m.dim) {
+        return Err(Error::InvalidParameter(format!(
+            "a matrix of dimension {} holding {} elements is not whole rows a vector file can hold",
+            m.dim,
+            m.data.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes an `.fvecs` file.
 ///
 /// # Errors
+/// [`Error::InvalidParameter`] for a matrix of dimension 0 or above
+/// `i32::MAX`, or whose data is not whole rows (nothing is written);
 /// [`Error::Io`] when the file cannot be created or written.
 pub fn write_fvecs(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
+    check_writable(m)?;
     let mut w = std::io::BufWriter::new(fs::File::create(path)?);
     for row in m.iter_rows() {
         w.write_all(&(m.dim as i32).to_le_bytes())?;
@@ -160,8 +176,9 @@ pub fn write_fvecs(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
 /// Writes an `.ivecs` file.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be created or written.
+/// As [`write_fvecs`].
 pub fn write_ivecs(path: impl AsRef<Path>, m: &Matrix<i32>) -> Result<()> {
+    check_writable(m)?;
     let mut w = std::io::BufWriter::new(fs::File::create(path)?);
     for row in m.iter_rows() {
         w.write_all(&(m.dim as i32).to_le_bytes())?;
@@ -335,8 +352,9 @@ pub fn read_npy_i32(path: impl AsRef<Path>) -> Result<Matrix<i32>> {
 /// Writes a 2-D `<f4` `.npy` file (version 1.0).
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be created or written.
+/// As [`write_fvecs`].
 pub fn write_npy_f32(path: impl AsRef<Path>, m: &Matrix<f32>) -> Result<()> {
+    check_writable(m)?;
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
         m.rows(),
@@ -403,6 +421,33 @@ fn extension(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matrices_that_are_not_whole_rows_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.fvecs");
+        for (dim, n) in [(0usize, 0usize), (0, 3), (3, 4)] {
+            let m = Matrix {
+                dim,
+                data: vec![1.0f32; n],
+            };
+            assert!(matches!(
+                write_fvecs(&p, &m),
+                Err(Error::InvalidParameter(_))
+            ));
+            assert!(matches!(
+                write_npy_f32(&p, &m),
+                Err(Error::InvalidParameter(_))
+            ));
+            assert!(!p.exists());
+        }
+        let g = Matrix {
+            dim: 2,
+            data: vec![1i32; 3],
+        };
+        assert!(write_ivecs(&p, &g).is_err());
+        assert!(!p.exists());
+    }
 
     #[test]
     fn fvecs_ivecs_npy_round_trip() {

@@ -479,3 +479,37 @@ fn hnswlib_files_import_and_search_like_hnswlib() {
         Err(Error::Format(_))
     ));
 }
+
+#[test]
+fn a_batch_into_free_slots_of_a_mapped_index_copies_it_first() {
+    const D: usize = 4;
+    let mut index = Hnsw::builder(D, Metric::L2).build().unwrap();
+    for i in 0..30u64 {
+        index.insert(i, &[i as f32, 1.0, 2.0, 3.0]).unwrap();
+    }
+    // Removed labels leave free slots, which the file keeps.
+    index.remove_batch(&(20..30).collect::<Vec<u64>>()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("free.swann");
+    index.save(&path).unwrap();
+    let mut mapped = Hnsw::open_mmap(&path, OpenOptions::default()).unwrap();
+    assert_eq!(mapped.len(), 20);
+    assert!(mapped.capacity() >= 30, "{}", mapped.capacity());
+    let labels: Vec<u64> = (100..110).collect();
+    let rows: Vec<f32> = labels
+        .iter()
+        .flat_map(|&l| [l as f32, 0.0, 0.0, 0.0])
+        .collect();
+    // New labels that fit the free slots, and one existing label updated.
+    mapped.insert_batch(&labels, &rows).unwrap();
+    mapped.insert_batch(&[3], &[9.0, 9.0, 9.0, 9.0]).unwrap();
+    assert!(!mapped.is_mapped());
+    assert_eq!(mapped.len(), 30);
+    assert_eq!(
+        mapped.search(&[105.0, 0.0, 0.0, 0.0], 1, 32).unwrap()[0].label,
+        105
+    );
+    assert_eq!(mapped.get_vector(3).unwrap(), [9.0, 9.0, 9.0, 9.0]);
+    // The file is unchanged.
+    assert_eq!(Hnsw::load(&path).unwrap().len(), 20);
+}

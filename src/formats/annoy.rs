@@ -405,7 +405,7 @@ impl AnnoyIndex {
 
     /// Annoy's `_get_all_nns`, with its priorities and tie order.
     fn search(&self, q: Query<'_>, n: usize, search_k: Option<usize>) -> Result<Vec<Hit>> {
-        let search_k = search_k.unwrap_or(n * self.roots.len());
+        let search_k = search_k.unwrap_or(n.saturating_mul(self.roots.len()));
         SCRATCH.with(|cell| {
             let s = &mut *cell.borrow_mut();
             s.heap.clear();

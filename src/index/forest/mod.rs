@@ -527,7 +527,7 @@ impl Forest {
         }
         if self.backing.is_read_only() {
             return Err(Error::InvalidState(
-                "a memory-mapped forest is read-only".into(),
+                "a forest read from a file (loaded or memory-mapped) is read-only; build a new one to add items".into(),
             ));
         }
         Ok(())
@@ -921,7 +921,7 @@ impl Forest {
     pub fn unbuild(&mut self) -> Result<()> {
         if self.backing.is_read_only() {
             return Err(Error::InvalidState(
-                "a memory-mapped forest cannot be unbuilt; load it instead".into(),
+                "a forest read from a file (loaded or memory-mapped) cannot be unbuilt; build a new one".into(),
             ));
         }
         if self.built.take().is_some() {
@@ -1030,7 +1030,7 @@ impl Forest {
     ) -> Result<Vec<Hit>> {
         self.check_query(n)?;
         self.check_bits(words)?;
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(self.n_items));
         self.view()?.search(
             QueryVec::Bits(words),
             n,
@@ -1053,7 +1053,7 @@ impl Forest {
         self.check_id(id)?;
         let view = self.view()?;
         let k = self.search_k(n, search_k);
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(self.n_items));
         let geo = self.geo;
         let bytes = &self.backing.bytes()[DATA_START + id as usize * geo.row_bytes()..];
         match self.metric {
@@ -1287,8 +1287,8 @@ impl Forest {
     /// `dim` values each) on the current rayon pool.
     ///
     /// # Errors
-    /// [`Error::DimensionMismatch`] when `queries` is not a whole number of
-    /// rows (`got` is the length of the partial last row); otherwise the first
+    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
+    /// rows; otherwise the first
     /// error of [`nns_by_vector`](Self::nns_by_vector) over the rows.
     pub fn nns_batch(
         &self,
@@ -1297,10 +1297,11 @@ impl Forest {
         search_k: Option<usize>,
     ) -> Result<Vec<Vec<Hit>>> {
         if !queries.len().is_multiple_of(self.geo.dim) {
-            return Err(Error::DimensionMismatch {
-                expected: self.geo.dim,
-                got: queries.len() % self.geo.dim,
-            });
+            return Err(Error::InvalidParameter(format!(
+                "query data holds {} elements, not a multiple of the dimension {}",
+                queries.len(),
+                self.geo.dim
+            )));
         }
         queries
             .par_chunks(self.geo.dim)

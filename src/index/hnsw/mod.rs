@@ -836,6 +836,10 @@ impl<S: Space> HnswIndex<S> {
         let space = &self.graph.space;
         data.par_chunks(dim.max(1))
             .try_for_each_init(Vec::new, |buf, row| space.prepare(row, buf))?;
+        // A mapped index is copied into memory before it changes, as
+        // `insert` does (new labels may fit the free slots without a resize).
+        self.graph.make_owned();
+        self.source = None;
         // The last occurrence of each label wins.
         let mut last = std::collections::HashMap::with_capacity(labels.len());
         for (i, &l) in labels.iter().enumerate() {
