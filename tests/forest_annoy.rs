@@ -295,3 +295,19 @@ fn a_cycle_of_split_nodes_is_an_error_not_a_hang() {
     let err = idx.nns_by_item(0, 10, Some(100_000)).unwrap_err();
     assert!(err.to_string().contains("cycle"), "{err}");
 }
+
+/// Saving an opened Annoy file writes it again, byte for byte, atomically.
+#[test]
+fn an_annoy_file_saves_as_itself() {
+    let idx = AnnoyIndex::open(data("angular.ann"), 16, Metric::Angular).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.ann");
+    idx.save(&copy).unwrap();
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(data("angular.ann")).unwrap()
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left behind");
+    assert!(idx.save(dir.path().join("missing/x.ann")).is_err());
+}

@@ -257,6 +257,17 @@ impl AnnoyIndex {
         f32::from_bits(self.words()[i * self.node_words + w] as u32)
     }
 
+    /// Writes the file's bytes to `path` atomically (a temporary file,
+    /// synced, then renamed): an Annoy file again, as Annoy's `save` of a
+    /// loaded index writes it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a path with no file name; I/O errors
+    /// (the temporary file is removed, `path` untouched).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::store::write_bytes_atomic(path.as_ref(), &self.map)
+    }
+
     /// The metric.
     pub fn metric(&self) -> Metric {
         self.metric

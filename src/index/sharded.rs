@@ -50,7 +50,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -391,35 +391,7 @@ impl Manifest {
         let mut text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::InvalidState(format!("serializing the manifest: {e}")))?;
         text.push('\n');
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().ok_or_else(|| {
-            Error::InvalidParameter(format!("{} is not a file path", path.display()))
-        })?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let result = (|| -> Result<()> {
-            let mut f = File::options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            #[cfg(unix)]
-            File::open(dir)?.sync_all()?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::store::write_bytes_atomic(path, text.as_bytes())
     }
 
     /// Rows in all shards.

@@ -24,6 +24,7 @@ pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, Secti
 pub(crate) use reader::{map_mut, map_readonly};
 pub use reader::{Bytes, IndexFile, OpenOptions};
 pub use slab::{FileSafe, Slab};
+pub(crate) use writer::write_bytes_atomic;
 pub use writer::FileWriter;
 
 /// Alignment of every arena and row start: one cache line, and the width of

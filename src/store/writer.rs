@@ -255,6 +255,38 @@ impl<'a> FileWriter<'a> {
     }
 }
 
+/// Writes `bytes` to `path` atomically, as [`FileWriter::write_atomic`]
+/// does: a temporary file in the same folder, synced, renamed over `path`,
+/// the folder synced; on an error before the rename `path` is untouched and
+/// the temporary file removed. For files that are not swann's container (a
+/// shard manifest, a copy of a foreign index file).
+pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        crate::Error::InvalidParameter(format!("{} is not a file path", path.display()))
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-b{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+    let mut guard = TempGuard(Some(tmp));
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    let tmp = guard.0.as_deref().expect("armed");
+    fs::rename(tmp, path)?;
+    guard.0 = None;
+    sync_dir(dir)?;
+    Ok(())
+}
+
 /// Removes the temporary file unless disarmed (after the rename).
 struct TempGuard(Option<PathBuf>);
 
