@@ -337,6 +337,13 @@ enum SwannStatus swann_forest_open_mmap(const char *path,
 // metric must be the handle's (`SWANN_STATUS_INVALID_ARGUMENT`
 // otherwise, and the handle keeps its forest).
 //
+// Files written by Annoy 1.17 itself are accepted too: they record
+// neither dimension nor metric, so the handle's are taken (as Annoy's
+// `load` takes them), the file is always mapped, and it is checked as it
+// is searched (`SWANN_STATUS_FORMAT` for a file that does not fit them).
+// Such a handle is read-only: adds, builds, `unbuild`, `set_seed` and
+// `on_disk_build` give `SWANN_STATUS_STATE` until `swann_forest_unload`.
+//
 // # Safety
 // `h` is NULL or a live handle; `path` is NULL or NUL-terminated.
 enum SwannStatus swann_forest_reload(const struct SwannForest *h,
@@ -353,7 +360,8 @@ enum SwannStatus swann_forest_reload(const struct SwannForest *h,
 enum SwannStatus swann_forest_unload(const struct SwannForest *h);
 
 // Writes the built forest to `path` (through a temporary file, synced and
-// renamed). `SWANN_STATUS_STATE` if it is not built. Unlike Annoy's
+// renamed). `SWANN_STATUS_STATE` if it is not built. A handle holding a
+// file written by Annoy writes that file's bytes again (Annoy's format). Unlike Annoy's
 // `save`, the handle keeps its forest in memory; follow with
 // `swann_forest_reload(h, path, 1, prefault)` for Annoy's behaviour.
 //

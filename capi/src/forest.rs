@@ -5,8 +5,10 @@ use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use swann::formats::annoy::AnnoyIndex;
 use swann::index::forest::{Forest, Hit};
 use swann::store::OpenOptions;
+use swann::Metric;
 
 use crate::hnsw::metric_cstr;
 use crate::{
@@ -18,17 +20,108 @@ use crate::{
 /// `swann_forest_load` or `swann_forest_open_mmap`; release with
 /// `swann_forest_free`.
 pub struct SwannForest {
-    index: Shared<Forest>,
+    index: Shared<Inner>,
     verbose: AtomicBool,
 }
 
 impl SwannForest {
-    fn wrap(f: Forest) -> *mut SwannForest {
+    fn wrap(f: Inner) -> *mut SwannForest {
         Box::into_raw(Box::new(SwannForest {
             index: Shared::new(f),
             verbose: AtomicBool::new(false),
         }))
     }
+}
+
+/// What a handle holds: swann's own forest, or a file written by Annoy
+/// itself, mapped read-only and searched as Annoy searches it.
+pub(crate) enum Inner {
+    Swann(Box<Forest>),
+    Annoy(Box<AnnoyIndex>),
+}
+
+impl Inner {
+    fn swann_mut(&mut self) -> CResult<&mut Forest> {
+        match self {
+            Inner::Swann(f) => Ok(f),
+            Inner::Annoy(_) => Err(annoy_read_only()),
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Inner::Swann(f) => f.dim(),
+            Inner::Annoy(a) => a.dim(),
+        }
+    }
+
+    fn metric(&self) -> Metric {
+        match self {
+            Inner::Swann(f) => f.metric(),
+            Inner::Annoy(a) => a.metric(),
+        }
+    }
+
+    fn n_items(&self) -> usize {
+        match self {
+            Inner::Swann(f) => f.n_items(),
+            Inner::Annoy(a) => a.n_items(),
+        }
+    }
+
+    fn n_trees(&self) -> usize {
+        match self {
+            Inner::Swann(f) => f.n_trees(),
+            Inner::Annoy(a) => a.n_trees(),
+        }
+    }
+
+    fn is_built(&self) -> bool {
+        match self {
+            Inner::Swann(f) => f.is_built(),
+            Inner::Annoy(_) => true,
+        }
+    }
+
+    fn nns_by_item(&self, id: u32, n: usize, search_k: Option<usize>) -> swann::Result<Vec<Hit>> {
+        match self {
+            Inner::Swann(f) => f.nns_by_item(id, n, search_k),
+            Inner::Annoy(a) => a.nns_by_item(id, n, search_k),
+        }
+    }
+
+    fn nns_by_vector(
+        &self,
+        v: &[f32],
+        n: usize,
+        search_k: Option<usize>,
+    ) -> swann::Result<Vec<Hit>> {
+        match self {
+            Inner::Swann(f) => f.nns_by_vector(v, n, search_k),
+            Inner::Annoy(a) => a.nns_by_vector(v, n, search_k),
+        }
+    }
+
+    fn item_vector(&self, id: u32) -> swann::Result<Vec<f32>> {
+        match self {
+            Inner::Swann(f) => f.item_vector(id),
+            Inner::Annoy(a) => a.item_vector(id),
+        }
+    }
+
+    fn distance(&self, i: u32, j: u32) -> swann::Result<f32> {
+        match self {
+            Inner::Swann(f) => f.distance(i, j),
+            Inner::Annoy(a) => a.distance(i, j),
+        }
+    }
+}
+
+fn annoy_read_only() -> Failure {
+    Failure::from(swann::Error::InvalidState(
+        "this index is a file written by Annoy, mapped read-only; add its items to a new forest to change it"
+            .into(),
+    ))
 }
 
 /// An item id: the forest's ids are `uint32_t`.
@@ -43,11 +136,11 @@ fn item(id: u64) -> CResult<u32> {
 
 /// `n` cut to the number of item ids: no search returns more, and the
 /// library sizes its buffers by it.
-fn bounded(f: &Forest, n: usize) -> usize {
+fn bounded(f: &Inner, n: usize) -> usize {
     n.min(f.n_items().max(1))
 }
 
-fn check_dim(f: &Forest, dim: usize) -> CResult<()> {
+fn check_dim(f: &Inner, dim: usize) -> CResult<()> {
     if dim != f.dim() {
         return Err(Failure::from(swann::Error::DimensionMismatch {
             expected: f.dim(),
@@ -55,6 +148,15 @@ fn check_dim(f: &Forest, dim: usize) -> CResult<()> {
         }));
     }
     Ok(())
+}
+
+/// Whether `path` starts as swann's own index files do.
+fn is_swann_file(path: &std::path::Path) -> CResult<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let mut f = std::fs::File::open(path).map_err(swann::Error::from)?;
+    let n = f.read(&mut magic).map_err(swann::Error::from)?;
+    Ok(n == magic.len() && magic == swann::store::format::MAGIC)
 }
 
 fn open(path: &std::path::Path, mmap: bool, prefault: bool) -> CResult<Forest> {
@@ -94,7 +196,7 @@ pub unsafe extern "C" fn swann_forest_new(
         }
         let f = Forest::new(dim, m)?;
         // SAFETY: checked above.
-        unsafe { put(out, SwannForest::wrap(f)) };
+        unsafe { put(out, SwannForest::wrap(Inner::Swann(Box::new(f)))) };
         Ok(())
     })
 }
@@ -117,7 +219,7 @@ pub unsafe extern "C" fn swann_forest_load(
         let p = unsafe { crate::path(path, "path") }?;
         let f = open(&p, false, false)?;
         // SAFETY: checked above.
-        unsafe { put(out, SwannForest::wrap(f)) };
+        unsafe { put(out, SwannForest::wrap(Inner::Swann(Box::new(f)))) };
         Ok(())
     })
 }
@@ -140,7 +242,7 @@ pub unsafe extern "C" fn swann_forest_open_mmap(
         let p = unsafe { crate::path(path, "path") }?;
         let f = open(&p, true, prefault != 0)?;
         // SAFETY: checked above.
-        unsafe { put(out, SwannForest::wrap(f)) };
+        unsafe { put(out, SwannForest::wrap(Inner::Swann(Box::new(f)))) };
         Ok(())
     })
 }
@@ -150,6 +252,13 @@ pub unsafe extern "C" fn swann_forest_open_mmap(
 /// open with `prefault`), else read into memory. The file's dimension and
 /// metric must be the handle's (`SWANN_STATUS_INVALID_ARGUMENT`
 /// otherwise, and the handle keeps its forest).
+///
+/// Files written by Annoy 1.17 itself are accepted too: they record
+/// neither dimension nor metric, so the handle's are taken (as Annoy's
+/// `load` takes them), the file is always mapped, and it is checked as it
+/// is searched (`SWANN_STATUS_FORMAT` for a file that does not fit them).
+/// Such a handle is read-only: adds, builds, `unbuild`, `set_seed` and
+/// `on_disk_build` give `SWANN_STATUS_STATE` until `swann_forest_unload`.
 ///
 /// # Safety
 /// `h` is NULL or a live handle; `path` is NULL or NUL-terminated.
@@ -165,7 +274,22 @@ pub unsafe extern "C" fn swann_forest_reload(
         let h = unsafe { handle(h, "index") }?;
         // SAFETY: by contract.
         let p = unsafe { crate::path(path, "path") }?;
-        let f = open(&p, mmap != 0, prefault != 0)?;
+        let (dim, metric) = {
+            let cur = h.index.read()?;
+            (cur.dim(), cur.metric())
+        };
+        // Annoy's own files record neither dimension nor metric: the
+        // handle's are taken, as Annoy's `load` does.
+        let f = if is_swann_file(&p)? {
+            Inner::Swann(Box::new(open(&p, mmap != 0, prefault != 0)?))
+        } else {
+            Inner::Annoy(Box::new(AnnoyIndex::open_with(
+                &p,
+                dim,
+                metric,
+                prefault != 0,
+            )?))
+        };
         h.index.write(|cur| {
             if (f.dim(), f.metric()) != (cur.dim(), cur.metric()) {
                 return Err(Failure::invalid(format!(
@@ -195,14 +319,15 @@ pub unsafe extern "C" fn swann_forest_unload(h: *const SwannForest) -> SwannStat
         // SAFETY: by contract.
         let h = unsafe { handle(h, "index") }?;
         h.index.write(|cur| {
-            *cur = Forest::new(cur.dim(), cur.metric())?;
+            *cur = Inner::Swann(Box::new(Forest::new(cur.dim(), cur.metric())?));
             Ok(())
         })
     })
 }
 
 /// Writes the built forest to `path` (through a temporary file, synced and
-/// renamed). `SWANN_STATUS_STATE` if it is not built. Unlike Annoy's
+/// renamed). `SWANN_STATUS_STATE` if it is not built. A handle holding a
+/// file written by Annoy writes that file's bytes again (Annoy's format). Unlike Annoy's
 /// `save`, the handle keeps its forest in memory; follow with
 /// `swann_forest_reload(h, path, 1, prefault)` for Annoy's behaviour.
 ///
@@ -218,7 +343,10 @@ pub unsafe extern "C" fn swann_forest_save(
         let h = unsafe { handle(h, "index") }?;
         // SAFETY: by contract.
         let p = unsafe { crate::path(path, "path") }?;
-        h.index.read()?.save(&p)?;
+        match &*h.index.read()? {
+            Inner::Swann(f) => f.save(&p)?,
+            Inner::Annoy(a) => a.save(&p)?,
+        }
         Ok(())
     })
 }
@@ -251,7 +379,7 @@ pub unsafe extern "C" fn swann_forest_set_seed(h: *const SwannForest, seed: u64)
         // SAFETY: by contract.
         let h = unsafe { handle(h, "index") }?;
         h.index.write(|f| {
-            f.set_seed(seed);
+            f.swann_mut()?.set_seed(seed);
             Ok(())
         })
     })
@@ -294,7 +422,7 @@ pub unsafe extern "C" fn swann_forest_on_disk_build(
         let h = unsafe { handle(h, "index") }?;
         // SAFETY: by contract.
         let p = unsafe { crate::path(path, "path") }?;
-        h.index.write(|f| Ok(f.on_disk_build(&p)?))
+        h.index.write(|f| Ok(f.swann_mut()?.on_disk_build(&p)?))
     })
 }
 
@@ -321,7 +449,7 @@ pub unsafe extern "C" fn swann_forest_add_item(
         let v = unsafe { slice(vector, dim, "vector") }?;
         h.index.write(|f| {
             check_dim(f, dim)?;
-            Ok(f.add_item(id, v)?)
+            Ok(f.swann_mut()?.add_item(id, v)?)
         })
     })
 }
@@ -362,6 +490,7 @@ pub unsafe extern "C" fn swann_forest_add_items(
         }
         h.index.write(|f| {
             check_dim(f, dim)?;
+            let f = f.swann_mut()?;
             if n > 0 && f.is_built() {
                 return Err(Failure::from(swann::Error::AlreadyBuilt));
             }
@@ -410,6 +539,7 @@ pub unsafe extern "C" fn swann_forest_build(
         };
         let start = Instant::now();
         let (built, items) = h.index.write(|f| {
+            let f = f.swann_mut()?;
             let built = match n_trees {
                 Some(n) => f.build(n, threads).map(|()| n)?,
                 None => f.build_auto(threads)?,
@@ -441,7 +571,7 @@ pub unsafe extern "C" fn swann_forest_unbuild(h: *const SwannForest) -> SwannSta
     guard(|| {
         // SAFETY: by contract.
         let h = unsafe { handle(h, "index") }?;
-        h.index.write(|f| Ok(f.unbuild()?))
+        h.index.write(|f| Ok(f.swann_mut()?.unbuild()?))
     })
 }
 
@@ -607,7 +737,7 @@ pub unsafe extern "C" fn swann_forest_get_distance(
 unsafe fn get_usize(
     h: *const SwannForest,
     out: *mut usize,
-    f: impl FnOnce(&Forest) -> usize,
+    f: impl FnOnce(&Inner) -> usize,
 ) -> SwannStatus {
     guard(|| {
         // SAFETY: by contract.

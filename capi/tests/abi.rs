@@ -405,3 +405,130 @@ fn error_copy_and_status_names() {
         );
     }
 }
+
+/// Files written by Annoy itself (tests/data/annoy, Annoy 1.17.3) open
+/// through Annoy's `load` on an existing handle, answer as the library's
+/// own reader does, and refuse every change.
+#[test]
+fn annoy_files_open_through_reload_and_are_read_only() {
+    use swann::formats::annoy::AnnoyIndex;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/annoy");
+    // The fixtures' dimensions (Annoy's files do not record them).
+    for (name, metric, dim) in [
+        ("angular", swann::Metric::Angular, 16usize),
+        ("euclidean", swann::Metric::Euclidean, 16),
+        ("manhattan", swann::Metric::Manhattan, 12),
+        ("dot", swann::Metric::Dot, 16),
+    ] {
+        let path = data.join(format!("{name}.ann"));
+        let reference = AnnoyIndex::open(&path, dim, metric).unwrap();
+        let cname = CString::new(name).unwrap();
+        let cpath = CString::new(path.to_str().unwrap()).unwrap();
+        let mut h = ptr::null_mut();
+        // SAFETY: valid strings and out-pointer.
+        assert_eq!(
+            unsafe { swann_forest_new(dim, cname.as_ptr(), &mut h) },
+            SwannStatus::Ok
+        );
+        // SAFETY: a live handle and a valid path.
+        assert_eq!(
+            unsafe { swann_forest_reload(h, cpath.as_ptr(), 1, 0) },
+            SwannStatus::Ok,
+            "{name}: {}",
+            message()
+        );
+        let (mut n_items, mut n_trees, mut built) = (0usize, 0usize, 0i32);
+        // SAFETY: a live handle and writable outputs.
+        unsafe {
+            assert_eq!(swann_forest_n_items(h, &mut n_items), SwannStatus::Ok);
+            assert_eq!(swann_forest_n_trees(h, &mut n_trees), SwannStatus::Ok);
+            assert_eq!(swann_forest_is_built(h, &mut built), SwannStatus::Ok);
+        }
+        assert_eq!(
+            (n_items, n_trees, built),
+            (reference.n_items(), reference.n_trees(), 1)
+        );
+        let queries = rows(20, dim);
+        for q in queries.chunks(dim) {
+            let (mut ids, mut dists, mut count) = ([0u64; 10], [0f32; 10], 0usize);
+            // SAFETY: `q` holds 16 floats; the outputs hold 10 each.
+            let st = unsafe {
+                swann_forest_nns_by_vector(
+                    h,
+                    q.as_ptr(),
+                    dim,
+                    10,
+                    -1,
+                    ids.as_mut_ptr(),
+                    dists.as_mut_ptr(),
+                    &mut count,
+                )
+            };
+            assert_eq!(st, SwannStatus::Ok, "{name}: {}", message());
+            let want = reference.nns_by_vector(q, 10, None).unwrap();
+            let got: Vec<(u64, f32)> = ids[..count].iter().copied().zip(dists).collect();
+            let want: Vec<(u64, f32)> =
+                want.iter().map(|h| (u64::from(h.id), h.distance)).collect();
+            assert_eq!(got, want, "{name}");
+        }
+        let mut v = vec![0f32; dim];
+        // SAFETY: `v` holds `dim` writable floats.
+        assert_eq!(
+            unsafe { swann_forest_get_item_vector(h, 3, v.as_mut_ptr(), dim) },
+            SwannStatus::Ok
+        );
+        assert_eq!(v, reference.item_vector(3).unwrap());
+        // Saving writes the Annoy file again, which reloads as it was.
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.ann");
+        let ccopy = CString::new(copy.to_str().unwrap()).unwrap();
+        // SAFETY: a live handle and a valid path.
+        unsafe {
+            assert_eq!(swann_forest_save(h, ccopy.as_ptr()), SwannStatus::Ok);
+            assert_eq!(
+                swann_forest_reload(h, ccopy.as_ptr(), 1, 0),
+                SwannStatus::Ok
+            );
+        }
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&path).unwrap());
+        // Read-only: adds, builds and seeds are refused, saying why.
+        // SAFETY: a live handle, `dim` readable floats, valid strings.
+        unsafe {
+            assert_eq!(
+                swann_forest_add_item(h, 0, v.as_ptr(), dim),
+                SwannStatus::State
+            );
+            assert!(message().contains("written by Annoy"), "{}", message());
+            assert_eq!(
+                swann_forest_build(h, 3, 1, ptr::null_mut()),
+                SwannStatus::State
+            );
+            assert_eq!(swann_forest_set_seed(h, 7), SwannStatus::State);
+            // Unload leaves an empty forest that takes items again.
+            assert_eq!(swann_forest_unload(h), SwannStatus::Ok);
+            assert_eq!(
+                swann_forest_add_item(h, 0, v.as_ptr(), dim),
+                SwannStatus::Ok
+            );
+            assert_eq!(swann_forest_free(h), SwannStatus::Ok);
+        }
+        // Annoy's files do not record their dimension: a handle of another
+        // dimension takes the file exactly when the library's reader finds
+        // it consistent with that dimension (the angular file is not).
+        let reader_ok = AnnoyIndex::open(&path, dim - 1, metric).is_ok();
+        if name == "angular" {
+            assert!(!reader_ok);
+        }
+        let mut h = ptr::null_mut();
+        // SAFETY: valid strings and out-pointer; then a live handle.
+        unsafe {
+            assert_eq!(
+                swann_forest_new(dim - 1, cname.as_ptr(), &mut h),
+                SwannStatus::Ok
+            );
+            let st = swann_forest_reload(h, cpath.as_ptr(), 1, 0);
+            assert_eq!(st == SwannStatus::Ok, reader_ok, "{name}: {st:?}");
+            assert_eq!(swann_forest_free(h), SwannStatus::Ok);
+        }
+    }
+}

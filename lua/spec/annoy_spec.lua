@@ -1,8 +1,8 @@
 -- busted tests of the annoy Lua module (lua/annoy.c over swann's C ABI).
 --
 -- The first part ports every case of Annoy's test/annoy_test.lua; cases
--- that read Annoy's test/test.tree use a forest file written by this module
--- instead (the C ABI opens swann forest files; see "Annoy files" below).
+-- that read Annoy's test/test.tree read it (tests/data/annoy/old_split_first.tree)
+-- or, where they write it back, a forest file written by this module.
 -- The rest covers the metrics Annoy's Lua test leaves out, the methods it
 -- added later (get_n_trees, set_seed, verbose), error paths, the handle's
 -- life cycle, C ABI panics, and forest files written by swann's CLI.
@@ -533,8 +533,18 @@ describe("index test", function()
     end)
 
     it("binary_compatibility", function()
-        -- Annoy's test pins its own search on test/test.tree; here a forest
-        -- file answers after a save and load exactly as before.
+        -- Annoy's own test/test.tree (tests/data/annoy/old_split_first.tree),
+        -- with the neighbours Annoy's test pins.
+        local i = AnnoyIndex(10)
+        i:load(root .. "/tests/data/annoy/old_split_first.tree")
+        assert.same(
+            {0, 85, 42, 11, 54, 38, 53, 66, 19, 31},
+            i:get_nns_by_item(0, 10)
+        )
+    end)
+
+    it("binary_compatibility of a forest file saved here", function()
+        -- A forest file answers after a save and load exactly as before.
         local path, vectors = fixture()
         local i = AnnoyIndex(10)
         i:load(path)
@@ -1138,15 +1148,30 @@ describe("files from other swann front ends", function()
         end
     end)
 
-    it("an Annoy file (tests/data/annoy) is refused with a clear error", function()
-        -- The C ABI opens swann forest files only.
+    it("Annoy files (tests/data/annoy, Annoy 1.17.3) load and answer as Annoy", function()
         local i = AnnoyIndex(16)
-        local path = root .. "/tests/data/annoy/angular.ann"
-        assert(io.open(path, "rb")):close()
-        local err = errors_with("Can't load file: " .. path, function() i:load(path) end)
-        assert.truthy(err:find("not a swann index file", 1, true), err)
-        assert.truthy(err:find("(bad or corrupt file)", 1, true), err)
-        assert.equal(0, i:get_n_items())
+        i:load(root .. "/tests/data/annoy/angular.ann")
+        assert.equal(600, i:get_n_items())
+        assert.equal(8, i:get_n_trees())
+        -- Annoy's answers with an exhaustive search_k (angular.json).
+        assert.same({0, 541, 242, 438, 317, 260, 222, 418, 352, 264},
+            i:get_nns_by_item(0, 10, 19200))
+        assert.same({7, 570, 136, 219, 268, 238, 232, 332, 497, 340},
+            i:get_nns_by_item(7, 10, 19200))
+        -- Read-only until unloaded; saving writes the file again.
+        errors_with("add_item", function() i:add_item(0, randomVector(16, 0, 1)) end)
+        local copy = tmpfile("annoy_copy.ann")
+        assert.truthy(i:save(copy))
+        local j = AnnoyIndex(16)
+        j:load(copy)
+        assert.same(i:get_nns_by_item(7, 10, 19200), j:get_nns_by_item(7, 10, 19200))
+        i:unload()
+        i:add_item(0, randomVector(16, 0, 1))
+        -- A file that does not fit the index's dimension is refused.
+        local k = AnnoyIndex(15)
+        errors_with("Can't load file", function()
+            k:load(root .. "/tests/data/annoy/angular.ann")
+        end)
     end)
 
 end)
