@@ -216,51 +216,24 @@ impl<'a> FileWriter<'a> {
     /// untouched), or when the directory sync after the rename fails (the new
     /// file is then in place).
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> crate::Result<()> {
-        let path = path.as_ref();
-        let name = path.file_name().ok_or_else(|| {
-            crate::Error::InvalidParameter(format!("{} is not a file path", path.display()))
-        })?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}-{}",
-            name.to_string_lossy(),
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-
-        fault::hit(FaultPoint::CreateTemp)?;
-        let file = File::options().write(true).create_new(true).open(&tmp)?;
-        let mut guard = TempGuard(Some(tmp));
-        fault::hit(FaultPoint::WriteStart)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        self.write_impl(&mut w, |w| {
-            w.flush()?;
-            fault::hit(FaultPoint::WriteMidway)
-        })?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        fault::hit(FaultPoint::SyncFile)?;
-        file.sync_all()?;
-        drop(file);
-        fault::hit(FaultPoint::Rename)?;
-        let tmp = guard.0.as_deref().expect("armed");
-        fs::rename(tmp, path)?;
-        guard.0 = None;
-        fault::hit(FaultPoint::SyncDir)?;
-        sync_dir(dir)?;
-        Ok(())
+        replace_file(path.as_ref(), |w| {
+            self.write_impl(w, |w| {
+                w.flush()?;
+                fault::hit(FaultPoint::WriteMidway)
+            })
+            .map(drop)
+        })
     }
 }
 
-/// Writes `bytes` to `path` atomically, as [`FileWriter::write_atomic`]
-/// does: a temporary file in the same folder, synced, renamed over `path`,
-/// the folder synced; on an error before the rename `path` is untouched and
-/// the temporary file removed. For files that are not swann's container (a
-/// shard manifest, a copy of a foreign index file).
-pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+/// Replaces `path` with what `write` writes, atomically: a temporary file
+/// in the same folder (`.NAME.tmp-PID-N`), synced, renamed over `path`, the
+/// folder synced. On an error before the rename the temporary file is
+/// removed and `path` is untouched.
+fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> crate::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         crate::Error::InvalidParameter(format!("{} is not a file path", path.display()))
     })?;
@@ -270,21 +243,36 @@ pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()>
     };
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}-b{}",
+        ".{}.tmp-{}-{}",
         name.to_string_lossy(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+
+    fault::hit(FaultPoint::CreateTemp)?;
+    let file = File::options().write(true).create_new(true).open(&tmp)?;
     let mut guard = TempGuard(Some(tmp));
-    file.write_all(bytes)?;
+    fault::hit(FaultPoint::WriteStart)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    write(&mut w)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    fault::hit(FaultPoint::SyncFile)?;
     file.sync_all()?;
     drop(file);
+    fault::hit(FaultPoint::Rename)?;
     let tmp = guard.0.as_deref().expect("armed");
     fs::rename(tmp, path)?;
     guard.0 = None;
+    fault::hit(FaultPoint::SyncDir)?;
     sync_dir(dir)?;
     Ok(())
+}
+
+/// Writes `bytes` to `path` atomically, as [`FileWriter::write_atomic`]
+/// does, for files that are not swann's container (a shard manifest, a
+/// copy of a foreign index file).
+pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    replace_file(path, |w| w.write_all(bytes))
 }
 
 /// Removes the temporary file unless disarmed (after the rename).
