@@ -21,8 +21,8 @@
 
 use std::path::PathBuf;
 
+use crate::lsh_experiment::{Experiment, ExperimentResult, QuerySet, StoreMode};
 use clap::{Args, Subcommand, ValueEnum};
-use swann::index::lsh::experiment::{Experiment, ExperimentResult, QuerySet, StoreMode};
 use swann::index::lsh::{Engine, Filter, LshHash, Storage};
 use swann::{Error, Metric, Result};
 

@@ -5,6 +5,7 @@ mod demo;
 mod forest;
 mod hnsw;
 mod lsh;
+mod lsh_experiment;
 mod plot;
 mod shard_cmds;
 mod store_cmds;

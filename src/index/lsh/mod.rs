@@ -18,8 +18,9 @@
 //! one copy of the vector that all its buckets refer to);
 //! [`Engine::neighbours`] reads the query's buckets, runs the filters that
 //! need no distance (unique), computes the distances of what is left with
-//! the dispatched kernels, and runs the rest of the chain. [`experiment`] has NearPy's
-//! recall/precision and distance-ratio experiments.
+//! the dispatched kernels, and runs the rest of the chain.
+//! NearPy's recall/precision and distance-ratio experiments are the
+//! command-line tool's (`swann lsh experiment`).
 //!
 //! Distances go through the [`KernelTable`](crate::kernels::KernelTable)
 //! resolved when a distance is built, and hashing through a `pulp` token for
@@ -55,7 +56,6 @@ pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
 
 mod distance;
 mod engine;
-pub mod experiment;
 mod filter;
 mod hash;
 mod numpy_rng;

@@ -26,10 +26,25 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::check_vector;
-use super::{Distance, Engine, MetricDistance, Storage};
-use crate::error::{Error, Result};
-use crate::Metric;
+use swann::index::lsh::{Distance, Engine, MetricDistance, Storage};
+use swann::{Error, Metric, Result};
+
+/// A row of the experiment's data: `dim` finite values.
+fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+    if v.len() != dim {
+        return Err(Error::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        });
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(Error::NonFinite {
+            index,
+            value: v[index],
+        }),
+        None => Ok(()),
+    }
+}
 
 /// Where an experiment's queries come from.
 #[derive(Clone, Debug)]
@@ -237,6 +252,7 @@ impl Experiment {
     }
 
     /// The exact `k` nearest base indices of query `i`, nearest first.
+    #[cfg(test)]
     pub fn truth(&self, i: usize) -> &[u32] {
         &self.truth[i]
     }
@@ -486,5 +502,119 @@ impl ExperimentResult {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swann::index::lsh::{Filter, LshHash};
+
+    /// Deterministic test data (SplitMix64 to uniform in [-1, 1)).
+    fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n * dim)
+            .map(|_| {
+                s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn experiment_measures_what_it_says() {
+        let (n, dim, k) = (400, 8, 5);
+        // Positive data, so a one-bit hash with a positive direction puts every
+        // vector in one bucket: the engine then is an exact search.
+        let xs: Vec<f32> = data(n, dim, 41).iter().map(|x| x + 2.0).collect();
+        let exact_engine = |nearest: usize| {
+            Engine::builder(dim)
+                .hash(LshHash::binary_from_matrix("one", dim, vec![1.0; dim]).unwrap())
+                .filters([Filter::Unique, Filter::Nearest(nearest)])
+                .build::<u32>()
+                .unwrap()
+        };
+        // Queries from the base set: the query itself is left out, so k + 1 results
+        // hold exactly the k true neighbours.
+        let exp = Experiment::new(
+            xs.clone(),
+            dim,
+            QuerySet::FromBase { count: 40 },
+            k,
+            Metric::L2,
+        )
+        .unwrap();
+        assert_eq!(exp.query_count(), 40);
+        assert!(!exp.truth(0).contains(&0));
+        let r = exp
+            .run("exact", &mut exact_engine(k + 1), StoreMode::Single, 1)
+            .unwrap();
+        assert_eq!((r.recall, r.precision, r.distance_ratio), (1.0, 1.0, 0.0));
+        assert_eq!((r.result_size, r.candidates), ((k + 1) as f64, n as f64));
+        // With k results one slot goes to the query itself: recall (k - 1) / k.
+        let r = exp
+            .run("k", &mut exact_engine(k), StoreMode::Batch(64), 1)
+            .unwrap();
+        assert!((r.recall - (k - 1) as f64 / k as f64).abs() < 1e-12);
+        assert_eq!(r.precision, 1.0);
+
+        // External queries, and an engine that returns far vectors: a positive
+        // distance ratio and recall below 1.
+        let queries: Vec<f32> = data(30, dim, 42).iter().map(|x| x + 2.0).collect();
+        let exp =
+            Experiment::new(xs.clone(), dim, QuerySet::External(queries), k, Metric::L2).unwrap();
+        let r = exp
+            .run("exact", &mut exact_engine(k), StoreMode::Single, 1)
+            .unwrap();
+        assert_eq!((r.recall, r.distance_ratio), (1.0, 0.0));
+        let mut farthest = Engine::builder(dim)
+            .hash(LshHash::binary_from_matrix("one", dim, vec![1.0; dim]).unwrap())
+            .metric(Metric::Dot) // ranks by large dot product: not the L2 nearest
+            .filters([Filter::Nearest(k)])
+            .build::<u32>()
+            .unwrap();
+        let r = exp.run("dot", &mut farthest, StoreMode::Single, 1).unwrap();
+        assert!(r.recall < 0.5 && r.distance_ratio > 0.0, "{r:?}");
+        let lsh = &mut Engine::builder(dim)
+            .hash(LshHash::random_binary("r", dim, 4, 1).unwrap())
+            .build::<u32>()
+            .unwrap();
+        let r = exp.run("rbp4", lsh, StoreMode::Single, 1).unwrap();
+        assert!(r.recall > 0.0 && r.candidates < n as f64, "{r:?}");
+        let table = ExperimentResult::table(std::slice::from_ref(&r));
+        assert!(table.contains("rbp4") && table.contains("recall"));
+        assert_eq!(
+            r.csv_row().split(',').count(),
+            ExperimentResult::CSV_HEADER.split(',').count()
+        );
+
+        assert!(Experiment::new(
+            xs.clone(),
+            dim,
+            QuerySet::FromBase { count: 0 },
+            k,
+            Metric::L2
+        )
+        .is_err());
+        assert!(Experiment::new(
+            xs[..3 * dim].to_vec(),
+            dim,
+            QuerySet::FromBase { count: 1 },
+            k,
+            Metric::L2
+        )
+        .is_err());
+        assert!(Experiment::new(
+            xs.clone(),
+            dim,
+            QuerySet::External(vec![1.0; 3]),
+            k,
+            Metric::L2
+        )
+        .is_err());
     }
 }
