@@ -21,9 +21,11 @@ mod writer;
 pub use aligned::AlignedVec;
 pub use arena::{count as link_count, Line, LinkArena, RowArena};
 pub use format::{ChecksumTarget, ElemType, FormatError, Header, IndexKind, SectionEntry};
+#[cfg(feature = "forest")]
 pub(crate) use reader::{map_mut, map_readonly};
 pub use reader::{Bytes, IndexFile, OpenOptions};
 pub use slab::{FileSafe, Slab};
+#[cfg(any(feature = "forest", feature = "sharded"))]
 pub(crate) use writer::write_bytes_atomic;
 pub use writer::FileWriter;
 

@@ -65,6 +65,7 @@ pub struct OpenOptions {
     pub verify: bool,
 }
 
+#[cfg(feature = "forest")]
 /// Maps the first `len` bytes of `file` writable and shared (a file an
 /// index is built straight into).
 pub(crate) fn map_mut(file: &std::fs::File, len: usize) -> crate::Result<MmapMut> {
@@ -75,6 +76,7 @@ pub(crate) fn map_mut(file: &std::fs::File, len: usize) -> crate::Result<MmapMut
     Ok(unsafe { memmap2::MmapOptions::new().len(len).map_mut(file)? })
 }
 
+#[cfg(feature = "forest")]
 /// Maps `file` read-only, optionally prefaulting every page (a foreign
 /// format's file, validated by its reader before any use).
 pub(crate) fn map_readonly(file: &std::fs::File, prefault: bool) -> crate::Result<memmap2::Mmap> {

@@ -268,6 +268,7 @@ fn replace_file(
     Ok(())
 }
 
+#[cfg(any(feature = "forest", feature = "sharded"))]
 /// Writes `bytes` to `path` atomically, as [`FileWriter::write_atomic`]
 /// does, for files that are not swann's container (a shard manifest, a
 /// copy of a foreign index file).
