@@ -28,6 +28,47 @@ pub enum Error {
     /// A parameter is out of its valid range.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// A flat buffer of several vectors (a batch of inserts or queries,
+    /// training data) is not a whole number of rows of the dimension.
+    #[error("{what} holds {len} elements, not a multiple of the dimension {dim}")]
+    RaggedData {
+        /// What the buffer is (`"query data"`, `"training data"`, ...).
+        what: &'static str,
+        /// Its number of elements.
+        len: usize,
+        /// The dimension it should be rows of.
+        dim: usize,
+    },
+    /// A search asked for `k = 0` neighbours.
+    #[error("k must be at least 1")]
+    ZeroK,
+    /// A name (a metric, a quantization scheme) that the crate does not know.
+    #[error("unknown {kind} {name:?}; expected one of {expected}")]
+    UnknownName {
+        /// What was being named (`"metric"`, `"quantization"`).
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The names accepted, comma-separated.
+        expected: String,
+    },
+    /// A resize below the number of labels the index holds (nothing changed).
+    #[error("cannot resize to {requested}: the index holds {len} labels")]
+    CapacityTooSmall {
+        /// The capacity asked for.
+        requested: usize,
+        /// The labels held.
+        len: usize,
+    },
+    /// Index files that must agree (the shards of one manifest) do not;
+    /// `path` is the one that differs from the first.
+    #[error("{path}: {reason}")]
+    IncompatibleFiles {
+        /// The file that does not fit.
+        path: String,
+        /// How it differs.
+        reason: String,
+    },
     /// The label is not in the index (or is deleted, where that matters).
     #[error("label {0} is not in the index")]
     UnknownLabel(u64),
@@ -89,6 +130,23 @@ pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
     }
     if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(Error::NonFinite { index, value });
+    }
+    Ok(())
+}
+
+/// Checks that `data` is whole rows of `dim` elements ([`Error::RaggedData`]
+/// naming `what` otherwise); `dim` must be positive.
+pub(crate) fn check_rows(what: &'static str, len: usize, dim: usize) -> Result<()> {
+    if dim == 0 || !len.is_multiple_of(dim) {
+        return Err(Error::RaggedData { what, len, dim });
+    }
+    Ok(())
+}
+
+/// Checks that a search asks for at least one neighbour.
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::ZeroK);
     }
     Ok(())
 }

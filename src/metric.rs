@@ -87,9 +87,11 @@ impl FromStr for Metric {
             "hamming" => Metric::Hamming,
             "dot" => Metric::Dot,
             other => {
-                return Err(crate::Error::InvalidParameter(format!(
-                    "unknown metric {other:?} (expected l2, ip, cosine, angular, euclidean, manhattan, hamming or dot)"
-                )))
+                return Err(crate::Error::UnknownName {
+                    kind: "metric",
+                    name: other.to_owned(),
+                    expected: "l2, ip, cosine, angular, euclidean, manhattan, hamming, dot".into(),
+                })
             }
         })
     }

@@ -117,3 +117,99 @@ fn saved_through_the_trait_loads_with_the_index_type() {
         AnnIndex::search(&hnsw, &rows[7], 5, Effort::Default).unwrap()
     );
 }
+
+/// The errors a caller branches on are variants of their own, the same on
+/// every index behind the trait.
+#[test]
+fn typed_errors_callers_branch_on() {
+    let rows = data(50, 8);
+    let mut hnsw = Hnsw::builder(8, Metric::L2).capacity(100).build().unwrap();
+    let mut flat = FlatIndex::new(8, Metric::L2).unwrap();
+    let mut forest = Forest::new(8, Metric::Euclidean).unwrap();
+    fill(&mut hnsw, &rows);
+    fill(&mut flat, &rows);
+    fill(&mut forest, &rows);
+    forest.build(4, Some(1)).unwrap();
+
+    fn zero_k<I: AnnIndex<Elem = f32>>(index: &I, q: &[f32]) {
+        let err = index.search(q, 0, Effort::Default).unwrap_err();
+        assert!(matches!(err, Error::ZeroK), "{err:?}");
+        assert_eq!(err.to_string(), "k must be at least 1");
+    }
+    zero_k(&hnsw, &rows[0]);
+    zero_k(&flat, &rows[0]);
+    zero_k(&forest, &rows[0]);
+
+    // Batches that are not whole rows say what they hold.
+    let ragged = vec![0.5f32; 8 * 3 + 5];
+    for err in [
+        hnsw.search_batch(&ragged, 5, 20).unwrap_err(),
+        flat.search_batch(&ragged, 5).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::RaggedData {
+                    len: 29,
+                    dim: 8,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let err = flat.add_rows(5000, &ragged).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RaggedData {
+                len: 29,
+                dim: 8,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(flat.len(), 50, "a refused batch adds nothing");
+
+    // A resize below what is held is refused and changes nothing.
+    let err = hnsw.resize(10).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CapacityTooSmall {
+                requested: 10,
+                len: 50
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(hnsw.capacity(), 100);
+    hnsw.resize(50).unwrap();
+
+    // Names the crate does not know list the ones it does.
+    let err = "l3".parse::<Metric>().unwrap_err();
+    match &err {
+        Error::UnknownName {
+            kind,
+            name,
+            expected,
+        } => {
+            assert_eq!((*kind, name.as_str()), ("metric", "l3"));
+            assert!(expected.contains("cosine"), "{expected}");
+        }
+        e => panic!("expected UnknownName, got {e:?}"),
+    }
+    let err = "pq9".parse::<Quantization>().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::UnknownName {
+                kind: "quantization",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("sq8"), "{err}");
+}

@@ -313,6 +313,10 @@ fn shards_that_disagree_or_changed_are_refused() {
     let s0 = dir.path().join("shard-0.swann");
     let err = Manifest::from_shards(&[s0.clone(), other.clone()], dir.path()).unwrap_err();
     assert!(err.to_string().contains("ranks by cosine"), "{err}");
+    match &err {
+        swann::Error::IncompatibleFiles { path, .. } => assert!(path.ends_with("other.swann")),
+        e => panic!("expected IncompatibleFiles, got {e:?}"),
+    }
     save_flat(Metric::L2, dim + 1)(0, &[500], &[1.0; 5], &other);
     let err = Manifest::from_shards(&[s0.clone(), other.clone()], dir.path()).unwrap_err();
     assert!(err.to_string().contains("5-dimensional"), "{err}");

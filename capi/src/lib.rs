@@ -113,6 +113,11 @@ pub fn status_of(err: &swann::Error) -> SwannStatus {
         E::DimensionMismatch { .. }
         | E::NonFinite { .. }
         | E::InvalidParameter(_)
+        | E::RaggedData { .. }
+        | E::ZeroK
+        | E::UnknownName { .. }
+        | E::CapacityTooSmall { .. }
+        | E::IncompatibleFiles { .. }
         | E::UnsupportedMetric { .. } => SwannStatus::InvalidArgument,
         E::UnknownLabel(_) => SwannStatus::NotFound,
         E::CapacityExceeded { .. } => SwannStatus::IndexFull,

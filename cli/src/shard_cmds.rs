@@ -243,10 +243,11 @@ impl Opened {
             Opened::Forest(_) => {
                 let dim = self.index().map_or(1, |i| i.dim());
                 if !queries.len().is_multiple_of(dim) {
-                    return Err(swann::Error::InvalidParameter(format!(
-                        "query data holds {} elements, not a multiple of the dimension {dim}",
-                        queries.len()
-                    )));
+                    return Err(swann::Error::RaggedData {
+                        what: "query data",
+                        len: queries.len(),
+                        dim,
+                    });
                 }
                 queries
                     .par_chunks(dim)

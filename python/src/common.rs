@@ -17,6 +17,10 @@ pub fn to_py(err: Error) -> PyErr {
         Error::DimensionMismatch { .. }
         | Error::NonFinite { .. }
         | Error::InvalidParameter(_)
+        | Error::RaggedData { .. }
+        | Error::ZeroK
+        | Error::UnknownName { .. }
+        | Error::IncompatibleFiles { .. }
         | Error::UnsupportedMetric { .. }
         | Error::BadDataFile { .. }
         | Error::Format(_) => PyValueError::new_err(err.to_string()),

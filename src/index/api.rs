@@ -80,7 +80,8 @@ pub trait AnnIndex {
     /// distances under [`AnnIndex::metric`].
     ///
     /// # Errors
-    /// A query of the wrong length or with non-finite components, or an
+    /// [`Error::ZeroK`](crate::Error::ZeroK) for `k == 0` (on every index);
+    /// a query of the wrong length or with non-finite components, or an
     /// index that cannot search yet (a forest whose trees are not built).
     fn search(&self, query: &[Self::Elem], k: usize, effort: Effort) -> Result<Vec<Neighbor>>;
 
@@ -169,6 +170,7 @@ impl AnnIndex for super::forest::Forest {
         self.add_item(id, v)
     }
     fn search(&self, query: &[f32], k: usize, effort: Effort) -> Result<Vec<Neighbor>> {
+        crate::error::check_k(k)?;
         let search_k = match effort {
             Effort::Default => None,
             Effort::Candidates(n) => Some(n),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::error::{check_vector, Error, Result};
+use crate::error::{check_k, check_rows, check_vector, Error, Result};
 use crate::index::Neighbor;
 use crate::kernels::{self, F32Kernel, KernelTable};
 use crate::store::{
@@ -224,17 +224,11 @@ impl FlatIndex {
     /// Appends every row of `data` (row-major), labelled `first_label`, `first_label + 1`, ...
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] when `data` is not a whole number of rows;
+    /// [`Error::RaggedData`] when `data` is not a whole number of rows;
     /// [`Error::NonFinite`] for a row with NaN or infinite components, in which
     /// case the rows before it stay added.
     pub fn add_rows(&mut self, first_label: u64, data: &[f32]) -> Result<()> {
-        if !data.len().is_multiple_of(self.dim) {
-            return Err(Error::InvalidParameter(format!(
-                "data holds {} elements, not a multiple of the dimension {}",
-                data.len(),
-                self.dim
-            )));
-        }
+        check_rows("data", data.len(), self.dim)?;
         let n = data.len() / self.dim;
         self.reserve(n);
         for (i, row) in data.chunks_exact(self.dim).enumerate() {
@@ -265,7 +259,7 @@ impl FlatIndex {
     /// The exact `k` nearest labels among those `accept` allows.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `k == 0`; [`Error::DimensionMismatch`]
+    /// [`Error::ZeroK`] for `k == 0`; [`Error::DimensionMismatch`]
     /// for a query of the wrong length; [`Error::NonFinite`] for NaN or
     /// infinite components.
     pub fn search_with_filter<F: Fn(u64) -> bool>(
@@ -274,9 +268,7 @@ impl FlatIndex {
         k: usize,
         accept: F,
     ) -> Result<Vec<Neighbor>> {
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
+        check_k(k)?;
         check_vector(query, self.dim)?;
         let mut q = query.to_vec();
         if matches!(self.metric, Metric::Cosine | Metric::Angular) {
@@ -341,17 +333,16 @@ impl FlatIndex {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `k == 0` or when `distance` returns
-    /// NaN; the query's own errors (length, non-finite values).
+    /// [`Error::ZeroK`] for `k == 0`; [`Error::InvalidParameter`] when
+    /// `distance` returns NaN; the query's own errors (length, non-finite
+    /// values).
     pub fn search_by<D: Fn(&[f32], &[f32]) -> f32>(
         &self,
         query: &[f32],
         k: usize,
         distance: D,
     ) -> Result<Vec<Neighbor>> {
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
+        check_k(k)?;
         check_vector(query, self.dim)?;
         let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
         for i in 0..self.len() {
@@ -380,17 +371,11 @@ impl FlatIndex {
     /// Searches every row of `queries` in parallel.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
-    /// rows, or for `k == 0` (with at least one query); [`Error::NonFinite`]
+    /// [`Error::RaggedData`] when `queries` is not a whole number of
+    /// rows, [`Error::ZeroK`] for `k == 0` (with at least one query); [`Error::NonFinite`]
     /// for a query with NaN or infinite components.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::InvalidParameter(format!(
-                "query data holds {} elements, not a multiple of the dimension {}",
-                queries.len(),
-                self.dim
-            )));
-        }
+        check_rows("query data", queries.len(), self.dim)?;
         queries
             .par_chunks(self.dim)
             .map(|q| self.search(q, k))

@@ -61,6 +61,7 @@ use super::api::{AnnIndex, Effort};
 use super::flat::FlatIndex;
 use super::hnsw::Hnsw;
 use super::Neighbor;
+use crate::error::{check_k, check_rows};
 use crate::store::{ElemType, IndexFile, IndexKind, OpenOptions};
 use crate::{Error, Metric, Result};
 
@@ -258,8 +259,9 @@ impl Manifest {
     ///
     /// # Errors
     /// No shards; a file that is not a valid HNSW, forest or flat index; a
-    /// binary (bit-packed) index; shards that disagree on kind, metric,
-    /// dimension or element type; I/O errors.
+    /// binary (bit-packed) index or shards that disagree on kind, metric,
+    /// dimension or element type ([`Error::IncompatibleFiles`], naming the
+    /// shard); I/O errors.
     pub fn from_shards<P: AsRef<Path> + Sync>(shards: &[P], dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if shards.is_empty() {
@@ -277,29 +279,31 @@ impl Manifest {
             .collect::<Result<Vec<_>>>()?;
         let first = &described[0];
         if first.elem != ElemType::F32 {
-            return Err(Error::InvalidParameter(format!(
-                "{}: {} shards are not supported (f32 vectors are)",
-                shards[0].as_ref().display(),
-                first.elem
-            )));
+            return Err(Error::IncompatibleFiles {
+                path: shards[0].as_ref().display().to_string(),
+                reason: format!("{} shards are not supported (f32 vectors are)", first.elem),
+            });
         }
         for (d, p) in described.iter().zip(shards).skip(1) {
-            let p = p.as_ref().display();
+            let differs = |reason: String| Error::IncompatibleFiles {
+                path: p.as_ref().display().to_string(),
+                reason,
+            };
             if d.kind != first.kind {
-                return Err(Error::InvalidParameter(format!(
-                    "{p} is a {} index, the first shard a {} index",
+                return Err(differs(format!(
+                    "a {} index, the first shard a {} index",
                     d.kind, first.kind
                 )));
             }
             if d.metric != first.metric {
-                return Err(Error::InvalidParameter(format!(
-                    "{p} ranks by {}, the first shard by {}",
+                return Err(differs(format!(
+                    "ranks by {}, the first shard by {}",
                     d.metric, first.metric
                 )));
             }
             if d.dim != first.dim || d.elem != first.elem {
-                return Err(Error::InvalidParameter(format!(
-                    "{p} holds {}-dimensional {} vectors, the first shard {}-dimensional {}",
+                return Err(differs(format!(
+                    "holds {}-dimensional {} vectors, the first shard {}-dimensional {}",
                     d.dim, d.elem, first.dim, first.elem
                 )));
             }
@@ -703,13 +707,6 @@ impl ShardedIndex {
         ((k as f64 * self.oversample).ceil() as usize).max(k)
     }
 
-    fn check_k(k: usize) -> Result<()> {
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
-        Ok(())
-    }
-
     /// Searches one shard; an empty shard contributes nothing.
     fn search_shard(
         &self,
@@ -733,9 +730,11 @@ impl ShardedIndex {
     /// per-shard `k`; the forest's `search_k`).
     ///
     /// # Errors
-    /// `k == 0`; a query of the wrong length or with non-finite components.
+    /// [`Error::ZeroK`] for `k == 0`; [`Error::DimensionMismatch`] or
+    /// [`Error::NonFinite`] for a query of the wrong length or with
+    /// non-finite components.
     pub fn search(&self, query: &[f32], k: usize, effort: Effort) -> Result<Vec<Neighbor>> {
-        Self::check_k(k)?;
+        check_k(k)?;
         let kk = self.per_shard_k(k);
         let lists = self
             .shards
@@ -754,21 +753,17 @@ impl ShardedIndex {
     /// better use of cores when there are many queries).
     ///
     /// # Errors
-    /// As [`search`](Self::search); data that is not a whole number of rows.
+    /// As [`search`](Self::search); [`Error::RaggedData`] for data that is
+    /// not a whole number of rows.
     pub fn search_batch(
         &self,
         queries: &[f32],
         k: usize,
         effort: Effort,
     ) -> Result<Vec<Vec<Neighbor>>> {
-        Self::check_k(k)?;
+        check_k(k)?;
         let dim = self.dim();
-        if !queries.len().is_multiple_of(dim) {
-            return Err(Error::InvalidParameter(format!(
-                "query data holds {} elements, not a multiple of the dimension {dim}",
-                queries.len()
-            )));
-        }
+        check_rows("query data", queries.len(), dim)?;
         let kk = self.per_shard_k(k);
         queries
             .par_chunks(dim)
@@ -816,7 +811,7 @@ impl ShardedIndex {
     /// itself included, as Annoy's `get_nns_by_item` does).
     ///
     /// # Errors
-    /// [`Error::UnknownLabel`]; `k == 0`.
+    /// [`Error::UnknownLabel`]; [`Error::ZeroK`] for `k == 0`.
     pub fn search_by_label(&self, label: u64, k: usize, effort: Effort) -> Result<Vec<Neighbor>> {
         let v = self.get_vector(label)?;
         self.search(&v, k, effort)

@@ -57,7 +57,7 @@ pub use space::{BitSpace, F32Space, Space};
 
 pub use self::graph::NeighborSelection;
 use self::graph::{default_mult, Graph, Params, Scratch};
-use crate::error::{Error, Result};
+use crate::error::{check_k, check_rows, Error, Result};
 use crate::index::Neighbor;
 use crate::kernels::{self, KernelTable};
 use crate::Metric;
@@ -689,14 +689,14 @@ impl<S: Space> HnswIndex<S> {
     /// cannot drop below the current number of labels.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for a capacity below [`len`](Self::len) or
-    /// at least `u32::MAX`.
+    /// [`Error::CapacityTooSmall`] for a capacity below [`len`](Self::len);
+    /// [`Error::InvalidParameter`] for one of at least `u32::MAX`.
     pub fn resize(&mut self, capacity: usize) -> Result<()> {
         if capacity < self.len() {
-            return Err(Error::InvalidParameter(format!(
-                "cannot resize to {capacity}: the index holds {} labels",
-                self.len()
-            )));
+            return Err(Error::CapacityTooSmall {
+                requested: capacity,
+                len: self.len(),
+            });
         }
         if capacity >= u32::MAX as usize {
             return Err(Error::InvalidParameter(
@@ -1115,9 +1115,7 @@ impl<S: Space> HnswIndex<S> {
     }
 
     fn check_search(&self, q: &[S::Elem], k: usize) -> Result<Vec<S::Elem>> {
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
+        check_k(k)?;
         self.prepare(q)
     }
 
@@ -1125,7 +1123,7 @@ impl<S: Space> HnswIndex<S> {
     /// candidates (raised to `k` if smaller). An empty index gives no results.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `k == 0`; the space's errors for
+    /// [`Error::ZeroK`] for `k == 0`; the space's errors for
     /// `query`, as in [`insert`](Self::insert) ([`Error::DimensionMismatch`],
     /// [`Error::NonFinite`], ...).
     pub fn search(&self, query: &[S::Elem], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
@@ -1144,11 +1142,9 @@ impl<S: Space> HnswIndex<S> {
     ///
     /// # Errors
     /// [`Error::UnknownLabel`] when the index does not hold `label`,
-    /// [`Error::InvalidParameter`] for `k == 0`.
+    /// [`Error::ZeroK`] for `k == 0`.
     pub fn search_by_label(&self, label: u64, k: usize, ef: usize) -> Result<Vec<Neighbor>> {
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
+        check_k(k)?;
         let slot = self
             .graph
             .slot_of(label)
@@ -1205,7 +1201,7 @@ impl<S: Space> HnswIndex<S> {
     /// see the `filter` module). Returns the plan it followed.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `k == 0`; [`Error::DimensionMismatch`]
+    /// [`Error::ZeroK`] for `k == 0`; [`Error::DimensionMismatch`]
     /// or [`Error::NonFinite`] for a bad query; [`Error::InvalidState`] for
     /// a [`LabelSet`] of another index or built before a slot changed hands.
     ///
@@ -1267,7 +1263,7 @@ impl<S: Space> HnswIndex<S> {
     /// calling it during every query ([`FilterPlan::materialized`]).
     ///
     /// # Errors
-    /// As [`HnswIndex::search_filtered`], and [`Error::InvalidParameter`]
+    /// As [`HnswIndex::search_filtered`], and [`Error::RaggedData`]
     /// when `queries` is not a whole number of rows.
     pub fn search_batch_filtered(
         &self,
@@ -1278,15 +1274,8 @@ impl<S: Space> HnswIndex<S> {
         strategy: FilterStrategy,
     ) -> Result<(Vec<Vec<Neighbor>>, FilterPlan)> {
         let dim = self.dim();
-        if queries.len() % dim.max(1) != 0 {
-            return Err(Error::InvalidParameter(format!(
-                "query data holds {} elements, not a multiple of the dimension {dim}",
-                queries.len()
-            )));
-        }
-        if k == 0 {
-            return Err(Error::InvalidParameter("k must be at least 1".into()));
-        }
+        check_rows("query data", queries.len(), dim)?;
+        check_k(k)?;
         self.check_label_set(filter)?;
         let plan = self
             .graph
@@ -1315,8 +1304,8 @@ impl<S: Space> HnswIndex<S> {
     /// elements each) on rayon's thread pool.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
-    /// rows, or for `k == 0` (given at least one query); the space's errors for
+    /// [`Error::RaggedData`] when `queries` is not a whole number of
+    /// rows, [`Error::ZeroK`] for `k == 0` (given at least one query); the space's errors for
     /// a query, as in [`search`](Self::search).
     pub fn search_batch(
         &self,
@@ -1325,12 +1314,7 @@ impl<S: Space> HnswIndex<S> {
         ef: usize,
     ) -> Result<Vec<Vec<Neighbor>>> {
         let dim = self.dim();
-        if queries.len() % dim != 0 {
-            return Err(Error::InvalidParameter(format!(
-                "query data holds {} elements, not a multiple of the dimension {dim}",
-                queries.len()
-            )));
-        }
+        check_rows("query data", queries.len(), dim)?;
         queries
             .par_chunks(dim)
             .map_init(Scratch::default, |scratch, q| {

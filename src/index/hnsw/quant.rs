@@ -104,10 +104,11 @@ impl std::str::FromStr for Quantization {
             .find(|q| q.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 let names: Vec<&str> = Quantization::ALL.iter().map(|q| q.name()).collect();
-                Error::InvalidParameter(format!(
-                    "unknown quantization {s:?}; expected one of {}",
-                    names.join(", ")
-                ))
+                Error::UnknownName {
+                    kind: "quantization",
+                    name: s.to_owned(),
+                    expected: names.join(", "),
+                }
             })
     }
 }

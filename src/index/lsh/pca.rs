@@ -24,12 +24,7 @@ pub(crate) fn principal_components(rows: &[f32], dim: usize, count: usize) -> Re
     if dim == 0 {
         return Err(Error::InvalidParameter("PCA needs dimension > 0".into()));
     }
-    if !rows.len().is_multiple_of(dim) {
-        return Err(Error::InvalidParameter(format!(
-            "training data has {} values, not a multiple of the dimension {dim}",
-            rows.len()
-        )));
-    }
+    crate::error::check_rows("training data", rows.len(), dim)?;
     let n = rows.len() / dim;
     if n < 2 {
         return Err(Error::InvalidParameter(format!(
