@@ -367,48 +367,42 @@ unsafe fn l2sq_u8_body(a: *const u8, b: *const u8, n: usize) -> u32 {
     }
 }
 
-/// `udot acc.4s, a.16b, b.16b`: each 32-bit lane of `acc` plus the four
-/// products of its unsigned bytes. The dot-product intrinsics are not yet
-/// stable in Rust, so the instruction is written out.
-///
-/// # Safety
-/// NEON and dotprod available.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn udot(mut acc: uint32x4_t, a: uint8x16_t, b: uint8x16_t) -> uint32x4_t {
-    // SAFETY: a register-only instruction of the dotprod extension, which
-    // the caller guarantees.
-    unsafe {
-        core::arch::asm!(
-            "udot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
-            acc = inout(vreg) acc,
-            a = in(vreg) a,
-            b = in(vreg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
+/// `$insn acc.4s, a.16b, b.16b`: each 32-bit lane of `acc` plus the four
+/// products of its bytes. The dot-product intrinsics are not yet stable in
+/// Rust, so the instruction is written out.
+macro_rules! dot4 {
+    ($(#[$doc:meta])* $name:ident, $insn:literal, $acc:ty, $bytes:ty) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// NEON and dotprod available.
+        #[inline]
+        #[target_feature(enable = "neon,dotprod")]
+        unsafe fn $name(mut acc: $acc, a: $bytes, b: $bytes) -> $acc {
+            // SAFETY: a register-only instruction of the dotprod extension,
+            // which the caller guarantees.
+            unsafe {
+                core::arch::asm!(
+                    concat!($insn, " {acc:v}.4s, {a:v}.16b, {b:v}.16b"),
+                    acc = inout(vreg) acc,
+                    a = in(vreg) a,
+                    b = in(vreg) b,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            acc
+        }
+    };
 }
 
-/// `sdot acc.4s, a.16b, b.16b`: as [`udot`] with signed bytes.
-///
-/// # Safety
-/// NEON and dotprod available.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    // SAFETY: as in `udot`.
-    unsafe {
-        core::arch::asm!(
-            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
-            acc = inout(vreg) acc,
-            a = in(vreg) a,
-            b = in(vreg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
-}
+dot4!(
+    /// `udot`: unsigned bytes.
+    udot, "udot", uint32x4_t, uint8x16_t
+);
+dot4!(
+    /// `sdot`: signed bytes.
+    sdot, "sdot", int32x4_t, int8x16_t
+);
 
 /// As [`dot_u8i8_body`] with `sdot`: codes shifted to signed (`c ^ 0x80` is
 /// `c - 128`), so `sum(q * c) = sum(q * (c - 128)) + 128 * sum(q)`, the

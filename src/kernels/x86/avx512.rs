@@ -288,111 +288,93 @@ unsafe fn cosine_vecs(a: *const f32, b: *const f32, n: usize) -> (__m512, __m512
     )
 }
 
-/// Bits set in `a ^ b` with `vpopcntq`: eight words per vector, two
-/// accumulators over 16 words, a masked load for the last 1..=7 words.
-///
-/// # Safety
-/// AVX-512F and VPOPCNTDQ available; `a` and `b` valid for `n` reads.
-#[inline]
-#[target_feature(enable = "avx512f,avx512vpopcntdq")]
-unsafe fn hamming_vpopcnt_body(a: *const u64, b: *const u64, n: usize) -> u32 {
-    let z = _mm512_setzero_si512();
-    let (mut acc0, mut acc1) = (z, z);
-    let (a, b) = (a.cast::<i64>(), b.cast::<i64>());
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 <= n, so words i..i + 16 of both inputs are readable.
-        unsafe {
-            let x0 = _mm512_loadu_epi64(a.add(i));
-            let y0 = _mm512_loadu_epi64(b.add(i));
-            let x1 = _mm512_loadu_epi64(a.add(i + 8));
-            let y1 = _mm512_loadu_epi64(b.add(i + 8));
-            acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(x0, y0)));
-            acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(x1, y1)));
+/// One Hamming body per way of counting the bits of a 512-bit vector: two
+/// accumulators over 16 words, then 8, then a masked load for the last
+/// 1..=7 words (masked-off lanes are zero in both inputs, so their XOR
+/// counts no bits). `$count` maps a vector to eight 64-bit lane counts;
+/// `let`s before it are set up once per call.
+macro_rules! hamming_body {
+    ($(#[$doc:meta])* $name:ident, $features:literal,
+     $(let $k:ident = $init:expr;)* |$v:ident| $count:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("`", $features, "` available; `a` and `b` valid for `n` reads.")]
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(a: *const u64, b: *const u64, n: usize) -> u32 {
+            $(let $k = $init;)*
+            let count = |$v: __m512i| $count;
+            let z = _mm512_setzero_si512();
+            let (mut acc0, mut acc1) = (z, z);
+            let (a, b) = (a.cast::<i64>(), b.cast::<i64>());
+            let mut i = 0;
+            while i + 16 <= n {
+                // SAFETY: i + 16 <= n, so words i..i + 16 of both inputs
+                // are readable.
+                unsafe {
+                    let x0 = _mm512_loadu_epi64(a.add(i));
+                    let y0 = _mm512_loadu_epi64(b.add(i));
+                    let x1 = _mm512_loadu_epi64(a.add(i + 8));
+                    let y1 = _mm512_loadu_epi64(b.add(i + 8));
+                    acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x0, y0)));
+                    acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x1, y1)));
+                }
+                i += 16;
+            }
+            if i + 8 <= n {
+                // SAFETY: i + 8 <= n.
+                unsafe {
+                    let x = _mm512_loadu_epi64(a.add(i));
+                    let y = _mm512_loadu_epi64(b.add(i));
+                    acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x, y)));
+                }
+                i += 8;
+            }
+            if i < n {
+                let m = tail8(n - i);
+                // SAFETY: the masked loads read only words i..n; masked-off
+                // lanes are zero in both, so their XOR counts no bits.
+                unsafe {
+                    let x = _mm512_maskz_loadu_epi64(m, a.add(i));
+                    let y = _mm512_maskz_loadu_epi64(m, b.add(i));
+                    acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x, y)));
+                }
+            }
+            // Truncation to u32 as in every ISA: the bit count of fewer than
+            // 2^26 words.
+            _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
         }
-        i += 16;
-    }
-    if i + 8 <= n {
-        // SAFETY: i + 8 <= n.
-        unsafe {
-            let x = _mm512_loadu_epi64(a.add(i));
-            let y = _mm512_loadu_epi64(b.add(i));
-            acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
-        }
-        i += 8;
-    }
-    if i < n {
-        let m = tail8(n - i);
-        // SAFETY: the masked loads read only words i..n; masked-off lanes
-        // are zero in both, so their XOR counts no bits.
-        unsafe {
-            let x = _mm512_maskz_loadu_epi64(m, a.add(i));
-            let y = _mm512_maskz_loadu_epi64(m, b.add(i));
-            acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
-        }
-    }
-    // Truncation to u32 as in every ISA: the bit count of fewer than 2^26 words.
-    _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
+    };
 }
 
-/// Bits set in `a ^ b` for AVX-512 CPUs without VPOPCNTDQ (Skylake-SP,
-/// Cascade Lake): Mula's nibble lookup with `vpshufb` on 64 bytes, summed
-/// per 64-bit lane by `vpsadbw`.
-///
-/// # Safety
-/// AVX-512F and BW available; `a` and `b` valid for `n` reads.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn hamming_lookup_body(a: *const u64, b: *const u64, n: usize) -> u32 {
+hamming_body!(
+    /// Bits set in `a ^ b` with `vpopcntq`, eight words per vector.
+    hamming_vpopcnt_body,
+    "avx512f,avx512vpopcntdq",
+    |v| _mm512_popcnt_epi64(v)
+);
+
+hamming_body!(
+    /// Bits set in `a ^ b` for AVX-512 CPUs without VPOPCNTDQ (Skylake-SP,
+    /// Cascade Lake): Mula's nibble lookup with `vpshufb` on 64 bytes, summed
+    /// per 64-bit lane by `vpsadbw`.
+    hamming_lookup_body,
+    "avx512f,avx512bw",
     let lookup = _mm512_broadcast_i32x4(_mm_setr_epi8(
         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
     ));
     let low = _mm512_set1_epi8(0x0f);
-    let z = _mm512_setzero_si512();
-    let count = |v: __m512i| {
+    |v| {
         let lo = _mm512_and_si512(v, low);
         let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
         let bytes = _mm512_add_epi8(
             _mm512_shuffle_epi8(lookup, lo),
             _mm512_shuffle_epi8(lookup, hi),
         );
-        _mm512_sad_epu8(bytes, z)
-    };
-    let (mut acc0, mut acc1) = (z, z);
-    let (a, b) = (a.cast::<i64>(), b.cast::<i64>());
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 <= n.
-        unsafe {
-            let x0 = _mm512_loadu_epi64(a.add(i));
-            let y0 = _mm512_loadu_epi64(b.add(i));
-            let x1 = _mm512_loadu_epi64(a.add(i + 8));
-            let y1 = _mm512_loadu_epi64(b.add(i + 8));
-            acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x0, y0)));
-            acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x1, y1)));
-        }
-        i += 16;
+        _mm512_sad_epu8(bytes, _mm512_setzero_si512())
     }
-    if i + 8 <= n {
-        // SAFETY: i + 8 <= n.
-        unsafe {
-            let x = _mm512_loadu_epi64(a.add(i));
-            let y = _mm512_loadu_epi64(b.add(i));
-            acc0 = _mm512_add_epi64(acc0, count(_mm512_xor_si512(x, y)));
-        }
-        i += 8;
-    }
-    if i < n {
-        let m = tail8(n - i);
-        // SAFETY: the masked loads read only words i..n; masked-off lanes are 0.
-        unsafe {
-            let x = _mm512_maskz_loadu_epi64(m, a.add(i));
-            let y = _mm512_maskz_loadu_epi64(m, b.add(i));
-            acc1 = _mm512_add_epi64(acc1, count(_mm512_xor_si512(x, y)));
-        }
-    }
-    _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
-}
+);
 
 // ---- table entries -----------------------------------------------------------
 //
