@@ -67,7 +67,22 @@ enum Bench {
     Index(shard_cmds::IndexBench),
 }
 
+/// Gives SIGPIPE back its default action, so that `swann query ... | head`
+/// ends quietly when the reader closes the pipe, as other Unix tools do
+/// (Rust's runtime ignores the signal, and a write to the closed pipe would
+/// then panic inside `println!`).
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` installs no handler code; it runs
+    // first in `main`, before any other thread exists, so nothing races it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
+    #[cfg(unix)]
+    default_sigpipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(a) => demo::demo(a),

@@ -308,3 +308,46 @@ fn query_opens_forest_and_flat_files_and_writes_every_result() {
         }
     }
 }
+
+/// `swann query ... | head -1`: the reader closes the pipe early and the
+/// command ends as other Unix tools do, by SIGPIPE, without a panic or an
+/// error message.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_query_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, dim, nq) = (200usize, 4usize, 20_000usize);
+    let mut flat = FlatIndex::new(dim, Metric::L2).unwrap();
+    flat.add_rows(0, &data(n, dim, 5)).unwrap();
+    flat.save(d.join("flat.swann")).unwrap();
+    write_fvecs(
+        d.join("q.fvecs"),
+        &Matrix {
+            dim,
+            data: data(nq, dim, 6),
+        },
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swann"))
+        .current_dir(d)
+        .args(["query", "flat.swann", "--queries", "q.fvecs", "--k", "10"])
+        .args(["--results", "/dev/stdout"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 20,000 result lines are far more than a pipe holds: the command is
+    // still writing when the pipe closes.
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
+}
