@@ -120,8 +120,23 @@ pub enum Error {
     Format(#[from] crate::store::FormatError),
 }
 
-/// Checks that `v` has `dim` finite components.
-pub(crate) fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+/// Checks that `v` has `dim` finite components, as every index does before
+/// it stores or searches a vector.
+///
+/// ```
+/// use swann::error::{check_vector, Error};
+/// assert!(check_vector(&[1.0, 2.0], 2).is_ok());
+/// assert!(matches!(check_vector(&[1.0], 2), Err(Error::DimensionMismatch { .. })));
+/// assert!(matches!(
+///     check_vector(&[1.0, f32::NAN], 2),
+///     Err(Error::NonFinite { index: 1, .. })
+/// ));
+/// ```
+///
+/// # Errors
+/// [`Error::DimensionMismatch`] when `v.len() != dim`; [`Error::NonFinite`]
+/// naming the first NaN or infinite component.
+pub fn check_vector(v: &[f32], dim: usize) -> Result<()> {
     if v.len() != dim {
         return Err(Error::DimensionMismatch {
             expected: dim,

@@ -27,24 +27,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use swann::index::lsh::{Distance, Engine, MetricDistance, Storage};
+use swann::error::check_vector;
 use swann::{Error, Metric, Result};
-
-/// A row of the experiment's data: `dim` finite values.
-fn check_vector(v: &[f32], dim: usize) -> Result<()> {
-    if v.len() != dim {
-        return Err(Error::DimensionMismatch {
-            expected: dim,
-            got: v.len(),
-        });
-    }
-    match v.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(Error::NonFinite {
-            index,
-            value: v[index],
-        }),
-        None => Ok(()),
-    }
-}
 
 /// Where an experiment's queries come from.
 #[derive(Clone, Debug)]
