@@ -2,23 +2,12 @@
 // Runs the built binary, which an aarch64 build under qemu-user cannot exec.
 #![cfg(not(target_arch = "aarch64"))]
 
+mod common;
+
 use std::process::Command;
 
+use common::data;
 use swann::io::{write_fvecs, Matrix};
-
-fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n * dim)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
-}
 
 #[test]
 fn experiment_writes_table_csv_and_json() {

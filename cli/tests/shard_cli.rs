@@ -3,28 +3,17 @@
 // Runs the built binary, which an aarch64 build under qemu-user cannot exec.
 #![cfg(not(target_arch = "aarch64"))]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::data;
 use swann::index::flat::FlatIndex;
 use swann::index::sharded::{Manifest, ShardedIndex};
 use swann::io::{write_fvecs, write_ivecs, Matrix};
 use swann::prelude::*;
 use swann::store::OpenOptions;
-
-fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n * dim)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
-}
 
 fn swann(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_swann"))
