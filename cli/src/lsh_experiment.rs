@@ -26,8 +26,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use swann::index::lsh::{Distance, Engine, MetricDistance, Storage};
 use swann::error::check_vector;
+use swann::index::lsh::{Distance, Engine, MetricDistance, Storage};
 use swann::{Error, Metric, Result};
 
 /// Where an experiment's queries come from.
