@@ -44,7 +44,9 @@ enum Owner<T> {
         #[allow(dead_code)]
         map: memmap2::MmapMut,
         capacity: usize,
-        /// Elements past this index were never written: still the mapping's zeros.
+        /// Elements at and past `max(written, len)` are zero (never
+        /// written, or cleared): shrinking raises it to the old length,
+        /// since `DerefMut` may have written anything below that.
         written: usize,
     },
     /// Held only to keep the file's bytes alive.
@@ -187,6 +189,25 @@ impl<T> Slab<T> {
         self.resize_inner(n, T::zeroed, true)
     }
 
+    /// Shrinks to `n` elements (nothing when it holds no more) that the
+    /// caller has left all zero past `n`: unlike shrinking with
+    /// [`Slab::resize_zeroed`], growing over them again does not clear
+    /// them, so in a huge-page array a page that was never written is
+    /// never touched. Were they not zero, growing again would show them.
+    pub fn truncate_zeroed(&mut self, n: usize)
+    where
+        T: FileSafe + bytemuck::Zeroable,
+    {
+        if n >= self.len {
+            return;
+        }
+        match self.owner {
+            // `written` stays: what lies past `n` is zero, as past it.
+            Owner::Huge { .. } => self.len = n,
+            _ => self.resize_zeroed(n),
+        }
+    }
+
     /// Appends a copy of `src`: one block copy into the array's spare
     /// room, with no zeroing or per-element fill first (what
     /// [`Slab::resize_zeroed`] then a copy would cost).
@@ -302,7 +323,12 @@ impl<T> Slab<T> {
             }
             written = written.max(n);
         }
-        // Shrinking just forgets the tail: T has no drop glue.
+        // Shrinking just forgets the tail (T has no drop glue), which may
+        // hold anything written through `DerefMut`: growing over it again
+        // must clear it.
+        if n < self.len {
+            written = written.max(self.len);
+        }
         self.len = n;
         if let Owner::Huge {
             written: w,
@@ -443,6 +469,54 @@ mod tests {
         let empty: &[u32] = &[];
         s.extend_from_slice(empty);
         assert_eq!(s.len(), at);
+    }
+
+    /// What `DerefMut` wrote past the length an array shrank to reads as
+    /// zero when it grows back, whether it grows within its mapping or
+    /// past it (moved to a larger one).
+    #[test]
+    fn growing_back_clears_what_was_written_before_shrinking() {
+        let n = HUGE_MIN_BYTES / 8 + 10;
+        for past_capacity in [false, true] {
+            let mut s: Slab<u64> = Slab::default();
+            s.resize_zeroed(n);
+            assert!(matches!(s.owner, Owner::Huge { .. }));
+            s[n - 1] = 5;
+            s[n / 2] = 6;
+            s.resize_zeroed(n / 4);
+            s[0] = 1;
+            let grown = if past_capacity { 4 * n } else { n };
+            s.resize_zeroed(grown);
+            assert_eq!(s[0], 1);
+            assert!(
+                s[1..].iter().all(|&x| x == 0),
+                "past capacity: {past_capacity}"
+            );
+        }
+    }
+
+    /// `truncate_zeroed` trusts the caller that the tail is zero, so growing
+    /// back does not clear it; it still reads as zero.
+    #[test]
+    fn truncate_zeroed_then_growing_reads_zero() {
+        let n = HUGE_MIN_BYTES / 8 + 10;
+        let mut s: Slab<u64> = Slab::default();
+        s.resize_zeroed(n);
+        s[3] = 9;
+        s[n - 1] = 5;
+        s[n - 1] = 0;
+        s.truncate_zeroed(10);
+        assert_eq!(s.len(), 10);
+        s.truncate_zeroed(20);
+        assert_eq!(s.len(), 10);
+        s.resize_zeroed(3 * n);
+        assert_eq!(s[3], 9);
+        assert_eq!(s.iter().filter(|&&x| x != 0).count(), 1);
+        // Small arrays (a Vec) truncate too.
+        let mut v: Slab<u32> = Slab::default();
+        v.resize_zeroed(100);
+        v.truncate_zeroed(4);
+        assert_eq!(v.len(), 4);
     }
 
     #[test]

@@ -60,8 +60,10 @@ impl HeapImage {
             // image grows over it again.
             let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.lines);
             all[len..self.len].fill(0);
+            self.lines.truncate_zeroed(len.div_ceil(LINE));
+        } else {
+            self.lines.resize_zeroed(len.div_ceil(LINE));
         }
-        self.lines.resize_zeroed(len.div_ceil(LINE));
         self.len = len;
     }
 
@@ -69,7 +71,7 @@ impl HeapImage {
     /// past it are still zero, so they are not cleared (nor touched).
     fn release_tail(&mut self, len: usize) {
         debug_assert!(self.bytes()[len.min(self.len)..].iter().all(|&b| b == 0));
-        self.lines.resize_zeroed(len.div_ceil(LINE));
+        self.lines.truncate_zeroed(len.div_ceil(LINE));
         self.len = len.min(self.len);
     }
 
@@ -79,7 +81,7 @@ impl HeapImage {
         let (have, need) = (self.lines.len(), len.div_ceil(LINE));
         if need > have {
             self.lines.resize_zeroed(need);
-            self.lines.resize_zeroed(have);
+            self.lines.truncate_zeroed(have);
         }
     }
 }
