@@ -247,6 +247,15 @@ impl<T> Slab<T> {
     /// Makes the array a huge-page mapping with room for at least `n`
     /// elements (twice the old capacity when it grows), keeping the
     /// first `min(len, n)` elements.
+    ///
+    /// A huge-page array grows by `mremap` on Linux: its pages move to the
+    /// larger mapping instead of being copied, so growth costs no second
+    /// copy of the array at once, and pages never written stay untouched
+    /// (a copy would make every page of the new mapping resident, zeros
+    /// included: an array of a sparse id range several times its written
+    /// part). The mapping's length is a whole number of huge pages, so the
+    /// kernel keeps the moved pages at the same offset within a huge page
+    /// and moves huge pages whole.
     fn reserve_huge(&mut self, n: usize)
     where
         T: FileSafe,
@@ -258,10 +267,35 @@ impl<T> Slab<T> {
         };
         if n > capacity {
             let new_cap = n.max(capacity.saturating_mul(2));
+            // One huge page of slack for aligning the start, and the length
+            // rounded up to whole huge pages (the room rounded off is
+            // capacity too).
             let bytes = new_cap
                 .checked_mul(size)
-                .and_then(|b| b.checked_add(HUGE_PAGE))
+                .and_then(|b| b.checked_add(2 * HUGE_PAGE - 1))
+                .map(|b| b / HUGE_PAGE * HUGE_PAGE)
                 .expect("array size overflows usize");
+            let new_cap = (bytes - HUGE_PAGE) / size;
+            #[cfg(all(target_os = "linux", not(miri)))]
+            if let Owner::Huge { map, capacity, .. } = &mut self.owner {
+                let offset = self.ptr.as_ptr() as usize - map.as_ptr() as usize;
+                // SAFETY: `&mut self` means no reference into the mapping is
+                // alive, and `ptr` is re-derived from the moved mapping below.
+                // The mapping is anonymous: its grown part reads as zeros, as
+                // a new mapping's would, so `written` still bounds what is
+                // not zero.
+                let moved =
+                    unsafe { map.remap(bytes, memmap2::RemapOptions::new().may_move(true)) };
+                if moved.is_ok() {
+                    let _ = map.advise(memmap2::Advice::HugePage);
+                    // `offset < HUGE_PAGE`: room for `new_cap` elements from it.
+                    let start = map.as_mut_ptr().wrapping_add(offset) as *mut T;
+                    self.ptr = NonNull::new(start).expect("mapped memory is non-null");
+                    *capacity = new_cap;
+                    return;
+                }
+                // Out of address space in place and elsewhere: try a copy.
+            }
             let mut map = memmap2::MmapOptions::new()
                 .len(bytes)
                 .map_anon()
@@ -517,6 +551,52 @@ mod tests {
         v.resize_zeroed(100);
         v.truncate_zeroed(4);
         assert_eq!(v.len(), 4);
+    }
+
+    /// Growing a huge-page array past its mapping moves its pages (Linux
+    /// `mremap`) instead of copying it: the pages never written stay
+    /// untouched, so the grown mapping's resident set is what was written,
+    /// not the array's length. Measured on the array's own mapping (its
+    /// line in `/proc/self/smaps`), so tests running beside it do not count.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    #[test]
+    fn growth_past_the_mapping_leaves_unwritten_pages_untouched() {
+        fn mapping_rss(addr: usize) -> u64 {
+            let smaps = std::fs::read_to_string("/proc/self/smaps").expect("procfs");
+            let mut inside = false;
+            for line in smaps.lines() {
+                let range = line.split_whitespace().next().unwrap_or("");
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = (a..b).contains(&addr);
+                        continue;
+                    }
+                }
+                if let Some(kb) = line.strip_prefix("Rss:").filter(|_| inside) {
+                    let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap();
+                    return kb << 10;
+                }
+            }
+            panic!("no mapping holds {addr:#x}");
+        }
+        const MIB: usize = 1 << 20;
+        // 512 MiB of zeros, one element written at each end.
+        let n = 512 * MIB / 8;
+        let mut s: Slab<u64> = Slab::default();
+        s.resize_zeroed(n);
+        s[0] = 1;
+        s[n - 1] = 2;
+        s.resize_zeroed(n + 1);
+        assert_eq!((s[0], s[n - 1], s[n]), (1, 2, 0));
+        let rss = mapping_rss(s.as_ptr() as usize);
+        // A copy would have written all 512 MiB into the new mapping.
+        assert!(
+            rss < 64 * MIB as u64,
+            "{} MiB resident after growing",
+            rss >> 20
+        );
     }
 
     #[test]
