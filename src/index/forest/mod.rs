@@ -9,8 +9,12 @@
 //! distance.
 //!
 //! Like Annoy, ids are dense: adding item `i` reserves room for items
-//! `0..=i`, so memory is proportional to `max(id) + 1`; ids never added are
-//! simply absent from the trees.
+//! `0..=i`, so the file is proportional to `max(id) + 1`; ids never added are
+//! simply absent from the trees. In memory their rows (and norms) are zero
+//! pages that are never written, so on Linux, where the image grows by
+//! moving pages rather than copying them, a forest over a sparse id range
+//! costs memory for its items, not for its file (except for
+//! [`Metric::Dot`], whose build writes every row's extra component).
 //!
 //! Metrics (distances reported as Annoy reports them):
 //!
@@ -729,18 +733,8 @@ impl Forest {
             },
             ..Sections::default()
         };
-        let ids: Vec<u32> = (0..n as u32).filter(|&i| self.is_present(i)).collect();
-        // Norms (angular): the squared norm of every item.
-        let norms: Vec<f32> = if self.metric == Metric::Angular {
-            let rows: &[f32] = bytemuck::cast_slice(&self.backing.bytes()[DATA_START..vec_end]);
-            rows.chunks_exact(geo.row_words)
-                .map(|r| self.table.norm_sq(&r[..geo.comp]))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        sec.norms = self.append_section(bytemuck::cast_slice(&norms))?;
-        drop(norms);
+        let ids: Vec<u32> = self.ids().collect();
+        sec.norms = self.write_norms(&ids)?;
         let present = self.present.clone();
         sec.present = self.append_section(bytemuck::cast_slice(&present))?;
         drop(present);
@@ -755,8 +749,11 @@ impl Forest {
         // sparse on-disk file are not made resident until written), so the
         // only trees ever held outside the image are those being built.
         let trees_start = align_up(self.backing.len());
-        let room = room
-            .unwrap_or_else(|| n_trees.saturating_mul(tree_bytes_estimate(n, &geo, self.leaf_max)));
+        // The trees hold the items present, which over a sparse id range
+        // are far fewer than the rows.
+        let room = room.unwrap_or_else(|| {
+            n_trees.saturating_mul(tree_bytes_estimate(ids.len(), &geo, self.leaf_max))
+        });
         self.backing.resize(trees_start.saturating_add(room))?;
         let (metric, leaf_max, seed) = (self.metric, self.leaf_max, self.seed);
         let (dot, split_dist, table) = (self.dot, self.split_kernel(), self.table);
@@ -883,6 +880,36 @@ impl Forest {
         }
     }
 
+    /// Appends the norms section: for angular forests the squared norm of
+    /// every row, else nothing. It is written in place, and only for the
+    /// items present: a row never added is zero, its norm the zero bytes
+    /// that growing the image left there, so over a sparse id range the
+    /// section costs no memory beyond the items' pages (as the rows do).
+    fn write_norms(&mut self, ids: &[u32]) -> Result<Section> {
+        let offset = align_up(self.backing.len());
+        let len = if self.metric == Metric::Angular {
+            4 * self.n_items
+        } else {
+            0
+        };
+        self.backing.resize(offset + len)?;
+        if len > 0 {
+            let (geo, table) = (self.geo, self.table);
+            let bytes = self.backing.bytes_mut().expect("checked writable");
+            let (head, tail) = bytes.split_at_mut(offset);
+            let rows: &[f32] = bytemuck::cast_slice(&head[DATA_START..]);
+            let norms: &mut [f32] = bytemuck::cast_slice_mut(tail);
+            for &id in ids {
+                let i = id as usize;
+                norms[i] = table.norm_sq(&rows[i * geo.row_words..][..geo.comp]);
+            }
+        }
+        Ok(Section {
+            offset: offset as u64,
+            len: len as u64,
+        })
+    }
+
     /// Appends `data` as a 64-byte-aligned section.
     fn append_section(&mut self, data: &[u8]) -> Result<Section> {
         let offset = align_up(self.backing.len());
@@ -903,12 +930,14 @@ impl Forest {
         let rows: &mut [f32] =
             bytemuck::cast_slice_mut(&mut bytes[DATA_START..DATA_START + n * geo.row_bytes()]);
         let d = geo.dim;
-        let norms: Vec<f32> = rows
+        // Two passes over the rows rather than a vector of every row's norm
+        // (a quarter of the rows' memory again at small dimensions).
+        let max = rows
             .chunks_exact(geo.row_words)
             .map(|r| table.norm_sq(&r[..d]))
-            .collect();
-        let max = norms.iter().copied().fold(0.0f32, f32::max);
-        for (r, &nn) in rows.chunks_exact_mut(geo.row_words).zip(&norms) {
+            .fold(0.0f32, f32::max);
+        for r in rows.chunks_exact_mut(geo.row_words) {
+            let nn = table.norm_sq(&r[..d]);
             r[d] = (max - nn).max(0.0).sqrt();
         }
     }
