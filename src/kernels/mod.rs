@@ -25,8 +25,10 @@
 //! | Hamming | `count_ones` | `vpshufb` nibble lookup | `vpopcntq` or BW lookup (two tables) | `cnt` + `uadalp` |
 //! | cosine gather (four rows per step) | per row | by hand (`cosine_gather4!`, x86) | by hand (`cosine_gather4!`, x86) | per row |
 //! | byte dot, byte quantization | reference | by hand | by hand | the reference under NEON |
+//! | 4-bit FastScan block ([`fastscan`]) | reference | `vpshufb`, two sub-spaces per register | `vpshufb` on 512 bits, four sub-spaces | `tbl` (`vqtbl1q_u8`) |
 //! | single entries over the bodies, Manhattan, normalize, widen | reference | `simd_glue!` | `simd_glue!` | `simd_glue!` |
 //! | batch and gather forms, cosine and Manhattan batch | `batch_entry!` / `gather_entry!` | `simd_glue!` | `simd_glue!` | `simd_glue!` |
+//! | FastScan over consecutive blocks | `fastscan_entry!` | `fastscan_entry!` | `fastscan_entry!` | `fastscan_entry!` |
 //! | projection pass ([`project`]) | pulp `Scalar` | pulp `V3` | pulp `V4` | pulp `Neon` |
 //! | the table itself | `kernel_table!` | `kernel_table!` | `kernel_table!` | `kernel_table!` |
 //!
@@ -329,7 +331,7 @@ macro_rules! simd_glue {
 }
 
 /// A [`KernelTable`] literal for `$isa` from the entries of the calling
-/// module, by their standard names, with its variant name and the module of
+/// module, by their standard names (`fastscan_u4` from `fastscan_entry!`), with its variant name and the module of
 /// integer kernels (`int_glue!`) it uses; a table for a sub-feature (VNNI,
 /// VPOPCNTDQ, dotprod) is this one with some entries replaced.
 macro_rules! kernel_table {
@@ -357,11 +359,14 @@ macro_rules! kernel_table {
             dot_u8,
             quantize_u8,
             project,
+            fastscan_u4,
             int: int_fields!($int),
         }
     };
 }
 
+#[macro_use]
+pub mod fastscan;
 #[macro_use]
 pub mod int8;
 #[cfg(any(
@@ -567,6 +572,7 @@ pub struct KernelTable {
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
     pub(crate) project: RawProject,
+    pub(crate) fastscan_u4: fastscan::RawFastScan,
     pub(crate) int: int8::IntKernels,
 }
 

@@ -387,4 +387,9 @@ int_glue!(
     l2: crate::kernels::int8::reference::l2sq_u8_body
 );
 
+fastscan_entry!(
+    fastscan_u4,
+    crate::kernels::fastscan::reference::fastscan_block
+);
+
 pub(crate) static TABLE: KernelTable = kernel_table!(super::Isa::Scalar, "scalar", int: int);

@@ -460,6 +460,54 @@ unsafe fn l2sq_u8_dotprod_body(a: *const u8, b: *const u8, n: usize) -> u32 {
     }
 }
 
+/// One FastScan block (see `kernels::fastscan`): one sub-space per step,
+/// its 16 code bytes split into low nibbles (vectors `0..16`) and high
+/// nibbles (`16..32`), each looked up in the sub-space's table by `tbl`,
+/// and the bytes added into four accumulators of 16-bit lanes by `uaddw` /
+/// `uaddw2`, flushed into 32-bit totals every `FLUSH` sub-spaces (at most
+/// 256 adds of 255 per lane).
+///
+/// # Safety
+/// NEON available; `lut` and `block` have `m * 16` readable bytes, `out` 32
+/// writable totals.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u32) {
+    let low = vdupq_n_u8(0x0f);
+    let mut tot = [vdupq_n_u32(0); 8];
+    let mut j = 0;
+    while j < m {
+        let end = m.min(j + crate::kernels::fastscan::FLUSH);
+        let mut acc = [vdupq_n_u16(0); 4];
+        while j < end {
+            // SAFETY: sub-space `j < m`: 16 bytes at `j * 16` in `lut` and
+            // `block` (caller contract).
+            let (t, c) = unsafe { (vld1q_u8(lut.add(j * 16)), vld1q_u8(block.add(j * 16))) };
+            let lo = vqtbl1q_u8(t, vandq_u8(c, low));
+            let hi = vqtbl1q_u8(t, vshrq_n_u8::<4>(c));
+            acc[0] = vaddw_u8(acc[0], vget_low_u8(lo));
+            acc[1] = vaddw_high_u8(acc[1], lo);
+            acc[2] = vaddw_u8(acc[2], vget_low_u8(hi));
+            acc[3] = vaddw_high_u8(acc[3], hi);
+            j += 1;
+        }
+        for (k, a) in acc.into_iter().enumerate() {
+            tot[2 * k] = vaddw_u16(tot[2 * k], vget_low_u16(a));
+            tot[2 * k + 1] = vaddw_high_u16(tot[2 * k + 1], a);
+        }
+    }
+    for (k, t) in tot.into_iter().enumerate() {
+        // SAFETY: `out` has 32 writable totals; `k * 4 + 4 <= 32`.
+        unsafe { vst1q_u32(out.add(k * 4), t) };
+    }
+}
+
+fastscan_entry!(
+    #[target_feature(enable = "neon")]
+    fastscan_u4,
+    fastscan_block
+);
+
 int_glue!(
     #[target_feature(enable = "neon")]
     mod int_neon,

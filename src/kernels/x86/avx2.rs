@@ -739,6 +739,83 @@ unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
     }
 }
 
+/// One FastScan block (see `kernels::fastscan`): two sub-spaces per step,
+/// sub-space `j` in the low 128-bit lane and `j + 1` in the high one (the
+/// block and the tables are both in that order), looked up by `vpshufb` on
+/// the low and the high nibbles (vectors `0..16` and `16..32`). The bytes
+/// are widened against zero into four accumulators of 16-bit lanes (vectors
+/// `0..8`, `8..16`, `16..24`, `24..32`, one sub-space per 128-bit lane),
+/// which are flushed into 32-bit totals, their two lanes added, every
+/// `FLUSH` sub-spaces (at most 128 adds of 255 per 16-bit lane); an odd last
+/// sub-space goes alone with a zero table in the high lane.
+///
+/// # Safety
+/// AVX2 available; `lut` and `block` have `m * 16` readable bytes, `out` 32
+/// writable totals.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u32) {
+    let low = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    let mut tot = [zero; 4];
+    let mut j = 0;
+    while j < m {
+        let end = m.min(j + crate::kernels::fastscan::FLUSH);
+        let mut acc = [zero; 4];
+        let mut step = |t: __m256i, c: __m256i| {
+            let lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, low));
+            let hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16::<4>(c), low));
+            acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(lo, zero));
+            acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(lo, zero));
+            acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(hi, zero));
+            acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(hi, zero));
+        };
+        while j + 2 <= end {
+            // SAFETY: sub-spaces `j` and `j + 1` are below `m`, so their 32
+            // bytes at `j * 16` are inside `lut` and `block` (caller contract).
+            let (t, c) = unsafe {
+                (
+                    _mm256_loadu_si256(lut.add(j * 16).cast()),
+                    _mm256_loadu_si256(block.add(j * 16).cast()),
+                )
+            };
+            step(t, c);
+            j += 2;
+        }
+        if j < end {
+            // SAFETY: sub-space `j < m`: 16 bytes at `j * 16` in both.
+            let (t, c) = unsafe {
+                (
+                    _mm_loadu_si128(lut.add(j * 16).cast()),
+                    _mm_loadu_si128(block.add(j * 16).cast()),
+                )
+            };
+            step(
+                _mm256_set_m128i(_mm_setzero_si128(), t),
+                _mm256_set_m128i(_mm_setzero_si128(), c),
+            );
+            j += 1;
+        }
+        for (t, a) in tot.iter_mut().zip(acc) {
+            let halves = _mm256_add_epi32(
+                _mm256_cvtepu16_epi32(_mm256_castsi256_si128(a)),
+                _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(a)),
+            );
+            *t = _mm256_add_epi32(*t, halves);
+        }
+    }
+    for (k, t) in tot.into_iter().enumerate() {
+        // SAFETY: `out` has 32 writable totals; `k * 8 + 8 <= 32`.
+        unsafe { _mm256_storeu_si256(out.add(k * 8).cast(), t) };
+    }
+}
+
+fastscan_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    fastscan_u4,
+    fastscan_block
+);
+
 int_glue!(
     #[target_feature(enable = "avx2,fma")]
     mod int_avx2,

@@ -787,6 +787,81 @@ unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
     }
 }
 
+/// One FastScan block (see `kernels::fastscan`): as the AVX2 body with four
+/// sub-spaces per 512-bit step (one per 128-bit lane, `vpshufb` looking up
+/// each lane's own table); the last one to three sub-spaces come in by a
+/// zero-masked load, so the missing lanes look up a zero table. The four
+/// 16-bit accumulators (at most 64 adds of 255 per lane between flushes)
+/// are widened to 32 bits at every flush, and their four 128-bit lanes
+/// added at the end.
+///
+/// # Safety
+/// AVX-512F/BW available; `lut` and `block` have `m * 16` readable bytes,
+/// `out` 32 writable totals.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u32) {
+    let low = _mm512_set1_epi8(0x0f);
+    let zero = _mm512_setzero_si512();
+    let mut tot = [zero; 4];
+    let mut j = 0;
+    while j < m {
+        let end = m.min(j + crate::kernels::fastscan::FLUSH);
+        let mut acc = [zero; 4];
+        let mut step = |t: __m512i, c: __m512i| {
+            let lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low));
+            let hi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16::<4>(c), low));
+            acc[0] = _mm512_add_epi16(acc[0], _mm512_unpacklo_epi8(lo, zero));
+            acc[1] = _mm512_add_epi16(acc[1], _mm512_unpackhi_epi8(lo, zero));
+            acc[2] = _mm512_add_epi16(acc[2], _mm512_unpacklo_epi8(hi, zero));
+            acc[3] = _mm512_add_epi16(acc[3], _mm512_unpackhi_epi8(hi, zero));
+        };
+        while j + 4 <= end {
+            // SAFETY: sub-spaces `j..j + 4` are below `m`, so their 64 bytes
+            // at `j * 16` are inside `lut` and `block` (caller contract).
+            let (t, c) = unsafe {
+                (
+                    _mm512_loadu_si512(lut.add(j * 16).cast()),
+                    _mm512_loadu_si512(block.add(j * 16).cast()),
+                )
+            };
+            step(t, c);
+            j += 4;
+        }
+        if j < end {
+            let k = first_bytes64((end - j) * 16);
+            // SAFETY: the mask covers the `(end - j) * 16` bytes of the
+            // sub-spaces `j..end` (below `m`); masked-off bytes are not read.
+            let (t, c) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(k, lut.add(j * 16).cast()),
+                    _mm512_maskz_loadu_epi8(k, block.add(j * 16).cast()),
+                )
+            };
+            step(t, c);
+            j = end;
+        }
+        for (t, a) in tot.iter_mut().zip(acc) {
+            let lanes = _mm512_add_epi32(
+                _mm512_cvtepu16_epi32(_mm512_castsi512_si256(a)),
+                _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64::<1>(a)),
+            );
+            *t = _mm512_add_epi32(*t, lanes);
+        }
+    }
+    for (k, t) in tot.into_iter().enumerate() {
+        let sum = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64::<1>(t));
+        // SAFETY: `out` has 32 writable totals; `k * 8 + 8 <= 32`.
+        unsafe { _mm256_storeu_si256(out.add(k * 8).cast(), sum) };
+    }
+}
+
+fastscan_entry!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fastscan_u4,
+    fastscan_block
+);
+
 int_glue!(
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     mod int_avx512,

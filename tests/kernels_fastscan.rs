@@ -1,0 +1,223 @@
+//! The 4-bit FastScan kernel: every variant of every ISA this CPU runs
+//! returns the scalar reference's sums, bit for bit, for every number of
+//! sub-spaces (odd ones, and past the 16-bit flush), every block count and
+//! the extreme tables; packing round-trips, pads with code 0 and refuses
+//! what it cannot pack; bad lengths are refused.
+
+use swann::kernels::fastscan::{self, PackError, BLOCK, FLUSH};
+use swann::kernels::{Isa, KernelTable};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn codes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 20) as u8 & 0x0f).collect()
+    }
+}
+
+fn all_variants() -> Vec<&'static KernelTable> {
+    Isa::available()
+        .iter()
+        .flat_map(|&isa| KernelTable::variants(isa).iter().copied())
+        .collect()
+}
+
+/// The definition, from unpacked rows: `sum over j of lut[j * 16 + code_j]`.
+fn exact(lut: &[u8], rows: &[u8], m: usize) -> Vec<u32> {
+    rows.chunks_exact(m)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, &c)| u32::from(lut[j * 16 + usize::from(c)]))
+                .sum()
+        })
+        .collect()
+}
+
+/// Packs `n` rows, runs every variant over the blocks and compares each
+/// vector's sum (padding vectors included) with the definition.
+fn check(lut: &[u8], rows: &[u8], m: usize, what: &str) {
+    let n = rows.len() / m;
+    let mut blocks = Vec::new();
+    fastscan::pack_blocks(rows, m, &mut blocks).unwrap();
+    let nblocks = n.div_ceil(BLOCK);
+    assert_eq!(blocks.len(), nblocks * m * 16);
+    let mut padded = rows.to_vec();
+    padded.resize(nblocks * BLOCK * m, 0);
+    let want = exact(lut, &padded, m);
+    for t in all_variants() {
+        let mut out = vec![u32::MAX; nblocks * BLOCK];
+        t.fastscan_u4(lut, &blocks, m, &mut out);
+        assert_eq!(out, want, "{} {what}, m {m}, {n} vectors", t.variant());
+    }
+}
+
+#[test]
+fn every_variant_matches_the_definition_for_every_m() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for m in (1..=70).chain([127, 128, 129, 255, 256, 257, 300, 511, 513, 600]) {
+        let lut = rng.bytes(m * 16);
+        for n in [1usize, 31, 32, 33, 64, 100, 256] {
+            if m > 130 && n > 64 {
+                continue;
+            }
+            let rows = rng.codes(n * m);
+            check(&lut, &rows, m, "random");
+        }
+    }
+}
+
+#[test]
+fn all_255_tables_do_not_overflow_past_the_flush() {
+    // Every lookup 255: the largest sum per sub-space, at m around and far
+    // past the 16-bit flush, with all-0 and all-15 codes and random ones.
+    let mut rng = Rng(3);
+    for m in [
+        FLUSH - 1,
+        FLUSH,
+        FLUSH + 1,
+        2 * FLUSH,
+        2 * FLUSH + 3,
+        1000,
+        4099,
+    ] {
+        let lut = vec![255u8; m * 16];
+        for rows in [vec![0u8; 40 * m], vec![15u8; 40 * m], rng.codes(40 * m)] {
+            check(&lut, &rows, m, "all-255");
+        }
+        // The sum itself, not only agreement with the definition.
+        let mut blocks = Vec::new();
+        fastscan::pack_blocks(&vec![15u8; 32 * m], m, &mut blocks).unwrap();
+        for t in all_variants() {
+            let mut out = vec![0u32; 32];
+            t.fastscan_u4(&lut, &blocks, m, &mut out);
+            assert!(out.iter().all(|&s| s == 255 * m as u32), "{}", t.variant());
+        }
+    }
+}
+
+#[test]
+fn each_nibble_reaches_its_own_vector() {
+    // One vector at a time holds code 15 in one sub-space, all others 0;
+    // the table gives code 15 a value naming the sub-space.
+    for m in [1usize, 2, 3, 4, 5, 8, 9] {
+        let lut: Vec<u8> = (0..m * 16)
+            .map(|e| if e % 16 == 15 { 1 + (e / 16) as u8 } else { 0 })
+            .collect();
+        for v in 0..BLOCK {
+            for j in 0..m {
+                let mut rows = vec![0u8; BLOCK * m];
+                rows[v * m + j] = 15;
+                let mut blocks = Vec::new();
+                fastscan::pack_blocks(&rows, m, &mut blocks).unwrap();
+                for t in all_variants() {
+                    let mut out = vec![0u32; BLOCK];
+                    t.fastscan_u4(&lut, &blocks, m, &mut out);
+                    for (i, &s) in out.iter().enumerate() {
+                        let want = if i == v { 1 + j as u32 } else { 0 };
+                        assert_eq!(s, want, "{} m {m} v {v} j {j} i {i}", t.variant());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_round_trips_and_pads_with_zero_codes() {
+    let mut rng = Rng(11);
+    for m in [1usize, 2, 7, 16, 33] {
+        for n in [0usize, 1, 15, 16, 17, 31, 32, 33, 70] {
+            let rows = rng.codes(n * m);
+            // Appends after what `out` already holds.
+            let mut blocks = vec![0xaa; 5];
+            fastscan::pack_blocks(&rows, m, &mut blocks).unwrap();
+            assert_eq!(&blocks[..5], &[0xaa; 5]);
+            let blocks = &blocks[5..];
+            let nblocks = n.div_ceil(BLOCK);
+            assert_eq!(blocks.len(), nblocks * fastscan::block_bytes(m));
+            assert_eq!(fastscan::unpack_blocks(blocks, m, n), rows);
+            for v in n..nblocks * BLOCK {
+                for j in 0..m {
+                    assert_eq!(fastscan::code(blocks, m, v, j), 0, "padding {v}");
+                }
+            }
+        }
+    }
+    // The documented byte order: byte i of sub-space j is
+    // code_j(i) | code_j(i + 16) << 4.
+    let m = 3;
+    let rows: Vec<u8> = (0..BLOCK * m).map(|e| (e % 16) as u8).collect();
+    let mut blocks = Vec::new();
+    fastscan::pack_blocks(&rows, m, &mut blocks).unwrap();
+    for j in 0..m {
+        for i in 0..16 {
+            let want = rows[i * m + j] | rows[(i + 16) * m + j] << 4;
+            assert_eq!(blocks[j * 16 + i], want);
+        }
+    }
+}
+
+#[test]
+fn packing_refuses_what_it_cannot_pack() {
+    let mut out = vec![1u8, 2];
+    assert_eq!(
+        fastscan::pack_blocks(&[0, 1, 2, 16, 4, 5], 3, &mut out),
+        Err(PackError::CodeOutOfRange {
+            row: 1,
+            subspace: 0,
+            code: 16
+        })
+    );
+    assert_eq!(
+        fastscan::pack_blocks(&[0, 1, 2, 3, 4], 3, &mut out),
+        Err(PackError::Length { len: 5, m: 3 })
+    );
+    assert_eq!(
+        fastscan::pack_blocks(&[0, 1], 0, &mut out),
+        Err(PackError::SubspaceCount(0))
+    );
+    assert_eq!(out, [1, 2], "nothing appended on error");
+}
+
+#[test]
+#[should_panic(expected = "lookup table length")]
+fn a_short_table_is_refused() {
+    let mut out = [0u32; 32];
+    swann::kernels::active().fastscan_u4(&[0; 31], &[0; 32], 2, &mut out);
+}
+
+#[test]
+#[should_panic(expected = "not a multiple")]
+fn a_partial_block_is_refused() {
+    let mut out = [0u32; 32];
+    swann::kernels::active().fastscan_u4(&[0; 32], &[0; 40], 2, &mut out);
+}
+
+#[test]
+#[should_panic(expected = "output length")]
+fn a_short_output_is_refused() {
+    let mut out = [0u32; 63];
+    swann::kernels::active().fastscan_u4(&[0; 32], &[0; 64], 2, &mut out);
+}
+
+#[test]
+#[should_panic(expected = "sub-spaces")]
+fn zero_subspaces_are_refused() {
+    swann::kernels::active().fastscan_u4(&[], &[], 0, &mut []);
+}
+
+#[test]
+fn no_blocks_is_no_work() {
+    for t in all_variants() {
+        t.fastscan_u4(&[7; 48], &[], 3, &mut []);
+    }
+}
