@@ -15,14 +15,16 @@
 //! those differ within an ISA; simsimd's line there is its `i8 x i8` kernel,
 //! the nearest it has. They start on a 64-byte boundary, as rows of the
 //! index store do (a 32-byte load that straddles two cache lines costs about
-//! twice as much on current x86 cores, for every implementation alike). `cargo bench --bench kernels -- --test` runs every
+//! twice as much on current x86 cores, for every implementation alike). The
+//! `fastscan_u4` group has one line per ISA and the plain loop over
+//! unpacked codes as its baseline. `cargo bench --bench kernels -- --test` runs every
 //! line once as a smoke test.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use swann::kernels::{F32Op, Isa, KernelTable};
+use swann::kernels::{fastscan, F32Op, Isa, KernelTable};
 
 const DIMS: [usize; 7] = [96, 128, 256, 384, 768, 1024, 1536];
 const HAMMING_BITS: [usize; 4] = [256, 1024, 4096, 8192];
@@ -426,9 +428,60 @@ fn bench_int8(c: &mut Criterion) {
     }
 }
 
+/// The 4-bit FastScan kernel, one line per ISA this CPU runs (every variant
+/// of an ISA shares it), at `m` = 32, 64 and 96 sub-spaces over one block
+/// (a node's 32 neighbours) and eight consecutive blocks; throughput in
+/// vectors. The baseline `iter` is the plain loop over unpacked codes
+/// (`sum over j of lut[j * 16 + code_j]`, one row of `m` bytes per vector).
+fn bench_fastscan(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fastscan_u4");
+    g.warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .sample_size(20);
+    for m in [32usize, 64, 96] {
+        for blocks in [1usize, 8] {
+            let mut r = xorshift((m * 100 + blocks) as u64);
+            let lut = Aligned::new(m * 16, || r() as u8);
+            let codes: Vec<u8> = (0..blocks * 32 * m).map(|_| r() as u8 & 15).collect();
+            let mut packed = Vec::new();
+            fastscan::pack_blocks(&codes, m, &mut packed).expect("4-bit codes");
+            let packed = Aligned::new(packed.len(), {
+                let mut it = packed.into_iter();
+                move || it.next().unwrap_or(0)
+            });
+            let (lut, packed) = (lut.get(), packed.get());
+            let mut out = vec![0u32; blocks * 32];
+            let id = format!("m{m}x{blocks}");
+            g.throughput(Throughput::Elements((blocks * 32) as u64));
+            for t in tables() {
+                g.bench_with_input(BenchmarkId::new(t.isa().name(), &id), &m, |bench, _| {
+                    bench.iter(|| {
+                        t.fastscan_u4(black_box(lut), black_box(packed), m, &mut out);
+                        black_box(&out);
+                    })
+                });
+            }
+            g.bench_with_input(BenchmarkId::new("iter", &id), &m, |bench, _| {
+                bench.iter(|| {
+                    for (o, row) in out.iter_mut().zip(black_box(&codes).chunks_exact(m)) {
+                        *o = row
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &c)| u32::from(lut[j * 16 + usize::from(c)]))
+                            .sum();
+                    }
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_int8,
+    bench_fastscan,
     bench_f32,
     bench_hamming,
     bench_normalize,

@@ -122,6 +122,35 @@ fn main() {
             println!();
         }
     }
+
+    // The 4-bit FastScan kernel is the same in every variant of an ISA.
+    println!();
+    println!("4-bit FastScan, 32 vectors per block (ns per block):");
+    print!("{:<12}{:>7}{:>7}", "kernel", "m", "blocks");
+    for t in &tables {
+        print!("{:>12}", format!("{} ns", t.isa()));
+    }
+    if tables.len() > 1 {
+        print!("{:>14}", "best/scalar");
+    }
+    println!();
+    for m in [32, 64, 96] {
+        for blocks in [1, 8] {
+            print!("{:<12}{m:>7}{blocks:>7}", "fastscan_u4");
+            let times: Vec<f64> = tables
+                .iter()
+                .map(|t| time_fastscan(t, m, blocks) / blocks as f64)
+                .collect();
+            for ns in &times {
+                print!("{ns:>12.1}");
+            }
+            if tables.len() > 1 {
+                let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+                print!("{:>13.1}x", times[0] / best);
+            }
+            println!();
+        }
+    }
     println!();
     println!("measured in {:.1} s", started.elapsed().as_secs_f64());
 
@@ -391,8 +420,7 @@ fn clock_ghz() -> Option<f64> {
     None
 }
 
-/// Nanoseconds per call of `kernel` on `t` at `dim`: the best of `ROUNDS`
-/// rounds, each repeating the call until it has run for `ROUND`.
+/// Nanoseconds per call of `kernel` on `t` at `dim` (see [`best_ns`]).
 fn time_kernel(t: &KernelTable, kernel: &str, dim: usize) -> f64 {
     let a = vector(dim, 1);
     let b = vector(dim, 2);
@@ -426,6 +454,29 @@ fn time_kernel(t: &KernelTable, kernel: &str, dim: usize) -> f64 {
         "l2sq_u8" => black_box(t.l2sq_u8(black_box(&bytes2), black_box(&bytes))) as f32,
         _ => unreachable!("unknown kernel {kernel}"),
     };
+    best_ns(|| {
+        call();
+    })
+}
+
+/// Nanoseconds per [`KernelTable::fastscan_u4`] call over `blocks`
+/// consecutive blocks of `m` sub-spaces, timed as [`time_kernel`] times.
+fn time_fastscan(t: &KernelTable, m: usize, blocks: usize) -> f64 {
+    let lut: Vec<u8> = (0..m * 16).map(|i| (i * 37 + 11) as u8).collect();
+    let codes: Vec<u8> = (0..blocks * 32 * m)
+        .map(|i| ((i * 7) >> 2) as u8 & 15)
+        .collect();
+    let mut packed = Vec::new();
+    kernels::fastscan::pack_blocks(&codes, m, &mut packed).expect("4-bit codes");
+    let mut out = vec![0u32; blocks * 32];
+    best_ns(|| {
+        t.fastscan_u4(black_box(&lut), black_box(&packed), m, black_box(&mut out));
+    })
+}
+
+/// The best of `ROUNDS` rounds of nanoseconds per `call`, each round
+/// repeating it until it has run for `ROUND`.
+fn best_ns(mut call: impl FnMut()) -> f64 {
     // Calibrate: double the batch until one batch takes a quarter round.
     let mut reps = 1u64;
     loop {
