@@ -787,13 +787,13 @@ unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
     }
 }
 
-/// One FastScan block (see `kernels::fastscan`): as the AVX2 body with four
-/// sub-spaces per 512-bit step (one per 128-bit lane, `vpshufb` looking up
-/// each lane's own table); the last one to three sub-spaces come in by a
-/// zero-masked load, so the missing lanes look up a zero table. The four
-/// 16-bit accumulators (at most 64 adds of 255 per lane between flushes)
-/// are widened to 32 bits at every flush, and their four 128-bit lanes
-/// added at the end.
+/// One FastScan block (see `kernels::fastscan`): as the AVX2 body (the
+/// even/odd split, no unpacking) with four sub-spaces per 512-bit step (one
+/// per 128-bit lane, `vpshufb` looking up each lane's own table); the last
+/// one to three sub-spaces come in by a zero-masked load, so the missing
+/// lanes look up a zero table. Between flushes a 16-bit lane takes at most
+/// 64 adds of 255; at each flush the four 128-bit lanes are widened and
+/// added in 32 bits.
 ///
 /// # Safety
 /// AVX-512F/BW available; `lut` and `block` have `m * 16` readable bytes,
@@ -803,6 +803,7 @@ unsafe fn dot_u8i8_vnni_body(q: *const i8, c: *const u8, n: usize) -> i32 {
 unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u32) {
     let low = _mm512_set1_epi8(0x0f);
     let zero = _mm512_setzero_si512();
+    // Totals of vectors (0, 2, .., 14), (1, 3, .., 15), (16, .., 30), (17, .., 31).
     let mut tot = [zero; 4];
     let mut j = 0;
     while j < m {
@@ -811,10 +812,10 @@ unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u
         let mut step = |t: __m512i, c: __m512i| {
             let lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low));
             let hi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16::<4>(c), low));
-            acc[0] = _mm512_add_epi16(acc[0], _mm512_unpacklo_epi8(lo, zero));
-            acc[1] = _mm512_add_epi16(acc[1], _mm512_unpackhi_epi8(lo, zero));
-            acc[2] = _mm512_add_epi16(acc[2], _mm512_unpacklo_epi8(hi, zero));
-            acc[3] = _mm512_add_epi16(acc[3], _mm512_unpackhi_epi8(hi, zero));
+            acc[0] = _mm512_add_epi16(acc[0], lo);
+            acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16::<8>(lo));
+            acc[2] = _mm512_add_epi16(acc[2], hi);
+            acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16::<8>(hi));
         };
         while j + 4 <= end {
             // SAFETY: sub-spaces `j..j + 4` are below `m`, so their 64 bytes
@@ -841,6 +842,8 @@ unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u
             step(t, c);
             j = end;
         }
+        acc[0] = _mm512_sub_epi16(acc[0], _mm512_slli_epi16::<8>(acc[1]));
+        acc[2] = _mm512_sub_epi16(acc[2], _mm512_slli_epi16::<8>(acc[3]));
         for (t, a) in tot.iter_mut().zip(acc) {
             let lanes = _mm512_add_epi32(
                 _mm512_cvtepu16_epi32(_mm512_castsi512_si256(a)),
@@ -849,10 +852,12 @@ unsafe fn fastscan_block(lut: *const u8, block: *const u8, m: usize, out: *mut u
             *t = _mm512_add_epi32(*t, lanes);
         }
     }
-    for (k, t) in tot.into_iter().enumerate() {
-        let sum = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64::<1>(t));
-        // SAFETY: `out` has 32 writable totals; `k * 8 + 8 <= 32`.
-        unsafe { _mm256_storeu_si256(out.add(k * 8).cast(), sum) };
+    let half =
+        |t: __m512i| _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64::<1>(t));
+    // SAFETY: `out` has 32 writable totals; AVX2 is enabled with AVX-512F.
+    unsafe {
+        super::store_even_odd(half(tot[0]), half(tot[1]), out);
+        super::store_even_odd(half(tot[2]), half(tot[3]), out.add(16));
     }
 }
 

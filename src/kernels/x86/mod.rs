@@ -12,8 +12,9 @@ use super::KernelTable;
 
 #[cfg(any(feature = "avx2", feature = "avx512"))]
 use std::arch::x86_64::{
-    __m128, _mm_blendv_ps, _mm_cmpeq_ps, _mm_div_ps, _mm_max_ps, _mm_min_ps, _mm_mul_ps,
-    _mm_set1_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
+    __m128, __m256i, _mm256_permute2x128_si256, _mm256_storeu_si256, _mm256_unpackhi_epi32,
+    _mm256_unpacklo_epi32, _mm_blendv_ps, _mm_cmpeq_ps, _mm_div_ps, _mm_max_ps, _mm_min_ps,
+    _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
 };
 
 /// Defines `cosine_gather`, the cosine `RawF32Gather` entry of an x86
@@ -107,6 +108,30 @@ unsafe fn cosine_from_sums4(ab: __m128, aa: f32, bb: __m128) -> __m128 {
     // `maxps` and `minps` return their second operand when one is NaN.
     let d = _mm_min_ps(_mm_set1_ps(2.0), _mm_max_ps(zero, d));
     _mm_blendv_ps(d, one, bb_zero)
+}
+
+/// Stores 16 FastScan totals given as the even vectors' (`even[k]` is
+/// vector `2k`) and the odd vectors' (`odd[k]` is vector `2k + 1`), in
+/// vector order: `vpunpck[lh]dq` interleave within 128-bit lanes (vectors
+/// 0-3 and 8-11, 4-7 and 12-15), `vperm2i128` puts the lanes in order.
+///
+/// Shared by the AVX2 and AVX-512 FastScan bodies.
+///
+/// # Safety
+/// AVX2 available; `out` has 16 writable `u32`s.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[cfg(any(feature = "avx2", feature = "avx512"))]
+unsafe fn store_even_odd(even: __m256i, odd: __m256i, out: *mut u32) {
+    let (a, b) = (
+        _mm256_unpacklo_epi32(even, odd),
+        _mm256_unpackhi_epi32(even, odd),
+    );
+    // SAFETY: `out` has 16 writable `u32`s (caller contract).
+    unsafe {
+        _mm256_storeu_si256(out.cast(), _mm256_permute2x128_si256::<0x20>(a, b));
+        _mm256_storeu_si256(out.add(8).cast(), _mm256_permute2x128_si256::<0x31>(a, b));
+    }
 }
 
 /// The AVX2+FMA tables the CPU can run, best first: with AVX-VNNI
