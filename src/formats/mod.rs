@@ -3,8 +3,16 @@
 //! - [`hnswlib`]: the files hnswlib's `saveIndex` writes (0.7 and 0.8),
 //!   parsed and checked field by field; [`Hnsw::import_hnswlib`] turns one
 //!   into a swann HNSW index.
-//! - [`annoy`] (feature `forest`): the files Annoy 1.17 writes, memory-mapped
-//!   and searched as Annoy searches them ([`annoy::AnnoyIndex`]).
+#![cfg_attr(
+    feature = "forest",
+    doc = "- [`annoy`] (feature `forest`): the files Annoy 1.17 writes, memory-mapped
+  and searched as Annoy searches them ([`annoy::AnnoyIndex`])."
+)]
+#![cfg_attr(
+    not(feature = "forest"),
+    doc = "- `annoy` (feature `forest`): the files Annoy 1.17 writes, memory-mapped
+  and searched as Annoy searches them."
+)]
 //!
 //! A reader here takes bytes it did not write: every size, offset and link is
 //! validated before use, so a truncated or corrupt file gives an error, not a

@@ -1,7 +1,11 @@
 //! One API across the indexes: [`AnnIndex`], implemented by HNSW
 //! ([`HnswIndex`](super::hnsw::HnswIndex)), the exact
 //! [`FlatIndex`](super::flat::FlatIndex) and, with the `forest` feature, the
-//! random-projection [`Forest`](super::forest::Forest).
+#![cfg_attr(
+    feature = "forest",
+    doc = "random-projection [`Forest`](super::forest::Forest)."
+)]
+#![cfg_attr(not(feature = "forest"), doc = "random-projection `Forest`.")]
 //!
 //! Code that is generic over the index (a benchmark harness, a service that
 //! lets its users pick the method) writes against the trait; each index's own
