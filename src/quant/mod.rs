@@ -8,7 +8,15 @@
 //!   ([`KernelTable::dot_u8i8`](crate::kernels::KernelTable::dot_u8i8), with
 //!   VNNI, AVX-VNNI or dotprod where the CPU has them) plus per-row terms,
 //!   and the best candidates are reranked exactly by the caller.
+//! - [`Pq4`]: 4-bit product codes, one of 16 k-means centroids per
+//!   sub-space of a few components (half a byte per two components by
+//!   default). A query's table of partial distances, quantized to bytes,
+//!   is summed for 32 rows at once by the FastScan kernel
+//!   ([`KernelTable::fastscan_u4`](crate::kernels::KernelTable::fastscan_u4));
+//!   the estimates are coarser than [`Sq8`]'s and are meant to be reranked.
 
+mod pq4;
 mod sq8;
 
+pub use pq4::{Pq4, Pq4Lut, Pq4Options, Pq4Table};
 pub use sq8::{Sq8, Sq8Options, Sq8Query};
