@@ -457,7 +457,7 @@ fn bad_input_is_a_typed_error() {
     ));
     assert!(matches!(
         f.nns_by_vector(&[0.0; 4], 0, None),
-        Err(Error::InvalidParameter(_))
+        Err(Error::ZeroK)
     ));
     assert!(matches!(
         f.nns_by_item(50, 3, None),

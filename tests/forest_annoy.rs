@@ -219,10 +219,7 @@ fn bad_queries_are_typed_errors() {
         idx.nns_by_item(1_000_000, 5, None),
         Err(Error::UnknownLabel(_))
     ));
-    assert!(matches!(
-        idx.nns_by_item(0, 0, None),
-        Err(Error::InvalidParameter(_))
-    ));
+    assert!(matches!(idx.nns_by_item(0, 0, None), Err(Error::ZeroK)));
 }
 
 #[test]

@@ -302,7 +302,7 @@ impl AnnoyIndex {
 
     fn check_n(n: usize) -> Result<()> {
         if n == 0 {
-            Err(Error::InvalidParameter("n must be at least 1".into()))
+            Err(Error::ZeroK)
         } else {
             Ok(())
         }
@@ -378,7 +378,7 @@ impl AnnoyIndex {
     /// The `n` nearest items to item `id`, as Annoy's `get_nns_by_item`.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::UnknownLabel`] when
+    /// [`Error::ZeroK`] for `n == 0`; [`Error::UnknownLabel`] when
     /// `id` is not an item of the file; [`Error::BadDataFile`] when the search
     /// meets a corrupt node (a cycle, a negative count, a child or leaf id out
     /// of bounds, a split bit out of range).
@@ -393,7 +393,7 @@ impl AnnoyIndex {
     /// value per bit, set when above 0.5.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::DimensionMismatch`]
+    /// [`Error::ZeroK`] for `n == 0`; [`Error::DimensionMismatch`]
     /// for a `v` whose length is not the dimension; [`Error::NonFinite`] for
     /// NaN or infinite components; [`Error::BadDataFile`] when the search meets
     /// a corrupt node, as in [`nns_by_item`](Self::nns_by_item).

@@ -987,7 +987,7 @@ impl Forest {
 
     fn check_query(&self, n: usize) -> Result<()> {
         if n == 0 {
-            return Err(Error::InvalidParameter("n must be at least 1".into()));
+            return Err(Error::ZeroK);
         }
         Ok(())
     }
@@ -1012,7 +1012,7 @@ impl Forest {
     /// it has grown): for tight query loops.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::DimensionMismatch`]
+    /// [`Error::ZeroK`] for `n == 0`; [`Error::DimensionMismatch`]
     /// for a `v` of the wrong length; [`Error::NonFinite`] for NaN or infinite
     /// components; [`Error::NotBuilt`] before `build`; [`Error::BadDataFile`]
     /// when the search meets a corrupt tree in a forest read from a file.
@@ -1046,7 +1046,7 @@ impl Forest {
     /// The `n` nearest items to a bit-packed query (Hamming forests).
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n == 0`, a forest whose metric is not
+    /// [`Error::ZeroK`] for `n == 0`, a forest whose metric is not
     /// Hamming, or bits set past `dim`; [`Error::DimensionMismatch`] for the
     /// wrong number of words; [`Error::NotBuilt`] before `build`;
     /// [`Error::BadDataFile`] when the search meets a corrupt tree in a forest
@@ -1073,7 +1073,7 @@ impl Forest {
     /// [`Forest::nns_by_vector`] with its vector.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n == 0`; [`Error::UnknownLabel`] when
+    /// [`Error::ZeroK`] for `n == 0`; [`Error::UnknownLabel`] when
     /// no item has id `id`; [`Error::NotBuilt`] before `build`;
     /// [`Error::BadDataFile`] when the search meets a corrupt tree in a forest
     /// read from a file.
@@ -1316,7 +1316,7 @@ impl Forest {
     /// `dim` values each) on the current rayon pool.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] when `queries` is not a whole number of
+    /// [`Error::RaggedData`] when `queries` is not a whole number of
     /// rows; otherwise the first
     /// error of [`nns_by_vector`](Self::nns_by_vector) over the rows.
     pub fn nns_batch(
@@ -1325,13 +1325,7 @@ impl Forest {
         n: usize,
         search_k: Option<usize>,
     ) -> Result<Vec<Vec<Hit>>> {
-        if !queries.len().is_multiple_of(self.geo.dim) {
-            return Err(Error::InvalidParameter(format!(
-                "query data holds {} elements, not a multiple of the dimension {}",
-                queries.len(),
-                self.geo.dim
-            )));
-        }
+        crate::error::check_rows("query data", queries.len(), self.geo.dim)?;
         queries
             .par_chunks(self.geo.dim)
             .map(|q| self.nns_by_vector(q, n, search_k))
