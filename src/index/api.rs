@@ -174,7 +174,6 @@ impl AnnIndex for super::forest::Forest {
         self.add_item(id, v)
     }
     fn search(&self, query: &[f32], k: usize, effort: Effort) -> Result<Vec<Neighbor>> {
-        crate::error::check_k(k)?;
         let search_k = match effort {
             Effort::Default => None,
             Effort::Candidates(n) => Some(n),
