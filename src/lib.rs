@@ -7,7 +7,8 @@
 //! - [`index`]: the indexes built on them (HNSW, exact flat scan).
 //! - [`store`]: aligned storage for vectors and graph records.
 //! - [`formats`]: other libraries' index files (hnswlib's, Annoy's).
-//! - [`quant`]: quantizers (8-bit scalar codes) and their distance estimates.
+//! - [`quant`]: quantizers (8-bit scalar codes, 4-bit product codes for the
+//!   FastScan kernel) and their distance estimates.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
 //! - [`metric`] and [`error`]: the base layer every other module uses.
 //! - [`prelude`]: the common names, and [`index::api::AnnIndex`], the one

@@ -4,31 +4,10 @@
 //! the extreme tables; packing round-trips, pads with code 0 and refuses
 //! what it cannot pack; bad lengths are refused.
 
+mod common;
+
+use common::{all_kernel_variants as all_variants, XorShift as Rng};
 use swann::kernels::fastscan::{self, PackError, BLOCK, FLUSH};
-use swann::kernels::{Isa, KernelTable};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn codes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 20) as u8 & 0x0f).collect()
-    }
-}
-
-fn all_variants() -> Vec<&'static KernelTable> {
-    Isa::available()
-        .iter()
-        .flat_map(|&isa| KernelTable::variants(isa).iter().copied())
-        .collect()
-}
 
 /// The definition, from unpacked rows: `sum over j of lut[j * 16 + code_j]`.
 fn exact(lut: &[u8], rows: &[u8], m: usize) -> Vec<u32> {

@@ -4,21 +4,11 @@
 //! offset and extreme value; batch and gather forms agree with the single
 //! kernel.
 
+mod common;
+
+use common::{all_kernel_variants as all_variants, XorShift as Rng};
 use swann::kernels::int8::MAX_INT_DIM;
 use swann::kernels::{Isa, KernelTable};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn dot_exact(q: &[i8], c: &[u8]) -> i32 {
     let s: i64 = q
@@ -39,13 +29,6 @@ fn l2_exact(a: &[u8], b: &[u8]) -> u32 {
         })
         .sum();
     u32::try_from(s).expect("fits u32")
-}
-
-fn all_variants() -> Vec<&'static KernelTable> {
-    Isa::available()
-        .iter()
-        .flat_map(|&isa| KernelTable::variants(isa).iter().copied())
-        .collect()
 }
 
 #[test]

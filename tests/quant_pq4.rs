@@ -6,42 +6,12 @@
 //! estimates plus an exact rerank of 100 rows find the true neighbours, and
 //! bad input is refused with the right error.
 
+mod common;
+
+use common::{all_kernel_variants as all_variants, clustered_scaled as clustered};
 use swann::kernels::{fastscan, Isa, KernelTable};
 use swann::quant::{Pq4, Pq4Options, Pq4Table};
 use swann::{Error, Metric};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
-
-/// `n` rows around 20 Gaussian clusters, components on different scales
-/// (as `tests/quant_sq8.rs` draws them).
-fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng(seed | 1);
-    let centers: Vec<f32> = (0..20 * dim).map(|_| r.unit() * 4.0 - 2.0).collect();
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let c = (r.next() % 20) as usize;
-        for d in 0..dim {
-            let spread = 0.3 + d as f32 / dim as f32;
-            out.push(centers[c * dim + d] + spread * r.normal());
-        }
-    }
-    out
-}
 
 fn l2(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
@@ -65,13 +35,6 @@ fn encode_all(pq: &Pq4, data: &[f32]) -> Vec<u8> {
     let mut codes = vec![0u8; data.len() / pq.dim() * pq.subspaces()];
     pq.encode_batch(data, &mut codes).unwrap();
     codes
-}
-
-fn all_variants() -> Vec<&'static KernelTable> {
-    Isa::available()
-        .iter()
-        .flat_map(|&isa| KernelTable::variants(isa).iter().copied())
-        .collect()
 }
 
 #[test]

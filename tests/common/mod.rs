@@ -65,3 +65,64 @@ pub fn clustered_bits(n: usize, words: usize, clusters: usize, flip: f32, seed: 
     }
     out
 }
+
+/// xorshift64 (13, 7, 17): the stream the kernel and quantizer tests draw
+/// from, so their data stays what their bounds were measured on. The seed
+/// must not be 0.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f32 {
+        let (u, v) = (self.unit().max(1e-7), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    /// `n` uniform bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    /// `n` uniform 4-bit codes, one per byte.
+    pub fn codes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 20) as u8 & 0x0f).collect()
+    }
+}
+
+/// `n` rows around 20 Gaussian clusters whose components have different
+/// scales (spread `0.3 + d / dim` in component `d`): data a per-dimension
+/// quantizer has to fit.
+pub fn clustered_scaled(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut r = XorShift(seed | 1);
+    let centers: Vec<f32> = (0..20 * dim).map(|_| r.unit() * 4.0 - 2.0).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = (r.next() % 20) as usize;
+        for d in 0..dim {
+            let spread = 0.3 + d as f32 / dim as f32;
+            out.push(centers[c * dim + d] + spread * r.normal());
+        }
+    }
+    out
+}
+
+/// Every kernel table this CPU runs: each available ISA's table and its
+/// sub-feature variants (VNNI, AVX-VNNI, VPOPCNTDQ, dotprod).
+pub fn all_kernel_variants() -> Vec<&'static swann::kernels::KernelTable> {
+    swann::kernels::Isa::available()
+        .iter()
+        .flat_map(|&isa| swann::kernels::KernelTable::variants(isa).iter().copied())
+        .collect()
+}
