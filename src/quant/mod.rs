@@ -14,9 +14,18 @@
 //!   is summed for 32 rows at once by the FastScan kernel
 //!   ([`KernelTable::fastscan_u4`](crate::kernels::KernelTable::fastscan_u4));
 //!   the estimates are coarser than [`Sq8`]'s and are meant to be reranked.
+//! - [`RaBitQ`]: one bit per dimension, the signs of the vector's offset
+//!   from a centroid after a random rotation, with two per-vector factors
+//!   (RaBitQ, Gao and Long 2024). A query is rotated and quantized to 4
+//!   bits, and each estimate takes four popcounts of code XOR query bit
+//!   plane ([`KernelTable::hamming`](crate::kernels::KernelTable::hamming))
+//!   and comes with an error bound, so the caller reranks only the rows
+//!   that bound leaves in doubt. Squared L2 only.
 
 mod pq4;
+mod rabitq;
 mod sq8;
 
 pub use pq4::{Pq4, Pq4Lut, Pq4Options, Pq4Table};
+pub use rabitq::{RaBitQ, RaBitQCodes, RaBitQEstimate, RaBitQFactors, RaBitQOptions, RaBitQQuery};
 pub use sq8::{Sq8, Sq8Options, Sq8Query};
