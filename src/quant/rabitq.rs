@@ -538,10 +538,11 @@ impl RaBitQQuery {
         let ip = (self.delta * (twice - i64::from(self.sum_codes)) as f32
             + self.lo * (2.0 * f.popcount as f32 - self.padded))
             * self.inv_sqrt_padded;
-        let cos = ip / f.ip;
+        // One division and one square root per row.
+        let inv_ip = 1.0 / f.ip;
+        let cos = ip * inv_ip;
         let distance = f.norm * f.norm + self.norm * self.norm - 2.0 * f.norm * self.norm * cos;
-        let bound =
-            self.bound_scale * f.norm * ((1.0 - f.ip * f.ip).max(0.0) / (f.ip * f.ip)).sqrt();
+        let bound = self.bound_scale * f.norm * (1.0 - f.ip * f.ip).max(0.0).sqrt() * inv_ip;
         RaBitQEstimate { distance, bound }
     }
 
