@@ -10,7 +10,8 @@
 //! held-out queries, their exact top 100 by squared L2) from `DATA_DIR`,
 //! by default `../shared/data` beside the crate; without them it says so
 //! and exits successfully. For [`Pq4`] with two and four components per
-//! 4-bit code, and for [`Sq8`], it trains on a sample of the base, codes
+//! 4-bit code, for [`Sq8`] and for [`RaBitQ`] (1 bit per dimension; the
+//! bytes per vector count its 12 bytes of factors), it trains on a sample of the base, codes
 //! every base vector and, for every query, estimates the squared L2
 //! distance to all 200,000 codes, then prints:
 //!
@@ -24,13 +25,14 @@
 //! - bytes per coded vector, training time, and the estimate pass's CPU
 //!   time per query (table preparation and all 200,000 estimates).
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use swann::io::{read_bvecs, read_ivecs, Matrix};
 use swann::kernels;
-use swann::quant::{Pq4, Pq4Options, Sq8, Sq8Options};
+use swann::quant::{Pq4, Pq4Options, RaBitQ, RaBitQEstimate, RaBitQOptions, Sq8, Sq8Options};
 use swann::Metric;
 
 /// What one quantizer scored over every query.
@@ -204,6 +206,40 @@ fn sq8(base: &Matrix<f32>, queries: &Matrix<f32>, truth: &Matrix<i32>) -> Row {
     row("sq8".into(), dim, train, s, queries.rows())
 }
 
+fn rabitq(base: &Matrix<f32>, queries: &Matrix<f32>, truth: &Matrix<i32>) -> Row {
+    thread_local! {
+        // Each thread's estimates with their bounds, kept between queries.
+        static OUT: RefCell<Vec<RaBitQEstimate>> = const { RefCell::new(Vec::new()) };
+    }
+    let dim = base.dim;
+    let start = Instant::now();
+    let rq = RaBitQ::train(&base.data, dim, RaBitQOptions::default()).expect("train");
+    let train = start.elapsed();
+    let codes = rq.encode_batch(&base.data).expect("encode");
+    let table = kernels::active();
+    let s = score(base, queries, truth, base.rows(), |qi, est| {
+        let t = Instant::now();
+        let q = rq.query(queries.row(qi), Metric::L2).expect("query");
+        OUT.with_borrow_mut(|out| {
+            out.resize(codes.len(), RaBitQEstimate::default());
+            q.estimate_batch(table, &codes, out);
+            for (e, o) in est.iter_mut().zip(out.iter()) {
+                *e = o.distance;
+            }
+        });
+        t.elapsed()
+    });
+    // The code, then |o - c| and <x_bar, u> (f32) and the popcount (u32).
+    let bytes = rq.words() * 8 + 12;
+    row(
+        "rabitq, 1 bit per dim".into(),
+        bytes,
+        train,
+        s,
+        queries.rows(),
+    )
+}
+
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -266,9 +302,11 @@ fn main() -> swann::Result<()> {
         kernels::active().variant()
     );
     println!(
-        "training sample: {} rows (Pq4: k-means, {} Lloyd iterations; Sq8: min/max grids)",
+        "training sample: {} rows (Pq4: k-means, {} Lloyd iterations; Sq8: min/max grids; \
+         RaBitQ: the centroid of {} rows and a random rotation)",
         Pq4Options::default().sample,
-        Pq4Options::default().iterations
+        Pq4Options::default().iterations,
+        RaBitQOptions::default().sample
     );
     println!();
 
@@ -276,6 +314,7 @@ fn main() -> swann::Result<()> {
         pq4(&base, &queries, &truth, 2),
         pq4(&base, &queries, &truth, 4),
         sq8(&base, &queries, &truth),
+        rabitq(&base, &queries, &truth),
     ];
     println!(
         "{:<22} {:>9} {:>8} {:>9} {:>12} {:>12} {:>9} {:>11} {:>11}",
