@@ -8,7 +8,7 @@
 //! - [`store`]: aligned storage for vectors and graph records.
 //! - [`formats`]: other libraries' index files (hnswlib's, Annoy's).
 //! - [`quant`]: quantizers (8-bit scalar codes, 4-bit product codes for the
-//!   FastScan kernel) and their distance estimates.
+//!   FastScan kernel, RaBitQ's 1-bit codes) and their distance estimates.
 //! - [`io`]: readers for the standard vector files (`.fvecs`, `.bvecs`, `.ivecs`, `.npy`).
 //! - [`metric`] and [`error`]: the base layer every other module uses.
 //! - [`prelude`]: the common names, and [`index::api::AnnIndex`], the one
