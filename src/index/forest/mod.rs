@@ -1046,8 +1046,9 @@ impl Forest {
     /// The `n` nearest items to a bit-packed query (Hamming forests).
     ///
     /// # Errors
-    /// [`Error::ZeroK`] for `n == 0`, a forest whose metric is not
-    /// Hamming, or bits set past `dim`; [`Error::DimensionMismatch`] for the
+    /// [`Error::ZeroK`] for `n == 0`; [`Error::InvalidParameter`] for a
+    /// forest whose metric is not Hamming, or bits set past `dim`;
+    /// [`Error::DimensionMismatch`] for the
     /// wrong number of words; [`Error::NotBuilt`] before `build`;
     /// [`Error::BadDataFile`] when the search meets a corrupt tree in a forest
     /// read from a file.
