@@ -165,15 +165,11 @@ fn recall(metric: Metric, rerank: usize) -> (f64, f64) {
         let prepared = sq.prepare(q, metric).unwrap();
         let mut est = vec![0.0f32; n];
         sq.estimate_batch(table, &prepared, &codes, dim, &norms, &mut est);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| est[a].total_cmp(&est[b]));
-        hits_est += order[..10].iter().filter(|i| truth.contains(i)).count();
-        let mut top: Vec<(f32, usize)> = order[..rerank]
-            .iter()
-            .map(|&i| (exact(metric, q, &data[i * dim..(i + 1) * dim]), i))
-            .collect();
-        top.sort_by(|a, b| a.0.total_cmp(&b.0));
-        hits_rr += top[..10].iter().filter(|t| truth.contains(&t.1)).count();
+        let (e, r) = common::hits_by_estimate_and_rerank(&est, n, &truth, rerank, |i| {
+            exact(metric, q, &data[i * dim..(i + 1) * dim])
+        });
+        hits_est += e;
+        hits_rr += r;
     }
     (hits_est as f64 / 1000.0, hits_rr as f64 / 1000.0)
 }

@@ -118,6 +118,26 @@ pub fn clustered_scaled(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     out
 }
 
+/// Hits of the true top 10 (`truth`) among the 10 rows with the smallest
+/// `est`, and among the 10 nearest by `exact` of the `rerank` rows with the
+/// smallest `est`: recall@10 by estimate and after an exact rerank, as
+/// counts (`est[i]` is row `i`'s estimate; rows past `n` are ignored).
+pub fn hits_by_estimate_and_rerank(
+    est: &[f32],
+    n: usize,
+    truth: &[usize],
+    rerank: usize,
+    exact: impl Fn(usize) -> f32,
+) -> (usize, usize) {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| est[a].total_cmp(&est[b]));
+    let by_est = order[..10].iter().filter(|i| truth.contains(i)).count();
+    let mut top: Vec<(f32, usize)> = order[..rerank].iter().map(|&i| (exact(i), i)).collect();
+    top.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let by_rerank = top[..10].iter().filter(|t| truth.contains(&t.1)).count();
+    (by_est, by_rerank)
+}
+
 /// Every kernel table this CPU runs: each available ISA's table and its
 /// sub-feature variants (VNNI, AVX-VNNI, VPOPCNTDQ, dotprod).
 pub fn all_kernel_variants() -> Vec<&'static swann::kernels::KernelTable> {
