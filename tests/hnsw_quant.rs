@@ -1,7 +1,9 @@
-//! HNSW searching on 8-bit codes: recall against the exact index and brute
-//! force under every metric, exact distances after the rerank, training
-//! thresholds, save/load/mmap, inserts, deletes, filters and compaction on
-//! a quantized index, and the inputs it refuses.
+//! HNSW searching on codes (8-bit codes beside the rows, and 4-bit codes in
+//! the neighbour records): recall against the exact index and brute force
+//! under every metric, exact distances in the results, training thresholds,
+//! save/load/mmap, inserts (through `&mut` and beside searches), replaced
+//! vectors, deletes, filters and compaction on a quantized index, and the
+//! inputs it refuses.
 
 mod common;
 
@@ -14,6 +16,9 @@ use swann::store::OpenOptions;
 use swann::{Error, Metric};
 
 const DIM: usize = 32;
+
+/// Every scheme that codes rows.
+const SCHEMES: [Quantization; 2] = [Quantization::Sq8, Quantization::Pq4];
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
     common::clustered(n, DIM, 20, 0.3, seed)
@@ -89,22 +94,25 @@ fn quantized_recall_matches_the_exact_index_under_every_metric() {
     let queries = data(100, 2);
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
         let exact = build(&rows, metric, Quantization::None);
-        let quant = build(&rows, metric, Quantization::Sq8);
         assert!(!exact.is_quantized());
-        assert!(quant.is_quantized());
-        assert_eq!(quant.quantization(), Quantization::Sq8);
-        let (re, rq) = (
-            recall(&exact, &rows, &queries, metric, 128),
-            recall(&quant, &rows, &queries, metric, 128),
-        );
-        eprintln!("{metric:?}: exact {re}, quantized {rq}");
-        // Inner product over unnormalized clusters is hard for any HNSW
-        // (hnswlib's too): there only the comparison with the exact index
-        // counts.
-        if metric != Metric::InnerProduct {
-            assert!(rq >= 0.9, "{metric:?}: quantized recall {rq}");
+        let re = recall(&exact, &rows, &queries, metric, 128);
+        for scheme in SCHEMES {
+            let quant = build(&rows, metric, scheme);
+            assert!(quant.is_quantized());
+            assert_eq!(quant.quantization(), scheme);
+            let rq = recall(&quant, &rows, &queries, metric, 128);
+            eprintln!("{metric:?} {scheme}: exact {re}, quantized {rq}");
+            // Inner product over unnormalized clusters is hard for any HNSW
+            // (hnswlib's too): there only the comparison with the exact
+            // index counts.
+            if metric != Metric::InnerProduct {
+                assert!(rq >= 0.9, "{metric:?} {scheme}: quantized recall {rq}");
+            }
+            assert!(
+                rq >= re - 0.02,
+                "{metric:?} {scheme}: quantized {rq} vs exact {re}"
+            );
         }
-        assert!(rq >= re - 0.02, "{metric:?}: quantized {rq} vs exact {re}");
     }
 }
 
@@ -112,7 +120,13 @@ fn quantized_recall_matches_the_exact_index_under_every_metric() {
 fn reranked_results_carry_exact_distances() {
     let rows = data(2000, 3);
     let exact = build(&rows, Metric::L2, Quantization::None);
-    let quant = build(&rows, Metric::L2, Quantization::Sq8);
+    for scheme in SCHEMES {
+        reranked_distances_are_exact(&rows, &exact, scheme);
+    }
+}
+
+fn reranked_distances_are_exact(rows: &[f32], exact: &HnswIndex<F32Space>, scheme: Quantization) {
+    let quant = build(rows, Metric::L2, scheme);
     for q in data(20, 4).chunks_exact(DIM) {
         for r in quant.search(q, 5, 50).unwrap() {
             let v = exact.get_vector(r.label).unwrap();
@@ -155,9 +169,15 @@ fn rerank_setting_bounds_the_exact_work_and_keeps_k_results() {
 
 #[test]
 fn codes_are_trained_once_the_index_holds_enough_rows() {
+    for scheme in SCHEMES {
+        trained_once_enough_rows(scheme);
+    }
+}
+
+fn trained_once_enough_rows(scheme: Quantization) {
     let rows = data(600, 7);
     let mut index = Hnsw::builder(DIM, Metric::L2)
-        .quantization(Quantization::Sq8)
+        .quantization(scheme)
         .build()
         .unwrap();
     for i in 0..255 {
@@ -185,9 +205,15 @@ fn codes_are_trained_once_the_index_holds_enough_rows() {
 
 #[test]
 fn quantized_index_survives_save_load_and_mmap() {
+    for scheme in SCHEMES {
+        survives_save_load_and_mmap(scheme);
+    }
+}
+
+fn survives_save_load_and_mmap(scheme: Quantization) {
     let rows = data(1500, 8);
     let queries = data(30, 9);
-    let index = build(&rows, Metric::Cosine, Quantization::Sq8);
+    let index = build(&rows, Metric::Cosine, scheme);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.swann");
     index.save(&path).unwrap();
@@ -199,7 +225,7 @@ fn quantized_index_survives_save_load_and_mmap() {
     let mapped = Hnsw::open_mmap(&path, OpenOptions::default()).unwrap();
     mapped.verify().unwrap();
     for other in [&loaded, &mapped] {
-        assert_eq!(other.quantization(), Quantization::Sq8);
+        assert_eq!(other.quantization(), scheme);
         assert!(other.is_quantized());
         for (q, want) in queries.chunks_exact(DIM).zip(&before) {
             assert_eq!(&other.search(q, 10, 40).unwrap(), want);
@@ -215,11 +241,11 @@ fn quantized_index_survives_save_load_and_mmap() {
     mapped.insert(99_999, &v).unwrap();
     assert_eq!(mapped.search(&v, 1, 32).unwrap()[0].label, 99_999);
     // An untrained index saves its scheme, and trains after loading.
-    let small = build(&rows[..100 * DIM], Metric::L2, Quantization::Sq8);
+    let small = build(&rows[..100 * DIM], Metric::L2, scheme);
     assert!(!small.is_quantized());
     small.save(&path).unwrap();
     let mut small = Hnsw::load(&path).unwrap();
-    assert_eq!(small.quantization(), Quantization::Sq8);
+    assert_eq!(small.quantization(), scheme);
     assert!(!small.is_quantized());
     let labels: Vec<u64> = (100..1000).collect();
     small
@@ -230,9 +256,15 @@ fn quantized_index_survives_save_load_and_mmap() {
 
 #[test]
 fn deletes_filters_and_compaction_work_on_codes() {
+    for scheme in SCHEMES {
+        deletes_filters_and_compaction(scheme);
+    }
+}
+
+fn deletes_filters_and_compaction(scheme: Quantization) {
     let rows = data(3000, 10);
     let queries = data(40, 11);
-    let mut index = build(&rows, Metric::L2, Quantization::Sq8);
+    let mut index = build(&rows, Metric::L2, scheme);
     for l in (0..3000u64).step_by(3) {
         index.mark_deleted(l).unwrap();
     }
@@ -253,11 +285,70 @@ fn deletes_filters_and_compaction_work_on_codes() {
     assert_eq!(index.rerank(), 48, "compaction keeps the rerank setting");
     assert_eq!(index.len(), 2000);
     let r = recall_live(&index, &rows, &queries);
-    assert!(r >= 0.9, "recall after compaction {r}");
+    assert!(r >= 0.9, "{scheme}: recall after compaction {r}");
     for l in (1..3000u64).step_by(3).take(100) {
         index.remove(l).unwrap();
     }
     assert!(index.check().is_ok());
+    let r = recall_live(&index, &rows, &queries);
+    assert!(r >= 0.9, "{scheme}: recall after removals {r}");
+}
+
+/// Vectors replaced in place (an existing label inserted again, a deleted
+/// slot reused) are found by their new vectors, and the estimates of the
+/// nodes around them follow: recall stays that of a fresh index.
+#[test]
+fn replaced_vectors_are_searched_by_their_new_codes() {
+    for scheme in SCHEMES {
+        let rows = data(3000, 14);
+        let fresh = data(400, 15);
+        let queries = data(40, 16);
+        let mut index = build(&rows, Metric::L2, scheme);
+        let mut now = rows.clone();
+        // Labels 0..200 get new vectors; labels 200..400 are deleted and
+        // their slots reused by labels 5000..5200.
+        for i in 0..200 {
+            let v = &fresh[i * DIM..(i + 1) * DIM];
+            index.insert(i as u64, v).unwrap();
+            now[i * DIM..(i + 1) * DIM].copy_from_slice(v);
+        }
+        for i in 200..400u64 {
+            index.mark_deleted(i).unwrap();
+        }
+        let mut labels: Vec<u64> = (0..3000).filter(|&l| !(200..400).contains(&l)).collect();
+        let mut live_rows: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| now[l as usize * DIM..(l as usize + 1) * DIM].to_vec())
+            .collect();
+        for i in 200..400 {
+            let v = &fresh[i * DIM..(i + 1) * DIM];
+            index.insert_replacing_deleted(4800 + i as u64, v).unwrap();
+            labels.push(4800 + i as u64);
+            live_rows.extend_from_slice(v);
+        }
+        assert_eq!(index.capacity(), 3000, "{scheme}: slots were reused");
+        for i in (0..400).step_by(7) {
+            let v = &fresh[i * DIM..(i + 1) * DIM];
+            let want = if i < 200 { i as u64 } else { 4800 + i as u64 };
+            let hit = &index.search(v, 1, 64).unwrap()[0];
+            assert_eq!((hit.label, hit.distance), (want, 0.0), "{scheme}: row {i}");
+        }
+        let mut hit = 0;
+        for q in queries.chunks_exact(DIM) {
+            let truth: HashSet<u64> = brute(&live_rows, q, 10, Metric::L2)
+                .into_iter()
+                .map(|i| labels[i as usize])
+                .collect();
+            hit += index
+                .search(q, 10, 64)
+                .unwrap()
+                .iter()
+                .filter(|n| truth.contains(&n.label))
+                .count();
+        }
+        let r = hit as f64 / (10 * queries.len() / DIM) as f64;
+        assert!(r >= 0.9, "{scheme}: recall after replacing vectors {r}");
+    }
 }
 
 /// Recall against brute force over the labels still present.
@@ -292,8 +383,14 @@ fn recall_live(index: &HnswIndex<F32Space>, rows: &[f32], queries: &[f32]) -> f6
 
 #[test]
 fn concurrent_inserts_code_their_rows() {
+    for scheme in SCHEMES {
+        concurrent_inserts(scheme);
+    }
+}
+
+fn concurrent_inserts(scheme: Quantization) {
     let rows = data(2000, 12);
-    let mut index = build(&rows[..1000 * DIM], Metric::L2, Quantization::Sq8);
+    let mut index = build(&rows[..1000 * DIM], Metric::L2, scheme);
     index.reserve(1000).unwrap();
     let index = &index;
     std::thread::scope(|s| {
@@ -325,6 +422,15 @@ fn concurrent_inserts_code_their_rows() {
 
 #[test]
 fn refuses_what_it_cannot_code() {
+    let err = BinaryHnsw::builder(128)
+        .quantization(Quantization::Pq4)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err}");
+    assert_eq!("PQ4".parse::<Quantization>().unwrap(), Quantization::Pq4);
+    let index = build(&data(400, 13), Metric::L2, Quantization::Pq4);
+    assert!(index.search(&[f32::NAN; DIM], 1, 10).is_err());
+    assert!(index.search(&[0.0; 3], 1, 10).is_err());
     let err = BinaryHnsw::builder(128)
         .quantization(Quantization::Sq8)
         .build()

@@ -292,6 +292,12 @@ pub fn info(a: Info) -> Result<()> {
             0 => println!("quantized   no"),
             1 if quant >> 8 == 0 => println!("quantized   sq8 (not trained yet)"),
             1 => println!("quantized   sq8 (grid trained on {} rows)", quant >> 8),
+            2 if (quant >> 8) & 0xffff_ffff == 0 => println!("quantized   pq4 (not trained yet)"),
+            2 => println!(
+                "quantized   pq4 ({} components per code, centroids trained on {} rows)",
+                (quant >> 40) & 0xff,
+                (quant >> 8) & 0xffff_ffff
+            ),
             other => println!("quantized   unknown scheme {other}"),
         }
     } else {

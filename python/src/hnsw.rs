@@ -609,7 +609,7 @@ impl PyHnsw {
         self.inner.read_recursive().is_mapped()
     }
 
-    /// The quantization scheme: ``"none"`` or ``"sq8"``.
+    /// The quantization scheme: ``"none"``, ``"sq8"`` or ``"pq4"``.
     #[getter]
     fn quantization(&self) -> &'static str {
         self.inner.read_recursive().quantization().name()

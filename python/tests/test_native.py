@@ -36,20 +36,22 @@ def test_hnsw_basics(data, tmp_path):
     assert "Hnsw(" in repr(h)
 
 
-def test_hnsw_quantized(data, tmp_path):
+@pytest.mark.parametrize("scheme", ["sq8", "pq4"])
+def test_hnsw_quantized(data, tmp_path, scheme):
     base, queries = data
     # One build thread each: the same graph with and without codes.
     exact = swann.Hnsw(16, "l2", M=12, ef_construction=100)
     exact.add(base, num_threads=1)
-    h = swann.Hnsw(16, "l2", M=12, ef_construction=100, quantization="sq8")
-    assert h.quantization == "sq8" and not h.is_quantized
+    h = swann.Hnsw(16, "l2", M=12, ef_construction=100, quantization=scheme)
+    assert h.quantization == scheme and not h.is_quantized
     h.add(base, num_threads=1)
     assert h.is_quantized and h.rerank == 0
     truth = exact_l2(base, queries, 10)
     labels, dist = h.search(queries, 10, ef=64)
     r_exact = recall(exact.search(queries, 10, ef=64)[0], truth)
     assert recall(labels, truth) >= r_exact - 0.02
-    # Reranked: the reported distances are the exact ones.
+    # Reranked (sq8) or taken on expansion (pq4): the reported distances
+    # are the exact ones.
     d = ((base[labels.astype(np.int64)] - queries[:, None, :]) ** 2).sum(-1)
     np.testing.assert_allclose(dist, d, rtol=1e-4, atol=1e-4)
     h.rerank = 10
@@ -57,7 +59,7 @@ def test_hnsw_quantized(data, tmp_path):
     assert h.search(queries, 10, ef=64)[0].shape == (len(queries), 10)
     h.save(str(tmp_path / "q.swann"))
     m = swann.Hnsw.load(str(tmp_path / "q.swann"), mmap=True)
-    assert m.quantization == "sq8" and m.is_quantized
+    assert m.quantization == scheme and m.is_quantized
     np.testing.assert_array_equal(m.search(queries, 10, ef=64)[0], labels)
     h.train_quantizer()
     assert h.is_quantized

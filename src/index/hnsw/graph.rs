@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::blocks::Blocks;
 use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
 use super::quant::{Codes, Quantization};
@@ -160,6 +161,8 @@ pub(crate) struct Graph<S: Space> {
     pub(crate) vectors: RowArena<S::Elem>,
     /// Codes of the rows, once the quantizer is trained (see `quant`).
     pub(crate) codes: Option<Codes>,
+    /// Neighbour records on 4-bit codes, once trained (see `blocks`).
+    pub(crate) blocks: Option<Blocks>,
     /// Candidates a search on codes reranks exactly (0: the scheme's default).
     pub(crate) rerank: AtomicUsize,
     pub(crate) links0: LinkArena,
@@ -259,6 +262,9 @@ pub(crate) struct GraphParts<S: Space> {
     /// Codes of the rows under the params' scheme (the caller checked
     /// their sizes); `None` to train them later.
     pub codes: Option<Codes>,
+    /// 4-bit codes of the rows under the params' scheme (records are
+    /// packed when the graph is made); `None` to train them later.
+    pub blocks: Option<Blocks>,
     pub links0: LinkArena,
     pub upper: LinkArena,
     pub levels: Slab<u8>,
@@ -321,6 +327,8 @@ pub(crate) struct Scratch {
     /// Distances of `fresh`, and integer kernel results behind them.
     pub(crate) dists: Vec<f32>,
     pub(crate) dots: Vec<i32>,
+    /// A query's FastScan table (searches on neighbour records).
+    pub(crate) lut: Vec<u8>,
 }
 
 impl<S: Space> Graph<S> {
@@ -328,6 +336,7 @@ impl<S: Space> Graph<S> {
         let mut g = Graph {
             vectors: RowArena::new(space.vector_len(), 0),
             codes: None,
+            blocks: None,
             rerank: AtomicUsize::new(0),
             links0: LinkArena::new(params.m0, 0),
             upper: LinkArena::new(params.m, 0),
@@ -379,6 +388,7 @@ impl<S: Space> Graph<S> {
             params,
             vectors,
             codes,
+            blocks,
             links0,
             upper,
             levels,
@@ -394,6 +404,7 @@ impl<S: Space> Graph<S> {
         let near_known = near.is_some();
         let read_only = vectors.is_mapped()
             || codes.as_ref().is_some_and(|c| c.is_mapped())
+            || blocks.as_ref().is_some_and(|b| b.is_mapped())
             || links0.is_mapped()
             || upper.is_mapped()
             || levels.is_mapped()
@@ -409,6 +420,7 @@ impl<S: Space> Graph<S> {
             params,
             vectors,
             codes,
+            blocks,
             rerank: AtomicUsize::new(0),
             links0,
             upper,
@@ -472,6 +484,9 @@ impl<S: Space> Graph<S> {
         self.vectors.make_owned();
         if let Some(c) = &mut self.codes {
             c.make_owned();
+        }
+        if let Some(b) = &mut self.blocks {
+            b.make_owned();
         }
         self.links0.make_owned();
         self.upper.make_owned();
@@ -599,6 +614,9 @@ impl<S: Space> Graph<S> {
         if let Some(c) = &mut self.codes {
             c.resize(capacity);
         }
+        if let Some(b) = &mut self.blocks {
+            b.resize(capacity);
+        }
         self.links0.resize(capacity);
         self.upper.resize(next_upper as usize);
         self.labels
@@ -657,6 +675,9 @@ impl<S: Space> Graph<S> {
     pub(crate) fn set_links(&self, slot: u32, level: usize, ids: &[u32]) {
         if level == 0 {
             self.links0.set(slot as usize, ids);
+            if let Some(b) = &self.blocks {
+                b.mark(slot);
+            }
         } else {
             let rec = self.upper_offset[slot as usize] as usize + level - 1;
             self.upper.set(rec, ids);
@@ -912,6 +933,11 @@ impl<S: Space> Graph<S> {
         scratch: &mut Scratch,
         accept: Option<&F>,
     ) -> Vec<Cand> {
+        if accept.is_none() && self.blocks.is_some() {
+            if let Some(found) = self.search_blocks(q, start, k, ef, visited, scratch) {
+                return found;
+            }
+        }
         if let Some(cq) = self.code_query(q) {
             let start = Cand {
                 dist: cq.estimate(start.slot),
@@ -1048,6 +1074,7 @@ impl<S: Space> Graph<S> {
     pub(crate) fn memory_bytes(&self) -> usize {
         self.vectors.allocated_bytes()
             + self.codes.as_ref().map_or(0, Codes::allocated_bytes)
+            + self.blocks.as_ref().map_or(0, Blocks::allocated_bytes)
             + self.links0.allocated_bytes()
             + self.upper.allocated_bytes()
             + self.capacity() * (1 + 4 + 8 + 1 + 8 + std::mem::size_of::<Mutex<()>>())

@@ -354,6 +354,9 @@ impl<S: Space> Graph<S> {
         self.vectors.row_mut(slot as usize).copy_from_slice(v);
         // SAFETY: `&mut self`: nothing else reads or writes the row.
         unsafe { self.write_code(slot, v) };
+        if let Some(b) = &self.blocks {
+            b.recoded(slot);
+        }
         let level = usize::from(self.levels[slot as usize]);
         let Some((ep, max_level)) = self.entry() else {
             return;

@@ -32,6 +32,7 @@
 //! # Ok::<(), swann::Error>(())
 //! ```
 
+mod blocks;
 mod check;
 mod filter;
 mod graph;
@@ -200,9 +201,9 @@ impl<S> HnswBuilder<S> {
         self
     }
 
-    /// Searches on compact codes of the vectors, reranking the best
-    /// candidates exactly (default [`Quantization::None`]). Saved in the
-    /// file. The graph is built on the exact vectors either way; the codes
+    /// Searches on compact codes of the vectors, with exact distances in
+    /// the results (default [`Quantization::None`]; the schemes, their
+    /// speed and their memory: [`Quantization`]). Saved in the file. The graph is built on the exact vectors either way; the codes
     /// are trained on the index's own rows once it holds a few hundred (see
     /// [`HnswIndex::train_quantizer`]), and until then searches are exact.
     /// Only the built-in `f32` spaces ([`Hnsw`]) can be quantized.
@@ -565,7 +566,7 @@ impl<S: Space> HnswIndex<S> {
     /// Whether searches run on codes now: the index has a scheme and its
     /// grid is trained (see [`HnswBuilder::quantization`]).
     pub fn is_quantized(&self) -> bool {
-        self.graph.codes.is_some()
+        self.graph.codes.is_some() || self.graph.blocks.is_some()
     }
 
     /// Sets how many of a search's candidates (the nearest by estimate) are
@@ -574,7 +575,8 @@ impl<S: Space> HnswIndex<S> {
     /// and never more than the search kept (`ef`). A runtime setting, not saved. Fewer
     /// reranks cost less and lose recall once the estimates misorder
     /// candidates beyond the reranked ones; more help where the codes are
-    /// coarse for the data.
+    /// coarse for the data. [`Quantization::Pq4`] takes the exact distance
+    /// of every node it expands and does not use this setting.
     pub fn set_rerank(&self, candidates: usize) {
         self.graph.rerank.store(candidates, Ordering::Relaxed);
     }
@@ -737,6 +739,7 @@ impl<S: Space> HnswIndex<S> {
         self.source = None;
         if let Some(slot) = self.graph.slot_of(label) {
             self.graph.update_vector(slot, p);
+            self.graph.refresh_blocks();
             return Ok(());
         }
         if self.occupied() == self.capacity() {
@@ -759,6 +762,7 @@ impl<S: Space> HnswIndex<S> {
         if self.graph.wants_training() {
             self.graph.train_codes()?;
         }
+        self.graph.refresh_blocks();
         Ok(())
     }
 
@@ -886,6 +890,7 @@ impl<S: Space> HnswIndex<S> {
             let slot = self.graph.slot_of(labels[i]).expect("present");
             self.graph.update_vector(slot, &buf);
         }
+        self.graph.refresh_blocks();
         Ok(())
     }
 
@@ -1054,6 +1059,7 @@ impl<S: Space> HnswIndex<S> {
         };
         self.graph.remove_slots(&slots, mode);
         self.graph.repair_stranded_exclusive();
+        self.graph.refresh_blocks();
         Ok(())
     }
 
@@ -1111,6 +1117,7 @@ impl<S: Space> HnswIndex<S> {
         self.graph.slot_epoch.fetch_add(1, Ordering::AcqRel);
         self.graph.update_vector(slot, &p);
         self.graph.set_deleted(slot, false);
+        self.graph.refresh_blocks();
         Ok(())
     }
 

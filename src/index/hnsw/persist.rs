@@ -61,6 +61,14 @@ pub mod section {
     pub const CODES: u32 = 12;
     /// Squared norm of each slot's decoded code row, `f32`.
     pub const CODE_NORMS: u32 = 13;
+    /// The 4-bit product quantizer's centroids, `f32`: sub-space after
+    /// sub-space, 16 centroids of the sub-space's components each; present
+    /// once an index with the `pq4` scheme has trained one (with
+    /// [`PQ4_CODES`]).
+    pub const PQ4_CENTROIDS: u32 = 14;
+    /// Each slot's 4-bit code, `n_items` rows of one byte per sub-space
+    /// padded to whole 64-byte lines.
+    pub const PQ4_CODES: u32 = 15;
 }
 
 /// Header parameter slots of an HNSW file.
@@ -79,8 +87,10 @@ mod param {
     pub const LEVEL_MULT: usize = 5;
     /// Neighbour selection: 0 heuristic, 1 simple, 2 heuristic keeping pruned.
     pub const SELECTION: usize = 6;
-    /// Quantization: bits 0-7 the scheme (0 none, 1 8-bit scalar), bits
-    /// 8-63 the rows its grid was trained on.
+    /// Quantization: bits 0-7 the scheme (0 none, 1 8-bit scalar, 2 4-bit
+    /// product codes in the level-0 records), bits 8-39 the rows its grid
+    /// or centroids were trained on, bits 40-47 (4-bit product codes) the
+    /// components per sub-space.
     pub const QUANT: usize = 7;
 }
 
@@ -234,7 +244,11 @@ impl<S: StoredSpace> HnswIndex<S> {
         h.params[param::LEVEL_MULT] = g.params.mult.to_bits();
         h.params[param::SELECTION] = g.params.selection.code();
         h.params[param::QUANT] = g.params.quantization.code()
-            | (g.codes.as_ref().map_or(0, |c| c.trained_on as u64) << 8);
+            | (g.codes.as_ref().map_or(0, |c| c.trained_on as u64) << 8)
+            | g.blocks.as_ref().map_or(0, |b| {
+                ((b.trained_on as u64).min(u32::MAX.into()) << 8)
+                    | ((b.pq.subspace_dims() as u64) << 40)
+            });
 
         let mut w = FileWriter::new(h);
         w.add_section(section::VECTORS, vectors)?;
@@ -270,6 +284,13 @@ impl<S: StoredSpace> HnswIndex<S> {
             w.add_pod_section(section::QUANT_GRID, &grid)?;
             w.add_section(section::CODES, &c.rows.as_bytes()[..n * c.rows.row_bytes()])?;
             w.add_pod_section(section::CODE_NORMS, &norms)?;
+        }
+        if let Some(b) = &g.blocks {
+            w.add_pod_section(section::PQ4_CENTROIDS, b.pq.centroids())?;
+            w.add_section(
+                section::PQ4_CODES,
+                &b.codes.as_bytes()[..n * b.codes.row_bytes()],
+            )?;
         }
         f(&w)
     }
@@ -410,8 +431,27 @@ impl<S: StoredSpace> HnswIndex<S> {
         let quant = h.params[param::QUANT];
         let quantization = Quantization::from_code(quant & 0xff)
             .ok_or_else(|| bad(format!("unknown quantization code {}", quant & 0xff)))?;
+        let blocks = match (quantization, space.kernels()) {
+            (Quantization::Pq4, Some(table)) if file.has_section(section::PQ4_CENTROIDS) => {
+                let dim = space.vector_len();
+                super::quant::check_scheme(quantization, space.metric(), dim)
+                    .map_err(|e| bad(e.to_string()))?;
+                let sub = ((quant >> 40) & 0xff) as usize;
+                let centroids: Vec<f32> =
+                    bytemuck::pod_collect_to_vec(file.section_bytes(section::PQ4_CENTROIDS)?);
+                let pq = crate::quant::Pq4::from_centroids(dim, sub, centroids)
+                    .map_err(|e| bad(format!("4-bit quantizer: {e}")))?;
+                let codes = RowArena::from_file(&file, section::PQ4_CODES, pq.subspaces(), n)?;
+                let trained_on = ((quant >> 8) & 0xffff_ffff) as usize;
+                let mut b = super::blocks::Blocks::with_codes(pq, m0, codes, trained_on, table);
+                b.mark_all();
+                Some(b)
+            }
+            _ => None,
+        };
         let codes = match (quantization, space.kernels()) {
             (Quantization::None, _) => None,
+            (Quantization::Pq4, _) if space.kernels().is_some() => None,
             (_, None) => {
                 return Err(bad(format!(
                     "{quantization} quantization on {:?} elements",
@@ -457,6 +497,7 @@ impl<S: StoredSpace> HnswIndex<S> {
             },
             vectors: RowArena::from_file(&file, section::VECTORS, space.vector_len(), n)?,
             codes,
+            blocks,
             links0: LinkArena::from_file(&file, section::LINKS0, m0, n)?,
             upper: LinkArena::from_file(&file, section::UPPER, m, upper_records)?,
             levels: Slab::from_file(&file, section::LEVELS, n)?,
@@ -473,6 +514,8 @@ impl<S: StoredSpace> HnswIndex<S> {
             entry,
         });
         let mut index = HnswIndex::from_graph(graph);
+        // Neighbour records are derived: packed from the links and codes.
+        index.graph.refresh_blocks();
         index.source_capacity = h.capacity;
         index.source = Some(file);
         Ok(index)
@@ -672,6 +715,7 @@ impl HnswIndex<F32Space> {
             },
             vectors,
             codes: None,
+            blocks: None,
             links0,
             upper,
             levels: Slab::from_vec(h.levels.clone()),

@@ -467,6 +467,7 @@ impl<S: Space> Graph<S> {
             params: self.params,
             vectors,
             codes: None,
+            blocks: None,
             links0,
             upper,
             levels: Slab::from_vec(levels),

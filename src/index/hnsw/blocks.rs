@@ -1,0 +1,684 @@
+//! Searching on 4-bit product codes kept inside each node's level-0
+//! record, SymphonyQG's layout with a product quantizer.
+//!
+//! Every slot has a record of its own: the ids of its level-0 neighbours
+//! (`m0` of them, unused entries [`EMPTY`], padded to a cache line), then
+//! the neighbours' 4-bit codes ([`Pq4`]) as FastScan blocks of 32
+//! ([`crate::kernels::fastscan`]). Expanding a node during a search reads
+//! that one contiguous record and estimates all its neighbours with one
+//! kernel call, instead of fetching each neighbour's row from a different
+//! place. The search keeps a pool of the `ef` best estimates; each node it
+//! expands gets its exact distance from its `f32` row (one row per
+//! expansion, loaded ahead while the previous node is expanded), and only
+//! exact distances enter the results: the rerank is implicit.
+//!
+//! The records are derived data: a copy of the links and the neighbours'
+//! codes. Each slot's own code is kept too (one byte per sub-space), written
+//! when its vector is. Changing a node's level-0 links marks its record
+//! stale (a bit per slot); every `&mut` operation ends by repacking the
+//! stale records ([`Graph::refresh_blocks`]), and a search expands a stale
+//! record (left by inserts through `&self` beside it) from the live links,
+//! estimating each neighbour from its own code. A node whose vector is
+//! replaced has its code rewritten, and every record holding it is repacked
+//! at the next refresh. Records are rebuilt, not saved: a file holds the
+//! centroids and each slot's code.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+use super::graph::{Cand, Graph, Scratch};
+use super::space::Space;
+use super::visited::PooledVisited;
+use crate::kernels::fastscan::{self, BLOCK};
+use crate::kernels::prefetch::prefetch_read_l2;
+use crate::kernels::KernelTable;
+use crate::quant::Pq4;
+use crate::store::RowArena;
+use crate::Metric;
+
+/// An unused neighbour entry of a record.
+pub(crate) const EMPTY: u32 = u32::MAX;
+
+/// Components per sub-space of the 4-bit codes for vectors of `dim`
+/// components. A search ranks neighbours by the estimates alone, so they
+/// must order close rows well: with one component per code (16 levels per
+/// component) recall at a given `ef` matches the exact index on 128-d SIFT
+/// and on low-dimensional clustered data, where two components per code
+/// (a 2-d product code of 16 centroids) lost 0.09 of recall@10 at ef 128
+/// on 32-d clusters. Above 128 dimensions the errors of many sub-spaces
+/// average out and two components per code keep records at 3 KiB for 384
+/// dimensions; four above 512.
+pub(crate) fn subspace_dims_for(dim: usize) -> usize {
+    match dim {
+        0..=128 => 1,
+        129..=512 => 2,
+        _ => 4,
+    }
+}
+
+/// The metric a [`Pq4`] table is built for, for a graph of `metric`:
+/// squared L2, or the inner product of the (for cosine, normalized)
+/// vectors the graph stores.
+pub(crate) fn table_metric(metric: Metric) -> Metric {
+    match metric {
+        Metric::L2 => Metric::L2,
+        _ => Metric::InnerProduct,
+    }
+}
+
+/// The neighbour records of a graph and the codes they are packed from.
+pub(crate) struct Blocks {
+    pub pq: Pq4,
+    /// The centroids by component: `cent_t[d * 16 + c]` is component `d`
+    /// (of the sub-space holding it) of centroid `c`, so a query's table
+    /// is built sixteen centroids at a time.
+    cent_t: Vec<f32>,
+    /// Sub-spaces of a code.
+    m: usize,
+    /// Per slot: its own code, one byte per sub-space.
+    pub codes: RowArena<u8>,
+    /// Per slot: `m0` neighbour ids, then `ceil(m0 / 32)` FastScan blocks.
+    records: RowArena<u8>,
+    /// Bytes of a record's id part (`4 * m0`, padded to a cache line).
+    ids_bytes: usize,
+    /// FastScan blocks per record.
+    nblocks: usize,
+    /// Neighbour entries per record (`m0`).
+    m0: usize,
+    /// One bit per slot: the record no longer matches the links.
+    stale: Vec<AtomicU64>,
+    /// Slots whose code was rewritten in place: the records that hold them
+    /// are repacked at the next refresh.
+    recoded: Mutex<Vec<u32>>,
+    /// Rows the centroids were trained on.
+    pub trained_on: usize,
+    pub table: &'static KernelTable,
+}
+
+impl Blocks {
+    /// Empty records and codes for `capacity` slots.
+    pub fn new(
+        pq: Pq4,
+        m0: usize,
+        capacity: usize,
+        trained_on: usize,
+        table: &'static KernelTable,
+    ) -> Self {
+        let m = pq.subspaces();
+        let codes = RowArena::new(m, capacity);
+        Self::with_codes(pq, m0, codes, trained_on, table)
+    }
+
+    /// Records for the slots of `codes` (every one stale until packed).
+    pub fn with_codes(
+        pq: Pq4,
+        m0: usize,
+        codes: RowArena<u8>,
+        trained_on: usize,
+        table: &'static KernelTable,
+    ) -> Self {
+        let m = pq.subspaces();
+        let ids_bytes = (4 * m0).div_ceil(64) * 64;
+        let nblocks = m0.div_ceil(BLOCK);
+        let capacity = codes.rows();
+        let dim = pq.dim();
+        let mut cent_t = vec![0.0f32; dim * 16];
+        for j in 0..m {
+            let range = pq.range(j);
+            for c in 0..16 {
+                let cent = pq.centroid(j, c);
+                for (i, d) in range.clone().enumerate() {
+                    cent_t[d * 16 + c] = cent[i];
+                }
+            }
+        }
+        let mut b = Blocks {
+            pq,
+            cent_t,
+            m,
+            codes,
+            records: RowArena::new(ids_bytes + nblocks * m * 16, 0),
+            ids_bytes,
+            nblocks,
+            m0,
+            stale: Vec::new(),
+            recoded: Mutex::new(Vec::new()),
+            trained_on,
+            table,
+        };
+        b.resize(capacity);
+        b
+    }
+
+    /// Grows (or shrinks) to `capacity` slots; new records are empty.
+    pub fn resize(&mut self, capacity: usize) {
+        if self.codes.rows() != capacity {
+            self.codes.resize(capacity);
+        }
+        let old = self.records.rows();
+        self.records.resize(capacity);
+        for slot in old..capacity {
+            self.clear_record(slot);
+        }
+        self.stale
+            .resize_with(capacity.div_ceil(64), || AtomicU64::new(0));
+    }
+
+    fn clear_record(&mut self, slot: usize) {
+        let ids_bytes = self.ids_bytes;
+        let rec = self.records.row_mut(slot);
+        rec[..ids_bytes].fill(0xff);
+    }
+
+    pub fn make_owned(&mut self) {
+        self.codes.make_owned();
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.codes.is_mapped()
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        self.codes.allocated_bytes()
+            + self.records.allocated_bytes()
+            + self.stale.len() * std::mem::size_of::<AtomicU64>()
+    }
+
+    /// Marks slot `slot`'s record stale (its level-0 links changed).
+    #[inline]
+    pub fn mark(&self, slot: u32) {
+        if let Some(w) = self.stale.get(slot as usize / 64) {
+            w.fetch_or(1 << (slot % 64), Ordering::Release);
+        }
+    }
+
+    /// Marks every record stale.
+    pub fn mark_all(&mut self) {
+        for w in &mut self.stale {
+            *w.get_mut() = u64::MAX;
+        }
+    }
+
+    #[inline(always)]
+    fn is_stale(&self, slot: u32) -> bool {
+        self.stale
+            .get(slot as usize / 64)
+            .is_none_or(|w| w.load(Ordering::Acquire) & (1 << (slot % 64)) != 0)
+    }
+
+    /// Notes that slot `slot`'s code was rewritten in place.
+    pub fn recoded(&self, slot: u32) {
+        self.recoded.lock().push(slot);
+    }
+
+    /// Codes `v` into slot `slot`'s code row.
+    ///
+    /// # Safety
+    /// No other thread reads or writes slot `slot`'s code row meanwhile (the
+    /// caller owns the slot, not yet published, or holds `&mut`).
+    pub unsafe fn write_code(&self, slot: usize, v: &[f32], buf: &mut Vec<u8>) {
+        buf.resize(self.m, 0);
+        // The vector was checked against the index's dimension, which is
+        // the quantizer's, and is finite: encoding cannot fail.
+        if self.pq.encode(v, buf).is_err() {
+            buf.fill(0);
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.codes.write_row(slot, buf) };
+    }
+
+    /// The ids of slot `slot`'s record (entries past its neighbours are
+    /// [`EMPTY`]).
+    #[inline(always)]
+    fn ids(&self, slot: u32) -> &[u32] {
+        let rec = self.records.row(slot as usize);
+        bytemuck::cast_slice(&rec[..4 * self.m0])
+    }
+
+    #[inline(always)]
+    fn code_blocks(&self, slot: u32) -> &[u8] {
+        &self.records.row(slot as usize)[self.ids_bytes..]
+    }
+
+    /// Starts loading slot `slot`'s record into L2.
+    #[inline(always)]
+    fn prefetch_record(&self, slot: u32) {
+        let p = self.records.row_ptr(slot as usize);
+        for i in 0..self.records.row_bytes() / 64 {
+            prefetch_read_l2(p.wrapping_add(i * 64));
+        }
+    }
+
+    /// The record of neighbours `ids` (at most `m0`, each with a code row).
+    fn record_bytes(&self, ids: &[u32], codes: &mut Vec<u8>, out: &mut Vec<u8>) {
+        out.clear();
+        out.resize(self.ids_bytes, 0xff);
+        for (dst, &id) in out.chunks_exact_mut(4).zip(ids) {
+            dst.copy_from_slice(&id.to_ne_bytes());
+        }
+
+        codes.clear();
+        for &id in ids {
+            // Codes are below 16 unless a file was corrupted (which `load`
+            // and `verify` report): such a code is searched as its low bits.
+            codes.extend(self.codes.row(id as usize)[..self.m].iter().map(|c| c & 15));
+        }
+        // Padding rows: code 0 (never read: their entries are EMPTY).
+        codes.resize(self.nblocks * BLOCK * self.m, 0);
+        fastscan::pack_blocks(codes, self.m, out).expect("codes below 16, m in range");
+    }
+
+    /// The estimate of slot `slot` from its own code (a scalar lookup per
+    /// sub-space).
+    #[inline]
+    fn estimate_one(&self, lut: &Lut<'_>, slot: u32) -> f32 {
+        let code = &self.codes.row(slot as usize)[..self.m];
+        let sum: u32 = code
+            .iter()
+            .enumerate()
+            .map(|(j, &c)| u32::from(lut.bytes[j * 16 + usize::from(c & 15)]))
+            .sum();
+        lut.estimate(sum)
+    }
+
+    /// Builds `q`'s FastScan table into `bytes` (`values` is scratch):
+    /// the partial distances of every sub-space's 16 centroids ([`Pq4`]'s
+    /// table), shifted down by each sub-space's minimum and scaled by one
+    /// shared factor to bytes, as [`Pq4Table::quantize`](crate::quant::Pq4Table::quantize)
+    /// does.
+    fn lut<'a>(
+        &self,
+        q: &[f32],
+        l2: bool,
+        values: &mut Vec<f32>,
+        bytes: &'a mut Vec<u8>,
+    ) -> Option<Lut<'a>> {
+        values.clear();
+        values.resize(self.m * 16, 0.0);
+        for j in 0..self.m {
+            let acc: &mut [f32; 16] = (&mut values[j * 16..j * 16 + 16]).try_into().ok()?;
+            for d in self.pq.range(j) {
+                let x = q[d];
+                let c: &[f32; 16] = self.cent_t[d * 16..d * 16 + 16].try_into().ok()?;
+                if l2 {
+                    for i in 0..16 {
+                        let t = x - c[i];
+                        acc[i] += t * t;
+                    }
+                } else {
+                    for i in 0..16 {
+                        acc[i] -= x * c[i];
+                    }
+                }
+            }
+        }
+        let mut bias = if l2 { 0.0 } else { 1.0 };
+        for t in values.chunks_exact_mut(16) {
+            let mut lo = t[0];
+            for &x in &t[1..] {
+                if x < lo {
+                    lo = x;
+                }
+            }
+            bias += lo;
+            for x in t.iter_mut() {
+                *x -= lo;
+            }
+        }
+        if !bias.is_finite() || values.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        // Every sub-space now starts at 0: one even grid from 0 to the
+        // widest range codes all of them, which is the kernel's quantizer.
+        bytes.resize(values.len(), 0);
+        let code = self.table.quantize_u8(values, bytes);
+        Some(Lut {
+            bytes,
+            scale: code.scale,
+            bias: bias + code.lo * self.m as f32,
+        })
+    }
+}
+
+/// A query's FastScan table for one search.
+struct Lut<'a> {
+    bytes: &'a [u8],
+    /// Distance per unit of sum.
+    scale: f32,
+    bias: f32,
+}
+
+impl Lut<'_> {
+    #[inline(always)]
+    fn estimate(&self, sum: u32) -> f32 {
+        self.bias + sum as f32 * self.scale
+    }
+}
+
+impl<S: Space> Graph<S> {
+    /// Repacks every stale record, and every record that holds a slot
+    /// whose code was rewritten, from the current links. O(stale records)
+    /// plus, after rewritten codes, a scan of every record's ids.
+    pub(crate) fn refresh_blocks(&mut self) {
+        let Some(b) = &self.blocks else {
+            return;
+        };
+        let recoded = std::mem::take(&mut *b.recoded.lock());
+        let n = self.len().min(b.records.rows());
+        if !recoded.is_empty() {
+            let set: std::collections::HashSet<u32> = recoded.into_iter().collect();
+            (0..n as u32).into_par_iter().for_each(|s| {
+                if b.ids(s).iter().any(|id| set.contains(id)) {
+                    b.mark(s);
+                }
+            });
+        }
+        let stale: Vec<u32> = b
+            .stale
+            .iter()
+            .enumerate()
+            .flat_map(|(w, bits)| {
+                let bits = bits.load(Ordering::Acquire);
+                (0..64u32)
+                    .filter(move |i| bits & (1 << i) != 0)
+                    .map(move |i| w as u32 * 64 + i)
+            })
+            .filter(|&s| (s as usize) < b.records.rows())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let this = &*self;
+        stale.par_iter().for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(ids, codes, rec), &s| {
+                ids.clear();
+                if (s as usize) < n && this.in_use(s) {
+                    this.read_links(s, 0, ids);
+                    ids.truncate(b.m0);
+                }
+                b.record_bytes(ids, codes, rec);
+                // SAFETY: `&mut self` (held by the caller through `this`)
+                // excludes searches and inserts, and each stale slot is
+                // written by one task.
+                unsafe { b.records.write_row(s as usize, rec) };
+            },
+        );
+        for w in &b.stale {
+            w.store(0, Ordering::Release);
+        }
+    }
+
+    /// The level-0 search on the neighbour records (see the module
+    /// documentation), unfiltered: up to `k` results, nearest first, exact
+    /// distances. `None` when the query cannot be coded (the caller falls
+    /// back to the exact search).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn search_blocks(
+        &self,
+        q: &[S::Elem],
+        start: Cand,
+        k: usize,
+        ef: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+    ) -> Option<Vec<Cand>> {
+        let b = self.blocks.as_ref()?;
+        let qf = super::quant::as_f32(q)?;
+        let l2 = table_metric(self.space.metric()) == Metric::L2;
+        let lut = b.lut(qf, l2, &mut scratch.dists, &mut scratch.lut)?;
+        let filtering =
+            self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
+        let ef = ef.max(k);
+        let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
+        // The `ef` best estimates seen (the bound), and the nodes among
+        // them not yet expanded, nearest first.
+        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+        let mut frontier: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(2 * ef);
+        let sums_all = &mut scratch.dots;
+        sums_all.clear();
+        sums_all.resize(b.nblocks * BLOCK, 0);
+        let limit = self.capacity() as u32;
+
+        visited.check_and_mark(start.slot);
+        let first = Cand {
+            dist: b.estimate_one(&lut, start.slot),
+            slot: start.slot,
+        };
+        top.push(first);
+        frontier.push(Reverse(first));
+        let mut bound = first.dist;
+        b.prefetch_record(start.slot);
+        while let Some(Reverse(c)) = frontier.pop() {
+            if c.dist > bound && top.len() >= ef {
+                break;
+            }
+            let u = c.slot;
+            if b.is_stale(u) {
+                self.read_links(u, 0, &mut scratch.ids);
+                for &n in &scratch.ids {
+                    let est = b.estimate_one(&lut, n);
+                    if (est < bound || top.len() < ef) && !visited.check_and_mark(n) {
+                        let cand = Cand { dist: est, slot: n };
+                        frontier.push(Reverse(cand));
+                        top.push(cand);
+                        if top.len() > ef {
+                            top.pop();
+                        }
+                        bound = top.peek().map_or(f32::INFINITY, |t| t.dist);
+                    }
+                }
+            } else {
+                let ids = b.ids(u);
+                let blocks = b.code_blocks(u);
+                let used = ids.iter().position(|&id| id == EMPTY).unwrap_or(ids.len());
+                let nblocks = used.div_ceil(BLOCK);
+                let block_bytes = b.m * 16;
+                // The sums land in `i32` scratch reinterpreted as `u32`.
+                let out: &mut [u32] = bytemuck::cast_slice_mut(&mut sums_all[..nblocks * BLOCK]);
+                if nblocks > 0 {
+                    b.table
+                        .fastscan_u4(lut.bytes, &blocks[..nblocks * block_bytes], b.m, out);
+                }
+                // The bound as a sum, compared 32 neighbours at a time before
+                // any visited tag is read (a likely cache miss): most
+                // neighbours cost no more than that comparison.
+                let below = match top.len() >= ef {
+                    true => (bound - lut.bias) / lut.scale,
+                    false => f32::INFINITY,
+                };
+                for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {
+                    let mut mask = 0u32;
+                    for (i, &sum) in sums.iter().enumerate() {
+                        mask |= u32::from((sum as f32) < below) << i;
+                    }
+                    while mask != 0 {
+                        let i = chunk * BLOCK + mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        if i >= used {
+                            break;
+                        }
+                        let n = ids[i];
+                        let est = lut.estimate(out[i]);
+                        if n < limit
+                            && (est < bound || top.len() < ef)
+                            && !visited.check_and_mark(n)
+                        {
+                            let cand = Cand { dist: est, slot: n };
+                            frontier.push(Reverse(cand));
+                            top.push(cand);
+                            if top.len() > ef {
+                                top.pop();
+                            }
+                            bound = top.peek().map_or(f32::INFINITY, |t| t.dist);
+                        }
+                    }
+                }
+            }
+            // Load the next node's record and row while this one's exact
+            // distance is taken, and the record of the one likely after it.
+            let heap = frontier.as_slice();
+            if let Some(Reverse(n)) = heap.first() {
+                b.prefetch_record(n.slot);
+                self.prefetch_row(n.slot);
+                let second = match (heap.get(1), heap.get(2)) {
+                    (Some(x), Some(y)) => Some(if x.0 < y.0 { x } else { y }),
+                    (x, _) => x,
+                };
+                if let Some(Reverse(n)) = second {
+                    b.prefetch_record(n.slot);
+                }
+            }
+            // The exact distance of the node just expanded: its row was
+            // requested when it became the next node to expand.
+            if !filtering || !self.is_deleted(u) {
+                let d = self.dist_to(q, u);
+                if results.len() < k || d < results.peek().map_or(f32::INFINITY, |c| c.dist) {
+                    results.push(Cand { dist: d, slot: u });
+                    if results.len() > k {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        let mut out = results.into_vec();
+        out.sort_unstable();
+        Some(out)
+    }
+
+    /// Trains a [`Pq4`] on up to `sample` of `used`'s rows and codes and
+    /// packs every slot with it.
+    pub(crate) fn train_blocks(
+        &mut self,
+        used: &[u32],
+        sample: Vec<f32>,
+        take: usize,
+        table: &'static KernelTable,
+    ) -> crate::Result<()> {
+        let dim = self.space.vector_len();
+        let opts = crate::quant::Pq4Options {
+            subspace_dims: subspace_dims_for(dim),
+            seed: self.params.seed,
+            ..Default::default()
+        };
+        let pq = Pq4::train(&sample, dim, opts)?;
+        drop(sample);
+        let blocks = Blocks::new(pq, self.params.m0, self.capacity(), take, table);
+        let this = &*self;
+        used.par_iter().for_each_init(Vec::new, |buf, &s| {
+            let v = super::quant::as_f32(this.vector(s)).expect("f32 space");
+            // SAFETY: `&mut self` excludes every other reader and writer,
+            // `blocks` is not shared yet, and each slot is coded once.
+            unsafe { blocks.write_code(s as usize, v, buf) };
+        });
+        let mut blocks = blocks;
+        blocks.mark_all();
+        self.blocks = Some(blocks);
+        self.refresh_blocks();
+        Ok(())
+    }
+
+    /// The first slot in use whose code differs from what its vector codes
+    /// to (a corrupt file). O(n d).
+    pub(crate) fn first_miscoded_block(&self) -> Option<u32> {
+        let b = self.blocks.as_ref()?;
+        let mut buf = vec![0u8; b.m];
+        (0..self.len() as u32).find(|&s| {
+            if !self.in_use(s) {
+                return false;
+            }
+            let Some(v) = super::quant::as_f32(self.vector(s)) else {
+                return false;
+            };
+            b.pq.encode(v, &mut buf).is_err() || buf.as_slice() != &b.codes.row(s as usize)[..b.m]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Hnsw, Quantization};
+    use crate::Metric;
+
+    /// A file whose 4-bit codes disagree with its rows (checksums intact,
+    /// as a buggy writer would leave it), even codes that do not fit four
+    /// bits, is refused by `load` and `verify`; mapping it does not panic.
+    #[test]
+    fn load_and_verify_refuse_codes_that_are_not_the_rows() {
+        let mut index = Hnsw::builder(8, Metric::L2)
+            .quantization(Quantization::Pq4)
+            .build()
+            .unwrap();
+        let rows: Vec<f32> = (0..8 * 400).map(|i| ((i * 37) % 101) as f32).collect();
+        let labels: Vec<u64> = (0..400).collect();
+        index.insert_batch(&labels, &rows).unwrap();
+        assert!(index.is_quantized());
+        assert_eq!(index.graph.first_miscoded(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.swann");
+        index.save(&path).unwrap();
+        Hnsw::load(&path).unwrap().verify().unwrap();
+
+        for bad in [0x80u8, 1] {
+            let blocks = index.graph.blocks.as_mut().unwrap();
+            let c = &mut blocks.codes.row_mut(7)[3];
+            *c = if bad == 1 { (*c + 1) % 16 } else { bad };
+            assert_eq!(index.graph.first_miscoded(), Some(7));
+            index.save(&path).unwrap();
+            let err = Hnsw::load(&path).unwrap_err();
+            assert!(err.to_string().contains("slot 7"), "{err}");
+            let mapped = Hnsw::open_mmap(&path, crate::store::OpenOptions::default()).unwrap();
+            assert!(mapped.verify().is_err());
+            assert_eq!(mapped.search(&rows[..8], 1, 16).unwrap().len(), 1);
+            index.train_quantizer().unwrap();
+        }
+    }
+
+    /// Records follow the links: after inserts through `&self` a search
+    /// expands stale records from the live links, and the next `&mut`
+    /// operation repacks them.
+    #[test]
+    fn stale_records_are_searched_from_the_links_and_repacked() {
+        let mut index = Hnsw::builder(8, Metric::L2)
+            .quantization(Quantization::Pq4)
+            .build()
+            .unwrap();
+        let rows: Vec<f32> = (0..8 * 800).map(|i| ((i * 53) % 97) as f32).collect();
+        let labels: Vec<u64> = (0..400).collect();
+        index.insert_batch(&labels, &rows[..8 * 400]).unwrap();
+        index.reserve(400).unwrap();
+        let b = index.graph.blocks.as_ref().unwrap();
+        assert!(!(0..400).any(|s| b.is_stale(s)));
+        for i in 400..800 {
+            index
+                .try_insert(i as u64, &rows[i * 8..(i + 1) * 8])
+                .unwrap();
+        }
+        let b = index.graph.blocks.as_ref().unwrap();
+        let stale = (0..800).filter(|&s| b.is_stale(s)).count();
+        assert!(stale >= 400, "{stale} stale records");
+        for i in (400..800).step_by(9) {
+            let hit = &index.search(&rows[i * 8..(i + 1) * 8], 1, 32).unwrap()[0];
+            assert_eq!(hit.distance, 0.0, "row {i}");
+        }
+        index.insert(10_000, &[1.0; 8]).unwrap();
+        let g = &index.graph;
+        let b = g.blocks.as_ref().unwrap();
+        let mut links = Vec::new();
+        for s in 0..g.len() as u32 {
+            assert!(!b.is_stale(s), "slot {s} still stale");
+            g.read_links(s, 0, &mut links);
+            let ids: Vec<u32> = b
+                .ids(s)
+                .iter()
+                .copied()
+                .filter(|&i| i != super::EMPTY)
+                .collect();
+            assert_eq!(ids, links, "slot {s}");
+        }
+    }
+}
