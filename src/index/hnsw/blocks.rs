@@ -12,8 +12,15 @@
 //! expansion, loaded ahead while the previous node is expanded), and only
 //! exact distances enter the results: the rerank is implicit.
 //!
-//! The records are derived data: a copy of the links and the neighbours'
-//! codes. Each slot's own code is kept too (one byte per sub-space), written
+//! A record has room for `m0` neighbours, and the FastScan block scores
+//! all 32 entries whatever the links fill, so the entries the links leave
+//! free (about a third at M = 16 on SIFT) are filled with the nearest of
+//! the node's neighbours' neighbours: extra edges for the search at almost
+//! no cost per expansion. On 200,000 SIFT rows they raised recall@10 at ef
+//! 24 from 0.93 to 0.95 and at ef 64 from 0.986 to 0.990.
+//!
+//! The records are derived data: a copy of the links (and the extra
+//! entries) and the neighbours' codes. Each slot's own code is kept too (one byte per sub-space), written
 //! when its vector is. Changing a node's level-0 links marks its record
 //! stale (a bit per slot); every `&mut` operation ends by repacking the
 //! stale records ([`Graph::refresh_blocks`]), and a search expands a stale
@@ -94,6 +101,8 @@ pub(crate) struct Blocks {
     /// Slots whose code was rewritten in place: the records that hold them
     /// are repacked at the next refresh.
     recoded: Mutex<Vec<u32>>,
+    /// Whether nodes were removed since the last refresh.
+    removed: Mutex<bool>,
     /// Rows the centroids were trained on.
     pub trained_on: usize,
     pub table: &'static KernelTable,
@@ -147,6 +156,7 @@ impl Blocks {
             m0,
             stale: Vec::new(),
             recoded: Mutex::new(Vec::new()),
+            removed: Mutex::new(false),
             trained_on,
             table,
         };
@@ -213,6 +223,11 @@ impl Blocks {
     /// Notes that slot `slot`'s code was rewritten in place.
     pub fn recoded(&self, slot: u32) {
         self.recoded.lock().push(slot);
+    }
+
+    /// Notes that nodes were removed (their slots freed).
+    pub fn removed(&self) {
+        *self.removed.lock() = true;
     }
 
     /// Codes `v` into slot `slot`'s code row.
@@ -369,10 +384,17 @@ impl<S: Space> Graph<S> {
         };
         let recoded = std::mem::take(&mut *b.recoded.lock());
         let n = self.len().min(b.records.rows());
-        if !recoded.is_empty() {
+        // A record's extra entries (see `fill_record`) are its neighbours'
+        // neighbours, so a node removed or recoded can sit in records whose
+        // own links never changed: those are found by their ids.
+        let removed = std::mem::take(&mut *b.removed.lock());
+        if !recoded.is_empty() || removed {
             let set: std::collections::HashSet<u32> = recoded.into_iter().collect();
             (0..n as u32).into_par_iter().for_each(|s| {
-                if b.ids(s).iter().any(|id| set.contains(id)) {
+                if b.ids(s)
+                    .iter()
+                    .any(|&id| id != EMPTY && (set.contains(&id) || (removed && !self.in_use(id))))
+                {
                     b.mark(s);
                 }
             });
@@ -394,12 +416,13 @@ impl<S: Space> Graph<S> {
         }
         let this = &*self;
         stale.par_iter().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(ids, codes, rec), &s| {
+            || (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |(ids, codes, rec, hop, cands), &s| {
                 ids.clear();
                 if (s as usize) < n && this.in_use(s) {
                     this.read_links(s, 0, ids);
                     ids.truncate(b.m0);
+                    this.fill_record(s, b.m0, ids, hop, cands);
                 }
                 b.record_bytes(ids, codes, rec);
                 // SAFETY: `&mut self` (held by the caller through `this`)
@@ -411,6 +434,48 @@ impl<S: Space> Graph<S> {
         for w in &b.stale {
             w.store(0, Ordering::Release);
         }
+    }
+
+    /// Fills the free entries of slot `s`'s record (`ids`, its links) with
+    /// the nearest of its neighbours' neighbours that it does not link to.
+    /// The FastScan block scores 32 neighbours whether the links fill it or
+    /// not, so these extra edges cost a search almost nothing.
+    fn fill_record(
+        &self,
+        s: u32,
+        m0: usize,
+        ids: &mut Vec<u32>,
+        hop: &mut Vec<u32>,
+        cands: &mut Vec<Cand>,
+    ) {
+        if ids.len() >= m0 || ids.is_empty() {
+            return;
+        }
+        hop.clear();
+        let mut links = Vec::new();
+        for &n in ids.iter() {
+            self.read_links(n, 0, &mut links);
+            hop.extend_from_slice(&links);
+        }
+        hop.sort_unstable();
+        hop.dedup();
+        hop.retain(|x| *x != s && !ids.contains(x) && self.in_use(*x) && !self.is_deleted(*x));
+        for &x in hop.iter() {
+            self.prefetch_row(x);
+        }
+        let v = self.vector(s);
+        cands.clear();
+        cands.extend(hop.iter().map(|&x| Cand {
+            dist: self.space.distance(v, self.vector(x)),
+            slot: x,
+        }));
+        let want = m0 - ids.len();
+        if cands.len() > want {
+            cands.select_nth_unstable(want);
+            cands.truncate(want);
+        }
+        cands.sort_unstable();
+        ids.extend(cands.iter().map(|c| c.slot));
     }
 
     /// The level-0 search on the neighbour records (see the module
@@ -647,7 +712,15 @@ mod tests {
             .quantization(Quantization::Pq4)
             .build()
             .unwrap();
-        let rows: Vec<f32> = (0..8 * 800).map(|i| ((i * 53) % 97) as f32).collect();
+        let mut x = 12345u64;
+        let rows: Vec<f32> = (0..8 * 800)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 40) as f32 / 1024.0
+            })
+            .collect();
         let labels: Vec<u64> = (0..400).collect();
         index.insert_batch(&labels, &rows[..8 * 400]).unwrap();
         index.reserve(400).unwrap();
@@ -662,8 +735,12 @@ mod tests {
         let stale = (0..800).filter(|&s| b.is_stale(s)).count();
         assert!(stale >= 400, "{stale} stale records");
         for i in (400..800).step_by(9) {
-            let hit = &index.search(&rows[i * 8..(i + 1) * 8], 1, 32).unwrap()[0];
-            assert_eq!(hit.distance, 0.0, "row {i}");
+            let hits = index.search(&rows[i * 8..(i + 1) * 8], 10, 64).unwrap();
+            assert!(
+                hits.iter()
+                    .any(|h| h.label == i as u64 && h.distance == 0.0),
+                "row {i} not found by its own vector"
+            );
         }
         index.insert(10_000, &[1.0; 8]).unwrap();
         let g = &index.graph;
@@ -678,7 +755,34 @@ mod tests {
                 .copied()
                 .filter(|&i| i != super::EMPTY)
                 .collect();
-            assert_eq!(ids, links, "slot {s}");
+            // The links, then extra entries: in use, distinct, not linked.
+            assert_eq!(ids[..links.len()], links[..], "slot {s}");
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), ids.len(), "slot {s}: repeated ids");
+            assert!(ids.iter().all(|&i| i != s && g.in_use(i)), "slot {s}");
+            assert!(ids.len() <= g.params.m0);
+        }
+        // Removed nodes leave no record, also not as an extra entry of a
+        // record whose own links did not change.
+        let gone: Vec<u64> = (0..800).step_by(5).collect();
+        index.remove_batch(&gone).unwrap();
+        let g = &index.graph;
+        let b = g.blocks.as_ref().unwrap();
+        for s in 0..g.len() as u32 {
+            if g.in_use(s) {
+                assert!(!b.is_stale(s));
+                let ids = b.ids(s).iter().filter(|&&i| i != super::EMPTY);
+                assert!(ids.clone().all(|&i| g.in_use(i)), "slot {s}");
+            }
+        }
+        for i in (1..800).step_by(5) {
+            let hits = index.search(&rows[i * 8..(i + 1) * 8], 10, 64).unwrap();
+            assert!(hits.iter().all(|h| h.label % 5 != 0));
+            assert!(hits
+                .iter()
+                .any(|h| h.label == i as u64 && h.distance == 0.0));
         }
     }
 }

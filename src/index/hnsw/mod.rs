@@ -679,6 +679,7 @@ impl<S: Space> HnswIndex<S> {
             // Unlink the removed nodes first: their slots may be enough.
             self.graph.remove_slots(&[], Removal::Complete);
             self.graph.repair_stranded_exclusive();
+            self.graph.refresh_blocks();
         }
         let need = need(self)?;
         if need > self.capacity() {

@@ -47,6 +47,9 @@ impl<S: Space> Graph<S> {
         }
         self.make_owned();
         self.ensure_anchored();
+        if let Some(b) = &self.blocks {
+            b.removed();
+        }
         let n = self.len();
         let scan_all = slots.len() * SCAN_SHARE > n;
         let mut now: Vec<u32> = Vec::with_capacity(slots.len());
