@@ -50,16 +50,19 @@ pub enum Quantization {
     /// exact integer dot product per row (VNNI, AVX-VNNI or dotprod where
     /// the CPU has them), the best candidates reranked exactly.
     Sq8,
-    /// 4-bit product codes ([`Pq4`](crate::quant::Pq4), a quarter byte
-    /// per component up to 256 dimensions, an eighth above) of each node's
-    /// level-0 neighbours, kept inside the node's own record beside their
-    /// ids (SymphonyQG's layout): expanding a node estimates all its
-    /// neighbours with one FastScan kernel call on one contiguous record,
-    /// and each expanded node gets its exact distance, so results carry
-    /// exact distances without a separate rerank. The fastest scheme, and
-    /// the largest: the records hold a copy of the links and `m0` codes
-    /// per node (at M = 16, 1,152 bytes per node for 128 dimensions).
-    /// Filtered searches run on the exact vectors.
+    /// 4-bit product codes ([`Pq4`](crate::quant::Pq4): half a byte per
+    /// component up to 128 dimensions, a quarter up to 512, an eighth
+    /// above) of each node's level-0 neighbours, kept inside the node's own
+    /// record beside their ids (SymphonyQG's layout), the entries its links
+    /// leave free filled with nearby nodes: expanding a node estimates all
+    /// its neighbours with one FastScan kernel call on one contiguous
+    /// record, and each expanded node gets its exact distance, so results
+    /// carry exact distances without a separate rerank. The fastest scheme,
+    /// and the largest: each node's record holds `m0` ids and `m0` codes
+    /// (at M = 16, 2,176 bytes per node for 128 dimensions, 3,200 for 384),
+    /// built in memory from the links and each node's code when an index
+    /// is built, loaded or mapped (the file holds only the codes). Filtered
+    /// searches run on the exact vectors.
     Pq4,
 }
 
