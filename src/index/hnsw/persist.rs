@@ -325,7 +325,10 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// `opts.populate` false). Only the header, the section table and the
     /// section sizes are checked; link ids are bounded during search, so a
     /// corrupt file gives wrong answers, never a crash. Call
-    /// [`HnswIndex::verify`] to check everything.
+    /// [`HnswIndex::verify`] to check everything. The exception is
+    /// [`Quantization::Pq4`]: its neighbour records are built in memory
+    /// from the mapped links and codes at open, O(n) (about a second per
+    /// 200,000 nodes on two threads), and are not shared between processes.
     ///
     /// The index is read-only: `mark_deleted` and `try_insert` fail, and
     /// `&mut self` methods (`insert`, `resize`, ...) first copy it into
