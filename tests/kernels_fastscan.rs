@@ -200,3 +200,83 @@ fn no_blocks_is_no_work() {
         t.fastscan_u4(&[7; 48], &[], 3, &mut []);
     }
 }
+
+/// `KernelTable::pq4_table`'s definition, written out: per sub-space and
+/// centroid the partial distance summed component by component, then each
+/// sub-space shifted down by its minimum; the minima's sum returned.
+fn pq4_table_reference(q: &[f32], cent_t: &[f32], width: usize, l2: bool) -> (Vec<f32>, f32) {
+    let m = q.len().div_ceil(width);
+    let mut out = vec![0.0f32; 16 * m];
+    for (d, &x) in q.iter().enumerate() {
+        for c in 0..16 {
+            let v = cent_t[d * 16 + c];
+            let acc = &mut out[(d / width) * 16 + c];
+            if l2 {
+                *acc += (x - v) * (x - v);
+            } else {
+                *acc -= x * v;
+            }
+        }
+    }
+    let mut bias = 0.0f32;
+    for t in out.chunks_exact_mut(16) {
+        let lo = t.iter().copied().fold(f32::INFINITY, f32::min);
+        bias += lo;
+        t.iter_mut().for_each(|x| *x -= lo);
+    }
+    (out, bias)
+}
+
+#[test]
+fn pq4_table_is_the_definition_on_every_variant() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for dim in [1usize, 2, 3, 7, 16, 31, 128, 129, 384] {
+        for width in [1usize, 2, 3, 4, 8] {
+            let q: Vec<f32> = (0..dim).map(|_| rng.normal() * 10.0).collect();
+            let cent_t: Vec<f32> = (0..16 * dim).map(|_| rng.normal() * 10.0).collect();
+            for l2 in [true, false] {
+                let (want, bias) = pq4_table_reference(&q, &cent_t, width, l2);
+                assert!(want.iter().all(|&x| x >= 0.0));
+                for t in all_variants() {
+                    let mut out = vec![f32::NAN; want.len()];
+                    let got = t.pq4_table(&q, &cent_t, width, l2, &mut out);
+                    let what = format!("{} dim {dim} width {width} l2 {l2}", t.variant());
+                    assert_eq!(got.to_bits(), bias.to_bits(), "{what}");
+                    let (a, b): (Vec<u32>, Vec<u32>) = (
+                        out.iter().map(|x| x.to_bits()).collect(),
+                        want.iter().map(|x| x.to_bits()).collect(),
+                    );
+                    assert_eq!(a, b, "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pq4_table_reports_overflow_and_refuses_bad_lengths() {
+    for t in all_variants() {
+        let q = [3.0e19f32, 0.0];
+        let cent_t = vec![-3.0e19f32; 32];
+        let mut out = vec![0.0f32; 32];
+        assert!(
+            t.pq4_table(&q, &cent_t, 1, true, &mut out).is_nan(),
+            "{}",
+            t.variant()
+        );
+        let r = std::panic::catch_unwind(|| {
+            let mut out = vec![0.0f32; 16];
+            t.pq4_table(&[1.0, 2.0], &[0.0; 32], 1, true, &mut out)
+        });
+        assert!(
+            r.is_err(),
+            "{}: a table too short for two sub-spaces",
+            t.variant()
+        );
+        let r = std::panic::catch_unwind(|| {
+            let mut out = vec![0.0f32; 16];
+            t.pq4_table(&[1.0], &[0.0; 32], 1, true, &mut out)
+        });
+        assert!(r.is_err(), "{}: centroids of the wrong length", t.variant());
+    }
+}

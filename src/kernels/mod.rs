@@ -221,6 +221,34 @@ macro_rules! simd_glue {
             $crate::kernels::scalar::widen_slice(src, dst);
         }
 
+        /// A 4-bit product quantizer's table: plain loops that LLVM
+        /// vectorizes with the ISA's features (one 16-lane register per
+        /// centroid row with AVX-512).
+        ///
+        /// # Safety
+        /// `RawPq4Table` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn pq4_table(
+            q: *const f32,
+            cent_t: *const f32,
+            dim: usize,
+            width: usize,
+            l2: bool,
+            out: *mut f32,
+        ) -> f32 {
+            // SAFETY: `dim` readable floats at `q`, `16 dim` at `cent_t`,
+            // `16 ceil(dim / width)` writable at `out`, not overlapping
+            // (caller contract).
+            let (q, cent_t, out) = unsafe {
+                (
+                    $crate::kernels::scalar::slice(q, dim),
+                    $crate::kernels::scalar::slice(cent_t, 16 * dim),
+                    std::slice::from_raw_parts_mut(out, 16 * dim.div_ceil(width)),
+                )
+            };
+            $crate::kernels::scalar::pq4_table_slice(q, cent_t, width, l2, out)
+        }
+
         batch_entry!(
             #[target_feature(enable = $features)]
             dot_batch,
@@ -358,6 +386,7 @@ macro_rules! kernel_table {
             widen_u8,
             dot_u8,
             quantize_u8,
+            pq4_table,
             project,
             fastscan_u4,
             int: int_fields!($int),
@@ -538,6 +567,17 @@ pub(crate) type RawWidenU8 = unsafe fn(src: *const u8, dst: *mut f32, n: usize);
 pub(crate) type RawDotU8 = unsafe fn(q: *const f32, codes: *const u8, n: usize) -> f32;
 /// Raw byte quantizer: `x` has `n` readable floats, `codes` `n` writable bytes.
 pub(crate) type RawQuantizeU8 = unsafe fn(x: *const f32, codes: *mut u8, n: usize) -> U8Code;
+/// Raw 4-bit product quantizer table: `q` has `dim` readable floats,
+/// `cent_t` `16 dim`, `out` `16 ceil(dim / width)` writable ones, not
+/// overlapping; `width >= 1`.
+pub(crate) type RawPq4Table = unsafe fn(
+    q: *const f32,
+    cent_t: *const f32,
+    dim: usize,
+    width: usize,
+    l2: bool,
+    out: *mut f32,
+) -> f32;
 /// Raw projection pass (see [`KernelTable::project`]): unsafe only because
 /// it needs the table's ISA; the slices carry their own bounds.
 pub(crate) type RawProject =
@@ -571,6 +611,7 @@ pub struct KernelTable {
     pub(crate) widen_u8: RawWidenU8,
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
+    pub(crate) pq4_table: RawPq4Table,
     pub(crate) project: RawProject,
     pub(crate) fastscan_u4: fastscan::RawFastScan,
     pub(crate) int: int8::IntKernels,
@@ -1034,6 +1075,56 @@ impl KernelTable {
         // SAFETY: the table's ISA runs here; both slices have `len` readable
         // elements.
         unsafe { (self.dot_u8)(q.as_ptr(), codes.as_ptr(), q.len()) }
+    }
+
+    /// A query's table for 4-bit product codes of `width` components per
+    /// sub-space, with the centroids given by component: `cent_t[d * 16 +
+    /// c]` is component `d` of centroid `c` of the sub-space holding `d`
+    /// (sub-space `j` holds components `j * width..` up to `width` of them).
+    /// Writes `out[j * 16 + c]` = the partial distance of centroid `c` of
+    /// sub-space `j` to `q`'s slice (squared L2 with `l2`, else minus the
+    /// dot product), summed component by component in order, then shifted
+    /// down by the sub-space's minimum, and returns the sum of the minima:
+    /// `out` is the table [`quant::Pq4`](crate::quant::Pq4)'s FastScan
+    /// bytes are quantized from, every entry `>= 0`. The same bits on every
+    /// ISA. Returns NaN when a partial distance is not finite (a query far
+    /// outside the centroids' range overflows `f32`).
+    ///
+    /// # Panics
+    /// If `width` is 0, `cent_t.len() != 16 * q.len()` or
+    /// `out.len() != 16 * ceil(q.len() / width)`.
+    #[inline]
+    pub fn pq4_table(
+        &self,
+        q: &[f32],
+        cent_t: &[f32],
+        width: usize,
+        l2: bool,
+        out: &mut [f32],
+    ) -> f32 {
+        assert!(width > 0, "components per sub-space");
+        assert_eq!(
+            cent_t.len(),
+            16 * q.len(),
+            "16 centroid values per component"
+        );
+        assert_eq!(
+            out.len(),
+            16 * q.len().div_ceil(width),
+            "16 entries per sub-space"
+        );
+        // SAFETY: the table's ISA runs here; the lengths were checked
+        // above, and `out` (`&mut`) overlaps neither input.
+        unsafe {
+            (self.pq4_table)(
+                q.as_ptr(),
+                cent_t.as_ptr(),
+                q.len(),
+                width,
+                l2,
+                out.as_mut_ptr(),
+            )
+        }
     }
 
     /// Codes `x` as bytes on an even grid from its smallest to its largest

@@ -209,6 +209,95 @@ pub(crate) fn widen_slice(src: &[u8], dst: &mut [f32]) {
 }
 
 /// # Safety
+/// `RawPq4Table` contract.
+unsafe fn pq4_table(
+    q: *const f32,
+    cent_t: *const f32,
+    dim: usize,
+    width: usize,
+    l2: bool,
+    out: *mut f32,
+) -> f32 {
+    // SAFETY: the caller guarantees `dim` readable floats at `q`, `16 dim`
+    // at `cent_t` and `16 ceil(dim / width)` writable ones at `out`, not
+    // overlapping.
+    let (q, cent_t, out) = unsafe {
+        (
+            slice(q, dim),
+            slice(cent_t, 16 * dim),
+            std::slice::from_raw_parts_mut(out, 16 * dim.div_ceil(width)),
+        )
+    };
+    pq4_table_slice(q, cent_t, width, l2, out)
+}
+
+/// The table of a 4-bit product quantizer's partial distances for query
+/// `q` (see [`KernelTable::pq4_table`](super::KernelTable::pq4_table)):
+/// plain loops of sixteen lanes that every ISA compiles with its own target
+/// features, each sum in the same order, so every ISA returns the same bits.
+#[inline(always)]
+pub(crate) fn pq4_table_slice(
+    q: &[f32],
+    cent_t: &[f32],
+    width: usize,
+    l2: bool,
+    out: &mut [f32],
+) -> f32 {
+    out.fill(0.0);
+    for ((acc, qj), cj) in out
+        .chunks_exact_mut(16)
+        .zip(q.chunks(width))
+        .zip(cent_t.chunks(16 * width))
+    {
+        let acc: &mut [f32; 16] = acc.try_into().expect("16 lanes");
+        for (&x, c) in qj.iter().zip(cj.chunks_exact(16)) {
+            let c: &[f32; 16] = c.try_into().expect("16 lanes");
+            if l2 {
+                for i in 0..16 {
+                    let t = x - c[i];
+                    acc[i] += t * t;
+                }
+            } else {
+                for i in 0..16 {
+                    acc[i] -= x * c[i];
+                }
+            }
+        }
+    }
+    let mut bias = 0.0f32;
+    let mut finite = true;
+    for t in out.chunks_exact_mut(16) {
+        let t: &mut [f32; 16] = t.try_into().expect("16 lanes");
+        // Minimum and maximum by halving, so the lanes stay in registers.
+        let (mut lo, mut hi) = (*t, *t);
+        for step in [8, 4, 2, 1] {
+            for i in 0..step {
+                lo[i] = if lo[i + step] < lo[i] {
+                    lo[i + step]
+                } else {
+                    lo[i]
+                };
+                hi[i] = if hi[i + step] > hi[i] {
+                    hi[i + step]
+                } else {
+                    hi[i]
+                };
+            }
+        }
+        finite &= (hi[0] - lo[0]).is_finite();
+        bias += lo[0];
+        for x in t.iter_mut() {
+            *x -= lo[0];
+        }
+    }
+    if finite {
+        bias
+    } else {
+        f32::NAN
+    }
+}
+
+/// # Safety
 /// `q` valid for `n` reads, `codes` for `n` reads.
 unsafe fn dot_u8(q: *const f32, codes: *const u8, n: usize) -> f32 {
     // SAFETY: the caller guarantees `n` readable elements at each pointer.

@@ -333,37 +333,11 @@ impl Blocks {
     ) -> Option<Lut<'a>> {
         values.clear();
         values.resize(self.m * 16, 0.0);
-        for j in 0..self.m {
-            let acc: &mut [f32; 16] = (&mut values[j * 16..j * 16 + 16]).try_into().ok()?;
-            for d in self.pq.range(j) {
-                let x = q[d];
-                let c: &[f32; 16] = self.cent_t[d * 16..d * 16 + 16].try_into().ok()?;
-                if l2 {
-                    for i in 0..16 {
-                        let t = x - c[i];
-                        acc[i] += t * t;
-                    }
-                } else {
-                    for i in 0..16 {
-                        acc[i] -= x * c[i];
-                    }
-                }
-            }
-        }
-        let mut bias = if l2 { 0.0 } else { 1.0 };
-        for t in values.chunks_exact_mut(16) {
-            let mut lo = t[0];
-            for &x in &t[1..] {
-                if x < lo {
-                    lo = x;
-                }
-            }
-            bias += lo;
-            for x in t.iter_mut() {
-                *x -= lo;
-            }
-        }
-        if !bias.is_finite() || values.iter().any(|x| !x.is_finite()) {
+        let minima = self
+            .table
+            .pq4_table(q, &self.cent_t, self.pq.subspace_dims(), l2, values);
+        let bias = if l2 { 0.0 } else { 1.0 } + minima;
+        if !bias.is_finite() {
             return None;
         }
         // Every sub-space now starts at 0: one even grid from 0 to the
