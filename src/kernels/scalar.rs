@@ -243,26 +243,31 @@ pub(crate) fn pq4_table_slice(
     l2: bool,
     out: &mut [f32],
 ) -> f32 {
-    out.fill(0.0);
-    for ((acc, qj), cj) in out
+    for ((dst, qj), cj) in out
         .chunks_exact_mut(16)
         .zip(q.chunks(width))
         .zip(cent_t.chunks(16 * width))
     {
-        let acc: &mut [f32; 16] = acc.try_into().expect("16 lanes");
-        for (&x, c) in qj.iter().zip(cj.chunks_exact(16)) {
-            let c: &[f32; 16] = c.try_into().expect("16 lanes");
-            if l2 {
+        // The sixteen sums in a local array (registers), one pass per
+        // component, stored once.
+        let mut acc = [0.0f32; 16];
+        if l2 {
+            for (&x, c) in qj.iter().zip(cj.chunks_exact(16)) {
+                let c: &[f32; 16] = c.try_into().expect("16 lanes");
                 for i in 0..16 {
                     let t = x - c[i];
                     acc[i] += t * t;
                 }
-            } else {
+            }
+        } else {
+            for (&x, c) in qj.iter().zip(cj.chunks_exact(16)) {
+                let c: &[f32; 16] = c.try_into().expect("16 lanes");
                 for i in 0..16 {
                     acc[i] -= x * c[i];
                 }
             }
         }
+        dst.copy_from_slice(&acc);
     }
     let mut bias = 0.0f32;
     let mut finite = true;
