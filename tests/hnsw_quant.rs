@@ -333,20 +333,7 @@ fn replaced_vectors_are_searched_by_their_new_codes() {
             let hit = &index.search(v, 1, 64).unwrap()[0];
             assert_eq!((hit.label, hit.distance), (want, 0.0), "{scheme}: row {i}");
         }
-        let mut hit = 0;
-        for q in queries.chunks_exact(DIM) {
-            let truth: HashSet<u64> = brute(&live_rows, q, 10, Metric::L2)
-                .into_iter()
-                .map(|i| labels[i as usize])
-                .collect();
-            hit += index
-                .search(q, 10, 64)
-                .unwrap()
-                .iter()
-                .filter(|n| truth.contains(&n.label))
-                .count();
-        }
-        let r = hit as f64 / (10 * queries.len() / DIM) as f64;
+        let r = recall_over(&index, &labels, &live_rows, &queries);
         assert!(r >= 0.9, "{scheme}: recall after replacing vectors {r}");
     }
 }
@@ -364,11 +351,17 @@ fn recall_live(index: &HnswIndex<F32Space>, rows: &[f32], queries: &[f32]) -> f6
                 .copied()
         })
         .collect();
+    recall_over(index, &live, &sub, queries)
+}
+
+/// Recall@10 at ef 64 against brute force over `rows`, row `i` holding
+/// label `labels[i]`.
+fn recall_over(index: &HnswIndex<F32Space>, labels: &[u64], rows: &[f32], queries: &[f32]) -> f64 {
     let (mut hit, mut total) = (0, 0);
     for q in queries.chunks_exact(DIM) {
-        let truth: HashSet<u64> = brute(&sub, q, 10, Metric::L2)
+        let truth: HashSet<u64> = brute(rows, q, 10, Metric::L2)
             .into_iter()
-            .map(|i| live[i as usize])
+            .map(|i| labels[i as usize])
             .collect();
         hit += index
             .search(q, 10, 64)

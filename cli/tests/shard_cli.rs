@@ -5,33 +5,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::data;
+use common::{data, ok, swann};
 use swann::index::flat::FlatIndex;
 use swann::index::sharded::{Manifest, ShardedIndex};
 use swann::io::{write_fvecs, write_ivecs, Matrix};
 use swann::prelude::*;
 use swann::store::OpenOptions;
-
-fn swann(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swann"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn shard_build_manifest_query() {

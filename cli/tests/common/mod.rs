@@ -15,3 +15,27 @@ pub fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Runs the `swann` binary in `dir` with `args`.
+// Not every test file runs the binary this way.
+#[allow(dead_code)]
+pub fn swann(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_swann"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a run that must have succeeded (both streams in
+/// the panic message otherwise).
+#[allow(dead_code)]
+pub fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -68,6 +68,35 @@ pub(crate) fn subspace_dims_for(dim: usize) -> usize {
     }
 }
 
+/// The `ef` best estimates a search has seen (their worst is the bound a
+/// neighbour must beat), and the nodes among them not yet expanded,
+/// nearest first.
+struct Beam {
+    top: BinaryHeap<Cand>,
+    frontier: BinaryHeap<Reverse<Cand>>,
+    bound: f32,
+    ef: usize,
+}
+
+impl Beam {
+    /// Whether an estimate would enter the best `ef`.
+    #[inline(always)]
+    fn admits(&self, est: f32) -> bool {
+        est < self.bound || self.top.len() < self.ef
+    }
+
+    /// Adds a node to expand, dropping the worst estimate past `ef`.
+    #[inline(always)]
+    fn push(&mut self, cand: Cand) {
+        self.frontier.push(Reverse(cand));
+        self.top.push(cand);
+        if self.top.len() > self.ef {
+            self.top.pop();
+        }
+        self.bound = self.top.peek().map_or(f32::INFINITY, |t| t.dist);
+    }
+}
+
 /// Links of each neighbour a record's free entries are filled from (see
 /// [`Graph::fill_record`]): a neighbour's first links are its nearest, and
 /// on 200,000 SIFT rows taking 8 of them kept recall@10 at ef 24 and 64
@@ -493,10 +522,12 @@ impl<S: Space> Graph<S> {
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
         let ef = ef.max(k);
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
-        // The `ef` best estimates seen (the bound), and the nodes among
-        // them not yet expanded, nearest first.
-        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
-        let mut frontier: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(2 * ef);
+        let mut beam = Beam {
+            top: BinaryHeap::with_capacity(ef + 1),
+            frontier: BinaryHeap::with_capacity(2 * ef),
+            bound: f32::INFINITY,
+            ef,
+        };
         let sums_all = &mut scratch.dots;
         sums_all.clear();
         sums_all.resize(b.nblocks * BLOCK, 0);
@@ -507,12 +538,10 @@ impl<S: Space> Graph<S> {
             dist: b.estimate_one(&lut, start.slot),
             slot: start.slot,
         };
-        top.push(first);
-        frontier.push(Reverse(first));
-        let mut bound = first.dist;
+        beam.push(first);
         b.prefetch_record(start.slot);
-        while let Some(Reverse(c)) = frontier.pop() {
-            if c.dist > bound && top.len() >= ef {
+        while let Some(Reverse(c)) = beam.frontier.pop() {
+            if c.dist > beam.bound && beam.top.len() >= ef {
                 break;
             }
             let u = c.slot;
@@ -520,14 +549,8 @@ impl<S: Space> Graph<S> {
                 self.read_links(u, 0, &mut scratch.ids);
                 for &n in &scratch.ids {
                     let est = b.estimate_one(&lut, n);
-                    if (est < bound || top.len() < ef) && !visited.check_and_mark(n) {
-                        let cand = Cand { dist: est, slot: n };
-                        frontier.push(Reverse(cand));
-                        top.push(cand);
-                        if top.len() > ef {
-                            top.pop();
-                        }
-                        bound = top.peek().map_or(f32::INFINITY, |t| t.dist);
+                    if beam.admits(est) && !visited.check_and_mark(n) {
+                        beam.push(Cand { dist: est, slot: n });
                     }
                 }
             } else {
@@ -545,8 +568,8 @@ impl<S: Space> Graph<S> {
                 // The bound as a sum, compared 32 neighbours at a time before
                 // any visited tag is read (a likely cache miss): most
                 // neighbours cost no more than that comparison.
-                let below = match top.len() >= ef {
-                    true => (bound - lut.bias) / lut.scale,
+                let below = match beam.top.len() >= ef {
+                    true => (beam.bound - lut.bias) / lut.scale,
                     false => f32::INFINITY,
                 };
                 for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {
@@ -562,24 +585,15 @@ impl<S: Space> Graph<S> {
                         }
                         let n = ids[i];
                         let est = lut.estimate(out[i]);
-                        if n < limit
-                            && (est < bound || top.len() < ef)
-                            && !visited.check_and_mark(n)
-                        {
-                            let cand = Cand { dist: est, slot: n };
-                            frontier.push(Reverse(cand));
-                            top.push(cand);
-                            if top.len() > ef {
-                                top.pop();
-                            }
-                            bound = top.peek().map_or(f32::INFINITY, |t| t.dist);
+                        if n < limit && beam.admits(est) && !visited.check_and_mark(n) {
+                            beam.push(Cand { dist: est, slot: n });
                         }
                     }
                 }
             }
             // Load the next node's record and row while this one's exact
             // distance is taken, and the record of the one likely after it.
-            let heap = frontier.as_slice();
+            let heap = beam.frontier.as_slice();
             if let Some(Reverse(n)) = heap.first() {
                 b.prefetch_record(n.slot);
                 self.prefetch_row(n.slot);
@@ -638,22 +652,6 @@ impl<S: Space> Graph<S> {
         self.blocks = Some(blocks);
         self.refresh_blocks();
         Ok(())
-    }
-
-    /// The first slot in use whose code differs from what its vector codes
-    /// to (a corrupt file). O(n d).
-    pub(crate) fn first_miscoded_block(&self) -> Option<u32> {
-        let b = self.blocks.as_ref()?;
-        let mut buf = vec![0u8; b.m];
-        (0..self.len() as u32).find(|&s| {
-            if !self.in_use(s) {
-                return false;
-            }
-            let Some(v) = super::quant::as_f32(self.vector(s)) else {
-                return false;
-            };
-            b.pq.encode(v, &mut buf).is_err() || buf.as_slice() != &b.codes.row(s as usize)[..b.m]
-        })
     }
 }
 

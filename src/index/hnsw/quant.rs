@@ -344,22 +344,25 @@ impl<S: Space> Graph<S> {
     /// vector codes to under the graph's grid (a corrupt file): what
     /// `load` and `verify` check. O(n d).
     pub(crate) fn first_miscoded(&self) -> Option<u32> {
-        if self.blocks.is_some() {
-            return self.first_miscoded_block();
+        if let Some(b) = &self.blocks {
+            let mut buf = vec![0u8; b.pq.subspaces()];
+            return self.first_slot_where(|s, v| {
+                b.pq.encode(v, &mut buf).is_err() || buf[..] != b.codes.row(s as usize)[..buf.len()]
+            });
         }
         let codes = self.codes.as_ref()?;
         let mut buf = vec![0u8; codes.sq.dim()];
-        (0..self.len() as u32).find(|&s| {
-            if !self.in_use(s) {
-                return false;
-            }
-            let Some(v) = as_f32(self.vector(s)) else {
-                return false;
-            };
+        self.first_slot_where(|s, v| {
             let norm = codes.sq.encode(v, &mut buf);
             buf.as_slice() != codes.rows.row(s as usize)
                 || norm.to_bits() != codes.norms[s as usize].load(Ordering::Relaxed)
         })
+    }
+
+    /// The first slot in use whose `f32` vector `wrong` holds for.
+    fn first_slot_where(&self, mut wrong: impl FnMut(u32, &[f32]) -> bool) -> Option<u32> {
+        (0..self.len() as u32)
+            .find(|&s| self.in_use(s) && as_f32(self.vector(s)).is_some_and(|v| wrong(s, v)))
     }
 
     /// Reranks `found` (estimated distances, nearest first) exactly: the
