@@ -80,7 +80,7 @@ pub enum QuantArg {
     None,
     /// 8-bit scalar codes (a quarter of the f32 rows), integer distance estimates, exact rerank.
     Sq8,
-    /// 4-bit codes of each node's neighbours inside its level-0 record (FastScan), exact distances of expanded nodes: the fastest on SIFT-like data, at about 4x hnswlib's memory (2.2 KB more per node at 128-d).
+    /// 4-bit codes of each node's neighbours inside its level-0 record (FastScan), exact distances of expanded nodes: the fastest on SIFT-like data, at about 4x hnswlib's memory (2.3 KB more per node at 128-d).
     Pq4,
 }
 
