@@ -104,16 +104,6 @@ impl Beam {
 /// fill (0.8 s instead of 1.9 s on 2 threads).
 const FILL_FROM: usize = 8;
 
-/// The metric a [`Pq4`] table is built for, for a graph of `metric`:
-/// squared L2, or the inner product of the (for cosine, normalized)
-/// vectors the graph stores.
-pub(crate) fn table_metric(metric: Metric) -> Metric {
-    match metric {
-        Metric::L2 => Metric::L2,
-        _ => Metric::InnerProduct,
-    }
-}
-
 /// The neighbour records of a graph and the codes they are packed from.
 pub(crate) struct Blocks {
     pub pq: Pq4,
@@ -516,7 +506,9 @@ impl<S: Space> Graph<S> {
     ) -> Option<Vec<Cand>> {
         let b = self.blocks.as_ref()?;
         let qf = super::quant::as_f32(q)?;
-        let l2 = table_metric(self.space.metric()) == Metric::L2;
+        // Squared L2, or the inner product of the (for cosine, normalized)
+        // vectors the graph stores.
+        let l2 = self.space.metric() == Metric::L2;
         let lut = b.lut(qf, l2, &mut scratch.dists, &mut scratch.lut)?;
         let filtering =
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
