@@ -719,13 +719,25 @@ impl<S: Space> Graph<S> {
         }
     }
 
-    /// Greedy descent from `start` on `level` (ef = 1, as the paper's upper layers).
-    fn greedy(&self, q: &[S::Elem], mut cur: Cand, level: usize, ids: &mut Vec<u32>) -> Cand {
+    /// Greedy descent from `cur` on `level` (ef = 1, as the paper's upper
+    /// layers), scoring nodes with `dist` after `prefetch` has requested
+    /// all of a node's neighbours.
+    fn greedy_by(
+        &self,
+        mut cur: Cand,
+        level: usize,
+        ids: &mut Vec<u32>,
+        prefetch: &impl Fn(u32),
+        dist: &impl Fn(u32) -> f32,
+    ) -> Cand {
         loop {
             let mut changed = false;
             self.read_links(cur.slot, level, ids);
             for &n in ids.iter() {
-                let d = self.dist_to(q, n);
+                prefetch(n);
+            }
+            for &n in ids.iter() {
+                let d = dist(n);
                 if d < cur.dist {
                     cur = Cand { dist: d, slot: n };
                     changed = true;
@@ -737,25 +749,51 @@ impl<S: Space> Graph<S> {
         }
     }
 
+    /// Descends greedily from the entry point through `level + 1`... down
+    /// to `stop_level` with distances from `dist` and returns the closest
+    /// node found there (its distance from `dist`).
+    fn descend_by(
+        &self,
+        stop_level: usize,
+        scratch: &mut Scratch,
+        prefetch: impl Fn(u32),
+        dist: impl Fn(u32) -> f32,
+    ) -> Option<Cand> {
+        let (ep, max_level) = self.entry()?;
+        let mut cur = Cand {
+            dist: dist(ep),
+            slot: ep,
+        };
+        let mut level = max_level;
+        while level > stop_level {
+            cur = self.greedy_by(cur, level, &mut scratch.ids, &prefetch, &dist);
+            level -= 1;
+        }
+        Some(cur)
+    }
+
     /// Descends from the entry point to `level + 1`... down to `stop_level`
-    /// and returns the closest node found there.
+    /// and returns the closest node found there, with its exact distance.
     pub(crate) fn descend(
         &self,
         q: &[S::Elem],
         stop_level: usize,
         scratch: &mut Scratch,
     ) -> Option<Cand> {
-        let (ep, max_level) = self.entry()?;
-        let mut cur = Cand {
-            dist: self.dist_to(q, ep),
-            slot: ep,
-        };
-        let mut level = max_level;
-        while level > stop_level {
-            cur = self.greedy(q, cur, level, &mut scratch.ids);
-            level -= 1;
+        self.descend_by(stop_level, scratch, |_| {}, |n| self.dist_to(q, n))
+    }
+
+    /// The descent of an unfiltered query to level 0. On an 8-bit coded
+    /// graph it runs on the codes, as the level-0 search does: a code row
+    /// is a quarter of a row's bytes, and an index whose rows stay in a
+    /// mapped file then reads rows only to rerank. The returned distance is
+    /// on the scale of the level-0 search [`search_base`](Self::search_base)
+    /// runs unfiltered, which scores its start itself.
+    pub(crate) fn descend_to_base(&self, q: &[S::Elem], scratch: &mut Scratch) -> Option<Cand> {
+        match self.code_query(q) {
+            Some(cq) => self.descend_by(0, scratch, |n| cq.prefetch(n), |n| cq.estimate(n)),
+            None => self.descend(q, 0, scratch),
         }
-        Some(cur)
     }
 
     /// Best-first search on one level (paper, algorithm 2), hnswlib-style:
@@ -1020,7 +1058,11 @@ impl<S: Space> Graph<S> {
         filter: Option<&F>,
         scratch: &mut Scratch,
     ) -> Vec<Neighbor> {
-        let Some(start) = self.descend(q, 0, scratch) else {
+        let start = match filter {
+            None => self.descend_to_base(q, scratch),
+            Some(_) => self.descend(q, 0, scratch),
+        };
+        let Some(start) = start else {
             return Vec::new();
         };
         let ef = ef.max(k);

@@ -447,4 +447,53 @@ mod tests {
         let mapped = Hnsw::open_mmap(&path, crate::store::OpenOptions::default()).unwrap();
         assert!(mapped.verify().is_err());
     }
+
+    /// An unfiltered query descends an 8-bit coded graph on the codes: the
+    /// node it reaches carries its estimate, and none of that node's
+    /// level-1 links estimates nearer (greedy descent's stopping rule on
+    /// the estimates, which exact distances would not satisfy in general).
+    #[test]
+    fn unfiltered_descent_runs_on_the_codes() {
+        let dim = 16;
+        let mut index = Hnsw::builder(dim, Metric::L2)
+            .quantization(Quantization::Sq8)
+            .m(8)
+            .build()
+            .unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let rows: Vec<f32> = (0..dim * 3000).map(|_| next()).collect();
+        let labels: Vec<u64> = (0..3000).collect();
+        index.insert_batch(&labels, &rows).unwrap();
+        let g = &index.graph;
+        assert!(g.entry().unwrap().1 >= 2, "the test needs upper levels");
+        let mut scratch = super::super::graph::Scratch::default();
+        let mut links = Vec::new();
+        let mut differs = 0;
+        for _ in 0..200 {
+            let q: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let cq = g.code_query(&q).unwrap();
+            let got = g.descend_to_base(&q, &mut scratch).unwrap();
+            assert_eq!(got.dist.to_bits(), cq.estimate(got.slot).to_bits());
+            if g.levels[got.slot as usize] >= 1 {
+                g.read_links(got.slot, 1, &mut links);
+                for &n in &links {
+                    assert!(
+                        cq.estimate(n) >= got.dist,
+                        "{n} estimates nearer than {got:?}"
+                    );
+                }
+            }
+            let exact = g.descend(&q, 0, &mut scratch).unwrap();
+            assert_eq!(exact.dist, g.dist_to(&q, exact.slot));
+            differs += usize::from(exact.dist != got.dist);
+        }
+        // The two descents score on different scales.
+        assert!(differs > 150, "{differs}");
+    }
 }
