@@ -334,6 +334,14 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// `&mut self` methods (`insert`, `resize`, ...) first copy it into
     /// memory. Several processes mapping one file share its pages.
     ///
+    /// With [`Quantization::Sq8`] an unfiltered search reads the links and
+    /// the 8-bit codes, and `f32` rows only for its rerank (the upper levels
+    /// are descended on the codes too), so the rows can stay on disk: the
+    /// resident set a search needs is the graph and the codes (a quarter of
+    /// the rows' bytes), and `opts.advise_random` keeps read-ahead from
+    /// pulling in rows around the ones reranked. Filtered searches still
+    /// descend on the rows.
+    ///
     /// # Errors
     /// Those of [`IndexFile::open_mmap`] ([`Error::Io`], [`Error::Format`]) and
     /// of [`from_index_file`](Self::from_index_file). The graph itself is not
