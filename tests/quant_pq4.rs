@@ -10,7 +10,7 @@ mod common;
 
 use common::{all_kernel_variants as all_variants, clustered_scaled as clustered};
 use swann::kernels::{fastscan, Isa, KernelTable};
-use swann::quant::{Pq4, Pq4Options, Pq4Table};
+use swann::quant::{Pq4, Pq4Lut, Pq4Options, Pq4Table};
 use swann::{Error, Metric};
 
 fn l2(a: &[f32], b: &[f32]) -> f32 {
@@ -171,8 +171,9 @@ fn byte_estimates_are_within_the_rounding_bound_of_the_f32_table() {
             // sub-space starts at 0.
             assert!(lut.bytes().contains(&255));
             assert!(lut.bytes().chunks_exact(16).all(|t| t.contains(&0)));
-            let bound = m as f32 * 0.5 / lut.scale();
+            let bound = m as f32 * 0.5 * (1.0 + 1.0 / 1024.0) * lut.step();
             assert_eq!(lut.rounding_bound(), bound);
+            assert_eq!(lut.scale(), 1.0 / lut.step());
             let mut back = vec![0.0f32; dim];
             for c in codes.chunks_exact(m) {
                 let sum: u32 = c
@@ -194,6 +195,49 @@ fn byte_estimates_are_within_the_rounding_bound_of_the_f32_table() {
                 assert!((reference - decoded).abs() <= 1e-4 * (decoded.abs() + 1.0));
             }
         }
+    }
+}
+
+/// The byte table built by the kernels is the same on every variant this
+/// CPU runs, and the same as the `f32` table quantized, for every width.
+#[test]
+fn every_kernel_variant_builds_the_same_byte_table() {
+    let dim = 50;
+    let data = clustered(300, dim, 23);
+    for sd in [1, 2, 3, 4, 7] {
+        let pq = Pq4::train(&data[..250 * dim], dim, opts(sd)).unwrap();
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            for q in data[250 * dim..].chunks_exact(dim).take(10) {
+                let want = pq.table(q, metric).unwrap().quantize();
+                assert_eq!(pq.lut(q, metric).unwrap(), want);
+                let (mut values, mut lut) = (Vec::new(), Pq4Lut::default());
+                for t in all_variants() {
+                    pq.lut_into(t, q, metric, &mut values, &mut lut).unwrap();
+                    assert_eq!(lut, want, "{}, width {sd}, {metric}", t.variant());
+                }
+            }
+        }
+    }
+    // Refused queries leave an error, whatever the kernel.
+    let pq = Pq4::train(&data, dim, opts(2)).unwrap();
+    let (mut values, mut lut) = (Vec::new(), Pq4Lut::default());
+    let mut q = data[..dim].to_vec();
+    q[3] = f32::NAN;
+    for t in all_variants() {
+        assert!(matches!(
+            pq.lut_into(t, &q, Metric::L2, &mut values, &mut lut),
+            Err(Error::NonFinite { index: 3, .. })
+        ));
+        assert!(matches!(
+            pq.lut_into(t, &q[1..], Metric::L2, &mut values, &mut lut),
+            Err(Error::DimensionMismatch { .. })
+        ));
+        q[3] = 1e30;
+        assert!(matches!(
+            pq.lut_into(t, &q, Metric::L2, &mut values, &mut lut),
+            Err(Error::InvalidParameter(_))
+        ));
+        q[3] = f32::NAN;
     }
 }
 

@@ -75,13 +75,16 @@ impl Default for Pq4Options {
 /// sub-space, so the `f32` table is quantized once per query
 /// ([`Pq4Table::quantize`]): each sub-space's 16 values are shifted down by
 /// their minimum (the minima add up to the estimate's `bias`), and all are
-/// multiplied by one shared `scale = 255 / r`, `r` being the widest range of
-/// a sub-space's values, then rounded to the nearest integer. The scale has
-/// to be shared because the kernel adds the bytes of different sub-spaces
-/// as they are. A row's estimate is `bias + sum / scale`
-/// ([`Pq4Lut::estimate`]); each byte is off by at most half a unit, so the
-/// estimate is within `m * 0.5 / scale` ([`Pq4Lut::rounding_bound`]) of the
-/// `f32` table's sum ([`Pq4Table::distance_to_codes`]).
+/// coded on one even grid of 256 steps from 0 to `r`, the widest range of
+/// a sub-space's values (`step = r / 255`, each value rounded to the
+/// nearest step). The grid has to be shared because the kernel adds the
+/// bytes of different sub-spaces as they are. A row's estimate is
+/// `bias + sum * step` ([`Pq4Lut::estimate`]); each byte is off by at most
+/// half a step (and a rounding of the `f32` arithmetic), so the estimate
+/// is within `m * 0.5 * (1 + 2^-10) * step` ([`Pq4Lut::rounding_bound`])
+/// of the `f32` table's sum ([`Pq4Table::distance_to_codes`]). The table is
+/// built by the kernels ([`Pq4::lut`], [`Pq4::lut_into`]): the same bytes on
+/// every CPU.
 ///
 /// The estimate ranks candidates; an index reranks the best of them with
 /// exact distances.
@@ -116,6 +119,10 @@ pub struct Pq4 {
     /// Sub-space after sub-space; in sub-space `j` (components `a..b`), the
     /// 16 centroids of `b - a` components each, from `16 * a`.
     centroids: Vec<f32>,
+    /// The same by component: `cent_t[d * 16 + c]` is component `d` (of
+    /// the sub-space holding it) of centroid `c`, so a query's table is
+    /// built sixteen centroids at a time ([`KernelTable::pq4_table`]).
+    cent_t: Vec<f32>,
 }
 
 /// A query's `f32` distance table (see [`Pq4`]).
@@ -129,11 +136,13 @@ pub struct Pq4Table {
 }
 
 /// A query's table quantized to bytes for FastScan (see
-/// [the byte table](Pq4#the-byte-table-fastscan-sums)).
-#[derive(Clone, Debug, PartialEq)]
+/// [the byte table](Pq4#the-byte-table-fastscan-sums)). The default is an
+/// empty table, to be filled by [`Pq4::lut_into`].
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pq4Lut {
     bytes: Vec<u8>,
-    scale: f32,
+    /// Distance per unit of sum.
+    step: f32,
     bias: f32,
 }
 
@@ -326,6 +335,7 @@ impl Pq4 {
             dim,
             subspace_dims: opts.subspace_dims,
             centroids: Vec::new(),
+            cent_t: Vec::new(),
         };
         let per_subspace: Vec<Vec<f32>> = (0..m)
             .into_par_iter()
@@ -343,6 +353,7 @@ impl Pq4 {
             })
             .collect();
         pq.centroids = per_subspace.concat();
+        pq.cent_t = pq.by_component();
         Ok(pq)
     }
 
@@ -370,11 +381,28 @@ impl Pq4 {
         if let Some((index, &value)) = centroids.iter().enumerate().find(|(_, x)| !x.is_finite()) {
             return Err(Error::NonFinite { index, value });
         }
-        Ok(Pq4 {
+        let mut pq = Pq4 {
             dim,
             subspace_dims,
             centroids,
-        })
+            cent_t: Vec::new(),
+        };
+        pq.cent_t = pq.by_component();
+        Ok(pq)
+    }
+
+    /// The centroids by component (the layout of `cent_t`).
+    fn by_component(&self) -> Vec<f32> {
+        let mut cent_t = vec![0.0f32; self.dim * CENTROIDS];
+        for j in 0..self.subspaces() {
+            let range = self.range(j);
+            for c in 0..CENTROIDS {
+                for (i, d) in range.clone().enumerate() {
+                    cent_t[d * CENTROIDS + c] = self.centroid(j, c)[i];
+                }
+            }
+        }
+        cent_t
     }
 
     /// Components per vector.
@@ -532,16 +560,7 @@ impl Pq4 {
     /// and [`Error::InvalidParameter`] when a partial distance overflows
     /// `f32`.
     pub fn table(&self, query: &[f32], metric: Metric) -> Result<Pq4Table> {
-        let l2 = match metric {
-            Metric::L2 => true,
-            Metric::InnerProduct => false,
-            other => {
-                return Err(Error::UnsupportedMetric {
-                    metric: other,
-                    index: "4-bit product quantization",
-                })
-            }
-        };
+        let l2 = table_is_l2(metric)?;
         check_vector(query, self.dim)?;
         let m = self.subspaces();
         let mut values = Vec::with_capacity(m * CENTROIDS);
@@ -569,13 +588,75 @@ impl Pq4 {
         })
     }
 
-    /// The byte table FastScan scans for `query` under `metric`:
-    /// [`Pq4::table`], [quantized](Pq4Table::quantize).
+    /// The byte table FastScan scans for `query` under `metric`: the same
+    /// bytes as [`Pq4::table`] [quantized](Pq4Table::quantize), built by
+    /// the active kernels without the `f32` table in between (see
+    /// [`Pq4::lut_into`]).
     ///
     /// # Errors
     /// As [`Pq4::table`].
     pub fn lut(&self, query: &[f32], metric: Metric) -> Result<Pq4Lut> {
-        Ok(self.table(query, metric)?.quantize())
+        let mut lut = Pq4Lut::default();
+        self.lut_into(
+            crate::kernels::active(),
+            query,
+            metric,
+            &mut Vec::new(),
+            &mut lut,
+        )?;
+        Ok(lut)
+    }
+
+    /// [`Pq4::lut`] into `lut`, reusing its memory, with `kernels`'
+    /// [`pq4_table`](KernelTable::pq4_table) (`values` is scratch): what a
+    /// search does once per query. Every kernel table gives the same
+    /// bytes.
+    ///
+    /// # Errors
+    /// As [`Pq4::table`]; `lut` is then unspecified.
+    pub fn lut_into(
+        &self,
+        kernels: &KernelTable,
+        query: &[f32],
+        metric: Metric,
+        values: &mut Vec<f32>,
+        lut: &mut Pq4Lut,
+    ) -> Result<()> {
+        let l2 = table_is_l2(metric)?;
+        if query.len() != self.dim {
+            check_vector(query, self.dim)?;
+        }
+        let m = self.subspaces();
+        values.clear();
+        values.resize(m * CENTROIDS, 0.0);
+        let minima = kernels.pq4_table(query, &self.cent_t, self.subspace_dims, l2, values);
+        let bias = if l2 { 0.0 } else { 1.0 } + minima;
+        if !bias.is_finite() {
+            // A non-finite query component, or a partial distance (or a
+            // sub-space's range) past f32.
+            check_vector(query, self.dim)?;
+            return Err(Error::InvalidParameter(
+                "a partial distance of the query's table overflows f32".into(),
+            ));
+        }
+        lut.bytes.resize(values.len(), 0);
+        let code = kernels.quantize_u8(values, &mut lut.bytes);
+        lut.step = code.scale;
+        lut.bias = bias + code.lo * m as f32;
+        Ok(())
+    }
+}
+
+/// Whether a table under `metric` holds squared L2 (else inner product)
+/// partial distances; other metrics are refused.
+fn table_is_l2(metric: Metric) -> Result<bool> {
+    match metric {
+        Metric::L2 => Ok(true),
+        Metric::InnerProduct => Ok(false),
+        other => Err(Error::UnsupportedMetric {
+            metric: other,
+            index: "4-bit product quantization",
+        }),
     }
 }
 
@@ -607,44 +688,32 @@ impl Pq4Table {
                 .sum::<f32>()
     }
 
-    /// The table in bytes for FastScan: per sub-space shifted down by its
-    /// minimum, all scaled by `255 / r` (`r` the widest sub-space range),
-    /// rounded to the nearest integer.
+    /// The table in bytes for FastScan: each sub-space's values shifted
+    /// down by its minimum, then all coded on one even grid of 256 steps
+    /// from 0 to the widest sub-space range `r` (step `r / 255`, rounded to
+    /// the nearest step, half up), as
+    /// [`KernelTable::quantize_u8`] codes them. The bias is the minima
+    /// summed in sub-space order, plus 1 for the inner product: the bytes
+    /// and the estimates of [`Pq4::lut`] exactly. A range past `f32` (values
+    /// near `f32::MAX` apart, which [`Pq4::lut`] refuses) gives a step of
+    /// infinity.
     pub fn quantize(&self) -> Pq4Lut {
-        let mut bias = self.offset;
-        let mut range = 0.0f32;
-        let minima: Vec<f32> = self
-            .values
-            .chunks_exact(CENTROIDS)
-            .map(|t| {
-                let (lo, hi) = t
-                    .iter()
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
-                        (lo.min(x), hi.max(x))
-                    });
-                bias += lo;
-                range = range.max(hi - lo);
-                lo
-            })
-            .collect();
-        let scale = 255.0 / range;
-        // Flat tables (or ranges so small the scale overflows) code as 0:
-        // each entry is then within `range` of its minimum.
-        let scale = if range > 0.0 && scale.is_finite() {
-            scale
-        } else {
-            1.0
-        };
-        let bytes = self
-            .values
-            .chunks_exact(CENTROIDS)
-            .zip(&minima)
-            .flat_map(|(t, &lo)| {
-                t.iter()
-                    .map(move |&x| ((x - lo) * scale).round().clamp(0.0, 255.0) as u8)
-            })
-            .collect();
-        Pq4Lut { bytes, scale, bias }
+        let mut minima = 0.0f32;
+        let mut shifted = Vec::with_capacity(self.values.len());
+        for t in self.values.chunks_exact(CENTROIDS) {
+            let lo = t
+                .iter()
+                .fold(f32::INFINITY, |lo, &x| if x < lo { x } else { lo });
+            minima += lo;
+            shifted.extend(t.iter().map(|&x| x - lo));
+        }
+        let mut bytes = vec![0u8; shifted.len()];
+        let code = crate::kernels::active().quantize_u8(&shifted, &mut bytes);
+        Pq4Lut {
+            bytes,
+            step: code.scale,
+            bias: (self.offset + minima) + code.lo * self.subspaces() as f32,
+        }
     }
 }
 
@@ -655,9 +724,15 @@ impl Pq4Lut {
         &self.bytes
     }
 
-    /// Bytes per unit of distance.
+    /// Bytes per unit of distance: `1 / step` (infinite for a flat
+    /// table, whose step is 0).
     pub fn scale(&self) -> f32 {
-        self.scale
+        1.0 / self.step
+    }
+
+    /// Distance per unit of sum: the grid's step.
+    pub fn step(&self) -> f32 {
+        self.step
     }
 
     /// The distance a sum of 0 stands for (the sub-spaces' minima, plus 1
@@ -671,17 +746,19 @@ impl Pq4Lut {
         self.bytes.len() / CENTROIDS
     }
 
-    /// The distance estimated from a FastScan sum: `bias + sum / scale`.
+    /// The distance estimated from a FastScan sum: `bias + sum * step`.
     #[inline]
     pub fn estimate(&self, sum: u32) -> f32 {
-        self.bias + sum as f32 / self.scale
+        self.bias + sum as f32 * self.step
     }
 
     /// How far an estimate can be from the `f32` table's distance
     /// ([`Pq4Table::distance_to_codes`]) by the rounding of the bytes:
-    /// half a unit per sub-space, `m * 0.5 / scale`.
+    /// half a step per sub-space, and `2^-10` of that for the `f32`
+    /// arithmetic of the grid (a byte is `round(x * (1 / step))`, and
+    /// `1 / step` is rounded): `m * 0.5 * (1 + 2^-10) * step`.
     pub fn rounding_bound(&self) -> f32 {
-        self.subspaces() as f32 * 0.5 / self.scale
+        self.subspaces() as f32 * 0.5 * (1.0 + 1.0 / 1024.0) * self.step
     }
 
     /// Estimated distances to every vector of `blocks` (FastScan blocks of

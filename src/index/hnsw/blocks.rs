@@ -43,7 +43,7 @@ use super::visited::PooledVisited;
 use crate::kernels::fastscan::{self, BLOCK};
 use crate::kernels::prefetch::prefetch_read_l2;
 use crate::kernels::KernelTable;
-use crate::quant::Pq4;
+use crate::quant::{Pq4, Pq4Lut};
 use crate::store::RowArena;
 use crate::Metric;
 
@@ -107,10 +107,6 @@ const FILL_FROM: usize = 8;
 /// The neighbour records of a graph and the codes they are packed from.
 pub(crate) struct Blocks {
     pub pq: Pq4,
-    /// The centroids by component: `cent_t[d * 16 + c]` is component `d`
-    /// (of the sub-space holding it) of centroid `c`, so a query's table
-    /// is built sixteen centroids at a time.
-    cent_t: Vec<f32>,
     /// Sub-spaces of a code.
     m: usize,
     /// Per slot: its own code, one byte per sub-space.
@@ -161,20 +157,8 @@ impl Blocks {
         let ids_bytes = (4 * m0).div_ceil(64) * 64;
         let nblocks = m0.div_ceil(BLOCK);
         let capacity = codes.rows();
-        let dim = pq.dim();
-        let mut cent_t = vec![0.0f32; dim * 16];
-        for j in 0..m {
-            let range = pq.range(j);
-            for c in 0..16 {
-                let cent = pq.centroid(j, c);
-                for (i, d) in range.clone().enumerate() {
-                    cent_t[d * 16 + c] = cent[i];
-                }
-            }
-        }
         let mut b = Blocks {
             pq,
-            cent_t,
             m,
             codes,
             records: RowArena::new(ids_bytes + nblocks * m * 16, 0),
@@ -328,61 +312,15 @@ impl Blocks {
     /// The estimate of slot `slot` from its own code (a scalar lookup per
     /// sub-space).
     #[inline]
-    fn estimate_one(&self, lut: &Lut<'_>, slot: u32) -> f32 {
+    fn estimate_one(&self, lut: &Pq4Lut, slot: u32) -> f32 {
         let code = &self.codes.row(slot as usize)[..self.m];
+        let bytes = lut.bytes();
         let sum: u32 = code
             .iter()
             .enumerate()
-            .map(|(j, &c)| u32::from(lut.bytes[j * 16 + usize::from(c & 15)]))
+            .map(|(j, &c)| u32::from(bytes[j * 16 + usize::from(c & 15)]))
             .sum();
         lut.estimate(sum)
-    }
-
-    /// Builds `q`'s FastScan table into `bytes` (`values` is scratch):
-    /// the partial distances of every sub-space's 16 centroids ([`Pq4`]'s
-    /// table), shifted down by each sub-space's minimum and scaled by one
-    /// shared factor to bytes, as [`Pq4Table::quantize`](crate::quant::Pq4Table::quantize)
-    /// does.
-    fn lut<'a>(
-        &self,
-        q: &[f32],
-        l2: bool,
-        values: &mut Vec<f32>,
-        bytes: &'a mut Vec<u8>,
-    ) -> Option<Lut<'a>> {
-        values.clear();
-        values.resize(self.m * 16, 0.0);
-        let minima = self
-            .table
-            .pq4_table(q, &self.cent_t, self.pq.subspace_dims(), l2, values);
-        let bias = if l2 { 0.0 } else { 1.0 } + minima;
-        if !bias.is_finite() {
-            return None;
-        }
-        // Every sub-space now starts at 0: one even grid from 0 to the
-        // widest range codes all of them, which is the kernel's quantizer.
-        bytes.resize(values.len(), 0);
-        let code = self.table.quantize_u8(values, bytes);
-        Some(Lut {
-            bytes,
-            scale: code.scale,
-            bias: bias + code.lo * self.m as f32,
-        })
-    }
-}
-
-/// A query's FastScan table for one search.
-struct Lut<'a> {
-    bytes: &'a [u8],
-    /// Distance per unit of sum.
-    scale: f32,
-    bias: f32,
-}
-
-impl Lut<'_> {
-    #[inline(always)]
-    fn estimate(&self, sum: u32) -> f32 {
-        self.bias + sum as f32 * self.scale
     }
 }
 
@@ -509,7 +447,10 @@ impl<S: Space> Graph<S> {
         // Squared L2, or the inner product of the (for cosine, normalized)
         // vectors the graph stores.
         let l2 = self.space.metric() == Metric::L2;
-        let lut = b.lut(qf, l2, &mut scratch.dists, &mut scratch.lut)?;
+        let metric = if l2 { Metric::L2 } else { Metric::InnerProduct };
+        b.pq.lut_into(b.table, qf, metric, &mut scratch.dists, &mut scratch.pq4)
+            .ok()?;
+        let lut = &scratch.pq4;
         let filtering =
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
         let ef = ef.max(k);
@@ -527,7 +468,7 @@ impl<S: Space> Graph<S> {
 
         visited.check_and_mark(start.slot);
         let first = Cand {
-            dist: b.estimate_one(&lut, start.slot),
+            dist: b.estimate_one(lut, start.slot),
             slot: start.slot,
         };
         beam.push(first);
@@ -540,7 +481,7 @@ impl<S: Space> Graph<S> {
             if b.is_stale(u) {
                 self.read_links(u, 0, &mut scratch.ids);
                 for &n in &scratch.ids {
-                    let est = b.estimate_one(&lut, n);
+                    let est = b.estimate_one(lut, n);
                     if beam.admits(est) && !visited.check_and_mark(n) {
                         beam.push(Cand { dist: est, slot: n });
                     }
@@ -555,13 +496,13 @@ impl<S: Space> Graph<S> {
                 let out: &mut [u32] = bytemuck::cast_slice_mut(&mut sums_all[..nblocks * BLOCK]);
                 if nblocks > 0 {
                     b.table
-                        .fastscan_u4(lut.bytes, &blocks[..nblocks * block_bytes], b.m, out);
+                        .fastscan_u4(lut.bytes(), &blocks[..nblocks * block_bytes], b.m, out);
                 }
                 // The bound as a sum, compared 32 neighbours at a time before
                 // any visited tag is read (a likely cache miss): most
                 // neighbours cost no more than that comparison.
                 let below = match beam.top.len() >= ef {
-                    true => (beam.bound - lut.bias) / lut.scale,
+                    true => (beam.bound - lut.bias()) / lut.step(),
                     false => f32::INFINITY,
                 };
                 for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {

@@ -328,7 +328,7 @@ pub(crate) struct Scratch {
     pub(crate) dists: Vec<f32>,
     pub(crate) dots: Vec<i32>,
     /// A query's FastScan table (searches on neighbour records).
-    pub(crate) lut: Vec<u8>,
+    pub(crate) pq4: crate::quant::Pq4Lut,
 }
 
 impl<S: Space> Graph<S> {
