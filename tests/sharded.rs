@@ -400,3 +400,48 @@ fn an_empty_shard_contributes_nothing() {
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0].label, 0);
 }
+
+/// A shard's entry counts the labels its index answers for (removed ones
+/// not, deleted ones as `labels()` lists them), read the same for every
+/// quantization scheme (a `pq4` shard's records are not built to count
+/// them), with the size and checksum of the file.
+#[test]
+fn manifest_entries_count_the_live_labels_of_every_scheme() {
+    use swann::index::hnsw::Quantization;
+    use swann::index::sharded::file_checksum;
+    let dim = 16;
+    let n = 600u64;
+    let data = common::clustered(n as usize, dim, 4, 0.5, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let mut shards = Vec::new();
+    for (i, q) in [Quantization::None, Quantization::Sq8, Quantization::Pq4]
+        .into_iter()
+        .enumerate()
+    {
+        let base = 1000 * i as u64;
+        let mut h = Hnsw::builder(dim, Metric::L2)
+            .quantization(q)
+            .build()
+            .unwrap();
+        let labels: Vec<u64> = (base..base + n).collect();
+        h.insert_batch(&labels, &data).unwrap();
+        h.remove_batch(&[base, base + n - 1, base + 17, base + 300])
+            .unwrap();
+        h.mark_deleted(base + 5).unwrap();
+        let path = dir.path().join(format!("s{i}.swann"));
+        h.save(&path).unwrap();
+        let mut live = h.labels();
+        live.sort_unstable();
+        assert_eq!(live.len(), n as usize - 4);
+        shards.push((path, live));
+    }
+    let files: Vec<&PathBuf> = shards.iter().map(|(p, _)| p).collect();
+    let m = Manifest::from_shards(&files, dir.path()).unwrap();
+    assert_eq!(m.rows(), 3 * (n - 4));
+    for (e, (path, live)) in m.shards.iter().zip(&shards) {
+        assert_eq!(e.rows, live.len() as u64, "{}", path.display());
+        assert_eq!((e.label_min, e.label_max), (live[0], live[live.len() - 1]));
+        assert_eq!(e.bytes, std::fs::metadata(path).unwrap().len());
+        assert_eq!(e.xxh3, file_checksum(path).unwrap());
+    }
+}

@@ -53,6 +53,7 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -185,6 +186,11 @@ pub fn file_checksum(path: impl AsRef<Path>) -> Result<String> {
     Ok(format!("{:016x}", h.digest()))
 }
 
+/// [`file_checksum`] of bytes already in memory (or mapped).
+fn bytes_checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
 /// What a shard file holds, read from its header and its labels.
 struct Described {
     kind: ShardKind,
@@ -196,28 +202,29 @@ struct Described {
 
 /// A shard's row count (deleted items not counted, as its `len`) and the
 /// range of its labels.
-fn rows_and_labels(path: &Path, kind: ShardKind) -> Result<(u64, u64, u64)> {
-    let opts = OpenOptions::default();
-    let (rows, labels): (usize, Vec<u64>) = match kind {
-        ShardKind::Hnsw => {
-            let i = Hnsw::open_mmap(path, opts)?;
-            (i.len(), i.labels())
-        }
+fn rows_and_labels(file: &Arc<IndexFile>, path: &Path, kind: ShardKind) -> Result<(u64, u64, u64)> {
+    let labels: Vec<u64> = match kind {
+        // From the label and flag sections: opening the index would build
+        // a `pq4` shard's neighbour records only to be dropped.
+        ShardKind::Hnsw => super::hnsw::live_labels(file)?,
         ShardKind::Flat => {
-            let i = FlatIndex::open_mmap(path, opts)?;
-            (i.len(), i.labels().to_vec())
+            let i = FlatIndex::from_index_file(Arc::clone(file), crate::kernels::active())?;
+            i.labels().to_vec()
         }
         #[cfg(feature = "forest")]
         ShardKind::Forest => {
-            let i = super::forest::Forest::open_mmap(path, opts)?;
-            (i.n_present(), i.ids().map(u64::from).collect())
+            let i = super::forest::Forest::open_mmap(path, OpenOptions::default())?;
+            i.ids().map(u64::from).collect()
         }
         #[cfg(not(feature = "forest"))]
-        ShardKind::Forest => return Err(forest_disabled()),
+        ShardKind::Forest => {
+            let _ = path;
+            return Err(forest_disabled());
+        }
     };
     let min = labels.iter().copied().min().unwrap_or(0);
     let max = labels.iter().copied().max().unwrap_or(0);
-    Ok((rows as u64, min, max))
+    Ok((labels.len() as u64, min, max))
 }
 
 #[cfg(not(feature = "forest"))]
@@ -226,19 +233,19 @@ fn forest_disabled() -> Error {
 }
 
 fn describe(path: &Path, recorded: PathBuf) -> Result<Described> {
-    let file = IndexFile::open_mmap(path, OpenOptions::default())?;
+    // One map of the file for its header, its labels and its checksum, so
+    // the entry describes one version of the file.
+    let file = Arc::new(IndexFile::open_mmap(path, OpenOptions::default())?);
     let h = file.header().clone();
     let kind = ShardKind::of(h.kind)?;
-    let bytes = file.file_len();
-    drop(file);
-    let (rows, label_min, label_max) = rows_and_labels(path, kind)?;
+    let (rows, label_min, label_max) = rows_and_labels(&file, path, kind)?;
     let entry = ShardEntry {
         path: recorded,
         rows,
         label_min,
         label_max,
-        bytes,
-        xxh3: file_checksum(path)?,
+        bytes: file.file_len(),
+        xxh3: bytes_checksum(file.bytes()),
     };
     Ok(Described {
         kind,

@@ -669,6 +669,30 @@ impl<S: StoredSpace> HnswIndex<S> {
     }
 }
 
+/// The labels of the live items of an HNSW file, as the opened index's
+/// `labels()` lists them, read from the file's label and flag sections
+/// without opening the index (so without building a `pq4` index's
+/// neighbour records).
+///
+/// # Errors
+/// [`FormatError::WrongKind`] for another kind of index; the section
+/// errors of [`IndexFile::section_exact`] for a label or flag section that
+/// does not hold one entry per item.
+pub(crate) fn live_labels(file: &IndexFile) -> Result<Vec<u64>> {
+    file.expect_kind(IndexKind::Hnsw)?;
+    let n = file.header().n_items;
+    let labels: &[u64] = file.section_exact(section::LABELS, n)?;
+    let flags: &[u8] = file.section_exact(section::FLAGS, n)?;
+    Ok(labels
+        .iter()
+        .zip(flags)
+        .filter(|&(_, &f)| {
+            f & (super::graph::PENDING | super::graph::FREE | super::graph::RETIRED) == 0
+        })
+        .map(|(&l, _)| l)
+        .collect())
+}
+
 impl HnswIndex<F32Space> {
     /// Imports a file written by hnswlib's `saveIndex` (hnswlib 0.7 and 0.8,
     /// and Python's `Index.save_index`) for spaces `l2` ([`Metric::L2`]),
