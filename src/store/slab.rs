@@ -194,7 +194,8 @@ impl<T> Slab<T> {
     /// [`Slab::resize_zeroed`], growing over them again does not clear
     /// them, so in a huge-page array a page that was never written is
     /// never touched. Were they not zero, growing again would show them.
-    pub fn truncate_zeroed(&mut self, n: usize)
+    #[cfg_attr(not(feature = "forest"), allow(dead_code))]
+    pub(crate) fn truncate_zeroed(&mut self, n: usize)
     where
         T: FileSafe + bytemuck::Zeroable,
     {

@@ -52,6 +52,7 @@ use rayon::prelude::*;
 
 pub use check::{GraphProblem, GraphReport, LevelReport};
 pub use filter::{Filter, FilterPlan, FilterStrategy, LabelSet};
+#[cfg(feature = "sharded")]
 pub(crate) use persist::live_labels;
 pub use persist::{section, StoredSpace};
 pub use quant::Quantization;

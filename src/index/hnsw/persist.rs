@@ -678,6 +678,7 @@ impl<S: StoredSpace> HnswIndex<S> {
 /// [`FormatError::WrongKind`] for another kind of index; the section
 /// errors of [`IndexFile::section_exact`] for a label or flag section that
 /// does not hold one entry per item.
+#[cfg(feature = "sharded")]
 pub(crate) fn live_labels(file: &IndexFile) -> Result<Vec<u64>> {
     file.expect_kind(IndexKind::Hnsw)?;
     let n = file.header().n_items;
