@@ -30,7 +30,6 @@
 //! at the next refresh. Records are rebuilt, not saved: a file holds the
 //! centroids and each slot's code.
 
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,32 +67,96 @@ pub(crate) fn subspace_dims_for(dim: usize) -> usize {
     }
 }
 
-/// The `ef` best estimates a search has seen (their worst is the bound a
-/// neighbour must beat), and the nodes among them not yet expanded,
-/// nearest first.
-struct Beam {
-    top: BinaryHeap<Cand>,
-    frontier: BinaryHeap<Reverse<Cand>>,
-    bound: f32,
+/// The `ef` best estimates a search has seen, nearest first, each marked
+/// once expanded (a sorted array, as glass's linear pool): the last is the
+/// bound a neighbour must beat, and the next node to expand is the first
+/// not expanded. With `ef` in the tens an insertion's shift costs less than
+/// the sift-ups of a heap of the best and a heap of the nodes to expand.
+struct Pool {
+    items: Vec<PoolItem>,
     ef: usize,
+    /// No item before it is left to expand.
+    cursor: usize,
 }
 
-impl Beam {
+#[derive(Clone, Copy)]
+struct PoolItem {
+    dist: f32,
+    slot: u32,
+    expanded: bool,
+}
+
+impl Pool {
+    fn new(ef: usize) -> Self {
+        Pool {
+            items: Vec::with_capacity(ef + 1),
+            ef,
+            cursor: 0,
+        }
+    }
+
+    /// Whether the pool holds `ef` estimates (then [`Pool::bound`] bounds).
+    #[inline(always)]
+    fn full(&self) -> bool {
+        self.items.len() >= self.ef
+    }
+
+    /// The worst estimate kept (infinite until the pool is full).
+    #[inline(always)]
+    fn bound(&self) -> f32 {
+        match self.full() {
+            true => self.items[self.items.len() - 1].dist,
+            false => f32::INFINITY,
+        }
+    }
+
     /// Whether an estimate would enter the best `ef`.
     #[inline(always)]
     fn admits(&self, est: f32) -> bool {
-        est < self.bound || self.top.len() < self.ef
+        est < self.bound()
     }
 
     /// Adds a node to expand, dropping the worst estimate past `ef`.
     #[inline(always)]
     fn push(&mut self, cand: Cand) {
-        self.frontier.push(Reverse(cand));
-        self.top.push(cand);
-        if self.top.len() > self.ef {
-            self.top.pop();
+        let at = self.items.partition_point(|x| x.dist <= cand.dist);
+        if at >= self.ef {
+            return;
         }
-        self.bound = self.top.peek().map_or(f32::INFINITY, |t| t.dist);
+        if self.items.len() == self.ef {
+            self.items.pop();
+        }
+        self.items.insert(
+            at,
+            PoolItem {
+                dist: cand.dist,
+                slot: cand.slot,
+                expanded: false,
+            },
+        );
+        self.cursor = self.cursor.min(at);
+    }
+
+    /// The nearest node not expanded yet, now marked expanded.
+    #[inline(always)]
+    fn pop(&mut self) -> Option<u32> {
+        while let Some(item) = self.items.get_mut(self.cursor) {
+            self.cursor += 1;
+            if !item.expanded {
+                item.expanded = true;
+                return Some(item.slot);
+            }
+        }
+        None
+    }
+
+    /// The next nodes [`Pool::pop`] would return, nearest first.
+    #[inline(always)]
+    fn upcoming(&self) -> impl Iterator<Item = u32> + '_ {
+        self.items[self.cursor.min(self.items.len())..]
+            .iter()
+            .filter(|x| !x.expanded)
+            .map(|x| x.slot)
     }
 }
 
@@ -455,12 +518,7 @@ impl<S: Space> Graph<S> {
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
         let ef = ef.max(k);
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
-        let mut beam = Beam {
-            top: BinaryHeap::with_capacity(ef + 1),
-            frontier: BinaryHeap::with_capacity(2 * ef),
-            bound: f32::INFINITY,
-            ef,
-        };
+        let mut beam = Pool::new(ef);
         let sums_all = &mut scratch.dots;
         sums_all.clear();
         sums_all.resize(b.nblocks * BLOCK, 0);
@@ -473,11 +531,7 @@ impl<S: Space> Graph<S> {
         };
         beam.push(first);
         b.prefetch_record(start.slot);
-        while let Some(Reverse(c)) = beam.frontier.pop() {
-            if c.dist > beam.bound && beam.top.len() >= ef {
-                break;
-            }
-            let u = c.slot;
+        while let Some(u) = beam.pop() {
             if b.is_stale(u) {
                 self.read_links(u, 0, &mut scratch.ids);
                 for &n in &scratch.ids {
@@ -501,8 +555,8 @@ impl<S: Space> Graph<S> {
                 // The bound as a sum, compared 32 neighbours at a time before
                 // any visited tag is read (a likely cache miss): most
                 // neighbours cost no more than that comparison.
-                let below = match beam.top.len() >= ef {
-                    true => (beam.bound - lut.bias()) / lut.step(),
+                let below = match beam.full() {
+                    true => (beam.bound() - lut.bias()) / lut.step(),
                     false => f32::INFINITY,
                 };
                 for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {
@@ -526,16 +580,12 @@ impl<S: Space> Graph<S> {
             }
             // Load the next node's record and row while this one's exact
             // distance is taken, and the record of the one likely after it.
-            let heap = beam.frontier.as_slice();
-            if let Some(Reverse(n)) = heap.first() {
-                b.prefetch_record(n.slot);
-                self.prefetch_row(n.slot);
-                let second = match (heap.get(1), heap.get(2)) {
-                    (Some(x), Some(y)) => Some(if x.0 < y.0 { x } else { y }),
-                    (x, _) => x,
-                };
-                if let Some(Reverse(n)) = second {
-                    b.prefetch_record(n.slot);
+            let mut next = beam.upcoming();
+            if let Some(n) = next.next() {
+                b.prefetch_record(n);
+                self.prefetch_row(n);
+                if let Some(n) = next.next() {
+                    b.prefetch_record(n);
                 }
             }
             // The exact distance of the node just expanded: its row was
@@ -592,6 +642,55 @@ impl<S: Space> Graph<S> {
 mod tests {
     use super::super::{Hnsw, Quantization};
     use crate::Metric;
+
+    /// The pool keeps the `ef` best estimates pushed, nearest first, and
+    /// hands out the nearest one not expanded yet, against a plain model:
+    /// every push kept, sorted on demand.
+    #[test]
+    fn the_pool_expands_the_nearest_of_the_best_ef() {
+        use super::super::graph::Cand;
+        use super::Pool;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for ef in [1usize, 2, 5, 24] {
+            let mut pool = Pool::new(ef);
+            // (dist, slot, expanded) of every push.
+            let mut model: Vec<(f32, u32, bool)> = Vec::new();
+            for step in 0..3000u32 {
+                if next() % 3 == 0 {
+                    let got = pool.pop();
+                    // The model's best `ef` (ties keep the earlier push first).
+                    let mut best = model.clone();
+                    best.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    best.truncate(ef);
+                    let want = best.iter().find(|m| !m.2).map(|m| m.1);
+                    assert_eq!(got, want, "ef {ef}, step {step}");
+                    if let Some(slot) = got {
+                        model.iter_mut().find(|m| m.1 == slot).unwrap().2 = true;
+                    }
+                } else {
+                    // Distinct distances, so the best `ef` are well defined.
+                    let dist = (next() % 1_000_000) as f32 + step as f32 * 1e-3;
+                    let bound = pool.bound();
+                    assert_eq!(pool.admits(dist), dist < bound);
+                    pool.push(Cand { dist, slot: step });
+                    model.push((dist, step, false));
+                    let mut best = model.clone();
+                    best.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    best.truncate(ef);
+                    let kept: Vec<u32> = pool.items.iter().map(|i| i.slot).collect();
+                    let want: Vec<u32> = best.iter().map(|m| m.1).collect();
+                    assert_eq!(kept, want, "ef {ef}, step {step}");
+                    assert_eq!(pool.full(), model.len() >= ef);
+                }
+            }
+        }
+    }
 
     /// A file whose 4-bit codes disagree with its rows (checksums intact,
     /// as a buggy writer would leave it), even codes that do not fit four
