@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::graph::{Cand, Graph, Scratch};
+use super::pool::Pool;
 use super::space::Space;
 use super::visited::PooledVisited;
 use crate::kernels::fastscan::{self, BLOCK};
@@ -64,99 +65,6 @@ pub(crate) fn subspace_dims_for(dim: usize) -> usize {
         0..=128 => 1,
         129..=512 => 2,
         _ => 4,
-    }
-}
-
-/// The `ef` best estimates a search has seen, nearest first, each marked
-/// once expanded (a sorted array, as glass's linear pool): the last is the
-/// bound a neighbour must beat, and the next node to expand is the first
-/// not expanded. With `ef` in the tens an insertion's shift costs less than
-/// the sift-ups of a heap of the best and a heap of the nodes to expand.
-struct Pool {
-    items: Vec<PoolItem>,
-    ef: usize,
-    /// No item before it is left to expand.
-    cursor: usize,
-}
-
-#[derive(Clone, Copy)]
-struct PoolItem {
-    dist: f32,
-    slot: u32,
-    expanded: bool,
-}
-
-impl Pool {
-    fn new(ef: usize) -> Self {
-        Pool {
-            items: Vec::with_capacity(ef + 1),
-            ef,
-            cursor: 0,
-        }
-    }
-
-    /// Whether the pool holds `ef` estimates (then [`Pool::bound`] bounds).
-    #[inline(always)]
-    fn full(&self) -> bool {
-        self.items.len() >= self.ef
-    }
-
-    /// The worst estimate kept (infinite until the pool is full).
-    #[inline(always)]
-    fn bound(&self) -> f32 {
-        match self.full() {
-            true => self.items[self.items.len() - 1].dist,
-            false => f32::INFINITY,
-        }
-    }
-
-    /// Whether an estimate would enter the best `ef`.
-    #[inline(always)]
-    fn admits(&self, est: f32) -> bool {
-        est < self.bound()
-    }
-
-    /// Adds a node to expand, dropping the worst estimate past `ef`.
-    #[inline(always)]
-    fn push(&mut self, cand: Cand) {
-        let at = self.items.partition_point(|x| x.dist <= cand.dist);
-        if at >= self.ef {
-            return;
-        }
-        if self.items.len() == self.ef {
-            self.items.pop();
-        }
-        self.items.insert(
-            at,
-            PoolItem {
-                dist: cand.dist,
-                slot: cand.slot,
-                expanded: false,
-            },
-        );
-        self.cursor = self.cursor.min(at);
-    }
-
-    /// The nearest node not expanded yet, now marked expanded.
-    #[inline(always)]
-    fn pop(&mut self) -> Option<u32> {
-        while let Some(item) = self.items.get_mut(self.cursor) {
-            self.cursor += 1;
-            if !item.expanded {
-                item.expanded = true;
-                return Some(item.slot);
-            }
-        }
-        None
-    }
-
-    /// The next nodes [`Pool::pop`] would return, nearest first.
-    #[inline(always)]
-    fn upcoming(&self) -> impl Iterator<Item = u32> + '_ {
-        self.items[self.cursor.min(self.items.len())..]
-            .iter()
-            .filter(|x| !x.expanded)
-            .map(|x| x.slot)
     }
 }
 
@@ -642,55 +550,6 @@ impl<S: Space> Graph<S> {
 mod tests {
     use super::super::{Hnsw, Quantization};
     use crate::Metric;
-
-    /// The pool keeps the `ef` best estimates pushed, nearest first, and
-    /// hands out the nearest one not expanded yet, against a plain model:
-    /// every push kept, sorted on demand.
-    #[test]
-    fn the_pool_expands_the_nearest_of_the_best_ef() {
-        use super::super::graph::Cand;
-        use super::Pool;
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for ef in [1usize, 2, 5, 24] {
-            let mut pool = Pool::new(ef);
-            // (dist, slot, expanded) of every push.
-            let mut model: Vec<(f32, u32, bool)> = Vec::new();
-            for step in 0..3000u32 {
-                if next() % 3 == 0 {
-                    let got = pool.pop();
-                    // The model's best `ef` (ties keep the earlier push first).
-                    let mut best = model.clone();
-                    best.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    best.truncate(ef);
-                    let want = best.iter().find(|m| !m.2).map(|m| m.1);
-                    assert_eq!(got, want, "ef {ef}, step {step}");
-                    if let Some(slot) = got {
-                        model.iter_mut().find(|m| m.1 == slot).unwrap().2 = true;
-                    }
-                } else {
-                    // Distinct distances, so the best `ef` are well defined.
-                    let dist = (next() % 1_000_000) as f32 + step as f32 * 1e-3;
-                    let bound = pool.bound();
-                    assert_eq!(pool.admits(dist), dist < bound);
-                    pool.push(Cand { dist, slot: step });
-                    model.push((dist, step, false));
-                    let mut best = model.clone();
-                    best.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    best.truncate(ef);
-                    let kept: Vec<u32> = pool.items.iter().map(|i| i.slot).collect();
-                    let want: Vec<u32> = best.iter().map(|m| m.1).collect();
-                    assert_eq!(kept, want, "ef {ef}, step {step}");
-                    assert_eq!(pool.full(), model.len() >= ef);
-                }
-            }
-        }
-    }
 
     /// A file whose 4-bit codes disagree with its rows (checksums intact,
     /// as a buggy writer would leave it), even codes that do not fit four

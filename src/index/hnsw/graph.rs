@@ -34,6 +34,7 @@ use parking_lot::{Mutex, RwLock};
 use super::blocks::Blocks;
 use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
+use super::pool::Pool;
 use super::quant::{Codes, Quantization};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
@@ -848,6 +849,34 @@ impl<S: Space> Graph<S> {
         let ok = |slot: u32| -> bool {
             !filtering || (!self.is_deleted(slot) && accept.is_none_or(|f| f(slot)))
         };
+        if !filtering {
+            // Every node is a result: the best `ef` seen are the candidates
+            // to expand too, one sorted pool (see `Pool`).
+            let mut pool = Pool::new(ef);
+            visited.check_and_mark(entry.slot);
+            pool.push(entry);
+            while let Some(u) = pool.pop() {
+                self.read_links(u, level, &mut scratch.ids);
+                scratch.fresh.clear();
+                for &n in &scratch.ids {
+                    if !visited.check_and_mark(n) {
+                        scratch.fresh.push(n);
+                        prefetch(n);
+                    }
+                }
+                scratch.dists.clear();
+                score(&scratch.fresh, &mut scratch.dists, &mut scratch.dots);
+                for (&n, &d) in scratch.fresh.iter().zip(&scratch.dists) {
+                    if pool.admits(d) {
+                        pool.push(Cand { dist: d, slot: n });
+                    }
+                }
+                if let Some(next) = pool.upcoming().next() {
+                    prefetch_read(self.links0.record_ptr(next as usize));
+                }
+            }
+            return pool.into_sorted();
+        }
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
         let mut frontier: BinaryHeap<Nearest> = BinaryHeap::with_capacity(ef * 2);
         visited.check_and_mark(entry.slot);

@@ -39,6 +39,7 @@ mod graph;
 mod insert;
 mod links;
 mod persist;
+mod pool;
 mod quant;
 mod remove;
 
