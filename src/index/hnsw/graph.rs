@@ -856,16 +856,7 @@ impl<S: Space> Graph<S> {
             visited.check_and_mark(entry.slot);
             pool.push(entry);
             while let Some(u) = pool.pop() {
-                self.read_links(u, level, &mut scratch.ids);
-                scratch.fresh.clear();
-                for &n in &scratch.ids {
-                    if !visited.check_and_mark(n) {
-                        scratch.fresh.push(n);
-                        prefetch(n);
-                    }
-                }
-                scratch.dists.clear();
-                score(&scratch.fresh, &mut scratch.dists, &mut scratch.dots);
+                self.score_unvisited(u, level, visited, scratch, &score, &prefetch);
                 for (&n, &d) in scratch.fresh.iter().zip(&scratch.dists) {
                     if pool.admits(d) {
                         pool.push(Cand { dist: d, slot: n });
@@ -892,19 +883,7 @@ impl<S: Space> Graph<S> {
                 break;
             }
             frontier.pop();
-            self.read_links(c.slot, level, &mut scratch.ids);
-            // Pass 1: drop visited neighbours and start loading the rest, so
-            // their memory latency overlaps instead of queueing one by one.
-            scratch.fresh.clear();
-            for &n in &scratch.ids {
-                if !visited.check_and_mark(n) {
-                    scratch.fresh.push(n);
-                    prefetch(n);
-                }
-            }
-            // Pass 2: score them.
-            scratch.dists.clear();
-            score(&scratch.fresh, &mut scratch.dists, &mut scratch.dots);
+            self.score_unvisited(c.slot, level, visited, scratch, &score, &prefetch);
             for (&n, &d) in scratch.fresh.iter().zip(&scratch.dists) {
                 if results.len() < ef || d < bound {
                     let cand = Cand { dist: d, slot: n };
@@ -927,6 +906,33 @@ impl<S: Space> Graph<S> {
         let mut out = results.into_vec();
         out.sort_unstable();
         out
+    }
+
+    /// Expands `u` on `level` for a best-first search: its unvisited
+    /// neighbours, now marked, into `scratch.fresh` and their distances
+    /// from `score` into `scratch.dists`. Pass 1 drops the visited ones and
+    /// starts loading the rest (`prefetch`), so their memory latencies
+    /// overlap instead of queueing one by one; pass 2 scores them.
+    #[inline(always)]
+    fn score_unvisited(
+        &self,
+        u: u32,
+        level: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+        score: &impl Fn(&[u32], &mut Vec<f32>, &mut Vec<i32>),
+        prefetch: &impl Fn(u32),
+    ) {
+        self.read_links(u, level, &mut scratch.ids);
+        scratch.fresh.clear();
+        for &n in &scratch.ids {
+            if !visited.check_and_mark(n) {
+                scratch.fresh.push(n);
+                prefetch(n);
+            }
+        }
+        scratch.dists.clear();
+        score(&scratch.fresh, &mut scratch.dists, &mut scratch.dots);
     }
 
     /// Chooses up to `m` links among `cands` (sorted nearest first) by the
