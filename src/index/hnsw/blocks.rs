@@ -417,8 +417,10 @@ impl<S: Space> Graph<S> {
         let qf = super::quant::as_f32(q)?;
         // Squared L2, or the inner product of the (for cosine, normalized)
         // vectors the graph stores.
-        let l2 = self.space.metric() == Metric::L2;
-        let metric = if l2 { Metric::L2 } else { Metric::InnerProduct };
+        let metric = match self.space.metric() {
+            Metric::L2 => Metric::L2,
+            _ => Metric::InnerProduct,
+        };
         b.pq.lut_into(b.table, qf, metric, &mut scratch.dists, &mut scratch.pq4)
             .ok()?;
         let lut = &scratch.pq4;

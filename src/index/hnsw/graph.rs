@@ -35,7 +35,7 @@ use super::blocks::Blocks;
 use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
 use super::pool::Pool;
-use super::quant::{Codes, Quantization};
+use super::quant::{CodeQuery, Codes, Quantization};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
 use crate::error::{Error, Result};
@@ -784,17 +784,18 @@ impl<S: Space> Graph<S> {
         self.descend_by(stop_level, scratch, |_| {}, |n| self.dist_to(q, n))
     }
 
-    /// The descent of an unfiltered query to level 0. On an 8-bit coded
-    /// graph it runs on the codes, as the level-0 search does: a code row
-    /// is a quarter of a row's bytes, and an index whose rows stay in a
-    /// mapped file then reads rows only to rerank. The returned distance is
-    /// on the scale of the level-0 search [`search_base`](Self::search_base)
-    /// runs unfiltered, which scores its start itself.
-    pub(crate) fn descend_to_base(&self, q: &[S::Elem], scratch: &mut Scratch) -> Option<Cand> {
-        match self.code_query(q) {
-            Some(cq) => self.descend_by(0, scratch, |n| cq.prefetch(n), |n| cq.estimate(n)),
-            None => self.descend(q, 0, scratch),
-        }
+    /// The descent to level 0 of an unfiltered query on an 8-bit coded
+    /// graph, on the codes as its level-0 search: a code row is a quarter
+    /// of a row's bytes, and an index whose rows stay in a mapped file then
+    /// reads rows only to rerank. The returned distance is an estimate;
+    /// [`search_base`](Self::search_base) on the codes scores its start
+    /// itself.
+    pub(crate) fn descend_on_codes(
+        &self,
+        cq: &CodeQuery<'_>,
+        scratch: &mut Scratch,
+    ) -> Option<Cand> {
+        self.descend_by(0, scratch, |n| cq.prefetch(n), |n| cq.estimate(n))
     }
 
     /// Best-first search on one level (paper, algorithm 2), hnswlib-style:
@@ -992,13 +993,15 @@ impl<S: Space> Graph<S> {
     }
 
     /// The level-0 search of a query from `start`: on the codes with an
-    /// exact rerank where the graph has codes, else on the vectors. At most
-    /// `k` results (more are fine: callers take `k`), nearest first, exact
+    /// exact rerank where the graph has codes (`cq`, the query prepared for
+    /// them by [`Graph::code_query`]), else on the vectors. At most `k`
+    /// results (more are fine: callers take `k`), nearest first, exact
     /// distances.
     #[allow(clippy::too_many_arguments)]
     fn search_base<F: Fn(u32) -> bool>(
         &self,
         q: &[S::Elem],
+        cq: Option<&CodeQuery<'_>>,
         start: Cand,
         k: usize,
         ef: usize,
@@ -1011,7 +1014,7 @@ impl<S: Space> Graph<S> {
                 return found;
             }
         }
-        if let Some(cq) = self.code_query(q) {
+        if let Some(cq) = cq {
             let start = Cand {
                 dist: cq.estimate(start.slot),
                 slot: start.slot,
@@ -1057,6 +1060,7 @@ impl<S: Space> Graph<S> {
                 let Some(start) = self.descend(q, 0, scratch) else {
                     return Vec::new();
                 };
+                let cq = self.code_query(q);
                 let mut visited = self.visited.get(self.capacity());
                 if plan == FilterStrategy::TwoHop {
                     let found = self.search_two_hop(q, start, ef, &mut visited, scratch, &accept);
@@ -1067,10 +1071,28 @@ impl<S: Space> Graph<S> {
                         // plain walk, which routes through rejected ones.
                         drop(visited);
                         let mut visited = self.visited.get(self.capacity());
-                        self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
+                        self.search_base(
+                            q,
+                            cq.as_ref(),
+                            start,
+                            k,
+                            ef,
+                            &mut visited,
+                            scratch,
+                            Some(&accept),
+                        )
                     }
                 } else {
-                    self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
+                    self.search_base(
+                        q,
+                        cq.as_ref(),
+                        start,
+                        k,
+                        ef,
+                        &mut visited,
+                        scratch,
+                        Some(&accept),
+                    )
                 }
             }
         };
@@ -1093,9 +1115,10 @@ impl<S: Space> Graph<S> {
         filter: Option<&F>,
         scratch: &mut Scratch,
     ) -> Vec<Neighbor> {
-        let start = match filter {
-            None => self.descend_to_base(q, scratch),
-            Some(_) => self.descend(q, 0, scratch),
+        let cq = self.code_query(q);
+        let start = match (filter, &cq) {
+            (None, Some(cq)) => self.descend_on_codes(cq, scratch),
+            _ => self.descend(q, 0, scratch),
         };
         let Some(start) = start else {
             return Vec::new();
@@ -1103,12 +1126,28 @@ impl<S: Space> Graph<S> {
         let ef = ef.max(k);
         let mut visited = self.visited.get(self.capacity());
         let found = match filter {
-            None => {
-                self.search_base::<fn(u32) -> bool>(q, start, k, ef, &mut visited, scratch, None)
-            }
+            None => self.search_base::<fn(u32) -> bool>(
+                q,
+                cq.as_ref(),
+                start,
+                k,
+                ef,
+                &mut visited,
+                scratch,
+                None,
+            ),
             Some(f) => {
                 let accept = |slot: u32| f(self.label(slot));
-                self.search_base(q, start, k, ef, &mut visited, scratch, Some(&accept))
+                self.search_base(
+                    q,
+                    cq.as_ref(),
+                    start,
+                    k,
+                    ef,
+                    &mut visited,
+                    scratch,
+                    Some(&accept),
+                )
             }
         };
         found

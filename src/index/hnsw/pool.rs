@@ -8,14 +8,14 @@ use super::graph::Cand;
 /// not expanded. With `ef` in the tens an insertion's shift costs less than
 /// the sift-ups of a heap of the best and a heap of the nodes to expand.
 pub(crate) struct Pool {
-    pub(crate) items: Vec<PoolItem>,
+    items: Vec<PoolItem>,
     ef: usize,
     /// No item before it is left to expand.
     cursor: usize,
 }
 
 #[derive(Clone, Copy)]
-pub(crate) struct PoolItem {
+struct PoolItem {
     dist: f32,
     slot: u32,
     expanded: bool,
@@ -139,7 +139,8 @@ mod tests {
                         model.iter_mut().find(|m| m.1 == slot).unwrap().2 = true;
                     }
                 } else {
-                    // Distinct distances, so the best `ef` are well defined.
+                    // Distances rounded to f32 tie now and then: both the
+                    // pool and the model keep the earlier push first.
                     let dist = (next() % 1_000_000) as f32 + step as f32 * 1e-3;
                     let bound = pool.bound();
                     assert_eq!(pool.admits(dist), dist < bound);

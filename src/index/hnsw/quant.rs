@@ -478,7 +478,7 @@ mod tests {
         for _ in 0..200 {
             let q: Vec<f32> = (0..dim).map(|_| next()).collect();
             let cq = g.code_query(&q).unwrap();
-            let got = g.descend_to_base(&q, &mut scratch).unwrap();
+            let got = g.descend_on_codes(&cq, &mut scratch).unwrap();
             assert_eq!(got.dist.to_bits(), cq.estimate(got.slot).to_bits());
             if g.levels[got.slot as usize] >= 1 {
                 g.read_links(got.slot, 1, &mut links);
