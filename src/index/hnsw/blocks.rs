@@ -27,8 +27,11 @@
 //! record (left by inserts through `&self` beside it) from the live links,
 //! estimating each neighbour from its own code. A node whose vector is
 //! replaced has its code rewritten, and every record holding it is repacked
-//! at the next refresh. Records are rebuilt, not saved: a file holds the
-//! centroids and each slot's code.
+//! at the next refresh. A file holds the centroids, each slot's code and
+//! each record's ids ([`Graph::record_ids`]); opening it packs the records
+//! from those ids where they still fit the links
+//! ([`Graph::adopt_record_ids`]), so the extra entries are not searched for
+//! again, and derives the rest.
 
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,6 +198,13 @@ impl Blocks {
         }
     }
 
+    /// Marks slot `slot`'s record current.
+    fn unmark(&self, slot: u32) {
+        if let Some(w) = self.stale.get(slot as usize / 64) {
+            w.fetch_and(!(1 << (slot % 64)), Ordering::Release);
+        }
+    }
+
     #[inline(always)]
     fn is_stale(&self, slot: u32) -> bool {
         self.stale
@@ -355,6 +365,88 @@ impl<S: Space> Graph<S> {
         for w in &b.stale {
             w.store(0, Ordering::Release);
         }
+    }
+
+    /// The ids of the first `n` slots' records for a file
+    /// ([`section::PQ4_RECORDS`](super::persist::section::PQ4_RECORDS)),
+    /// `m0` per slot, [`EMPTY`] after the last (and for a slot not in use):
+    /// a stale record's are the ids a refresh would pack. Empty without
+    /// records. The caller keeps inserts out (as a save does).
+    pub(crate) fn record_ids(&self, n: usize) -> Vec<u32> {
+        let Some(b) = &self.blocks else {
+            return Vec::new();
+        };
+        let m0 = b.m0;
+        let mut out = vec![EMPTY; n * m0];
+        out.par_chunks_mut(m0).enumerate().for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(ids, hop, cands), (s, dst)| {
+                let s = s as u32;
+                if s as usize >= b.records.rows() || !self.in_use(s) {
+                    return;
+                }
+                if b.is_stale(s) {
+                    ids.clear();
+                    self.read_links(s, 0, ids);
+                    ids.truncate(m0);
+                    self.fill_record(s, m0, ids, hop, cands);
+                    dst[..ids.len()].copy_from_slice(ids);
+                } else {
+                    dst.copy_from_slice(b.ids(s));
+                }
+            },
+        );
+        out
+    }
+
+    /// Packs the records of the first `stored.len() / m0` slots from
+    /// `stored` (a file's record ids, see [`Graph::record_ids`]), each
+    /// whose ids are the slot's live level-0 links followed by distinct
+    /// slots in use that are neither the slot nor among its links; every
+    /// other record stays stale, for [`Graph::refresh_blocks`] to derive.
+    /// The extra entries only steer searches, so a file's, checked this
+    /// far, is as good as a fresh one, and opening skips the search of the
+    /// neighbours' neighbours (most of the time an open took).
+    pub(crate) fn adopt_record_ids(&mut self, stored: &[u32]) {
+        let Some(b) = &self.blocks else {
+            return;
+        };
+        let m0 = b.m0;
+        let n = (stored.len() / m0).min(self.len()).min(b.records.rows());
+        let this = &*self;
+        (0..n as u32).into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(links, extra, rec), s| {
+                if !this.in_use(s) {
+                    return;
+                }
+                let row = &stored[s as usize * m0..][..m0];
+                let used = row.iter().position(|&id| id == EMPTY).unwrap_or(m0);
+                let ids = &row[..used];
+                links.clear();
+                this.read_links(s, 0, links);
+                links.truncate(m0);
+                if !ids.starts_with(links) || row[used..].iter().any(|&id| id != EMPTY) {
+                    return;
+                }
+                extra.clear();
+                extra.extend_from_slice(&ids[links.len()..]);
+                extra.sort_unstable();
+                let fits = extra.windows(2).all(|w| w[0] != w[1])
+                    && extra.iter().all(|&x| {
+                        (x as usize) < n && x != s && this.in_use(x) && !links.contains(&x)
+                    });
+                if !fits {
+                    return;
+                }
+                b.record_bytes(ids, rec);
+                // SAFETY: `&mut self` (held by the caller through `this`)
+                // excludes searches and inserts, and each slot is written by
+                // one task.
+                unsafe { b.records.write_row(s as usize, rec) };
+                b.unmark(s);
+            },
+        );
     }
 
     /// Fills the free entries of slot `s`'s record (`ids`, its links) with
@@ -585,6 +677,115 @@ mod tests {
             assert_eq!(mapped.search(&rows[..8], 1, 16).unwrap().len(), 1);
             index.train_quantizer().unwrap();
         }
+    }
+
+    /// A saved `pq4` index keeps each record's ids (its links and the
+    /// extra entries): loading and mapping pack the same records without
+    /// deriving the extra entries again. A record whose saved ids do not
+    /// start with the slot's links, or whose extra entries name the slot
+    /// itself, a slot out of range or one twice, is derived anew, as are
+    /// all of them in a file without the section (written before it
+    /// existed).
+    #[test]
+    fn saved_record_ids_are_adopted_where_they_fit_the_links() {
+        use crate::store::{FileWriter, IndexFile, OpenOptions};
+        let mut index = Hnsw::builder(8, Metric::L2)
+            .quantization(Quantization::Pq4)
+            .build()
+            .unwrap();
+        let mut x = 777u64;
+        let rows: Vec<f32> = (0..8 * 600)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 40) as f32 / 1024.0
+            })
+            .collect();
+        let labels: Vec<u64> = (0..600).collect();
+        index.insert_batch(&labels, &rows).unwrap();
+        let records = |index: &Hnsw| -> Vec<Vec<u8>> {
+            let b = index.graph.blocks.as_ref().unwrap();
+            (0..index.graph.len())
+                .map(|s| b.records.row(s).to_vec())
+                .collect()
+        };
+        let want = records(&index);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.swann");
+        index.save(&path).unwrap();
+        let loaded = Hnsw::load(&path).unwrap();
+        assert!(want == records(&loaded), "loaded records differ");
+        let mapped = Hnsw::open_mmap(&path, OpenOptions::default()).unwrap();
+        assert!(want == records(&mapped), "mapped records differ");
+        drop(mapped);
+
+        // Slots with at least two extra entries, each given a different
+        // fault in the copy that is saved.
+        let g = &index.graph;
+        let b = g.blocks.as_ref().unwrap();
+        let mut links = Vec::new();
+        let mut with_extra = Vec::new();
+        for s in 0..g.len() as u32 {
+            g.read_links(s, 0, &mut links);
+            let used = b.ids(s).iter().filter(|&&i| i != super::EMPTY).count();
+            if used >= links.len() + 2 {
+                with_extra.push((s, links.len(), used));
+            }
+        }
+        assert!(
+            with_extra.len() >= 6,
+            "{} records with extra entries",
+            with_extra.len()
+        );
+        let n = g.len() as u32;
+        let faults = [
+            |_s: u32, _l: usize, _u: usize, ids: &mut [u32], n: u32| ids[0] = (ids[0] + 1) % n,
+            |s: u32, l: usize, _u: usize, ids: &mut [u32], _n: u32| ids[l] = s,
+            |_s: u32, l: usize, _u: usize, ids: &mut [u32], n: u32| ids[l] = n + 3,
+            |_s: u32, l: usize, _u: usize, ids: &mut [u32], _n: u32| ids[l + 1] = ids[l],
+            // An id after the first empty entry.
+            |_s: u32, _l: usize, u: usize, ids: &mut [u32], _n: u32| ids[u - 2] = super::EMPTY,
+        ];
+        let m0 = g.params.m0;
+        let b = index.graph.blocks.as_mut().unwrap();
+        for (&(s, l, u), fault) in with_extra.iter().zip(faults) {
+            let rec = b.records.row_mut(s as usize);
+            let ids: &mut [u32] = bytemuck::cast_slice_mut(&mut rec[..4 * m0]);
+            fault(s, l, u, ids, n);
+        }
+        // A valid change (two extra entries swapped) is adopted as saved.
+        let (s, _, u) = with_extra[faults.len()];
+        let ids: &mut [u32] =
+            bytemuck::cast_slice_mut(&mut b.records.row_mut(s as usize)[..4 * m0]);
+        ids.swap(u - 1, u - 2);
+        let swapped = ids.to_vec();
+        index.save(&path).unwrap();
+        let loaded = Hnsw::load(&path).unwrap();
+        assert_eq!(loaded.graph.blocks.as_ref().unwrap().ids(s), &swapped[..]);
+        let mut got = records(&loaded);
+        got[s as usize] = want[s as usize].clone();
+        assert!(want == got, "faulty saved ids were adopted");
+        loaded.verify().unwrap();
+
+        // The same file without the section.
+        let file = IndexFile::load(&path).unwrap();
+        let mut w = FileWriter::new(file.header().clone());
+        for e in file.sections() {
+            if e.id != super::super::persist::section::PQ4_RECORDS {
+                w.add_section(e.id, file.section_bytes(e.id).unwrap())
+                    .unwrap();
+            }
+        }
+        let old = dir.path().join("old.swann");
+        w.write_atomic(&old).unwrap();
+        let loaded = Hnsw::load(&old).unwrap();
+        assert!(
+            want == records(&loaded),
+            "records derived from the links differ"
+        );
+        let hits = loaded.search(&rows[8 * 42..8 * 43], 1, 32).unwrap();
+        assert_eq!((hits[0].label, hits[0].distance), (42, 0.0));
     }
 
     /// Records follow the links: after inserts through `&self` a search

@@ -60,9 +60,9 @@ pub enum Quantization {
     /// carry exact distances without a separate rerank. The fastest scheme,
     /// and the largest: each node's record holds `m0` ids and `m0` codes
     /// (at M = 16, 2,176 bytes per node for 128 dimensions, 3,200 for 384),
-    /// built in memory from the links and each node's code when an index
-    /// is built, loaded or mapped (the file holds only the codes). Filtered
-    /// searches run on the exact vectors.
+    /// packed in memory from each node's code when an index is built,
+    /// loaded or mapped (the file holds the codes and each record's ids,
+    /// 4 bytes per entry). Filtered searches run on the exact vectors.
     Pq4,
 }
 
