@@ -643,6 +643,7 @@ impl<S: Space> Graph<S> {
 #[cfg(test)]
 mod tests {
     use super::super::{Hnsw, Quantization};
+    use super::BLOCK;
     use crate::Metric;
 
     /// A file whose 4-bit codes disagree with its rows (checksums intact,
@@ -676,6 +677,49 @@ mod tests {
             assert!(mapped.verify().is_err());
             assert_eq!(mapped.search(&rows[..8], 1, 16).unwrap().len(), 1);
             index.train_quantizer().unwrap();
+        }
+    }
+
+    /// A record is its ids, then the FastScan blocks `pack_blocks` makes
+    /// of their codes, for records of one block or two, full or not.
+    #[test]
+    fn records_hold_the_packed_codes_of_their_ids() {
+        use crate::kernels::fastscan;
+        for (m, n_rows) in [(8usize, 300usize), (20, 400)] {
+            let mut index = Hnsw::builder(8, Metric::L2)
+                .m(m)
+                .quantization(Quantization::Pq4)
+                .build()
+                .unwrap();
+            let rows: Vec<f32> = (0..8 * n_rows)
+                .map(|i| ((i * 7919) % 1009) as f32)
+                .collect();
+            let labels: Vec<u64> = (0..n_rows as u64).collect();
+            index.insert_batch(&labels, &rows).unwrap();
+            let b = index.graph.blocks.as_ref().unwrap();
+            let m0 = 2 * m;
+            let mut rec = Vec::new();
+            let mut want = Vec::new();
+            for len in [0, 1, 15, 16, 17, 31, 32, 33, m0]
+                .into_iter()
+                .filter(|&l| l <= m0)
+            {
+                let ids: Vec<u32> = (0..len as u32)
+                    .map(|i| (i * 13 + 5) % n_rows as u32)
+                    .collect();
+                b.record_bytes(&ids, &mut rec);
+                let mut codes: Vec<u8> = ids
+                    .iter()
+                    .flat_map(|&id| b.codes.row(id as usize)[..b.m].to_vec())
+                    .collect();
+                codes.resize(b.m * m0.div_ceil(BLOCK) * BLOCK, 0);
+                want.clear();
+                fastscan::pack_blocks(&codes, b.m, &mut want).unwrap();
+                let got_ids: &[u32] = bytemuck::cast_slice(&rec[..4 * m0]);
+                assert_eq!(&got_ids[..len], &ids[..], "m0 {m0}, {len} ids");
+                assert!(got_ids[len..].iter().all(|&i| i == super::EMPTY));
+                assert_eq!(&rec[b.ids_bytes..], &want[..], "m0 {m0}, {len} ids");
+            }
         }
     }
 
