@@ -863,8 +863,12 @@ impl<S: Space> Graph<S> {
                         pool.push(Cand { dist: d, slot: n });
                     }
                 }
-                if let Some(next) = pool.upcoming().next() {
+                let mut upcoming = pool.upcoming();
+                if let Some(next) = upcoming.next() {
                     prefetch_read(self.links0.record_ptr(next as usize));
+                    if let Some(after) = upcoming.next() {
+                        prefetch_read(self.links0.record_ptr(after as usize));
+                    }
                 }
             }
             return pool.into_sorted();
