@@ -646,15 +646,33 @@ mod tests {
     use super::BLOCK;
     use crate::Metric;
 
+    /// An empty 8-dimensional `pq4` index.
+    fn pq4_index() -> Hnsw {
+        Hnsw::builder(8, Metric::L2)
+            .quantization(Quantization::Pq4)
+            .build()
+            .unwrap()
+    }
+
+    /// `n` rows of 8 pseudo-random components in `[0, 2^14)` from `seed`.
+    fn random_rows(seed: u64, n: usize) -> Vec<f32> {
+        let mut x = seed;
+        (0..8 * n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 40) as f32 / 1024.0
+            })
+            .collect()
+    }
+
     /// A file whose 4-bit codes disagree with its rows (checksums intact,
     /// as a buggy writer would leave it), even codes that do not fit four
     /// bits, is refused by `load` and `verify`; mapping it does not panic.
     #[test]
     fn load_and_verify_refuse_codes_that_are_not_the_rows() {
-        let mut index = Hnsw::builder(8, Metric::L2)
-            .quantization(Quantization::Pq4)
-            .build()
-            .unwrap();
+        let mut index = pq4_index();
         let rows: Vec<f32> = (0..8 * 400).map(|i| ((i * 37) % 101) as f32).collect();
         let labels: Vec<u64> = (0..400).collect();
         index.insert_batch(&labels, &rows).unwrap();
@@ -733,19 +751,8 @@ mod tests {
     #[test]
     fn saved_record_ids_are_adopted_where_they_fit_the_links() {
         use crate::store::{FileWriter, IndexFile, OpenOptions};
-        let mut index = Hnsw::builder(8, Metric::L2)
-            .quantization(Quantization::Pq4)
-            .build()
-            .unwrap();
-        let mut x = 777u64;
-        let rows: Vec<f32> = (0..8 * 600)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (x >> 40) as f32 / 1024.0
-            })
-            .collect();
+        let mut index = pq4_index();
+        let rows = random_rows(777, 600);
         let labels: Vec<u64> = (0..600).collect();
         index.insert_batch(&labels, &rows).unwrap();
         let records = |index: &Hnsw| -> Vec<Vec<u8>> {
@@ -837,19 +844,8 @@ mod tests {
     /// operation repacks them.
     #[test]
     fn stale_records_are_searched_from_the_links_and_repacked() {
-        let mut index = Hnsw::builder(8, Metric::L2)
-            .quantization(Quantization::Pq4)
-            .build()
-            .unwrap();
-        let mut x = 12345u64;
-        let rows: Vec<f32> = (0..8 * 800)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (x >> 40) as f32 / 1024.0
-            })
-            .collect();
+        let mut index = pq4_index();
+        let rows = random_rows(12345, 800);
         let labels: Vec<u64> = (0..400).collect();
         index.insert_batch(&labels, &rows[..8 * 400]).unwrap();
         index.reserve(400).unwrap();
