@@ -351,9 +351,7 @@ impl<S: Space> Graph<S> {
             |(ids, rec, hop, cands), &s| {
                 ids.clear();
                 if (s as usize) < n && this.in_use(s) {
-                    this.read_links(s, 0, ids);
-                    ids.truncate(b.m0);
-                    this.fill_record(s, b.m0, ids, hop, cands);
+                    this.derive_record_ids(s, b.m0, ids, hop, cands);
                 }
                 b.record_bytes(ids, rec);
                 // SAFETY: `&mut self` (held by the caller through `this`)
@@ -386,10 +384,7 @@ impl<S: Space> Graph<S> {
                     return;
                 }
                 if b.is_stale(s) {
-                    ids.clear();
-                    self.read_links(s, 0, ids);
-                    ids.truncate(m0);
-                    self.fill_record(s, m0, ids, hop, cands);
+                    self.derive_record_ids(s, m0, ids, hop, cands);
                     dst[..ids.len()].copy_from_slice(ids);
                 } else {
                     dst.copy_from_slice(b.ids(s));
@@ -447,6 +442,22 @@ impl<S: Space> Graph<S> {
                 b.unmark(s);
             },
         );
+    }
+
+    /// The ids of slot `s`'s record derived from the graph into `ids`: its
+    /// first `m0` level-0 links, then the extra entries [`Graph::fill_record`]
+    /// finds.
+    fn derive_record_ids(
+        &self,
+        s: u32,
+        m0: usize,
+        ids: &mut Vec<u32>,
+        hop: &mut Vec<u32>,
+        cands: &mut Vec<Cand>,
+    ) {
+        self.read_links(s, 0, ids);
+        ids.truncate(m0);
+        self.fill_record(s, m0, ids, hop, cands);
     }
 
     /// Fills the free entries of slot `s`'s record (`ids`, its links) with

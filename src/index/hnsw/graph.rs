@@ -1069,45 +1069,26 @@ impl<S: Space> Graph<S> {
                 if plan == FilterStrategy::TwoHop {
                     let found = self.search_two_hop(q, start, ef, &mut visited, scratch, &accept);
                     if found.len() >= k {
-                        found
-                    } else {
-                        // Two hops did not reach enough allowed nodes: the
-                        // plain walk, which routes through rejected ones.
-                        drop(visited);
-                        let mut visited = self.visited.get(self.capacity());
-                        self.search_base(
-                            q,
-                            cq.as_ref(),
-                            start,
-                            k,
-                            ef,
-                            &mut visited,
-                            scratch,
-                            Some(&accept),
-                        )
+                        return self.neighbors(found, k);
                     }
-                } else {
-                    self.search_base(
-                        q,
-                        cq.as_ref(),
-                        start,
-                        k,
-                        ef,
-                        &mut visited,
-                        scratch,
-                        Some(&accept),
-                    )
+                    // Two hops did not reach enough allowed nodes: the
+                    // plain walk, which routes through rejected ones.
+                    drop(visited);
+                    visited = self.visited.get(self.capacity());
                 }
+                self.search_base(
+                    q,
+                    cq.as_ref(),
+                    start,
+                    k,
+                    ef,
+                    &mut visited,
+                    scratch,
+                    Some(&accept),
+                )
             }
         };
-        found
-            .into_iter()
-            .take(k)
-            .map(|c| Neighbor {
-                label: self.label(c.slot),
-                distance: c.dist,
-            })
-            .collect()
+        self.neighbors(found, k)
     }
 
     /// k nearest accepted, non-deleted nodes to the prepared query `q`.
@@ -1154,14 +1135,7 @@ impl<S: Space> Graph<S> {
                 )
             }
         };
-        found
-            .into_iter()
-            .take(k)
-            .map(|c| Neighbor {
-                label: self.label(c.slot),
-                distance: c.dist,
-            })
-            .collect()
+        self.neighbors(found, k)
     }
 
     /// The `k` nearest to the stored vector of `slot`, the level-0 search
@@ -1180,7 +1154,21 @@ impl<S: Space> Graph<S> {
             slot,
         };
         let mut visited = self.visited.get(self.capacity());
-        self.search_level::<fn(u32) -> bool>(&q, start, ef.max(k), 0, &mut visited, scratch, None)
+        let found = self.search_level::<fn(u32) -> bool>(
+            &q,
+            start,
+            ef.max(k),
+            0,
+            &mut visited,
+            scratch,
+            None,
+        );
+        self.neighbors(found, k)
+    }
+
+    /// The first `k` of `found` (nearest first) with their labels.
+    fn neighbors(&self, found: Vec<Cand>, k: usize) -> Vec<Neighbor> {
+        found
             .into_iter()
             .take(k)
             .map(|c| Neighbor {
