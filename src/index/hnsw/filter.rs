@@ -66,9 +66,11 @@ pub enum FilterStrategy {
     /// returned): hnswlib's filtered search. Best when most labels pass.
     Walk,
     /// Walk allowed nodes only; a rejected neighbour is looked through to
-    /// its own neighbours (ACORN-1's two-hop expansion); when that finds
-    /// fewer than `k`, the plain walk follows. Never planned on its own
-    /// (see the module documentation).
+    /// its own neighbours (ACORN-1's two-hop expansion); when that runs out
+    /// of allowed nodes before finding `ef` of them (the allowed nodes two
+    /// hops reach are not connected to the rest), the plain walk follows,
+    /// so an `ef` above the number of allowed labels gives the exact
+    /// answer. Never planned on its own (see the module documentation).
     TwoHop,
     /// Score every allowed row: exact, and cheapest when few are allowed.
     Scan,

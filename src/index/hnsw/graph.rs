@@ -1068,11 +1068,14 @@ impl<S: Space> Graph<S> {
                 let mut visited = self.visited.get(self.capacity());
                 if plan == FilterStrategy::TwoHop {
                     let found = self.search_two_hop(q, start, ef, &mut visited, scratch, &accept);
-                    if found.len() >= k {
+                    if found.len() >= ef {
                         return self.neighbors(found, k);
                     }
-                    // Two hops did not reach enough allowed nodes: the
-                    // plain walk, which routes through rejected ones.
+                    // Two hops ran out of allowed nodes before `ef` of them
+                    // were found: what they reached is cut off from the
+                    // rest of the allowed set (or is all of it), and the
+                    // plain walk, which routes through rejected nodes, is
+                    // the search that reaches every allowed node.
                     drop(visited);
                     visited = self.visited.get(self.capacity());
                 }
