@@ -310,7 +310,7 @@ fn run(scheme: Quantization, metric: Metric, ops: &[Op]) -> Result<(), TestCaseE
             }
             Op::Filtered(s, k, m, strategy, as_set) => {
                 let q = vector(s);
-                let accept = |l: u64| l % m == 0;
+                let accept = |l: u64| l.is_multiple_of(m);
                 let strategy = [
                     FilterStrategy::Auto,
                     FilterStrategy::Walk,
