@@ -2,6 +2,8 @@
 //! file round trips, corrupt files, and input errors.
 #![cfg(feature = "forest")]
 
+mod common;
+
 use swann::index::forest::{Forest, Hit};
 use swann::store::OpenOptions;
 use swann::{Error, Metric};
@@ -50,40 +52,15 @@ fn bits(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 /// Exact distance as the forest reports it.
-fn exact(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
-    match metric {
-        Metric::Euclidean => a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-            .sum::<f64>()
-            .sqrt(),
-        Metric::Manhattan => a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (x as f64 - y as f64).abs())
-            .sum(),
-        Metric::Angular => {
-            let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
-            let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum();
-            (2.0 - 2.0 * dot / (na * nb).sqrt()).max(0.0).sqrt()
-        }
-        Metric::Dot => -dot,
-        Metric::Hamming => a
-            .iter()
-            .zip(b)
-            .filter(|(x, y)| (**x > 0.5) != (**y > 0.5))
-            .count() as f64,
-        _ => unreachable!(),
-    }
-}
-
 fn truth(metric: Metric, data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u32> {
     let mut d: Vec<(f64, u32)> = data
         .iter()
         .enumerate()
-        .map(|(i, x)| (exact(metric, q, x), i as u32))
+        .map(|(i, x)| {
+            // Nearest first: for dot, the largest product.
+            let d = common::forest_distance(metric, q, x);
+            (if metric == Metric::Dot { -d } else { d }, i as u32)
+        })
         .collect();
     d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     d.truncate(k);
@@ -127,8 +104,7 @@ fn recall(
             );
         }
         for h in &got {
-            let e = exact(metric, q, &data[h.id as usize]);
-            let e = if metric == Metric::Dot { -e } else { e };
+            let e = common::forest_distance(metric, q, &data[h.id as usize]);
             assert!(
                 (h.distance as f64 - e).abs() <= 1e-3 * e.abs().max(1.0),
                 "{metric}: id {} distance {} exact {e}",
@@ -198,14 +174,6 @@ fn sample(metric: Metric) -> Vec<Vec<f32>> {
     }
 }
 
-const METRICS: [Metric; 5] = [
-    Metric::Euclidean,
-    Metric::Manhattan,
-    Metric::Angular,
-    Metric::Dot,
-    Metric::Hamming,
-];
-
 fn answers(f: &Forest, queries: &[Vec<f32>]) -> Vec<Vec<Hit>> {
     let mut out: Vec<Vec<Hit>> = queries
         .iter()
@@ -218,7 +186,7 @@ fn answers(f: &Forest, queries: &[Vec<f32>]) -> Vec<Vec<Hit>> {
 #[test]
 fn same_seed_same_bytes_whatever_the_threads() {
     let dir = tempfile::tempdir().unwrap();
-    for metric in METRICS {
+    for metric in common::FOREST_METRICS {
         let data = sample(metric);
         let a = dir.path().join("a.swf");
         let b = dir.path().join("b.swf");
@@ -266,7 +234,7 @@ fn large_builds_do_not_depend_on_thread_grouping() {
 #[test]
 fn memory_saved_mapped_and_on_disk_forests_agree() {
     let dir = tempfile::tempdir().unwrap();
-    for metric in METRICS {
+    for metric in common::FOREST_METRICS {
         let data = sample(metric);
         let queries = &data[..15];
         let mem = build(metric, &data, 7, 2);
@@ -323,16 +291,13 @@ fn memory_saved_mapped_and_on_disk_forests_agree() {
 
 #[test]
 fn items_round_trip_and_distances_match() {
-    for metric in METRICS {
+    for metric in common::FOREST_METRICS {
         let data = sample(metric);
         let f = build(metric, &data, 3, 1);
         for i in [0u32, 7, 1499] {
             assert_eq!(f.item_vector(i).unwrap(), data[i as usize], "{metric}");
             let d = f.distance(i, 11).unwrap() as f64;
-            let mut e = exact(metric, &data[i as usize], &data[11]);
-            if metric == Metric::Dot {
-                e = -e;
-            }
+            let e = common::forest_distance(metric, &data[i as usize], &data[11]);
             assert!(
                 (d - e).abs() <= 1e-3 * e.abs().max(1.0),
                 "{metric}: {d} vs {e}"

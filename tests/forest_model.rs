@@ -8,50 +8,14 @@
 //! its exact one, and an absent id must never come back.
 #![cfg(feature = "forest")]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use swann::index::forest::{Forest, Hit};
 use swann::store::OpenOptions;
 use swann::Metric;
-
-const METRICS: [Metric; 5] = [
-    Metric::Euclidean,
-    Metric::Manhattan,
-    Metric::Angular,
-    Metric::Dot,
-    Metric::Hamming,
-];
-
-/// The distance a forest reports (for dot, the product, larger nearer).
-fn exact(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
-    match metric {
-        Metric::Euclidean => a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-            .sum::<f64>()
-            .sqrt(),
-        Metric::Manhattan => a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (x as f64 - y as f64).abs())
-            .sum(),
-        Metric::Angular => {
-            let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
-            let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum();
-            (2.0 - 2.0 * dot / (na * nb).sqrt()).max(0.0).sqrt()
-        }
-        Metric::Dot => dot,
-        Metric::Hamming => a
-            .iter()
-            .zip(b)
-            .filter(|(x, y)| (**x > 0.5) != (**y > 0.5))
-            .count() as f64,
-        _ => unreachable!(),
-    }
-}
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-3 * a.abs().max(b.abs()).max(1.0)
@@ -86,7 +50,10 @@ fn check_answers(
         Metric::Dot => b.total_cmp(&a),
         _ => a.total_cmp(&b),
     };
-    let mut want: Vec<f64> = items.values().map(|v| exact(metric, q, v)).collect();
+    let mut want: Vec<f64> = items
+        .values()
+        .map(|v| common::forest_distance(metric, q, v))
+        .collect();
     want.sort_by(|a, b| nearer(*a, *b));
     want.truncate(k);
     prop_assert_eq!(hits.len(), want.len(), "hits {:?} want {:?}", hits, want);
@@ -96,7 +63,7 @@ fn check_answers(
         let v = items
             .get(&h.id)
             .ok_or_else(|| TestCaseError::fail(format!("id {} was never added", h.id)))?;
-        let e = exact(metric, q, v);
+        let e = common::forest_distance(metric, q, v);
         prop_assert!(
             close(h.distance as f64, e),
             "{}: id {} distance {} exact {}",
@@ -207,6 +174,6 @@ proptest! {
         trees in 1usize..5,
         k in 1usize..15,
     ) {
-        run(METRICS[metric], dim, &first, &later, &queries, trees, k)?;
+        run(common::FOREST_METRICS[metric], dim, &first, &later, &queries, trees, k)?;
     }
 }

@@ -1,6 +1,8 @@
 //! Seeded test data shared by the integration tests.
 #![allow(dead_code)]
 
+use swann::Metric;
+
 /// SplitMix64 stream: deterministic across platforms and crate versions.
 pub struct Rng(u64);
 
@@ -146,3 +148,43 @@ pub fn all_kernel_variants() -> Vec<&'static swann::kernels::KernelTable> {
         .flat_map(|&isa| swann::kernels::KernelTable::variants(isa).iter().copied())
         .collect()
 }
+
+/// The distance a forest reports between `a` and `b`, in `f64` (for dot,
+/// the product, larger nearer).
+pub fn forest_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    match metric {
+        Metric::Euclidean => a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+            .sum::<f64>()
+            .sqrt(),
+        Metric::Manhattan => a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as f64 - y as f64).abs())
+            .sum(),
+        Metric::Angular => {
+            let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
+            let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum();
+            (2.0 - 2.0 * dot / (na * nb).sqrt()).max(0.0).sqrt()
+        }
+        Metric::Dot => dot,
+        Metric::Hamming => a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| (**x > 0.5) != (**y > 0.5))
+            .count() as f64,
+        _ => unreachable!(),
+    }
+}
+
+/// Every metric the forest takes.
+pub const FOREST_METRICS: [Metric; 5] = [
+    Metric::Euclidean,
+    Metric::Manhattan,
+    Metric::Angular,
+    Metric::Dot,
+    Metric::Hamming,
+];
