@@ -72,7 +72,7 @@ pub(crate) fn subspace_dims_for(dim: usize) -> usize {
 }
 
 /// Links of each neighbour a record's free entries are filled from (see
-/// [`Graph::fill_record`]): a neighbour's first links are its nearest, and
+/// [`Graph::derive_record_ids`]): a neighbour's first links are its nearest, and
 /// on 200,000 SIFT rows taking 8 of them kept recall@10 at ef 24 and 64
 /// within 0.005 of taking all (0.946 and 0.990) and halved the time of the
 /// fill (0.8 s instead of 1.9 s on 2 threads).
@@ -315,7 +315,7 @@ impl<S: Space> Graph<S> {
         };
         let recoded = std::mem::take(&mut *b.recoded.lock());
         let n = self.len().min(b.records.rows());
-        // A record's extra entries (see `fill_record`) are its neighbours'
+        // A record's extra entries (see `derive_record_ids`) are its neighbours'
         // neighbours, so a node removed or recoded can sit in records whose
         // own links never changed: those are found by their ids.
         let removed = std::mem::take(&mut *b.removed.lock());
@@ -445,8 +445,10 @@ impl<S: Space> Graph<S> {
     }
 
     /// The ids of slot `s`'s record derived from the graph into `ids`: its
-    /// first `m0` level-0 links, then the extra entries [`Graph::fill_record`]
-    /// finds.
+    /// first `m0` level-0 links, then, in the entries they leave free, the
+    /// nearest of its neighbours' neighbours that it does not link to. The
+    /// FastScan block scores 32 neighbours whether the links fill it or
+    /// not, so these extra edges cost a search almost nothing.
     fn derive_record_ids(
         &self,
         s: u32,
@@ -457,21 +459,6 @@ impl<S: Space> Graph<S> {
     ) {
         self.read_links(s, 0, ids);
         ids.truncate(m0);
-        self.fill_record(s, m0, ids, hop, cands);
-    }
-
-    /// Fills the free entries of slot `s`'s record (`ids`, its links) with
-    /// the nearest of its neighbours' neighbours that it does not link to.
-    /// The FastScan block scores 32 neighbours whether the links fill it or
-    /// not, so these extra edges cost a search almost nothing.
-    fn fill_record(
-        &self,
-        s: u32,
-        m0: usize,
-        ids: &mut Vec<u32>,
-        hop: &mut Vec<u32>,
-        cands: &mut Vec<Cand>,
-    ) {
         if ids.len() >= m0 || ids.is_empty() {
             return;
         }

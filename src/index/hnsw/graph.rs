@@ -1094,50 +1094,35 @@ impl<S: Space> Graph<S> {
         self.neighbors(found, k)
     }
 
-    /// k nearest accepted, non-deleted nodes to the prepared query `q`.
-    pub(crate) fn knn<F: Fn(u64) -> bool>(
+    /// k nearest non-deleted nodes to the prepared query `q` (filtered
+    /// searches go through [`Graph::knn_filtered`]).
+    pub(crate) fn knn(
         &self,
         q: &[S::Elem],
         k: usize,
         ef: usize,
-        filter: Option<&F>,
         scratch: &mut Scratch,
     ) -> Vec<Neighbor> {
         let cq = self.code_query(q);
-        let start = match (filter, &cq) {
-            (None, Some(cq)) => self.descend_on_codes(cq, scratch),
-            _ => self.descend(q, 0, scratch),
+        let start = match &cq {
+            Some(cq) => self.descend_on_codes(cq, scratch),
+            None => self.descend(q, 0, scratch),
         };
         let Some(start) = start else {
             return Vec::new();
         };
         let ef = ef.max(k);
         let mut visited = self.visited.get(self.capacity());
-        let found = match filter {
-            None => self.search_base::<fn(u32) -> bool>(
-                q,
-                cq.as_ref(),
-                start,
-                k,
-                ef,
-                &mut visited,
-                scratch,
-                None,
-            ),
-            Some(f) => {
-                let accept = |slot: u32| f(self.label(slot));
-                self.search_base(
-                    q,
-                    cq.as_ref(),
-                    start,
-                    k,
-                    ef,
-                    &mut visited,
-                    scratch,
-                    Some(&accept),
-                )
-            }
-        };
+        let found = self.search_base::<fn(u32) -> bool>(
+            q,
+            cq.as_ref(),
+            start,
+            k,
+            ef,
+            &mut visited,
+            scratch,
+            None,
+        );
         self.neighbors(found, k)
     }
 

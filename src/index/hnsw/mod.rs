@@ -1139,9 +1139,7 @@ impl<S: Space> HnswIndex<S> {
     /// [`Error::NonFinite`], ...).
     pub fn search(&self, query: &[S::Elem], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
         let q = self.check_search(query, k)?;
-        Ok(self
-            .graph
-            .knn::<fn(u64) -> bool>(&q, k, ef, None, &mut Scratch::default()))
+        Ok(self.graph.knn(&q, k, ef, &mut Scratch::default()))
     }
 
     /// The `k` nearest labels to the stored vector of `label`, nearest
@@ -1330,7 +1328,7 @@ impl<S: Space> HnswIndex<S> {
             .par_chunks(dim)
             .map_init(Scratch::default, |scratch, q| {
                 let q = self.check_search(q, k)?;
-                Ok(self.graph.knn::<fn(u64) -> bool>(&q, k, ef, None, scratch))
+                Ok(self.graph.knn(&q, k, ef, scratch))
             })
             .collect()
     }
