@@ -266,8 +266,13 @@ impl Blocks {
     /// entries past `ids` are code 0 and never read, their ids being
     /// [`EMPTY`]).
     fn record_bytes(&self, ids: &[u32], out: &mut Vec<u8>) {
+        // Every cache line of every code row (`m` bytes each), not only the
+        // first: the packing below waits on these reads, not on its stores.
         for &id in ids {
-            prefetch_read_l2(self.codes.row_ptr(id as usize));
+            let p = self.codes.row_ptr(id as usize);
+            for off in (0..self.m).step_by(64) {
+                prefetch_read_l2(p.wrapping_add(off));
+            }
         }
         out.clear();
         out.resize(self.ids_bytes, 0xff);
