@@ -260,20 +260,30 @@ impl Blocks {
         }
     }
 
+    /// Starts loading every cache line of the code rows of `ids` (`m` bytes
+    /// each), not only the first: packing a record waits on these reads,
+    /// not on its stores. Any id is accepted (an address past the arena is
+    /// not requested).
+    #[inline(always)]
+    fn prefetch_codes(&self, ids: &[u32]) {
+        for &id in ids {
+            let p = self.codes.row_ptr(id as usize);
+            if p.is_null() {
+                continue;
+            }
+            for off in (0..self.m).step_by(64) {
+                prefetch_read_l2(p.wrapping_add(off));
+            }
+        }
+    }
+
     /// The record of neighbours `ids` (at most `m0`, each with a code row):
     /// the ids, then their codes in FastScan blocks (the layout of
     /// [`fastscan::pack_blocks`], written here directly from the code rows;
     /// entries past `ids` are code 0 and never read, their ids being
     /// [`EMPTY`]).
     fn record_bytes(&self, ids: &[u32], out: &mut Vec<u8>) {
-        // Every cache line of every code row (`m` bytes each), not only the
-        // first: the packing below waits on these reads, not on its stores.
-        for &id in ids {
-            let p = self.codes.row_ptr(id as usize);
-            for off in (0..self.m).step_by(64) {
-                prefetch_read_l2(p.wrapping_add(off));
-            }
-        }
+        self.prefetch_codes(ids);
         out.clear();
         out.resize(self.ids_bytes, 0xff);
         for (dst, &id) in out.chunks_exact_mut(4).zip(ids) {
@@ -421,6 +431,11 @@ impl<S: Space> Graph<S> {
                     return;
                 }
                 let row = &stored[s as usize * m0..][..m0];
+                // The next slot is most often this task's next one: its
+                // rows load while this record is checked and packed.
+                if let Some(next) = stored.get((s as usize + 1) * m0..(s as usize + 2) * m0) {
+                    b.prefetch_codes(next);
+                }
                 let used = row.iter().position(|&id| id == EMPTY).unwrap_or(m0);
                 let ids = &row[..used];
                 links.clear();
