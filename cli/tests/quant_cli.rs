@@ -93,3 +93,57 @@ fn every_scheme_benches_builds_and_is_recorded() {
         "{err}"
     );
 }
+
+/// `swann build hnsw --quant pq4 --pq4-records` writes the packed records
+/// into the file: it is larger than the plain file by at least a record per
+/// row, maps with its records viewed from the file (the process allocates
+/// none), loads and verifies; the flag without `--quant pq4` is refused.
+#[test]
+fn pq4_records_are_written_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, dim) = (1_500usize, 16usize);
+    write_fvecs(
+        d.join("base.fvecs"),
+        &Matrix {
+            dim,
+            data: data(n, dim, 7),
+        },
+    )
+    .unwrap();
+    let build = |extra: &[&str], out: &str| {
+        let mut args = vec!["build", "hnsw", "--data", "base.fvecs", "--out", out];
+        args.extend_from_slice(extra);
+        swann(d, &args)
+    };
+    ok(build(&["--quant", "pq4"], "plain.swann"));
+    ok(build(&["--quant", "pq4", "--pq4-records"], "packed.swann"));
+    let size = |f: &str| std::fs::metadata(d.join(f)).unwrap().len();
+    // At M = 16, 16 sub-spaces: 128 bytes of ids and one 256-byte block.
+    assert!(
+        size("packed.swann") >= size("plain.swann") + (n * 384) as u64,
+        "{} against {}",
+        size("packed.swann"),
+        size("plain.swann")
+    );
+    let mapped = Hnsw::open_mmap(d.join("packed.swann"), Default::default()).unwrap();
+    mapped.verify().unwrap();
+    let plain = Hnsw::open_mmap(d.join("plain.swann"), Default::default()).unwrap();
+    // The records are most of what a plain mapped index allocates.
+    assert!(
+        4 * mapped.memory_bytes() < plain.memory_bytes(),
+        "{} against {}",
+        mapped.memory_bytes(),
+        plain.memory_bytes()
+    );
+    Hnsw::load(d.join("packed.swann")).unwrap();
+
+    let out = build(&["--quant", "sq8", "--pq4-records"], "x.swann");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--pq4-records applies to --quant pq4"),
+        "{err}"
+    );
+    assert!(!d.join("x.swann").exists());
+}

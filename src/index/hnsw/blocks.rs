@@ -135,7 +135,7 @@ impl Blocks {
             pq,
             m,
             codes,
-            records: RowArena::new(ids_bytes + nblocks * m * 16, 0),
+            records: RowArena::new(Self::record_len_for(m, m0), 0),
             ids_bytes,
             nblocks,
             m0,
@@ -169,12 +169,56 @@ impl Blocks {
         rec[..ids_bytes].fill(0xff);
     }
 
+    /// Records for the slots of `codes` viewed from a file's packed
+    /// records (`records`, one row per slot, as
+    /// [`Blocks::packed_rows`] wrote them): none stale, none packed here.
+    /// `None` when `records` does not have the row length and count this
+    /// quantizer and `m0` give.
+    pub fn with_records(
+        pq: Pq4,
+        m0: usize,
+        codes: RowArena<u8>,
+        records: RowArena<u8>,
+        trained_on: usize,
+        table: &'static KernelTable,
+    ) -> Option<Self> {
+        if records.dim() != Self::record_len_for(pq.subspaces(), m0)
+            || records.rows() != codes.rows()
+        {
+            return None;
+        }
+        let empty = Self::with_codes(pq, m0, RowArena::new(codes.dim(), 0), trained_on, table);
+        let mut b = Blocks {
+            codes,
+            records,
+            ..empty
+        };
+        b.stale = (0..b.codes.rows().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Some(b)
+    }
+
+    /// Bytes of a record (before padding to whole lines) for codes of `m`
+    /// sub-spaces and `m0` neighbours: the ids, `4 m0` bytes padded to a
+    /// line, then `ceil(m0 / 32)` FastScan blocks of `16 m` bytes.
+    pub fn record_len_for(m: usize, m0: usize) -> usize {
+        (4 * m0).div_ceil(64) * 64 + m0.div_ceil(BLOCK) * m * 16
+    }
+
     pub fn make_owned(&mut self) {
         self.codes.make_owned();
+        self.records.make_owned();
     }
 
     pub fn is_mapped(&self) -> bool {
-        self.codes.is_mapped()
+        self.codes.is_mapped() || self.records.is_mapped()
+    }
+
+    /// Whether the records are a view of a file's packed records (checked
+    /// by [`Graph::first_misrecorded`], not derived here).
+    pub fn records_from_file(&self) -> bool {
+        self.records.is_mapped()
     }
 
     pub fn allocated_bytes(&self) -> usize {
@@ -436,24 +480,9 @@ impl<S: Space> Graph<S> {
                 if let Some(next) = stored.get((s as usize + 1) * m0..(s as usize + 2) * m0) {
                     b.prefetch_codes(next);
                 }
-                let used = row.iter().position(|&id| id == EMPTY).unwrap_or(m0);
-                let ids = &row[..used];
-                links.clear();
-                this.read_links(s, 0, links);
-                links.truncate(m0);
-                if !ids.starts_with(links) || row[used..].iter().any(|&id| id != EMPTY) {
+                let Some(ids) = this.fitting_record_ids(s, row, n, links, extra) else {
                     return;
-                }
-                extra.clear();
-                extra.extend_from_slice(&ids[links.len()..]);
-                extra.sort_unstable();
-                let fits = extra.windows(2).all(|w| w[0] != w[1])
-                    && extra.iter().all(|&x| {
-                        (x as usize) < n && x != s && this.in_use(x) && !links.contains(&x)
-                    });
-                if !fits {
-                    return;
-                }
+                };
                 b.record_bytes(ids, rec);
                 // SAFETY: `&mut self` (held by the caller through `this`)
                 // excludes searches and inserts, and each slot is written by
@@ -462,6 +491,116 @@ impl<S: Space> Graph<S> {
                 b.unmark(s);
             },
         );
+    }
+
+    /// The ids of `row` (a record's `m0` entries, [`EMPTY`] after the last)
+    /// up to the first [`EMPTY`], when they may be slot `s`'s record: they
+    /// start with its live level-0 links (at most `m0`), and the rest are
+    /// distinct slots below `n`, in use, neither `s` nor among the links.
+    fn fitting_record_ids<'r>(
+        &self,
+        s: u32,
+        row: &'r [u32],
+        n: usize,
+        links: &mut Vec<u32>,
+        extra: &mut Vec<u32>,
+    ) -> Option<&'r [u32]> {
+        let used = row.iter().position(|&id| id == EMPTY).unwrap_or(row.len());
+        let ids = &row[..used];
+        links.clear();
+        self.read_links(s, 0, links);
+        links.truncate(row.len());
+        if !ids.starts_with(links) || row[used..].iter().any(|&id| id != EMPTY) {
+            return None;
+        }
+        extra.clear();
+        extra.extend_from_slice(&ids[links.len()..]);
+        extra.sort_unstable();
+        let fits = extra.windows(2).all(|w| w[0] != w[1])
+            && extra
+                .iter()
+                .all(|&x| (x as usize) < n && x != s && self.in_use(x) && !links.contains(&x));
+        fits.then_some(ids)
+    }
+
+    /// The first `n` slots' records as a file's packed rows
+    /// ([`section::PQ4_PACKED`](super::persist::section::PQ4_PACKED)):
+    /// one padded row per slot, a current record as it is, a stale one as a
+    /// refresh would pack it, a slot not in use as an empty record. Borrowed
+    /// from the records when every one is already so (after any `&mut`
+    /// operation), else copied. Empty without records. The caller keeps
+    /// inserts out (as a save does).
+    pub(crate) fn packed_records(&self, n: usize) -> std::borrow::Cow<'_, [u8]> {
+        let Some(b) = &self.blocks else {
+            return std::borrow::Cow::Borrowed(&[]);
+        };
+        let n = n.min(b.records.rows());
+        let row_bytes = b.records.row_bytes();
+        let len = b.records.dim();
+        let mut empty = Vec::new();
+        b.record_bytes(&[], &mut empty);
+        let needs = |s: u32| {
+            if self.in_use(s) {
+                b.is_stale(s)
+            } else {
+                b.records.row(s as usize) != &empty[..]
+            }
+        };
+        let all = &b.records.as_bytes()[..n * row_bytes];
+        if !(0..n as u32).into_par_iter().any(needs) {
+            return std::borrow::Cow::Borrowed(all);
+        }
+        let mut out = all.to_vec();
+        let m0 = b.m0;
+        out.par_chunks_mut(row_bytes).enumerate().for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |(ids, hop, cands, rec), (s, dst)| {
+                let s = s as u32;
+                if !needs(s) {
+                    return;
+                }
+                ids.clear();
+                if self.in_use(s) {
+                    self.derive_record_ids(s, m0, ids, hop, cands);
+                }
+                b.record_bytes(ids, rec);
+                dst[..len].copy_from_slice(rec);
+            },
+        );
+        std::borrow::Cow::Owned(out)
+    }
+
+    /// With records viewed from a file's packed rows, the first slot whose
+    /// record is not what [`Graph::packed_records`] would write for it
+    /// (ids that [`Graph::fitting_record_ids`] refuses, blocks that are not
+    /// its neighbours' codes, or a slot not in use whose record is not
+    /// empty): what `load` and `verify` check. `None` for records derived
+    /// here. O(n m0 m).
+    pub(crate) fn first_misrecorded(&self) -> Option<u32> {
+        let b = self.blocks.as_ref().filter(|b| b.records_from_file())?;
+        let n = self.len().min(b.records.rows());
+        (0..n as u32)
+            .into_par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(links, extra, rec), s| {
+                    let row = b.records.row(s as usize);
+                    let ids: &[u32] = bytemuck::cast_slice(&row[..4 * b.m0]);
+                    let ok = if self.in_use(s) {
+                        self.fitting_record_ids(s, ids, n, links, extra)
+                            .is_some_and(|ids| {
+                                b.record_bytes(ids, rec);
+                                rec[..] == row[..]
+                            })
+                    } else {
+                        b.record_bytes(&[], rec);
+                        rec[..] == row[..]
+                    };
+                    (!ok).then_some(s)
+                },
+            )
+            .find_first(Option::is_some)
+            .flatten()
     }
 
     /// The ids of slot `s`'s record derived from the graph into `ids`: its
@@ -713,6 +852,123 @@ mod tests {
             assert!(mapped.verify().is_err());
             assert_eq!(mapped.search(&rows[..8], 1, 16).unwrap().len(), 1);
             index.train_quantizer().unwrap();
+        }
+    }
+
+    /// A file saved with its packed records is mapped without packing any:
+    /// the mapped index views the file's rows, which equal the records of
+    /// the index that saved them, and answers every query as that index
+    /// does; `load` and `verify` accept them; changing the mapped index
+    /// copies it first. Records stale when saving (inserts through `&self`)
+    /// and slots freed by removals are written as a refresh would leave
+    /// them.
+    #[test]
+    fn packed_records_in_the_file_are_mapped_as_saved() {
+        use super::super::SaveOptions;
+        use crate::store::OpenOptions;
+        let mut index = pq4_index();
+        let rows = random_rows(4242, 900);
+        let labels: Vec<u64> = (0..800).collect();
+        index.insert_batch(&labels, &rows[..8 * 800]).unwrap();
+        index.remove(5).unwrap();
+        index.remove(600).unwrap();
+        // Through `&self`: these leave records stale until the next `&mut`.
+        index.reserve(100).unwrap();
+        for i in 800..900u64 {
+            index
+                .try_insert(i, &rows[8 * i as usize..8 * (i as usize + 1)])
+                .unwrap();
+        }
+        let b = index.graph.blocks.as_ref().unwrap();
+        assert!(
+            (0..index.graph.len() as u32).any(|s| b.is_stale(s)),
+            "the test needs stale records"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.swann");
+        let packed = dir.path().join("packed.swann");
+        index.save(&plain).unwrap();
+        index
+            .save_with(&packed, SaveOptions::default().pq4_records(true))
+            .unwrap();
+        let grew =
+            std::fs::metadata(&packed).unwrap().len() - std::fs::metadata(&plain).unwrap().len();
+        let rb = b.records.row_bytes() as u64;
+        assert!(grew >= index.graph.len() as u64 * rb, "{grew}");
+
+        // What a refresh leaves: the records of an owned copy.
+        let reference = Hnsw::load(&plain).unwrap();
+        let rec = |i: &Hnsw, s: usize| i.graph.blocks.as_ref().unwrap().records.row(s).to_vec();
+        let mapped = Hnsw::open_mmap(&packed, OpenOptions::default()).unwrap();
+        let mb = mapped.graph.blocks.as_ref().unwrap();
+        assert!(mb.records_from_file());
+        assert_eq!(mb.records.allocated_bytes(), 0);
+        assert!((0..mapped.graph.len() as u32).all(|s| !mb.is_stale(s)));
+        for s in 0..reference.graph.len() {
+            assert!(rec(&reference, s) == rec(&mapped, s), "record {s}");
+        }
+        mapped.verify().unwrap();
+        let loaded = Hnsw::load(&packed).unwrap();
+        assert!(!loaded.graph.blocks.as_ref().unwrap().records_from_file());
+        for (qi, q) in random_rows(99, 60).chunks(8).enumerate() {
+            let want = reference.search(q, 10, 40).unwrap();
+            assert_eq!(mapped.search(q, 10, 40).unwrap(), want, "query {qi}");
+            assert_eq!(loaded.search(q, 10, 40).unwrap(), want, "query {qi}");
+        }
+
+        // A change copies the view, records included, and searches on.
+        let mut changed = mapped;
+        changed.insert(5000, &[1e6; 8]).unwrap();
+        assert!(!changed.is_mapped());
+        assert_eq!(changed.search(&[1e6; 8], 1, 16).unwrap()[0].label, 5000);
+        changed.verify().unwrap();
+    }
+
+    /// A packed-record file whose rows are not the records of its links and
+    /// codes (checksums intact, as a buggy writer would leave it) is refused
+    /// by `load` and `verify`, the slot named; searching its mapped view,
+    /// ids out of range included, does not panic.
+    #[test]
+    fn load_and_verify_refuse_packed_records_that_are_not_the_graphs() {
+        use super::super::SaveOptions;
+        use crate::store::OpenOptions;
+        let mut index = pq4_index();
+        let rows = random_rows(31, 500);
+        let labels: Vec<u64> = (0..500).collect();
+        index.insert_batch(&labels, &rows).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.swann");
+        let opts = SaveOptions::default().pq4_records(true);
+        index.save_with(&path, opts).unwrap();
+        Hnsw::load(&path).unwrap().verify().unwrap();
+
+        let ids_bytes = index.graph.blocks.as_ref().unwrap().ids_bytes;
+        // A code bit in a block, a link id replaced by an id past the
+        // index, an extra entry naming the slot itself.
+        type Fault = fn(&mut [u8], usize);
+        let faults: [(usize, Fault); 3] = [
+            (7, |r: &mut [u8], ids_bytes| r[ids_bytes + 5] ^= 0x10),
+            (8, |r: &mut [u8], _| {
+                r[..4].copy_from_slice(&100_000u32.to_ne_bytes())
+            }),
+            (9, |r: &mut [u8], _| {
+                let last = r[..4 * 16].chunks(4).rposition(|c| c != [0xff; 4]).unwrap();
+                r[4 * last..4 * last + 4].copy_from_slice(&9u32.to_ne_bytes());
+            }),
+        ];
+        for (slot, fault) in faults {
+            let mut copy = Hnsw::load(&path).unwrap();
+            let b = copy.graph.blocks.as_mut().unwrap();
+            fault(b.records.row_mut(slot), ids_bytes);
+            let bad = dir.path().join(format!("bad{slot}.swann"));
+            copy.save_with(&bad, opts).unwrap();
+            let err = Hnsw::load(&bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("slot {slot}")), "{err}");
+            let mapped = Hnsw::open_mmap(&bad, OpenOptions::default()).unwrap();
+            assert!(mapped.verify().is_err());
+            for q in rows.chunks(8).take(50) {
+                assert!(!mapped.search(q, 10, 32).unwrap().is_empty());
+            }
         }
     }
 

@@ -1166,7 +1166,7 @@ impl<S: Space> Graph<S> {
             .collect()
     }
 
-    /// Number of slots a query's visited set covers.
+    /// Approximate heap bytes held by the graph.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.vectors.allocated_bytes()
             + self.codes.as_ref().map_or(0, Codes::allocated_bytes)

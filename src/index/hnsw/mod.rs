@@ -55,7 +55,7 @@ pub use check::{GraphProblem, GraphReport, LevelReport};
 pub use filter::{Filter, FilterPlan, FilterStrategy, LabelSet};
 #[cfg(feature = "sharded")]
 pub(crate) use persist::live_labels;
-pub use persist::{section, StoredSpace};
+pub use persist::{section, SaveOptions, StoredSpace};
 pub use quant::Quantization;
 pub use space::{BitSpace, F32Space, Space};
 

@@ -76,6 +76,37 @@ pub mod section {
     /// starts with the slot's links and names live slots, and is derived
     /// anew otherwise.
     pub const PQ4_RECORDS: u32 = 16;
+    /// Each slot's `pq4` neighbour record as searches read it, `n_items`
+    /// rows padded to whole 64-byte lines; optional (with [`PQ4_RECORDS`]),
+    /// written by [`SaveOptions::pq4_records`](super::SaveOptions::pq4_records):
+    /// a mapped open views these rows instead of packing every record in
+    /// memory.
+    pub const PQ4_PACKED: u32 = 17;
+}
+
+/// How [`HnswIndex::save_with`] lays out a file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SaveOptions {
+    /// For a `pq4` index ([`Quantization::Pq4`](super::Quantization::Pq4)),
+    /// also store every node's neighbour record as searches read it (its
+    /// ids and its neighbours' codes in FastScan blocks): a file mapped by
+    /// [`HnswIndex::open_mmap`] is then searched from these rows, shared
+    /// through the page cache by every process that maps it, instead of
+    /// from records packed in each process's own memory when it opens (an
+    /// O(n) open holding `16 m0 m` bytes per node: 2,176 per node at M = 16
+    /// and 128 dimensions, 3,200 at 384). The file grows by as much. A file
+    /// [`HnswIndex::load`]s reads the rows and checks them (the same work
+    /// as packing them). Ignored for other schemes. Default: off.
+    pub pq4_records: bool,
+}
+
+impl SaveOptions {
+    /// Sets [`SaveOptions::pq4_records`].
+    pub fn pq4_records(mut self, on: bool) -> Self {
+        self.pq4_records = on;
+        self
+    }
 }
 
 /// Header parameter slots of an HNSW file.
@@ -188,7 +219,39 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// written or renamed into place, [`Error::InvalidParameter`] for a `path`
     /// with no file name.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.with_writer(|w| w.write_atomic(path))
+        self.save_with(path, SaveOptions::default())
+    }
+
+    /// [`HnswIndex::save`] with a layout chosen by `opts`.
+    ///
+    /// ```
+    /// use swann::index::hnsw::{Hnsw, Quantization, SaveOptions};
+    /// use swann::store::OpenOptions;
+    /// use swann::Metric;
+    ///
+    /// let mut index = Hnsw::builder(8, Metric::L2)
+    ///     .quantization(Quantization::Pq4)
+    ///     .build()?;
+    /// // Row r: r, then seven pseudo-random components.
+    /// let rows: Vec<f32> = (0..8 * 500)
+    ///     .map(|i| if i % 8 == 0 { (i / 8) as f32 } else { ((i * 7919) % 1000) as f32 })
+    ///     .collect();
+    /// let labels: Vec<u64> = (0..500).collect();
+    /// index.insert_batch(&labels, &rows)?;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("index.swann");
+    /// // Records stored in the file: mapping it packs none in memory.
+    /// index.save_with(&path, SaveOptions::default().pq4_records(true))?;
+    /// let mapped = Hnsw::open_mmap(&path, OpenOptions::default())?;
+    /// let q = &rows[8 * 42..8 * 43];
+    /// assert_eq!(mapped.search(q, 1, 32)?[0].label, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`HnswIndex::save`].
+    pub fn save_with(&self, path: impl AsRef<Path>, opts: SaveOptions) -> Result<()> {
+        self.with_writer(opts, |w| w.write_atomic(path))
     }
 
     /// The size in bytes of the file [`HnswIndex::save`] would write now
@@ -198,11 +261,15 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// # Errors
     /// [`Error::InvalidState`] when an insert is in progress.
     pub fn saved_size(&self) -> Result<u64> {
-        self.with_writer(|w| Ok(w.layout().1))
+        self.with_writer(SaveOptions::default(), |w| Ok(w.layout().1))
     }
 
     /// Lays the index out as a file for `f` (to write it, or measure it).
-    fn with_writer<R>(&self, f: impl FnOnce(&FileWriter<'_>) -> Result<R>) -> Result<R> {
+    fn with_writer<R>(
+        &self,
+        opts: SaveOptions,
+        f: impl FnOnce(&FileWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
         let g = &self.graph;
         // Claiming a slot takes this lock for writing, so while it is held
         // no insert starts, and every slot below `len` is either published or
@@ -301,6 +368,11 @@ impl<S: StoredSpace> HnswIndex<S> {
             )?;
             record_ids = g.record_ids(n);
             w.add_pod_section(section::PQ4_RECORDS, &record_ids)?;
+        }
+        let packed;
+        if opts.pq4_records && g.blocks.is_some() {
+            packed = g.packed_records(n);
+            w.add_section(section::PQ4_PACKED, &packed)?;
         }
         f(&w)
     }
@@ -467,9 +539,19 @@ impl<S: StoredSpace> HnswIndex<S> {
                     .map_err(|e| bad(format!("4-bit quantizer: {e}")))?;
                 let codes = RowArena::from_file(&file, section::PQ4_CODES, pq.subspaces(), n)?;
                 let trained_on = ((quant >> 8) & 0xffff_ffff) as usize;
-                let mut b = super::blocks::Blocks::with_codes(pq, m0, codes, trained_on, table);
-                b.mark_all();
-                Some(b)
+                if file.has_section(section::PQ4_PACKED) {
+                    let len = super::blocks::Blocks::record_len_for(pq.subspaces(), m0);
+                    let records = RowArena::from_file(&file, section::PQ4_PACKED, len, n)?;
+                    let b = super::blocks::Blocks::with_records(
+                        pq, m0, codes, records, trained_on, table,
+                    )
+                    .ok_or_else(|| bad("pq4 records that do not match the codes"))?;
+                    Some(b)
+                } else {
+                    let mut b = super::blocks::Blocks::with_codes(pq, m0, codes, trained_on, table);
+                    b.mark_all();
+                    Some(b)
+                }
             }
             _ => None,
         };
@@ -541,7 +623,12 @@ impl<S: StoredSpace> HnswIndex<S> {
         // Neighbour records are derived: packed from the saved record ids
         // where they still fit the links, from the links and codes (and a
         // search of the neighbours' neighbours) where not.
-        if index.graph.blocks.is_some() && file.has_section(section::PQ4_RECORDS) {
+        let packed = index
+            .graph
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.records_from_file());
+        if !packed && index.graph.blocks.is_some() && file.has_section(section::PQ4_RECORDS) {
             let ids = file.section_exact::<u32>(section::PQ4_RECORDS, n * m0 as u64)?;
             index.graph.adopt_record_ids(ids);
         }
@@ -677,6 +764,12 @@ impl<S: StoredSpace> HnswIndex<S> {
             return Err(corrupt(
                 section::CODES,
                 format!("slot {slot}: its code or code norm is not its row's under the saved grid"),
+            ));
+        }
+        if let Some(slot) = g.first_misrecorded() {
+            return Err(corrupt(
+                section::PQ4_PACKED,
+                format!("slot {slot}: its packed record is not its links' and their codes'"),
             ));
         }
         Ok(())

@@ -62,7 +62,10 @@ pub enum Quantization {
     /// (at M = 16, 2,176 bytes per node for 128 dimensions, 3,200 for 384),
     /// packed in memory from each node's code when an index is built,
     /// loaded or mapped (the file holds the codes and each record's ids,
-    /// 4 bytes per entry). Filtered searches run on the exact vectors.
+    /// 4 bytes per entry), unless it was saved with
+    /// [`SaveOptions::pq4_records`](super::SaveOptions::pq4_records): then
+    /// the file holds the records too, and a mapped index searches them in
+    /// place. Filtered searches run on the exact vectors.
     Pq4,
 }
 
