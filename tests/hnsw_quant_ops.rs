@@ -16,7 +16,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use swann::index::hnsw::{F32Space, Filter, FilterStrategy, Hnsw, HnswIndex, Quantization};
+use swann::index::hnsw::{
+    F32Space, Filter, FilterStrategy, Hnsw, HnswIndex, Quantization, SaveOptions,
+};
 use swann::index::Neighbor;
 use swann::store::OpenOptions;
 use swann::Metric;
@@ -38,8 +40,9 @@ enum Op {
     ReplaceDeleted(u64, u64),
     Compact,
     Grow(usize),
-    /// Save, then go on with the loaded (false) or mapped (true) index.
-    Reopen(bool),
+    /// Save (with the `pq4` records in the file: second field), then go on
+    /// with the loaded (false) or mapped (true) index.
+    Reopen(bool, bool),
     Search(u64, usize),
     /// A search for labels divisible by the modulus, with one of the
     /// strategies, as a predicate (false) or a label set (true).
@@ -55,7 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (LABELS..LABELS + 50, any::<u64>()).prop_map(|(l, s)| Op::ReplaceDeleted(l, s)),
         1 => Just(Op::Compact),
         1 => (1usize..300).prop_map(Op::Grow),
-        1 => any::<bool>().prop_map(Op::Reopen),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(m, r)| Op::Reopen(m, r)),
         4 => (any::<u64>(), 1usize..12).prop_map(|(s, k)| Op::Search(s, k)),
         3 => (any::<u64>(), 1usize..12, 1u64..40, 0usize..4, any::<bool>())
             .prop_map(|(s, k, m, st, set)| Op::Filtered(s, k, m, st, set)),
@@ -218,7 +221,7 @@ fn run(scheme: Quantization, metric: Metric, ops: &[Op]) -> Result<(), TestCaseE
             op,
             Op::MarkDeleted(_)
                 | Op::UnmarkDeleted(_)
-                | Op::Reopen(_)
+                | Op::Reopen(..)
                 | Op::Search(..)
                 | Op::Filtered(..)
         ) && !matches!(op, Op::Remove(l) if !model.contains_key(l))
@@ -289,8 +292,10 @@ fn run(scheme: Quantization, metric: Metric, ops: &[Op]) -> Result<(), TestCaseE
                 prop_assert_eq!(index.capacity(), model.len());
             }
             Op::Grow(n) => index.resize(index.capacity() + n).unwrap(),
-            Op::Reopen(map) => {
-                index.save(&path).unwrap();
+            Op::Reopen(map, records) => {
+                index
+                    .save_with(&path, SaveOptions::default().pq4_records(records))
+                    .unwrap();
                 mapped = map;
                 index = match map {
                     true => Hnsw::open_mmap(&path, OpenOptions::default()).unwrap(),

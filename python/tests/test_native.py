@@ -1,5 +1,6 @@
 """The native classes swann.Hnsw and swann.Flat."""
 
+import os
 import threading
 import time
 
@@ -61,6 +62,12 @@ def test_hnsw_quantized(data, tmp_path, scheme):
     m = swann.Hnsw.load(str(tmp_path / "q.swann"), mmap=True)
     assert m.quantization == scheme and m.is_quantized
     np.testing.assert_array_equal(m.search(queries, 10, ef=64)[0], labels)
+    # pq4's records stored in the file: larger, and mapped with the same answers.
+    h.save(str(tmp_path / "p.swann"), pq4_records=True)
+    grew = os.path.getsize(tmp_path / "p.swann") - os.path.getsize(tmp_path / "q.swann")
+    assert (grew > 0) == (scheme == "pq4")
+    p = swann.Hnsw.load(str(tmp_path / "p.swann"), mmap=True)
+    np.testing.assert_array_equal(p.search(queries, 10, ef=64)[0], labels)
     h.train_quantizer()
     assert h.is_quantized
     with pytest.raises(ValueError):
