@@ -306,9 +306,13 @@ pub fn info(a: Info) -> Result<()> {
             1 => println!("quantized   sq8 (grid trained on {} rows)", quant >> 8),
             2 if (quant >> 8) & 0xffff_ffff == 0 => println!("quantized   pq4 (not trained yet)"),
             2 => println!(
-                "quantized   pq4 ({} components per code, centroids trained on {} rows)",
+                "quantized   pq4 ({} components per code, centroids trained on {} rows; {})",
                 (quant >> 40) & 0xff,
-                (quant >> 8) & 0xffff_ffff
+                (quant >> 8) & 0xffff_ffff,
+                match file.has_section(swann::index::hnsw::section::PQ4_PACKED) {
+                    true => "packed records in the file",
+                    false => "records packed when opened",
+                }
             ),
             other => println!("quantized   unknown scheme {other}"),
         }

@@ -137,6 +137,15 @@ fn pq4_records_are_written_into_the_file() {
         plain.memory_bytes()
     );
     Hnsw::load(d.join("packed.swann")).unwrap();
+    for (file, says) in [
+        ("plain.swann", "records packed when opened"),
+        ("packed.swann", "packed records in the file"),
+    ] {
+        let info = ok(swann(d, &["info", "--check", file]));
+        let line = info.lines().find(|l| l.starts_with("quantized")).unwrap();
+        assert!(line.contains(says), "{line}");
+        assert!(info.contains("structure   ok"), "{info}");
+    }
 
     let out = build(&["--quant", "sq8", "--pq4-records"], "x.swann");
     assert!(!out.status.success());
