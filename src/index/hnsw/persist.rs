@@ -413,7 +413,9 @@ impl<S: StoredSpace> HnswIndex<S> {
     /// codes, O(n) (0.9 s per 200,000 nodes of 128 dimensions on one
     /// thread), and are not shared between processes; a file written
     /// before it kept the ids also searches each node's neighbours'
-    /// neighbours again (several times longer).
+    /// neighbours again (several times longer). A file saved with
+    /// [`SaveOptions::pq4_records`] holds the packed records: it opens in
+    /// O(1) and its records are shared like every other section.
     ///
     /// The index is read-only: `mark_deleted` and `try_insert` fail, and
     /// `&mut self` methods (`insert`, `resize`, ...) first copy it into
