@@ -127,26 +127,39 @@ impl Blocks {
         trained_on: usize,
         table: &'static KernelTable,
     ) -> Self {
-        let m = pq.subspaces();
-        let ids_bytes = (4 * m0).div_ceil(64) * 64;
-        let nblocks = m0.div_ceil(BLOCK);
         let capacity = codes.rows();
-        let mut b = Blocks {
+        let records = RowArena::new(Self::record_len_for(pq.subspaces(), m0), 0);
+        let mut b = Self::from_parts(pq, m0, codes, records, trained_on, table);
+        b.resize(capacity);
+        b
+    }
+
+    /// `codes` and `records` (as many rows each) as they are, none stale.
+    fn from_parts(
+        pq: Pq4,
+        m0: usize,
+        codes: RowArena<u8>,
+        records: RowArena<u8>,
+        trained_on: usize,
+        table: &'static KernelTable,
+    ) -> Self {
+        let stale = (0..records.rows().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Blocks {
+            m: pq.subspaces(),
             pq,
-            m,
             codes,
-            records: RowArena::new(Self::record_len_for(m, m0), 0),
-            ids_bytes,
-            nblocks,
+            records,
+            ids_bytes: Self::ids_bytes_for(m0),
+            nblocks: m0.div_ceil(BLOCK),
             m0,
-            stale: Vec::new(),
+            stale,
             recoded: Mutex::new(Vec::new()),
             removed: Mutex::new(false),
             trained_on,
             table,
-        };
-        b.resize(capacity);
-        b
+        }
     }
 
     /// Grows (or shrinks) to `capacity` slots; new records are empty.
@@ -170,10 +183,9 @@ impl Blocks {
     }
 
     /// Records for the slots of `codes` viewed from a file's packed
-    /// records (`records`, one row per slot, as
-    /// [`Blocks::packed_rows`] wrote them): none stale, none packed here.
-    /// `None` when `records` does not have the row length and count this
-    /// quantizer and `m0` give.
+    /// records (`records`, one row per slot, as [`Graph::packed_records`]
+    /// wrote them): none stale, none packed here. `None` when `records`
+    /// does not have the row length and count this quantizer and `m0` give.
     pub fn with_records(
         pq: Pq4,
         m0: usize,
@@ -182,28 +194,21 @@ impl Blocks {
         trained_on: usize,
         table: &'static KernelTable,
     ) -> Option<Self> {
-        if records.dim() != Self::record_len_for(pq.subspaces(), m0)
-            || records.rows() != codes.rows()
-        {
-            return None;
-        }
-        let empty = Self::with_codes(pq, m0, RowArena::new(codes.dim(), 0), trained_on, table);
-        let mut b = Blocks {
-            codes,
-            records,
-            ..empty
-        };
-        b.stale = (0..b.codes.rows().div_ceil(64))
-            .map(|_| AtomicU64::new(0))
-            .collect();
-        Some(b)
+        let fits = records.dim() == Self::record_len_for(pq.subspaces(), m0)
+            && records.rows() == codes.rows();
+        fits.then(|| Self::from_parts(pq, m0, codes, records, trained_on, table))
+    }
+
+    /// Bytes of a record's id part: `4 m0` padded to a cache line.
+    fn ids_bytes_for(m0: usize) -> usize {
+        (4 * m0).div_ceil(64) * 64
     }
 
     /// Bytes of a record (before padding to whole lines) for codes of `m`
     /// sub-spaces and `m0` neighbours: the ids, `4 m0` bytes padded to a
     /// line, then `ceil(m0 / 32)` FastScan blocks of `16 m` bytes.
     pub fn record_len_for(m: usize, m0: usize) -> usize {
-        (4 * m0).div_ceil(64) * 64 + m0.div_ceil(BLOCK) * m * 16
+        Self::ids_bytes_for(m0) + m0.div_ceil(BLOCK) * m * 16
     }
 
     pub fn make_owned(&mut self) {

@@ -94,8 +94,10 @@ pub struct SaveOptions {
     /// [`HnswIndex::open_mmap`] is then searched from these rows, shared
     /// through the page cache by every process that maps it, instead of
     /// from records packed in each process's own memory when it opens (an
-    /// O(n) open holding `16 m0 m` bytes per node: 2,176 per node at M = 16
-    /// and 128 dimensions, 3,200 at 384). The file grows by as much. A file
+    /// O(n) open holding one record per node: `4 m0` bytes of ids padded to
+    /// a cache line, then `16 m` bytes per 32 neighbours for codes of `m`
+    /// sub-spaces; 2,176 bytes at M = 16 and 128 dimensions, 3,200 at
+    /// 384). The file grows by as much. A file
     /// [`HnswIndex::load`]s reads the rows and checks them (the same work
     /// as packing them). Ignored for other schemes. Default: off.
     pub pq4_records: bool,
