@@ -2,7 +2,8 @@
 //! returns the scalar reference's sums, bit for bit, for every number of
 //! sub-spaces (odd ones, and past the 16-bit flush), every block count and
 //! the extreme tables; packing round-trips, pads with code 0 and refuses
-//! what it cannot pack; bad lengths are refused.
+//! what it cannot pack; bad lengths are refused. The product quantizer's
+//! table and encoder kernels give the definition's bits on every variant.
 
 mod common;
 
@@ -276,6 +277,106 @@ fn pq4_table_reports_overflow_and_refuses_bad_lengths() {
         let r = std::panic::catch_unwind(|| {
             let mut out = vec![0.0f32; 16];
             t.pq4_table(&[1.0], &[0.0; 32], 1, true, &mut out)
+        });
+        assert!(r.is_err(), "{}: centroids of the wrong length", t.variant());
+    }
+}
+
+/// `KernelTable::pq4_encode`'s definition, written out as a quantizer's
+/// encoder loops: per sub-space, centroid after centroid, the squared
+/// distance summed component by component; the first strictly smaller one
+/// wins.
+fn pq4_encode_reference(v: &[f32], cent_t: &[f32], width: usize) -> Vec<u8> {
+    v.chunks(width)
+        .enumerate()
+        .map(|(j, vj)| {
+            let mut best = (0u8, f32::INFINITY);
+            for c in 0..16 {
+                let d: f32 = vj
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| {
+                        let t = x - cent_t[(j * width + i) * 16 + c];
+                        t * t
+                    })
+                    .sum();
+                if d < best.1 {
+                    best = (c as u8, d);
+                }
+            }
+            best.0
+        })
+        .collect()
+}
+
+#[test]
+fn pq4_encode_is_the_definition_on_every_variant() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for dim in [1usize, 2, 3, 7, 16, 31, 128, 129, 384] {
+        for width in [1usize, 2, 3, 4, 8] {
+            // Plain centroids; centroids on a coarse grid (many equal
+            // distances: ties go to the lowest index); and centroids that
+            // repeat (exact ties).
+            for kind in 0..3 {
+                let cent_t: Vec<f32> = (0..16 * dim)
+                    .map(|i| match kind {
+                        0 => rng.normal() * 10.0,
+                        1 => (rng.normal() * 2.0).round(),
+                        _ => ((i % 16) / 4) as f32 + (i / 16) as f32,
+                    })
+                    .collect();
+                for _ in 0..8 {
+                    let v: Vec<f32> = (0..dim)
+                        .map(|_| match kind {
+                            0 => rng.normal() * 10.0,
+                            _ => {
+                                (rng.normal() * 2.0).round()
+                                    + 0.5 * (rng.normal() > 0.0) as u8 as f32
+                            }
+                        })
+                        .collect();
+                    let want = pq4_encode_reference(&v, &cent_t, width);
+                    for t in all_variants() {
+                        let mut got = vec![0xffu8; want.len()];
+                        t.pq4_encode(&v, &cent_t, width, &mut got);
+                        assert_eq!(
+                            got,
+                            want,
+                            "{} dim {dim} width {width} kind {kind}",
+                            t.variant()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pq4_encode_takes_the_first_of_infinite_distances_and_refuses_bad_lengths() {
+    for t in all_variants() {
+        // Every distance overflows to infinity: the first centroid, as the
+        // encoder's loop (nothing strictly below infinity) gives.
+        let v = [3.0e19f32, -3.0e19];
+        let cent_t: Vec<f32> = (0..32)
+            .map(|i| if i < 16 { -3.0e19 } else { 3.0e19 })
+            .collect();
+        let mut codes = [9u8; 2];
+        t.pq4_encode(&v, &cent_t, 1, &mut codes);
+        assert_eq!(codes, [0, 0], "{}", t.variant());
+        // Some overflow, one does not: that one.
+        let mut cent_t = cent_t;
+        cent_t[5] = 3.0e19;
+        t.pq4_encode(&v, &cent_t, 1, &mut codes);
+        assert_eq!(codes, [5, 0], "{}", t.variant());
+        let r = std::panic::catch_unwind(|| {
+            let mut codes = [0u8; 1];
+            t.pq4_encode(&[1.0, 2.0], &[0.0; 32], 1, &mut codes)
+        });
+        assert!(r.is_err(), "{}: one code for two sub-spaces", t.variant());
+        let r = std::panic::catch_unwind(|| {
+            let mut codes = [0u8; 1];
+            t.pq4_encode(&[1.0], &[0.0; 32], 1, &mut codes)
         });
         assert!(r.is_err(), "{}: centroids of the wrong length", t.variant());
     }

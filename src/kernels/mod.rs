@@ -249,6 +249,32 @@ macro_rules! simd_glue {
             $crate::kernels::scalar::pq4_table_slice(q, cent_t, width, l2, out)
         }
 
+        /// A 4-bit product quantizer's codes: plain loops that LLVM
+        /// vectorizes with the ISA's features.
+        ///
+        /// # Safety
+        /// `RawPq4Encode` contract; the table's ISA available.
+        #[target_feature(enable = $features)]
+        unsafe fn pq4_encode(
+            v: *const f32,
+            cent_t: *const f32,
+            dim: usize,
+            width: usize,
+            codes: *mut u8,
+        ) {
+            // SAFETY: `dim` readable floats at `v`, `16 dim` at `cent_t`,
+            // `ceil(dim / width)` writable bytes at `codes` (caller
+            // contract).
+            let (v, cent_t, codes) = unsafe {
+                (
+                    $crate::kernels::scalar::slice(v, dim),
+                    $crate::kernels::scalar::slice(cent_t, 16 * dim),
+                    std::slice::from_raw_parts_mut(codes, dim.div_ceil(width)),
+                )
+            };
+            $crate::kernels::scalar::pq4_encode_slice(v, cent_t, width, codes)
+        }
+
         batch_entry!(
             #[target_feature(enable = $features)]
             dot_batch,
@@ -387,6 +413,7 @@ macro_rules! kernel_table {
             dot_u8,
             quantize_u8,
             pq4_table,
+            pq4_encode,
             project,
             fastscan_u4,
             int: int_fields!($int),
@@ -578,6 +605,10 @@ pub(crate) type RawPq4Table = unsafe fn(
     l2: bool,
     out: *mut f32,
 ) -> f32;
+/// Raw 4-bit product coder: `v` has `dim` readable floats, `cent_t`
+/// `16 dim`, `codes` `ceil(dim / width)` writable bytes; `width >= 1`.
+pub(crate) type RawPq4Encode =
+    unsafe fn(v: *const f32, cent_t: *const f32, dim: usize, width: usize, codes: *mut u8);
 /// Raw projection pass (see [`KernelTable::project`]): unsafe only because
 /// it needs the table's ISA; the slices carry their own bounds.
 pub(crate) type RawProject =
@@ -612,6 +643,7 @@ pub struct KernelTable {
     pub(crate) dot_u8: RawDotU8,
     pub(crate) quantize_u8: RawQuantizeU8,
     pub(crate) pq4_table: RawPq4Table,
+    pub(crate) pq4_encode: RawPq4Encode,
     pub(crate) project: RawProject,
     pub(crate) fastscan_u4: fastscan::RawFastScan,
     pub(crate) int: int8::IntKernels,
@@ -1123,6 +1155,43 @@ impl KernelTable {
                 width,
                 l2,
                 out.as_mut_ptr(),
+            )
+        }
+    }
+
+    /// The 4-bit product code of `v` into `codes`: per sub-space of
+    /// `width` components (the last may have fewer), the index of the
+    /// nearest of its 16 centroids (`cent_t` laid out as for
+    /// [`KernelTable::pq4_table`]: value `d * 16 + c` is component `d` of
+    /// centroid `c`), by squared L2 summed component by component in order,
+    /// the lowest index on ties. The same codes on every ISA, and the same
+    /// as a plain loop over the centroids computes.
+    ///
+    /// # Panics
+    /// If `width` is 0, `cent_t.len() != 16 * v.len()` or
+    /// `codes.len() != ceil(v.len() / width)`.
+    #[inline]
+    pub fn pq4_encode(&self, v: &[f32], cent_t: &[f32], width: usize, codes: &mut [u8]) {
+        assert!(width > 0, "components per sub-space");
+        assert_eq!(
+            cent_t.len(),
+            16 * v.len(),
+            "16 centroid values per component"
+        );
+        assert_eq!(
+            codes.len(),
+            v.len().div_ceil(width),
+            "one code per sub-space"
+        );
+        // SAFETY: the table's ISA runs here; the lengths were checked
+        // above, and `codes` (`&mut`) overlaps neither input.
+        unsafe {
+            (self.pq4_encode)(
+                v.as_ptr(),
+                cent_t.as_ptr(),
+                v.len(),
+                width,
+                codes.as_mut_ptr(),
             )
         }
     }

@@ -231,6 +231,67 @@ unsafe fn pq4_table(
     pq4_table_slice(q, cent_t, width, l2, out)
 }
 
+/// # Safety
+/// `RawPq4Encode` contract.
+unsafe fn pq4_encode(v: *const f32, cent_t: *const f32, dim: usize, width: usize, codes: *mut u8) {
+    // SAFETY: the caller guarantees `dim` readable floats at `v`, `16 dim`
+    // at `cent_t` and `ceil(dim / width)` writable bytes at `codes`.
+    let (v, cent_t, codes) = unsafe {
+        (
+            slice(v, dim),
+            slice(cent_t, 16 * dim),
+            std::slice::from_raw_parts_mut(codes, dim.div_ceil(width)),
+        )
+    };
+    pq4_encode_slice(v, cent_t, width, codes);
+}
+
+/// The 4-bit product code of `v` (see
+/// [`KernelTable::pq4_encode`](super::KernelTable::pq4_encode)): per
+/// sub-space, the sixteen squared distances in one local array, each
+/// summed component by component in order (the sums `(x - c)^2` of a
+/// sequential loop, so every ISA gets the same bits), then the first index
+/// holding their minimum.
+#[inline(always)]
+pub(crate) fn pq4_encode_slice(v: &[f32], cent_t: &[f32], width: usize, codes: &mut [u8]) {
+    for ((code, vj), cj) in codes
+        .iter_mut()
+        .zip(v.chunks(width))
+        .zip(cent_t.chunks(16 * width))
+    {
+        let mut acc = [0.0f32; 16];
+        for (&x, c) in vj.iter().zip(cj.chunks_exact(16)) {
+            let c: &[f32; 16] = c.try_into().expect("16 lanes");
+            for i in 0..16 {
+                let t = x - c[i];
+                acc[i] += t * t;
+            }
+        }
+        // The minimum by halving (exact, and in registers), then the first
+        // lane equal to it. The sums are never NaN (squares of differences
+        // of finite values, at worst infinite), so some lane equals it.
+        let mut lo = acc;
+        for step in [8, 4, 2, 1] {
+            for i in 0..step {
+                lo[i] = if lo[i + step] < lo[i] {
+                    lo[i + step]
+                } else {
+                    lo[i]
+                };
+            }
+        }
+        let mut mask = 0u32;
+        for (i, &d) in acc.iter().enumerate() {
+            mask |= u32::from(d == lo[0]) << i;
+        }
+        *code = if mask == 0 {
+            0
+        } else {
+            mask.trailing_zeros() as u8
+        };
+    }
+}
+
 /// The table of a 4-bit product quantizer's partial distances for query
 /// `q` (see [`KernelTable::pq4_table`](super::KernelTable::pq4_table)):
 /// plain loops of sixteen lanes that every ISA compiles with its own target

@@ -466,10 +466,7 @@ impl Pq4 {
 
     /// Codes checked rows: no validation.
     fn encode_unchecked(&self, v: &[f32], out: &mut [u8]) {
-        for (j, code) in out.iter_mut().enumerate() {
-            let (centroids, range) = self.subspace(j);
-            *code = nearest(centroids, range.len(), &v[range]).0;
-        }
+        crate::kernels::active().pq4_encode(v, &self.cent_t, self.subspace_dims, out);
     }
 
     /// Codes `v` into `out`: per sub-space, the index (`0..16`) of the
