@@ -254,10 +254,19 @@ unsafe fn pq4_encode(v: *const f32, cent_t: *const f32, dim: usize, width: usize
 /// holding their minimum.
 #[inline(always)]
 pub(crate) fn pq4_encode_slice(v: &[f32], cent_t: &[f32], width: usize, codes: &mut [u8]) {
-    for ((code, vj), cj) in codes
+    // The common widths with their loops unrolled; a last, shorter
+    // sub-space (and any other width) through the general loop.
+    let whole = match width {
+        1 => pq4_encode_fixed::<1>(v, cent_t, codes),
+        2 => pq4_encode_fixed::<2>(v, cent_t, codes),
+        4 => pq4_encode_fixed::<4>(v, cent_t, codes),
+        _ => 0,
+    };
+    let d = whole * width;
+    for ((code, vj), cj) in codes[whole..]
         .iter_mut()
-        .zip(v.chunks(width))
-        .zip(cent_t.chunks(16 * width))
+        .zip(v[d..].chunks(width))
+        .zip(cent_t[16 * d..].chunks(16 * width))
     {
         let mut acc = [0.0f32; 16];
         for (&x, c) in vj.iter().zip(cj.chunks_exact(16)) {
@@ -267,28 +276,57 @@ pub(crate) fn pq4_encode_slice(v: &[f32], cent_t: &[f32], width: usize, codes: &
                 acc[i] += t * t;
             }
         }
-        // The minimum by halving (exact, and in registers), then the first
-        // lane equal to it. The sums are never NaN (squares of differences
-        // of finite values, at worst infinite), so some lane equals it.
-        let mut lo = acc;
-        for step in [8, 4, 2, 1] {
-            for i in 0..step {
-                lo[i] = if lo[i + step] < lo[i] {
-                    lo[i + step]
-                } else {
-                    lo[i]
-                };
+        *code = first_min16(&acc);
+    }
+}
+
+/// [`pq4_encode_slice`] for the whole sub-spaces of width `W`; returns how
+/// many it coded.
+#[inline(always)]
+fn pq4_encode_fixed<const W: usize>(v: &[f32], cent_t: &[f32], codes: &mut [u8]) -> usize {
+    let whole = (v.len() / W).min(codes.len());
+    for ((code, vj), cj) in codes[..whole]
+        .iter_mut()
+        .zip(v.chunks_exact(W))
+        .zip(cent_t.chunks_exact(16 * W))
+    {
+        let mut acc = [0.0f32; 16];
+        for d in 0..W {
+            let x = vj[d];
+            let c: &[f32; 16] = cj[16 * d..16 * d + 16].try_into().expect("16 lanes");
+            for i in 0..16 {
+                let t = x - c[i];
+                acc[i] += t * t;
             }
         }
-        let mut mask = 0u32;
-        for (i, &d) in acc.iter().enumerate() {
-            mask |= u32::from(d == lo[0]) << i;
+        *code = first_min16(&acc);
+    }
+    whole
+}
+
+/// The first lane holding the minimum of `acc` (never NaN: squares of
+/// differences of finite values, at worst infinite): the minimum by
+/// halving (exact, in registers), then the lanes equal to it as a mask.
+#[inline(always)]
+fn first_min16(acc: &[f32; 16]) -> u8 {
+    let mut lo = *acc;
+    for step in [8, 4, 2, 1] {
+        for i in 0..step {
+            lo[i] = if lo[i + step] < lo[i] {
+                lo[i + step]
+            } else {
+                lo[i]
+            };
         }
-        *code = if mask == 0 {
-            0
-        } else {
-            mask.trailing_zeros() as u8
-        };
+    }
+    let mut mask = 0u32;
+    for (i, &d) in acc.iter().enumerate() {
+        mask |= u32::from(d == lo[0]) << i;
+    }
+    if mask == 0 {
+        0
+    } else {
+        mask.trailing_zeros() as u8
     }
 }
 
