@@ -82,6 +82,13 @@ pub mod section {
     /// a mapped open views these rows instead of packing every record in
     /// memory.
     pub const PQ4_PACKED: u32 = 17;
+    /// The residual quantizer's centroids (laid out as [`PQ4_CENTROIDS`]),
+    /// present when the `pq4` records hold codes of `neighbour - node`
+    /// (rows of more than 128 components); absent, the records hold each
+    /// neighbour's own code (files written before residual records, and
+    /// lower dimensions). With it, [`PQ4_PACKED`] rows are laid out as
+    /// residual records.
+    pub const PQ4_RESIDUAL: u32 = 18;
 }
 
 /// How [`HnswIndex::save_with`] lays out a file.
@@ -96,8 +103,10 @@ pub struct SaveOptions {
     /// from records packed in each process's own memory when it opens (an
     /// O(n) open holding one record per node: `4 m0` bytes of ids padded to
     /// a cache line, then `16 m` bytes per 32 neighbours for codes of `m`
-    /// sub-spaces; 2,176 bytes at M = 16 and 128 dimensions, 3,200 at
-    /// 384). The file grows by as much. A file
+    /// sub-spaces, and with residual records under squared L2 (above 128
+    /// dimensions) 128 bytes of terms per 32; 2,176 bytes at M = 16 and
+    /// 128 dimensions, 3,200 at 384 for the inner product and cosine, 3,328
+    /// for squared L2). The file grows by as much. A file
     /// [`HnswIndex::load`]s reads the rows and checks them (the same work
     /// as packing them). Ignored for other schemes. Default: off.
     pub pq4_records: bool,
@@ -364,6 +373,9 @@ impl<S: StoredSpace> HnswIndex<S> {
         let record_ids: Vec<u32>;
         if let Some(b) = &g.blocks {
             w.add_pod_section(section::PQ4_CENTROIDS, b.pq.centroids())?;
+            if let Some(r) = &b.resid {
+                w.add_pod_section(section::PQ4_RESIDUAL, r.pq.centroids())?;
+            }
             w.add_section(
                 section::PQ4_CODES,
                 &b.codes.as_bytes()[..n * b.codes.row_bytes()],
@@ -541,18 +553,32 @@ impl<S: StoredSpace> HnswIndex<S> {
                     bytemuck::pod_collect_to_vec(file.section_bytes(section::PQ4_CENTROIDS)?);
                 let pq = crate::quant::Pq4::from_centroids(dim, sub, centroids)
                     .map_err(|e| bad(format!("4-bit quantizer: {e}")))?;
+                let resid = if file.has_section(section::PQ4_RESIDUAL) {
+                    let centroids: Vec<f32> =
+                        bytemuck::pod_collect_to_vec(file.section_bytes(section::PQ4_RESIDUAL)?);
+                    let pq = crate::quant::Pq4::from_centroids(dim, sub, centroids)
+                        .map_err(|e| bad(format!("residual 4-bit quantizer: {e}")))?;
+                    Some(super::blocks::Residual {
+                        pq,
+                        terms: space.metric() == crate::Metric::L2,
+                    })
+                } else {
+                    None
+                };
                 let codes = RowArena::from_file(&file, section::PQ4_CODES, pq.subspaces(), n)?;
                 let trained_on = ((quant >> 8) & 0xffff_ffff) as usize;
                 if file.has_section(section::PQ4_PACKED) {
-                    let len = super::blocks::Blocks::record_len_for(pq.subspaces(), m0);
+                    let terms = resid.as_ref().is_some_and(|r| r.terms);
+                    let len = super::blocks::Blocks::record_len_for(pq.subspaces(), m0, terms);
                     let records = RowArena::from_file(&file, section::PQ4_PACKED, len, n)?;
                     let b = super::blocks::Blocks::with_records(
-                        pq, m0, codes, records, trained_on, table,
+                        pq, resid, m0, codes, records, trained_on, table,
                     )
                     .ok_or_else(|| bad("pq4 records that do not match the codes"))?;
                     Some(b)
                 } else {
-                    let mut b = super::blocks::Blocks::with_codes(pq, m0, codes, trained_on, table);
+                    let mut b =
+                        super::blocks::Blocks::with_codes(pq, resid, m0, codes, trained_on, table);
                     b.mark_all();
                     Some(b)
                 }

@@ -65,7 +65,13 @@ pub enum Quantization {
     /// 4 bytes per entry), unless it was saved with
     /// [`SaveOptions::pq4_records`](super::SaveOptions::pq4_records): then
     /// the file holds the records too, and a mapped index searches them in
-    /// place. Filtered searches run on the exact vectors.
+    /// place. Above 128 dimensions the records hold the codes of each
+    /// neighbour's difference from the node (on a second quantizer trained
+    /// on such differences), which the same bits code finer: on 384-d
+    /// sentence embeddings the same recall at about two thirds of the
+    /// `ef`. Squared L2 adds a 4-byte term per entry (3,328 bytes per
+    /// record at M = 16 and 384 dimensions). Filtered searches run on the
+    /// exact vectors.
     Pq4,
 }
 
