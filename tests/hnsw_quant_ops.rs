@@ -1,5 +1,6 @@
 //! Random sequences of operations on quantized HNSW indexes (8-bit codes and
-//! 4-bit neighbour records, under every metric), checked after every step
+//! 4-bit neighbour records, the residual ones of more than 128 dimensions
+//! too, under every metric), checked after every step
 //! against a plain model of what the index holds: inserts and in-place
 //! replacements, deletes and undeletes, removals, slot reuse, compaction,
 //! resizing, and save/load or mapping followed by more changes. A search
@@ -24,6 +25,8 @@ use swann::store::OpenOptions;
 use swann::Metric;
 
 const DIM: usize = 8;
+/// Above 128 components `pq4` records hold residual codes.
+const RESIDUAL_DIM: usize = 136;
 /// Rows inserted before the operations: enough for every scheme to train.
 const START: u64 = 320;
 /// Labels the operations draw from (some new, most present).
@@ -65,12 +68,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A vector drawn from `seed`: around one of 6 centres, so codes matter
-/// and near ties are rare.
-fn vector(seed: u64) -> Vec<f32> {
+/// A vector of `dim` components drawn from `seed`: around one of 6
+/// centres, so codes matter and near ties are rare.
+fn vector_of(dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = common::Rng::new(seed);
     let c = (rng.next_u64() % 6) as f32;
-    (0..DIM)
+    (0..dim)
         .map(|i| (c * (i as f32 + 1.0)).sin() * 2.0 + 0.4 * rng.normal())
         .collect()
 }
@@ -196,7 +199,17 @@ fn check_state(
 }
 
 fn run(scheme: Quantization, metric: Metric, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut index = Hnsw::builder(DIM, metric)
+    run_dim(DIM, scheme, metric, ops)
+}
+
+fn run_dim(
+    dim: usize,
+    scheme: Quantization,
+    metric: Metric,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let vector = |seed: u64| vector_of(dim, seed);
+    let mut index = Hnsw::builder(dim, metric)
         .m(6)
         .ef_construction(40)
         .quantization(scheme)
@@ -369,5 +382,19 @@ proptest! {
     fn pq4_follows_its_model(ops in prop::collection::vec(op(), 1..80), metric in 0usize..3) {
         let metric = [Metric::L2, Metric::InnerProduct, Metric::Cosine][metric];
         run(Quantization::Pq4, metric, &ops)?;
+    }
+}
+
+proptest! {
+    // Each case codes every record's 32 residuals at 136 dimensions.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn pq4_residual_records_follow_their_model(
+        ops in prop::collection::vec(op(), 1..60),
+        metric in 0usize..3,
+    ) {
+        let metric = [Metric::L2, Metric::InnerProduct, Metric::Cosine][metric];
+        run_dim(RESIDUAL_DIM, Quantization::Pq4, metric, &ops)?;
     }
 }
