@@ -487,7 +487,7 @@ fn bench_pq4_encode(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_millis(500))
         .sample_size(20);
-    for (dim, width) in [(128usize, 1usize), (384, 2), (768, 4)] {
+    for (dim, width) in [(128usize, 1usize), (384, 2), (768, 4), (384, 3)] {
         let mut r = xorshift((dim * 10 + width) as u64);
         let v: Vec<f32> = (0..dim).map(|_| (r() % 1000) as f32 * 0.01).collect();
         let cent_t: Vec<f32> = (0..16 * dim).map(|_| (r() % 1000) as f32 * 0.01).collect();
@@ -501,13 +501,14 @@ fn bench_pq4_encode(c: &mut Criterion) {
                 by_centroid.extend(range.clone().map(|d| cent_t[d * 16 + k]));
             }
         }
+        let cent_e = swann::kernels::pq4_encode_layout(&cent_t, width);
         let mut codes = vec![0u8; m];
         let id = format!("d{dim}w{width}");
         g.throughput(Throughput::Elements(1));
         for t in tables() {
             g.bench_with_input(BenchmarkId::new(t.isa().name(), &id), &dim, |bench, _| {
                 bench.iter(|| {
-                    t.pq4_encode(black_box(&v), black_box(&cent_t), width, &mut codes);
+                    t.pq4_encode(black_box(&v), black_box(&cent_e), width, &mut codes);
                     black_box(&codes);
                 })
             });

@@ -9,6 +9,7 @@ mod common;
 
 use common::{all_kernel_variants as all_variants, XorShift as Rng};
 use swann::kernels::fastscan::{self, PackError, BLOCK, FLUSH};
+use swann::kernels::{pq4_encode_layout, PQ4_ENCODE_LANES};
 
 /// The definition, from unpacked rows: `sum over j of lut[j * 16 + code_j]`.
 fn exact(lut: &[u8], rows: &[u8], m: usize) -> Vec<u32> {
@@ -336,9 +337,10 @@ fn pq4_encode_is_the_definition_on_every_variant() {
                         })
                         .collect();
                     let want = pq4_encode_reference(&v, &cent_t, width);
+                    let cent_e = pq4_encode_layout(&cent_t, width);
                     for t in all_variants() {
                         let mut got = vec![0xffu8; want.len()];
-                        t.pq4_encode(&v, &cent_t, width, &mut got);
+                        t.pq4_encode(&v, &cent_e, width, &mut got);
                         assert_eq!(
                             got,
                             want,
@@ -362,13 +364,25 @@ fn pq4_encode_takes_the_first_of_infinite_distances_and_refuses_bad_lengths() {
             .map(|i| if i < 16 { -3.0e19 } else { 3.0e19 })
             .collect();
         let mut codes = [9u8; 2];
-        t.pq4_encode(&v, &cent_t, 1, &mut codes);
+        t.pq4_encode(&v, &pq4_encode_layout(&cent_t, 1), 1, &mut codes);
         assert_eq!(codes, [0, 0], "{}", t.variant());
         // Some overflow, one does not: that one.
         let mut cent_t = cent_t;
         cent_t[5] = 3.0e19;
-        t.pq4_encode(&v, &cent_t, 1, &mut codes);
+        t.pq4_encode(&v, &pq4_encode_layout(&cent_t, 1), 1, &mut codes);
         assert_eq!(codes, [5, 0], "{}", t.variant());
+        // The same in whole lane groups (16 one-component sub-spaces):
+        // every lane overflows but sub-space 3, whose centroid 7 is exact.
+        let v: Vec<f32> = (0..16)
+            .map(|d| if d % 2 == 0 { 3.0e19 } else { -3.0e19 })
+            .collect();
+        let mut cent_t: Vec<f32> = (0..16 * 16).map(|i| -v[i / 16]).collect();
+        cent_t[3 * 16 + 7] = v[3];
+        let mut codes = [9u8; 16];
+        t.pq4_encode(&v, &pq4_encode_layout(&cent_t, 1), 1, &mut codes);
+        let mut want = [0u8; 16];
+        want[3] = 7;
+        assert_eq!(codes, want, "{}", t.variant());
         let r = std::panic::catch_unwind(|| {
             let mut codes = [0u8; 1];
             t.pq4_encode(&[1.0, 2.0], &[0.0; 32], 1, &mut codes)
@@ -379,5 +393,30 @@ fn pq4_encode_takes_the_first_of_infinite_distances_and_refuses_bad_lengths() {
             t.pq4_encode(&[1.0], &[0.0; 32], 1, &mut codes)
         });
         assert!(r.is_err(), "{}: centroids of the wrong length", t.variant());
+    }
+}
+
+#[test]
+fn pq4_encode_layout_puts_each_value_where_its_documentation_says() {
+    const L: usize = PQ4_ENCODE_LANES;
+    for (dim, width) in [(7usize, 1usize), (16, 1), (35, 2), (100, 3), (384, 4)] {
+        // Value `d * 16 + c` of `cent_t` is `d * 16 + c`: every value tells
+        // where it came from.
+        let cent_t: Vec<f32> = (0..16 * dim).map(|i| i as f32).collect();
+        let e = pq4_encode_layout(&cent_t, width);
+        assert_eq!(e.len(), cent_t.len());
+        let groups = (dim / width) / L;
+        for g in 0..groups {
+            for c in 0..16 {
+                for i in 0..width {
+                    for l in 0..L {
+                        let d = (g * L + l) * width + i;
+                        assert_eq!(e[((g * 16 + c) * width + i) * L + l], (d * 16 + c) as f32);
+                    }
+                }
+            }
+        }
+        let d0 = groups * L * width;
+        assert_eq!(&e[16 * d0..], &cent_t[16 * d0..], "dim {dim} width {width}");
     }
 }

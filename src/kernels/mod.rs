@@ -257,22 +257,22 @@ macro_rules! simd_glue {
         #[target_feature(enable = $features)]
         unsafe fn pq4_encode(
             v: *const f32,
-            cent_t: *const f32,
+            cent_e: *const f32,
             dim: usize,
             width: usize,
             codes: *mut u8,
         ) {
-            // SAFETY: `dim` readable floats at `v`, `16 dim` at `cent_t`,
+            // SAFETY: `dim` readable floats at `v`, `16 dim` at `cent_e`,
             // `ceil(dim / width)` writable bytes at `codes` (caller
             // contract).
-            let (v, cent_t, codes) = unsafe {
+            let (v, cent_e, codes) = unsafe {
                 (
                     $crate::kernels::scalar::slice(v, dim),
-                    $crate::kernels::scalar::slice(cent_t, 16 * dim),
+                    $crate::kernels::scalar::slice(cent_e, 16 * dim),
                     std::slice::from_raw_parts_mut(codes, dim.div_ceil(width)),
                 )
             };
-            $crate::kernels::scalar::pq4_encode_slice(v, cent_t, width, codes)
+            $crate::kernels::scalar::pq4_encode_slice(v, cent_e, width, codes)
         }
 
         batch_entry!(
@@ -605,14 +605,49 @@ pub(crate) type RawPq4Table = unsafe fn(
     l2: bool,
     out: *mut f32,
 ) -> f32;
-/// Raw 4-bit product coder: `v` has `dim` readable floats, `cent_t`
+/// Raw 4-bit product coder: `v` has `dim` readable floats, `cent_e`
 /// `16 dim`, `codes` `ceil(dim / width)` writable bytes; `width >= 1`.
 pub(crate) type RawPq4Encode =
-    unsafe fn(v: *const f32, cent_t: *const f32, dim: usize, width: usize, codes: *mut u8);
+    unsafe fn(v: *const f32, cent_e: *const f32, dim: usize, width: usize, codes: *mut u8);
 /// Raw projection pass (see [`KernelTable::project`]): unsafe only because
 /// it needs the table's ISA; the slices carry their own bounds.
 pub(crate) type RawProject =
     unsafe fn(columns: &[f32], offsets: &[f32], padded: usize, v: &[f32], out: &mut [f32]);
+
+/// Sub-spaces [`KernelTable::pq4_encode`] codes side by side, one per
+/// lane (a 256-bit register of `f32`).
+pub const PQ4_ENCODE_LANES: usize = 8;
+
+/// 4-bit product quantizer centroids in the order
+/// [`KernelTable::pq4_encode`] reads them, from `cent_t` laid out as for
+/// [`KernelTable::pq4_table`] (`cent_t[d * 16 + c]`: component `d` of
+/// centroid `c`; `16 * dim` values) with `width` components per sub-space.
+/// The `G = floor(floor(dim / width) / PQ4_ENCODE_LANES)` whole groups of
+/// [`PQ4_ENCODE_LANES`] full sub-spaces come first, lane by lane: value
+/// `((g * 16 + c) * width + i) * PQ4_ENCODE_LANES + l` is component `i` of
+/// centroid `c` of sub-space `g * PQ4_ENCODE_LANES + l`. The components
+/// past them (from `d0 = G * PQ4_ENCODE_LANES * width`) follow as in
+/// `cent_t`: value `16 * d + c` for `d >= d0`. `16 * dim` values in all.
+///
+/// # Panics
+/// If `width` is 0 or `cent_t.len()` is not a multiple of 16.
+pub fn pq4_encode_layout(cent_t: &[f32], width: usize) -> Vec<f32> {
+    assert!(width > 0, "components per sub-space");
+    assert_eq!(cent_t.len() % 16, 0, "16 centroid values per component");
+    const L: usize = PQ4_ENCODE_LANES;
+    let dim = cent_t.len() / 16;
+    let groups = (dim / width) / L;
+    let mut out = Vec::with_capacity(cent_t.len());
+    for g in 0..groups {
+        for c in 0..16 {
+            for i in 0..width {
+                out.extend((0..L).map(|l| cent_t[((g * L + l) * width + i) * 16 + c]));
+            }
+        }
+    }
+    out.extend_from_slice(&cent_t[out.len()..]);
+    out
+}
 
 /// The kernels of one ISA, resolved to function pointers.
 ///
@@ -1161,20 +1196,22 @@ impl KernelTable {
 
     /// The 4-bit product code of `v` into `codes`: per sub-space of
     /// `width` components (the last may have fewer), the index of the
-    /// nearest of its 16 centroids (`cent_t` laid out as for
-    /// [`KernelTable::pq4_table`]: value `d * 16 + c` is component `d` of
-    /// centroid `c`), by squared L2 summed component by component in order,
-    /// the lowest index on ties. The same codes on every ISA, and the same
-    /// as a plain loop over the centroids computes.
+    /// nearest of its 16 centroids, by squared L2 summed component by
+    /// component in order, the lowest index on ties. `cent_e` holds the
+    /// centroids in [`pq4_encode_layout`]'s order (made once per
+    /// quantizer from the by-component layout [`KernelTable::pq4_table`]
+    /// reads), which lets [`PQ4_ENCODE_LANES`] sub-spaces be coded side by
+    /// side, one per lane. The same codes on every ISA, and the same as a
+    /// plain loop over the centroids computes.
     ///
     /// # Panics
-    /// If `width` is 0, `cent_t.len() != 16 * v.len()` or
+    /// If `width` is 0, `cent_e.len() != 16 * v.len()` or
     /// `codes.len() != ceil(v.len() / width)`.
     #[inline]
-    pub fn pq4_encode(&self, v: &[f32], cent_t: &[f32], width: usize, codes: &mut [u8]) {
+    pub fn pq4_encode(&self, v: &[f32], cent_e: &[f32], width: usize, codes: &mut [u8]) {
         assert!(width > 0, "components per sub-space");
         assert_eq!(
-            cent_t.len(),
+            cent_e.len(),
             16 * v.len(),
             "16 centroid values per component"
         );
@@ -1188,7 +1225,7 @@ impl KernelTable {
         unsafe {
             (self.pq4_encode)(
                 v.as_ptr(),
-                cent_t.as_ptr(),
+                cent_e.as_ptr(),
                 v.len(),
                 width,
                 codes.as_mut_ptr(),

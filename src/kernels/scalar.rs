@@ -233,40 +233,46 @@ unsafe fn pq4_table(
 
 /// # Safety
 /// `RawPq4Encode` contract.
-unsafe fn pq4_encode(v: *const f32, cent_t: *const f32, dim: usize, width: usize, codes: *mut u8) {
+unsafe fn pq4_encode(v: *const f32, cent_e: *const f32, dim: usize, width: usize, codes: *mut u8) {
     // SAFETY: the caller guarantees `dim` readable floats at `v`, `16 dim`
-    // at `cent_t` and `ceil(dim / width)` writable bytes at `codes`.
-    let (v, cent_t, codes) = unsafe {
+    // at `cent_e` and `ceil(dim / width)` writable bytes at `codes`.
+    let (v, cent_e, codes) = unsafe {
         (
             slice(v, dim),
-            slice(cent_t, 16 * dim),
+            slice(cent_e, 16 * dim),
             std::slice::from_raw_parts_mut(codes, dim.div_ceil(width)),
         )
     };
-    pq4_encode_slice(v, cent_t, width, codes);
+    pq4_encode_slice(v, cent_e, width, codes);
 }
 
 /// The 4-bit product code of `v` (see
-/// [`KernelTable::pq4_encode`](super::KernelTable::pq4_encode)): per
-/// sub-space, the sixteen squared distances in one local array, each
+/// [`KernelTable::pq4_encode`](super::KernelTable::pq4_encode)), from the
+/// centroids in [`pq4_encode_layout`](super::pq4_encode_layout)'s order:
+/// the whole groups of [`PQ4_ENCODE_LANES`](super::PQ4_ENCODE_LANES)
+/// sub-spaces one sub-space per lane, each lane's sixteen squared distances
 /// summed component by component in order (the sums `(x - c)^2` of a
-/// sequential loop, so every ISA gets the same bits), then the first index
-/// holding their minimum.
+/// sequential loop, so every ISA gets the same bits) and its running
+/// minimum replaced only by a strictly smaller one (the first index holding
+/// the minimum); the sub-spaces past the groups one at a time, the same
+/// sums in one local array of sixteen, then the first index holding their
+/// minimum.
 #[inline(always)]
-pub(crate) fn pq4_encode_slice(v: &[f32], cent_t: &[f32], width: usize, codes: &mut [u8]) {
-    // The common widths with their loops unrolled; a last, shorter
-    // sub-space (and any other width) through the general loop.
-    let whole = match width {
-        1 => pq4_encode_fixed::<1>(v, cent_t, codes),
-        2 => pq4_encode_fixed::<2>(v, cent_t, codes),
-        4 => pq4_encode_fixed::<4>(v, cent_t, codes),
-        _ => 0,
-    };
-    let d = whole * width;
-    for ((code, vj), cj) in codes[whole..]
+pub(crate) fn pq4_encode_slice(v: &[f32], cent_e: &[f32], width: usize, codes: &mut [u8]) {
+    const L: usize = super::PQ4_ENCODE_LANES;
+    let groups = (v.len() / width) / L;
+    // The common widths with their component loops unrolled.
+    match width {
+        1 => pq4_encode_lanes::<1>(v, cent_e, groups, codes),
+        2 => pq4_encode_lanes::<2>(v, cent_e, groups, codes),
+        4 => pq4_encode_lanes::<4>(v, cent_e, groups, codes),
+        _ => pq4_encode_lanes_any(v, cent_e, width, groups, codes),
+    }
+    let d = groups * L * width;
+    for ((code, vj), cj) in codes[groups * L..]
         .iter_mut()
         .zip(v[d..].chunks(width))
-        .zip(cent_t[16 * d..].chunks(16 * width))
+        .zip(cent_e[16 * d..].chunks(16 * width))
     {
         let mut acc = [0.0f32; 16];
         for (&x, c) in vj.iter().zip(cj.chunks_exact(16)) {
@@ -280,28 +286,86 @@ pub(crate) fn pq4_encode_slice(v: &[f32], cent_t: &[f32], width: usize, codes: &
     }
 }
 
-/// [`pq4_encode_slice`] for the whole sub-spaces of width `W`; returns how
-/// many it coded.
+/// [`pq4_encode_slice`]'s first `groups` groups of sub-spaces of width
+/// `W`: per group, its components gathered lane by lane, then per centroid
+/// one distance per lane and a compare-and-keep of the running minimum (no
+/// horizontal step).
 #[inline(always)]
-fn pq4_encode_fixed<const W: usize>(v: &[f32], cent_t: &[f32], codes: &mut [u8]) -> usize {
-    let whole = (v.len() / W).min(codes.len());
-    for ((code, vj), cj) in codes[..whole]
-        .iter_mut()
-        .zip(v.chunks_exact(W))
-        .zip(cent_t.chunks_exact(16 * W))
+fn pq4_encode_lanes<const W: usize>(v: &[f32], cent_e: &[f32], groups: usize, codes: &mut [u8]) {
+    const L: usize = super::PQ4_ENCODE_LANES;
+    for ((out, vg), cg) in codes
+        .chunks_exact_mut(L)
+        .zip(v.chunks_exact(L * W))
+        .zip(cent_e.chunks_exact(16 * L * W))
+        .take(groups)
     {
-        let mut acc = [0.0f32; 16];
-        for d in 0..W {
-            let x = vj[d];
-            let c: &[f32; 16] = cj[16 * d..16 * d + 16].try_into().expect("16 lanes");
-            for i in 0..16 {
-                let t = x - c[i];
-                acc[i] += t * t;
+        let mut x = [[0.0f32; L]; W];
+        for (l, comps) in vg.chunks_exact(W).enumerate() {
+            for w in 0..W {
+                x[w][l] = comps[w];
             }
         }
-        *code = first_min16(&acc);
+        let mut best = [f32::INFINITY; L];
+        let mut idx = [0u32; L];
+        for (k, ck) in cg.chunks_exact(L * W).enumerate() {
+            let mut d = [0.0f32; L];
+            for w in 0..W {
+                let c: &[f32; L] = ck[w * L..][..L].try_into().expect("L lanes");
+                for l in 0..L {
+                    let t = x[w][l] - c[l];
+                    d[l] += t * t;
+                }
+            }
+            for l in 0..L {
+                let less = d[l] < best[l];
+                best[l] = if less { d[l] } else { best[l] };
+                idx[l] = if less { k as u32 } else { idx[l] };
+            }
+        }
+        for (o, &i) in out.iter_mut().zip(&idx) {
+            *o = i as u8;
+        }
     }
-    whole
+}
+
+/// [`pq4_encode_lanes`] for any width: the sixteen distances of a lane
+/// group summed component after component.
+#[inline(always)]
+fn pq4_encode_lanes_any(v: &[f32], cent_e: &[f32], width: usize, groups: usize, codes: &mut [u8]) {
+    const L: usize = super::PQ4_ENCODE_LANES;
+    for ((out, vg), cg) in codes
+        .chunks_exact_mut(L)
+        .zip(v.chunks_exact(L * width))
+        .zip(cent_e.chunks_exact(16 * L * width))
+        .take(groups)
+    {
+        let mut d = [[0.0f32; L]; 16];
+        for w in 0..width {
+            let mut x = [0.0f32; L];
+            for (l, xl) in x.iter_mut().enumerate() {
+                *xl = vg[l * width + w];
+            }
+            for (k, dk) in d.iter_mut().enumerate() {
+                let c: &[f32; L] = cg[(k * width + w) * L..][..L].try_into().expect("L lanes");
+                for l in 0..L {
+                    let t = x[l] - c[l];
+                    dk[l] += t * t;
+                }
+            }
+        }
+        let mut best = [f32::INFINITY; L];
+        let mut idx = [0u32; L];
+        for (k, dk) in d.iter().enumerate() {
+            for l in 0..L {
+                let less = dk[l] < best[l];
+                best[l] = if less { dk[l] } else { best[l] };
+                idx[l] = if less { k as u32 } else { idx[l] };
+            }
+        }
+        for (o, &i) in out.iter_mut().zip(&idx) {
+            *o = i as u8;
+        }
+    }
 }
 
 /// The first lane holding the minimum of `acc` (never NaN: squares of

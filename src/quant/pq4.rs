@@ -123,6 +123,9 @@ pub struct Pq4 {
     /// the sub-space holding it) of centroid `c`, so a query's table is
     /// built sixteen centroids at a time ([`KernelTable::pq4_table`]).
     cent_t: Vec<f32>,
+    /// The same in [`crate::kernels::pq4_encode_layout`]'s order, which codes
+    /// several sub-spaces side by side ([`KernelTable::pq4_encode`]).
+    cent_e: Vec<f32>,
 }
 
 /// A query's `f32` distance table (see [`Pq4`]).
@@ -153,7 +156,7 @@ fn dist2(a: &[f32], b: &[f32]) -> f32 {
 
 /// The centroid of `centroids` (16 of `w` components) nearest to `p`, and
 /// its squared distance; the lowest index on ties.
-#[inline]
+#[cfg(test)]
 fn nearest(centroids: &[f32], w: usize, p: &[f32]) -> (u8, f32) {
     let mut best = (0u8, f32::INFINITY);
     for (c, centroid) in centroids.chunks_exact(w).enumerate() {
@@ -163,6 +166,63 @@ fn nearest(centroids: &[f32], w: usize, p: &[f32]) -> (u8, f32) {
         }
     }
     best
+}
+
+/// Points per [`Nearest`] kernel call: whole lane groups.
+const CHUNK: usize = 8 * crate::kernels::PQ4_ENCODE_LANES;
+
+/// Each point's nearest centroid by the encoder's kernel
+/// ([`KernelTable::pq4_encode`]): `CHUNK` points at a time, as one vector of
+/// `CHUNK` sub-spaces that all have the same 16 centroids, so that the
+/// points sit one per lane. The index `nearest` gives (the encoder's
+/// definition), at a fraction of the time.
+struct Nearest {
+    kernels: &'static KernelTable,
+    w: usize,
+    /// The centroids repeated for each of `CHUNK` sub-spaces, by component.
+    rep_t: Vec<f32>,
+    /// The last, partial chunk of points, padded with zeros.
+    pad: Vec<f32>,
+}
+
+impl Nearest {
+    fn new(w: usize) -> Nearest {
+        Nearest {
+            kernels: crate::kernels::active(),
+            w,
+            rep_t: vec![0.0; CENTROIDS * CHUNK * w],
+            pad: vec![0.0; CHUNK * w],
+        }
+    }
+
+    /// Writes each point's (rows of `w` components) nearest centroid of
+    /// `centroids` (16 of `w` components) into `assign`; returns whether
+    /// any changed.
+    fn assign(&mut self, centroids: &[f32], points: &[f32], assign: &mut [u8]) -> bool {
+        let w = self.w;
+        for (d, rep) in self.rep_t.chunks_exact_mut(CENTROIDS).enumerate() {
+            for (c, x) in rep.iter_mut().enumerate() {
+                *x = centroids[c * w + d % w];
+            }
+        }
+        let cent_e = crate::kernels::pq4_encode_layout(&self.rep_t, w);
+        let mut codes = [0u8; CHUNK];
+        let mut changed = false;
+        for (pts, assigned) in points.chunks(CHUNK * w).zip(assign.chunks_mut(CHUNK)) {
+            let v = if pts.len() == CHUNK * w {
+                pts
+            } else {
+                self.pad[..pts.len()].copy_from_slice(pts);
+                &self.pad[..]
+            };
+            self.kernels.pq4_encode(v, &cent_e, w, &mut codes);
+            for (a, &c) in assigned.iter_mut().zip(&codes) {
+                changed |= *a != c;
+                *a = c;
+            }
+        }
+        changed
+    }
 }
 
 /// A uniform draw in `[0, 1)` with 53 random bits.
@@ -211,17 +271,12 @@ fn kmeans(points: &[f32], w: usize, iterations: usize, rng: &mut Rng) -> Vec<f32
         }
     }
 
+    let mut nearest = Nearest::new(w);
     let mut assign = vec![u8::MAX; n];
     let mut dist = vec![0.0f32; n];
     let mut sums = vec![0.0f64; CENTROIDS * w];
     for _ in 0..iterations {
-        let mut changed = false;
-        for ((a, d), p) in assign.iter_mut().zip(&mut dist).zip(points.chunks_exact(w)) {
-            let (c, dc) = nearest(&centroids, w, p);
-            changed |= *a != c;
-            *a = c;
-            *d = dc;
-        }
+        let changed = nearest.assign(&centroids, points, &mut assign);
         if !changed {
             break;
         }
@@ -232,6 +287,14 @@ fn kmeans(points: &[f32], w: usize, iterations: usize, rng: &mut Rng) -> Vec<f32
             counts[c] += 1;
             for (s, &x) in sums[c * w..(c + 1) * w].iter_mut().zip(p) {
                 *s += f64::from(x);
+            }
+        }
+        if counts.contains(&0) {
+            // An empty centroid moves to the worst-fitting point: the
+            // points' distances to their centroids before this update.
+            for ((d, &a), p) in dist.iter_mut().zip(&assign).zip(points.chunks_exact(w)) {
+                let c = usize::from(a);
+                *d = dist2(p, &centroids[c * w..(c + 1) * w]);
             }
         }
         for c in 0..CENTROIDS {
@@ -336,6 +399,7 @@ impl Pq4 {
             subspace_dims: opts.subspace_dims,
             centroids: Vec::new(),
             cent_t: Vec::new(),
+            cent_e: Vec::new(),
         };
         let per_subspace: Vec<Vec<f32>> = (0..m)
             .into_par_iter()
@@ -354,6 +418,7 @@ impl Pq4 {
             .collect();
         pq.centroids = per_subspace.concat();
         pq.cent_t = pq.by_component();
+        pq.cent_e = crate::kernels::pq4_encode_layout(&pq.cent_t, pq.subspace_dims);
         Ok(pq)
     }
 
@@ -386,8 +451,10 @@ impl Pq4 {
             subspace_dims,
             centroids,
             cent_t: Vec::new(),
+            cent_e: Vec::new(),
         };
         pq.cent_t = pq.by_component();
+        pq.cent_e = crate::kernels::pq4_encode_layout(&pq.cent_t, pq.subspace_dims);
         Ok(pq)
     }
 
@@ -466,7 +533,7 @@ impl Pq4 {
 
     /// Codes checked rows: no validation.
     fn encode_unchecked(&self, v: &[f32], out: &mut [u8]) {
-        crate::kernels::active().pq4_encode(v, &self.cent_t, self.subspace_dims, out);
+        crate::kernels::active().pq4_encode(v, &self.cent_e, self.subspace_dims, out);
     }
 
     /// Codes `v` into `out`: per sub-space, the index (`0..16`) of the
@@ -777,6 +844,47 @@ impl Pq4Lut {
         );
         for o in out.iter_mut() {
             *o = self.estimate(o.to_bits());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's assignment is `nearest`'s, point for point, for every
+    /// width a sub-space takes, with ties (centroids on a coarse grid,
+    /// repeated centroids) and a partial last chunk.
+    #[test]
+    fn kernel_assignment_is_nearest() {
+        let mut rng = Rng::new(7);
+        let mut value = |coarse: bool| {
+            let x = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0;
+            if coarse {
+                x.round()
+            } else {
+                x
+            }
+        };
+        for w in [1usize, 2, 3, 4, 5, 8] {
+            for coarse in [false, true] {
+                for n in [1usize, CHUNK - 1, CHUNK, 3 * CHUNK + 5] {
+                    let mut centroids: Vec<f32> =
+                        (0..CENTROIDS * w).map(|_| value(coarse)).collect();
+                    // Centroid 9 repeats centroid 2: exact ties.
+                    let two = centroids[2 * w..3 * w].to_vec();
+                    centroids[9 * w..10 * w].copy_from_slice(&two);
+                    let points: Vec<f32> = (0..n * w).map(|_| value(coarse)).collect();
+                    let mut assign = vec![u8::MAX; n];
+                    assert!(Nearest::new(w).assign(&centroids, &points, &mut assign));
+                    for (i, p) in points.chunks_exact(w).enumerate() {
+                        assert_eq!(assign[i], nearest(&centroids, w, p).0, "w {w} point {i}");
+                    }
+                    let again = assign.clone();
+                    assert!(!Nearest::new(w).assign(&centroids, &points, &mut assign));
+                    assert_eq!(assign, again);
+                }
+            }
         }
     }
 }
