@@ -373,7 +373,7 @@ impl Pq4 {
                 "{m} sub-spaces; FastScan takes at most {MAX_SUBSPACES}"
             )));
         }
-        if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(data) {
             return Err(Error::NonFinite { index, value });
         }
         let rows = data.len() / dim;
@@ -443,7 +443,7 @@ impl Pq4 {
             )));
         }
         check_len("the centroids", centroids.len(), CENTROIDS * dim)?;
-        if let Some((index, &value)) = centroids.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(&centroids) {
             return Err(Error::NonFinite { index, value });
         }
         let mut pq = Pq4 {
@@ -564,7 +564,7 @@ impl Pq4 {
         check_rows("rows to encode", rows.len(), self.dim)?;
         let m = self.subspaces();
         check_len("the code buffer", out.len(), rows.len() / self.dim * m)?;
-        if let Some((index, &value)) = rows.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(rows) {
             return Err(Error::NonFinite { index, value });
         }
         out.par_chunks_mut(m)

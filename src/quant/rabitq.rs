@@ -261,7 +261,7 @@ impl RaBitQ {
                 "the sample must hold at least one row".into(),
             ));
         }
-        if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(data) {
             return Err(Error::NonFinite { index, value });
         }
         let rows = data.len() / dim;
@@ -429,7 +429,7 @@ impl RaBitQ {
     /// `index` counts from the start of `rows`).
     pub fn encode_batch(&self, rows: &[f32]) -> Result<RaBitQCodes> {
         check_rows("rows to encode", rows.len(), self.dim)?;
-        if let Some((index, &value)) = rows.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(rows) {
             return Err(Error::NonFinite { index, value });
         }
         let words = self.words();

@@ -92,7 +92,7 @@ impl Sq8 {
                 opts.clip
             )));
         }
-        if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(data) {
             return Err(Error::NonFinite { index, value });
         }
         let rows = data.len() / dim;
@@ -227,7 +227,7 @@ impl Sq8 {
                 got: q.len(),
             });
         }
-        if let Some((index, &value)) = q.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(q) {
             return Err(Error::NonFinite { index, value });
         }
         let w: Vec<f32> = q.iter().zip(&self.step).map(|(&x, &s)| x * s).collect();

@@ -137,7 +137,7 @@ impl Space for F32Space {
             self.table.normalize(out);
         }
         // Finite inputs can still overflow to infinity in a norm.
-        if let Some((index, &value)) = out.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((index, value)) = crate::error::first_non_finite(out) {
             return Err(Error::NonFinite { index, value });
         }
         Ok(())

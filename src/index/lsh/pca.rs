@@ -37,7 +37,7 @@ pub(crate) fn principal_components(rows: &[f32], dim: usize, count: usize) -> Re
         )));
     }
     for (i, row) in rows.chunks_exact(dim).enumerate() {
-        if let Some((j, &value)) = row.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((j, value)) = crate::error::first_non_finite(row) {
             return Err(Error::InvalidParameter(format!(
                 "training vector {i} has non-finite component {j} ({value})"
             )));
