@@ -459,11 +459,18 @@ impl<S: Space> Graph<S> {
         if ids.is_empty() {
             return;
         }
-        // The neighbours' rows are read once each, in order: request them
-        // all now (a record's coding waits on these reads).
-        for &id in ids {
-            self.prefetch_row(id);
-        }
+        // The neighbours' rows are read once each, in order, and a
+        // record's coding waits on these reads: each row is requested whole
+        // `AHEAD` entries before it is coded (all of them at once would
+        // overrun the core's outstanding misses on long rows).
+        const AHEAD: usize = 2;
+        let fetch = |id: u32| {
+            let p = self.vectors.row_ptr(id as usize);
+            for line in 0..self.vectors.row_bytes().div_ceil(64) {
+                crate::kernels::prefetch::prefetch_read_l2(p.wrapping_add(64 * line));
+            }
+        };
+        ids.iter().take(AHEAD).for_each(|&id| fetch(id));
         let old = reuse.map(|changed| (b.records.row(s as usize), b.ids(s), changed));
         let node = super::quant::as_f32(self.vector(s)).expect("f32 space");
         let (m, dim) = (b.m, node.len());
@@ -479,6 +486,9 @@ impl<S: Space> Graph<S> {
                 )
             };
             let (start, lane, shift) = at(i);
+            if let Some(&next) = ids.get(i + AHEAD) {
+                fetch(next);
+            }
             let kept = old.and_then(|(row, old_ids, changed)| {
                 let j = old_ids.iter().position(|&x| x == id)?;
                 (!changed.contains(&id)).then(|| {
