@@ -126,6 +126,18 @@ fn packing_round_trips_and_pads_with_zero_codes() {
             let nblocks = n.div_ceil(BLOCK);
             assert_eq!(blocks.len(), nblocks * fastscan::block_bytes(m));
             assert_eq!(fastscan::unpack_blocks(blocks, m, n), rows);
+            // One vector at a time, in any order, into zeroed blocks: the
+            // same bytes; and each read back whole.
+            let mut filled = vec![0u8; blocks.len()];
+            for v in (0..n).rev() {
+                fastscan::put_codes(&mut filled, m, v, &rows[v * m..][..m]);
+            }
+            assert_eq!(filled, blocks, "m {m} n {n}");
+            let mut back = vec![0xffu8; m];
+            for v in 0..n {
+                fastscan::get_codes(blocks, m, v, &mut back);
+                assert_eq!(back, &rows[v * m..][..m]);
+            }
             for v in n..nblocks * BLOCK {
                 for j in 0..m {
                     assert_eq!(fastscan::code(blocks, m, v, j), 0, "padding {v}");

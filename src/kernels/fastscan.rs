@@ -156,13 +156,44 @@ pub fn pack_blocks(codes: &[u8], m: usize, out: &mut Vec<u8>) -> Result<(), Pack
     let start = out.len();
     out.resize(start + blocks * block_bytes(m), 0);
     for (r, row) in codes.chunks_exact(m).enumerate() {
-        let block = &mut out[start + (r / BLOCK) * block_bytes(m)..][..block_bytes(m)];
-        let (lane, shift) = ((r % BLOCK) % 16, 4 * ((r % BLOCK) / 16));
-        for (j, &c) in row.iter().enumerate() {
-            block[j * 16 + lane] |= c << shift;
-        }
+        put_codes(&mut out[start..], m, r, row);
     }
     Ok(())
+}
+
+/// ORs vector `vector`'s sub-codes (the low four bits of each of `codes`,
+/// `m` of them) into blocks of `m` sub-spaces where its nibbles are zero:
+/// [`pack_blocks`]'s write of one vector, for blocks filled in place.
+///
+/// # Panics
+/// If `codes.len() != m` or the vector's block lies past the end of
+/// `blocks`.
+#[inline]
+pub fn put_codes(blocks: &mut [u8], m: usize, vector: usize, codes: &[u8]) {
+    assert_eq!(codes.len(), m, "one code per sub-space");
+    let block = &mut blocks[(vector / BLOCK) * block_bytes(m)..][..block_bytes(m)];
+    let i = vector % BLOCK;
+    let (lane, shift) = (i % 16, 4 * (i / 16));
+    for (dst, &c) in block.chunks_exact_mut(16).zip(codes) {
+        dst[lane] |= (c & 0x0f) << shift;
+    }
+}
+
+/// Vector `vector`'s `m` sub-codes from blocks of `m` sub-spaces into
+/// `out`: [`code`] for each sub-space.
+///
+/// # Panics
+/// If `out.len() != m` or the vector's block lies past the end of
+/// `blocks`.
+#[inline]
+pub fn get_codes(blocks: &[u8], m: usize, vector: usize, out: &mut [u8]) {
+    assert_eq!(out.len(), m, "one code per sub-space");
+    let block = &blocks[(vector / BLOCK) * block_bytes(m)..][..block_bytes(m)];
+    let i = vector % BLOCK;
+    let (lane, shift) = (i % 16, 4 * (i / 16));
+    for (c, src) in out.iter_mut().zip(block.chunks_exact(16)) {
+        *c = (src[lane] >> shift) & 0x0f;
+    }
 }
 
 /// Sub-code `j` of vector `vector` (counted from the first block) in

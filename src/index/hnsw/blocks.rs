@@ -398,18 +398,12 @@ impl Blocks {
             dst.copy_from_slice(&id.to_ne_bytes());
         }
         let m = self.m;
-        let block_bytes = fastscan::block_bytes(m);
-        out.resize(self.ids_bytes + self.nblocks * block_bytes, 0);
+        out.resize(self.ids_bytes + self.nblocks * fastscan::block_bytes(m), 0);
         let blocks = &mut out[self.ids_bytes..];
         for (r, &id) in ids.iter().enumerate() {
-            let code = &self.codes.row(id as usize)[..m];
-            let block = &mut blocks[(r / BLOCK) * block_bytes..][..block_bytes];
-            let (lane, shift) = (r % 16, 4 * ((r % BLOCK) / 16));
             // Codes are below 16 unless a file was corrupted (which `load`
             // and `verify` report): such a code is searched as its low bits.
-            for (dst, &c) in block.chunks_exact_mut(16).zip(code) {
-                dst[lane] |= (c & 15) << shift;
-            }
+            fastscan::put_codes(blocks, m, r, &self.codes.row(id as usize)[..m]);
         }
     }
 
@@ -474,28 +468,16 @@ impl<S: Space> Graph<S> {
         let old = reuse.map(|changed| (b.records.row(s as usize), b.ids(s), changed));
         let node = super::quant::as_f32(self.vector(s)).expect("f32 space");
         let (m, dim) = (b.m, node.len());
-        let block_bytes = 16 * m;
         let terms_at = b.terms_offset();
         let (mut res, mut dec, mut code) = (vec![0.0f32; dim], vec![0.0f32; dim], vec![0u8; m]);
         for (i, &id) in ids.iter().enumerate() {
-            let at = |i: usize| {
-                (
-                    b.ids_bytes + (i / BLOCK) * block_bytes,
-                    i % 16,
-                    4 * ((i % BLOCK) / 16),
-                )
-            };
-            let (start, lane, shift) = at(i);
             if let Some(&next) = ids.get(i + AHEAD) {
                 fetch(next);
             }
             let kept = old.and_then(|(row, old_ids, changed)| {
                 let j = old_ids.iter().position(|&x| x == id)?;
                 (!changed.contains(&id)).then(|| {
-                    let (from, from_lane, from_shift) = at(j);
-                    for (k, c) in code.iter_mut().enumerate() {
-                        *c = (row[from + 16 * k + from_lane] >> from_shift) & 15;
-                    }
+                    fastscan::get_codes(&row[b.ids_bytes..terms_at], m, j, &mut code);
                     r.terms.then(|| {
                         let t = &row[terms_at + 4 * j..][..4];
                         [t[0], t[1], t[2], t[3]]
@@ -525,10 +507,7 @@ impl<S: Space> Graph<S> {
                     })
                 }
             };
-            let block = &mut out[start..][..block_bytes];
-            for (dst, &c) in block.chunks_exact_mut(16).zip(&code) {
-                dst[lane] |= c << shift;
-            }
+            fastscan::put_codes(&mut out[b.ids_bytes..terms_at], m, i, &code);
             if let Some(t) = term {
                 out[terms_at + 4 * i..][..4].copy_from_slice(&t);
             }
@@ -825,6 +804,20 @@ impl<S: Space> Graph<S> {
     /// documentation), unfiltered: up to `k` results, nearest first, exact
     /// distances. `None` when the query cannot be coded (the caller falls
     /// back to the exact search).
+    ///
+    /// Each record entry is estimated from its FastScan sum as
+    /// `base + term + per_sum * sum`. With the neighbours' own codes that
+    /// is the table's estimate (`base` its bias, no term), and the node
+    /// expanded takes its exact distance last, its row having had the
+    /// record scan's time to arrive. With residual records the node `u`
+    /// takes its exact distance first and each neighbour `x = u + r` is
+    /// estimated from the inner products `<q, r^>` the sums give: squared
+    /// L2 as `d(q, u) - 2 <q, r^> + term` (the term, `|r|^2 + 2 <u, r^>`,
+    /// is stored per entry: only `<q - u, r - r^>` is left out), the
+    /// inner-product distance as `d(q, u) - <q, r^>`; `start` enters with
+    /// its exact distance. A stale record (left by inserts through `&self`)
+    /// is expanded from the live links, scored from their own codes, or
+    /// exactly where records hold residuals.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_blocks(
         &self,
@@ -836,147 +829,25 @@ impl<S: Space> Graph<S> {
         scratch: &mut Scratch,
     ) -> Option<Vec<Cand>> {
         let b = self.blocks.as_ref()?;
-        if let Some(r) = &b.resid {
-            return self.search_residual_blocks(b, r, q, start, k, ef, visited, scratch);
-        }
         let qf = super::quant::as_f32(q)?;
-        // Squared L2, or the inner product of the (for cosine, normalized)
-        // vectors the graph stores.
-        let metric = match self.space.metric() {
-            Metric::L2 => Metric::L2,
-            _ => Metric::InnerProduct,
+        let resid = b.resid.as_ref();
+        // Own codes: squared L2, or the inner product of the (for cosine,
+        // normalized) vectors the graph stores. Residuals: inner products.
+        let (pq, metric) = match (resid, self.space.metric()) {
+            (Some(r), _) => (&r.pq, Metric::InnerProduct),
+            (None, Metric::L2) => (&b.pq, Metric::L2),
+            (None, _) => (&b.pq, Metric::InnerProduct),
         };
-        b.pq.lut_into(b.table, qf, metric, &mut scratch.dists, &mut scratch.pq4)
+        pq.lut_into(b.table, qf, metric, &mut scratch.dists, &mut scratch.pq4)
             .ok()?;
         let lut = &scratch.pq4;
-        let filtering =
-            self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
-        let ef = ef.max(k);
-        let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
-        let mut beam = Pool::new(ef);
-        let sums_all = &mut scratch.dots;
-        sums_all.clear();
-        sums_all.resize(b.nblocks * BLOCK, 0);
-        let limit = self.capacity() as u32;
-
-        visited.check_and_mark(start.slot);
-        let first = Cand {
-            dist: b.estimate_one(lut, start.slot),
-            slot: start.slot,
-        };
-        beam.push(first);
-        b.prefetch_record(start.slot);
-        while let Some(u) = beam.pop() {
-            if b.is_stale(u) {
-                self.read_links(u, 0, &mut scratch.ids);
-                for &n in &scratch.ids {
-                    let est = b.estimate_one(lut, n);
-                    if beam.admits(est) && !visited.check_and_mark(n) {
-                        beam.push(Cand { dist: est, slot: n });
-                    }
-                }
-            } else {
-                let ids = b.ids(u);
-                let blocks = b.code_blocks(u);
-                let used = ids.iter().position(|&id| id == EMPTY).unwrap_or(ids.len());
-                let nblocks = used.div_ceil(BLOCK);
-                let block_bytes = b.m * 16;
-                // The sums land in `i32` scratch reinterpreted as `u32`.
-                let out: &mut [u32] = bytemuck::cast_slice_mut(&mut sums_all[..nblocks * BLOCK]);
-                if nblocks > 0 {
-                    b.table
-                        .fastscan_u4(lut.bytes(), &blocks[..nblocks * block_bytes], b.m, out);
-                }
-                // The bound as a sum, compared 32 neighbours at a time before
-                // any visited tag is read (a likely cache miss): most
-                // neighbours cost no more than that comparison.
-                let below = match beam.full() {
-                    true => (beam.bound() - lut.bias()) / lut.step(),
-                    false => f32::INFINITY,
-                };
-                for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {
-                    let mut mask = 0u32;
-                    for (i, &sum) in sums.iter().enumerate() {
-                        mask |= u32::from((sum as f32) < below) << i;
-                    }
-                    while mask != 0 {
-                        let i = chunk * BLOCK + mask.trailing_zeros() as usize;
-                        mask &= mask - 1;
-                        if i >= used {
-                            break;
-                        }
-                        let n = ids[i];
-                        let est = lut.estimate(out[i]);
-                        if n < limit && beam.admits(est) && !visited.check_and_mark(n) {
-                            beam.push(Cand { dist: est, slot: n });
-                        }
-                    }
-                }
-            }
-            // Load the next node's record and row while this one's exact
-            // distance is taken, and the record of the one likely after it.
-            let mut next = beam.upcoming();
-            if let Some(n) = next.next() {
-                b.prefetch_record(n);
-                self.prefetch_row(n);
-                if let Some(n) = next.next() {
-                    b.prefetch_record(n);
-                }
-            }
-            // The exact distance of the node just expanded: its row was
-            // requested when it became the next node to expand.
-            if !filtering || !self.is_deleted(u) {
-                let d = self.dist_to(q, u);
-                if results.len() < k || d < results.peek().map_or(f32::INFINITY, |c| c.dist) {
-                    results.push(Cand { dist: d, slot: u });
-                    if results.len() > k {
-                        results.pop();
-                    }
-                }
-            }
-        }
-        let mut out = results.into_vec();
-        out.sort_unstable();
-        Some(out)
-    }
-
-    /// [`Graph::search_blocks`] on residual records. Expanding node `u`
-    /// takes its exact distance first, then estimates each neighbour
-    /// `x = u + r` from the inner products `<q, r^>` the FastScan sums give:
-    /// squared L2 as `d(q, u) - 2 <q, r^> + term` (the term, `|r|^2 +
-    /// 2 <u, r^>`, is stored per entry: only `<q - u, r - r^>` is left
-    /// out), the inner-product distance as `d(q, u) - <q, r^>`. A stale
-    /// record (left by inserts through `&self`) is expanded from the live
-    /// links with exact distances. `start` enters with its exact distance.
-    #[allow(clippy::too_many_arguments)]
-    fn search_residual_blocks(
-        &self,
-        b: &Blocks,
-        r: &Residual,
-        q: &[S::Elem],
-        start: Cand,
-        k: usize,
-        ef: usize,
-        visited: &mut PooledVisited<'_>,
-        scratch: &mut Scratch,
-    ) -> Option<Vec<Cand>> {
-        let qf = super::quant::as_f32(q)?;
-        r.pq.lut_into(
-            b.table,
-            qf,
-            Metric::InnerProduct,
-            &mut scratch.dists,
-            &mut scratch.pq4,
-        )
-        .ok()?;
-        let lut = &scratch.pq4;
-        // The table estimates `1 - <q, r^>`: squared L2 adds twice
-        // `-<q, r^>`, the inner product once.
-        let (twice, once) = (2.0 * lut.step(), 2.0 * (lut.bias() - 1.0));
-        let (per_sum, offset) = if r.terms {
-            (twice, once)
-        } else {
-            (lut.step(), lut.bias() - 1.0)
+        // An inner-product table estimates `1 - <q, r^>`: squared L2 adds
+        // twice `-<q, r^>`, the inner product once.
+        let terms = resid.is_some_and(|r| r.terms);
+        let (per_sum, offset) = match resid {
+            None => (lut.step(), lut.bias()),
+            Some(_) if terms => (2.0 * lut.step(), 2.0 * (lut.bias() - 1.0)),
+            Some(_) => (lut.step(), lut.bias() - 1.0),
         };
         let filtering =
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
@@ -993,16 +864,28 @@ impl<S: Space> Graph<S> {
         let mut ests = [0.0f32; BLOCK];
 
         visited.check_and_mark(start.slot);
-        beam.push(start);
+        match resid {
+            Some(_) => {
+                beam.push(start);
+                self.prefetch_row(start.slot);
+            }
+            None => beam.push(Cand {
+                dist: b.estimate_one(lut, start.slot),
+                slot: start.slot,
+            }),
+        }
         b.prefetch_record(start.slot);
-        self.prefetch_row(start.slot);
         while let Some(u) = beam.pop() {
-            // Its row was requested when it became the next node to expand.
-            let du = self.dist_to(q, u);
+            // With residuals the estimates need it now; its row was
+            // requested when it became the next node to expand.
+            let du = resid.map(|_| self.dist_to(q, u));
             if b.is_stale(u) {
                 self.read_links(u, 0, &mut scratch.ids);
                 for &n in &scratch.ids {
-                    let d = self.dist_to(q, n);
+                    let d = match resid {
+                        Some(_) => self.dist_to(q, n),
+                        None => b.estimate_one(lut, n),
+                    };
                     if beam.admits(d) && !visited.check_and_mark(n) {
                         beam.push(Cand { dist: d, slot: n });
                     }
@@ -1012,6 +895,7 @@ impl<S: Space> Graph<S> {
                 let blocks = b.code_blocks(u);
                 let used = ids.iter().position(|&id| id == EMPTY).unwrap_or(ids.len());
                 let nblocks = used.div_ceil(BLOCK);
+                // The sums land in `i32` scratch reinterpreted as `u32`.
                 let out: &mut [u32] = bytemuck::cast_slice_mut(&mut sums_all[..nblocks * BLOCK]);
                 if nblocks > 0 {
                     b.table
@@ -1021,15 +905,16 @@ impl<S: Space> Graph<S> {
                     true => beam.bound(),
                     false => f32::INFINITY,
                 };
-                let base = du + offset;
+                let base = du.unwrap_or(0.0) + offset;
                 for (chunk, sums) in out.chunks_exact(BLOCK).enumerate() {
-                    let terms: &[f32] = if r.terms {
+                    let terms: &[f32] = if terms {
                         bytemuck::cast_slice(&blocks[terms_at + chunk * BLOCK * 4..][..BLOCK * 4])
                     } else {
                         &zeros
                     };
                     // All 32 estimates, compared before any visited tag is
-                    // read (a likely cache miss).
+                    // read (a likely cache miss): most neighbours cost no
+                    // more than that comparison.
                     let mut mask = 0u32;
                     for (i, ((e, &sum), &t)) in ests.iter_mut().zip(sums).zip(terms).enumerate() {
                         *e = base + t + per_sum * sum as f32;
@@ -1062,12 +947,13 @@ impl<S: Space> Graph<S> {
                     b.prefetch_record(n);
                 }
             }
-            if (!filtering || !self.is_deleted(u))
-                && (results.len() < k || du < results.peek().map_or(f32::INFINITY, |c| c.dist))
-            {
-                results.push(Cand { dist: du, slot: u });
-                if results.len() > k {
-                    results.pop();
+            if !filtering || !self.is_deleted(u) {
+                let d = du.unwrap_or_else(|| self.dist_to(q, u));
+                if results.len() < k || d < results.peek().map_or(f32::INFINITY, |c| c.dist) {
+                    results.push(Cand { dist: d, slot: u });
+                    if results.len() > k {
+                        results.pop();
+                    }
                 }
             }
         }
