@@ -316,11 +316,7 @@ fn pq4_encode_lanes<const W: usize>(v: &[f32], cent_e: &[f32], groups: usize, co
                     d[l] += t * t;
                 }
             }
-            for l in 0..L {
-                let less = d[l] < best[l];
-                best[l] = if less { d[l] } else { best[l] };
-                idx[l] = if less { k as u32 } else { idx[l] };
-            }
+            keep_min(&mut best, &mut idx, &d, k);
         }
         for (o, &i) in out.iter_mut().zip(&idx) {
             *o = i as u8;
@@ -356,15 +352,29 @@ fn pq4_encode_lanes_any(v: &[f32], cent_e: &[f32], width: usize, groups: usize, 
         let mut best = [f32::INFINITY; L];
         let mut idx = [0u32; L];
         for (k, dk) in d.iter().enumerate() {
-            for l in 0..L {
-                let less = dk[l] < best[l];
-                best[l] = if less { dk[l] } else { best[l] };
-                idx[l] = if less { k as u32 } else { idx[l] };
-            }
+            keep_min(&mut best, &mut idx, dk, k);
         }
         for (o, &i) in out.iter_mut().zip(&idx) {
             *o = i as u8;
         }
+    }
+}
+
+/// Each lane's running minimum of the encoder's distances: lane `l` takes
+/// centroid `k`'s distance `d[l]` only when it is strictly below the best so
+/// far (so the first index holding the minimum is kept). Branch-free, one
+/// compare and two blends per lane group.
+#[inline(always)]
+fn keep_min(
+    best: &mut [f32; super::PQ4_ENCODE_LANES],
+    idx: &mut [u32; super::PQ4_ENCODE_LANES],
+    d: &[f32; super::PQ4_ENCODE_LANES],
+    k: usize,
+) {
+    for l in 0..super::PQ4_ENCODE_LANES {
+        let less = d[l] < best[l];
+        best[l] = if less { d[l] } else { best[l] };
+        idx[l] = if less { k as u32 } else { idx[l] };
     }
 }
 
