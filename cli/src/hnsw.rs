@@ -273,8 +273,9 @@ fn build<S: swann::index::hnsw::Space>(
     pb.finish_and_clear();
     let st = index.stats();
     eprintln!(
-        "built in {secs:.2} s ({} node levels needed a second anchoring, {} join-order moves)",
-        st.stranded_levels, st.order_moves
+        "built in {secs:.2} s ({} node levels needed a second anchoring, {} join-order moves, \
+         {} weakly linked nodes linked from where their own search ended)",
+        st.stranded_levels, st.order_moves, st.reinforced
     );
     Ok((index, secs, peak))
 }

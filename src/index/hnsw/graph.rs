@@ -230,6 +230,8 @@ pub(crate) struct Graph<S: Space> {
     /// or read: how often the fallbacks run (see [`super::HnswStats`]).
     pub(crate) stranded_seen: AtomicU64,
     pub(crate) order_moves: AtomicU64,
+    /// Nodes [`Graph::reinforce`] linked (see `HnswStats::reinforced`).
+    pub(crate) reinforced: AtomicU64,
     /// Whether the level-0 radii and near counts still have to be derived
     /// from the links (a file that did not record them).
     near_unknown: Mutex<bool>,
@@ -371,6 +373,7 @@ impl<S: Space> Graph<S> {
             stranded: Mutex::new(Vec::new()),
             stranded_seen: AtomicU64::new(0),
             order_moves: AtomicU64::new(0),
+            reinforced: AtomicU64::new(0),
             near_unknown: Mutex::new(false),
             graph_id: next_graph_id(),
             slot_epoch: AtomicU64::new(0),
@@ -458,6 +461,7 @@ impl<S: Space> Graph<S> {
             stranded: Mutex::new(Vec::new()),
             stranded_seen: AtomicU64::new(0),
             order_moves: AtomicU64::new(0),
+            reinforced: AtomicU64::new(0),
             near_unknown: Mutex::new(false),
             graph_id: next_graph_id(),
             slot_epoch: AtomicU64::new(0),

@@ -123,6 +123,11 @@ pub struct HnswStats {
     /// re-anchoring it from an earlier-joined node failed again (the
     /// fallback of the `links` module), since the index was built or read.
     pub order_moves: u64,
+    /// Weakly linked nodes of batch inserts that their own search at
+    /// `ef_construction` missed, so the nearest nodes it found were linked
+    /// to them (see [`HnswIndex::insert_batch`]), since the index was
+    /// built or read.
+    pub reinforced: u64,
     /// Node levels still waiting to be re-anchored; 0 after any `&mut`
     /// operation (insert, batch insert, removal, compaction, reserve).
     pub pending_repairs: usize,
@@ -532,6 +537,7 @@ impl<S: Space> HnswIndex<S> {
             max_level: self.graph.entry_point().map_or(0, |(_, l)| l),
             stranded_levels: self.graph.stranded_seen.load(Ordering::Relaxed),
             order_moves: self.graph.order_moves.load(Ordering::Relaxed),
+            reinforced: self.graph.reinforced.load(Ordering::Relaxed),
             pending_repairs: self.graph.stranded.lock().len(),
         }
     }
@@ -804,7 +810,10 @@ impl<S: Space> HnswIndex<S> {
     /// inserted in parallel; labels already present are replaced afterwards,
     /// one at a time. If a label appears twice, the later row wins. Every
     /// row is validated before anything is inserted. New rows go in in the
-    /// [`HnswIndex::insert_order`] (by default nearby rows together).
+    /// [`HnswIndex::insert_order`] (by default nearby rows together). The
+    /// new nodes left with few level-0 in-links are then searched for with
+    /// their own vectors, and one that is missed is linked from where its
+    /// search ended ([`HnswStats::reinforced`]).
     ///
     /// # Errors
     /// As [`insert_batch_with_progress`](Self::insert_batch_with_progress).
@@ -885,6 +894,15 @@ impl<S: Space> HnswIndex<S> {
             },
         );
         // Also after a failed row: the rows before it are in the graph.
+        // Nodes the batch left with few in-links get their own search, and
+        // a link from the nodes it ends at if it misses them (see
+        // `Graph::reinforce`): inserts that ran side by side did not see
+        // each other.
+        let slots: Vec<u32> = fresh
+            .iter()
+            .filter_map(|&i| self.graph.slot_of(labels[i]))
+            .collect();
+        self.graph.reinforce(&slots);
         let after = self.after_inserts();
         inserted?;
         after?;
