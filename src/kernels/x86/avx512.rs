@@ -611,7 +611,11 @@ unsafe fn halve4(s: [__m512; 4]) -> __m128 {
     _mm512_castps512_ps128(_mm512_permutexvar_ps(first, y))
 }
 
-simd_glue!(features: "avx512f", token: v4);
+// Every feature of pulp's `V4`, which `avx512_variants` requires before it
+// hands out any of these tables: with `avx512f` alone LLVM has no 256-bit
+// EVEX forms or mask compares, and the loops it vectorizes here (the
+// eight-lane `pq4_encode`) ran slower than the AVX2 table's.
+simd_glue!(features: "avx512f,avx512bw,avx512cd,avx512dq,avx512vl", token: v4);
 
 cosine_gather4!("avx512f", cosine_vecs, halve4);
 
