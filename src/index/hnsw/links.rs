@@ -1112,4 +1112,57 @@ mod tests {
         }
         assert!(done, "no node was missed after its in-links were cut");
     }
+
+    /// `InsertOrder::Locality` puts rows spread over the batch first, and
+    /// they must all join before the region-sorted rest starts, however
+    /// many threads insert (entry points, which take orders below every
+    /// other node's, aside).
+    #[test]
+    fn a_parallel_batch_joins_its_seed_rows_first() {
+        let n = 2048usize;
+        let dim = 8;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let data: Vec<f32> = (0..n * dim)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        let labels: Vec<u64> = (0..n as u64).collect();
+        let mut index = Hnsw::builder(dim, Metric::L2)
+            .m(8)
+            .ef_construction(32)
+            .seed(3)
+            .build()
+            .unwrap();
+        assert_eq!(index.insert_order(), super::super::InsertOrder::Locality);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| index.insert_batch(&labels, &data))
+            .unwrap();
+        let g = &index.graph;
+        // `locality_order`'s seeds for an empty index: a quarter, evenly spread.
+        let seeds = n / 4;
+        let is_seed = |l: usize| (0..seeds).any(|j| j * n / seeds == l);
+        let (mut last_seed, mut first_rest) = (0u64, u64::MAX);
+        for l in 0..n {
+            let o = g.order_of(g.slot_of(l as u64).unwrap());
+            if o < ORDER_BASE {
+                continue;
+            }
+            if is_seed(l) {
+                last_seed = last_seed.max(o);
+            } else {
+                first_rest = first_rest.min(o);
+            }
+        }
+        assert!(
+            last_seed < first_rest,
+            "seed rows joined up to order {last_seed}, the rest from {first_rest}"
+        );
+    }
 }

@@ -880,19 +880,27 @@ impl<S: Space> HnswIndex<S> {
         self.reserve(fresh.len())?;
         let this = &*self;
         let row = |i: usize| &data[i * dim..(i + 1) * dim];
-        if self.insert_order == InsertOrder::Locality {
-            this.locality_order(&mut fresh, &row)?;
-        }
+        let seeds = if self.insert_order == InsertOrder::Locality {
+            this.locality_order(&mut fresh, &row)?
+        } else {
+            0
+        };
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let inserted = fresh.par_iter().try_for_each_init(
-            || (Scratch::default(), Vec::with_capacity(dim)),
-            |(scratch, buf), &i| {
-                this.graph.space.prepare(row(i), buf)?;
-                this.insert_new(labels[i], buf, scratch)?;
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                Ok::<(), Error>(())
-            },
-        );
+        // The seed rows go in before the rest: one parallel loop over the
+        // whole order would start the region-sorted rows beside them (each
+        // thread takes its own part of the order from the start).
+        let (first, rest) = fresh.split_at(seeds);
+        let inserted = [first, rest].into_iter().try_for_each(|part| {
+            part.par_iter().try_for_each_init(
+                || (Scratch::default(), Vec::with_capacity(dim)),
+                |(scratch, buf), &i| {
+                    this.graph.space.prepare(row(i), buf)?;
+                    this.insert_new(labels[i], buf, scratch)?;
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                    Ok::<(), Error>(())
+                },
+            )
+        });
         // Also after a failed row: the rows before it are in the graph.
         // Nodes the batch left with few in-links get their own search, and
         // a link from the nodes it ends at if it misses them (see
@@ -922,12 +930,12 @@ impl<S: Space> HnswIndex<S> {
         &self,
         fresh: &mut Vec<usize>,
         row: &(impl Fn(usize) -> &'d [S::Elem] + Sync),
-    ) -> Result<()> {
+    ) -> Result<usize> {
         const ROWS_PER_PIVOT: usize = 128;
         const MAX_PIVOTS: usize = 256;
         let pivots = (fresh.len() / ROWS_PER_PIVOT).min(MAX_PIVOTS);
         if pivots < 2 {
-            return Ok(());
+            return Ok(0);
         }
         let space = &self.graph.space;
         let mut pivot_rows = Vec::with_capacity(pivots);
@@ -969,7 +977,7 @@ impl<S: Space> HnswIndex<S> {
             .map(|j| fresh[j])
             .collect();
         *fresh = order;
-        Ok(())
+        Ok(seeds)
     }
 
     /// Sets the order in which [`HnswIndex::insert_batch`] inserts rows
