@@ -1098,7 +1098,10 @@ impl<S: Space> HnswIndex<S> {
     /// renumbered into a dense range and the capacity shrinks to the number
     /// of labels, so memory and the saved file shrink to what a fresh build
     /// of the same labels takes. Searches and links are unchanged for the
-    /// labels that stay. O(n * M0) plus the removals.
+    /// labels that stay, except that nodes the removals left with few
+    /// in-links and that their own search then misses are linked from where
+    /// it ends, as after [`insert_batch`](Self::insert_batch). O(n * M0)
+    /// plus the removals and those searches.
     ///
     /// # Errors
     /// Only those of retraining the quantizer
@@ -1112,6 +1115,14 @@ impl<S: Space> HnswIndex<S> {
             .collect();
         self.graph.remove_slots(&deleted, Removal::Complete);
         self.graph.repair_stranded_exclusive();
+        // Unlinking takes in-links from the removed nodes' neighbours: the
+        // ones left weakly linked get the batch insert's check.
+        if !deleted.is_empty() {
+            let live: Vec<u32> = (0..self.graph.len() as u32)
+                .filter(|&s| self.graph.in_use(s))
+                .collect();
+            self.graph.reinforce(&live);
+        }
         let rerank = self.graph.rerank.load(Ordering::Relaxed);
         self.graph = self.graph.compacted();
         // Runtime settings carry over to the rewritten graph.
