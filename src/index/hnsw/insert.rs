@@ -282,21 +282,10 @@ impl<S: Space> Graph<S> {
         if ids.contains(&to) || self.push_link(from, level, ids, to, dist, handoffs) {
             return;
         }
-        // The full list is re-ranked from `from`: start loading all its
-        // neighbours' rows first so their misses overlap.
-        for &n in ids.iter() {
-            self.prefetch_row(n);
-        }
-        let fv = self.vector(from);
-        let mut cands: Vec<Cand> = Vec::with_capacity(ids.len() + 1);
-        for &n in ids.iter() {
-            cands.push(Cand {
-                dist: self.space.distance(fv, self.vector(n)),
-                slot: n,
-            });
-        }
-        cands.push(Cand { dist, slot: to });
-        cands.sort_unstable();
+        // The full list is re-ranked from `from`, with `to` among it.
+        let mut cands = self.ranked_links(from, ids);
+        let to_cand = Cand { dist, slot: to };
+        cands.insert(cands.partition_point(|c| *c < to_cand), to_cand);
         let mut kept = Vec::with_capacity(self.max_links(level));
         self.select_neighbors(&cands, self.max_links(level), &mut kept);
         handoffs.extend(self.commit_links(from, level, ids, &mut kept, &|_| false, None));

@@ -503,6 +503,25 @@ impl<S: Space> Graph<S> {
         true
     }
 
+    /// `owner`'s links `ids` as candidates ranked by their distance from
+    /// `owner`, nearest first (the order `commit_links` expects). Their rows
+    /// are requested first so that the misses overlap.
+    pub(crate) fn ranked_links(&self, owner: u32, ids: &[u32]) -> Vec<Cand> {
+        for &y in ids {
+            self.prefetch_row(y);
+        }
+        let ov = self.vector(owner);
+        let mut ranked: Vec<Cand> = ids
+            .iter()
+            .map(|&y| Cand {
+                dist: self.space.distance(ov, self.vector(y)),
+                slot: y,
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked
+    }
+
     /// Links `x` on `level` from one of `cands` (nearest first) that
     /// joined before it: from the first whose list has room or holds a link
     /// that may go (the farthest such is replaced). Returns whether one
@@ -535,14 +554,7 @@ impl<S: Space> Graph<S> {
                 return true;
             }
             // Full: replace the farthest link that is not a last anchor.
-            let mut chosen: Vec<Cand> = old
-                .iter()
-                .map(|&y| Cand {
-                    dist: self.space.distance(cv, self.vector(y)),
-                    slot: y,
-                })
-                .collect();
-            chosen.sort_unstable();
+            let mut chosen = self.ranked_links(c.slot, &old);
             let victim = chosen
                 .iter()
                 .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, level) > 1);
@@ -684,15 +696,7 @@ impl<S: Space> Graph<S> {
                 // Full: `x` takes the farthest link's place; `commit_links`
                 // keeps a last anchor there instead and displaces the next
                 // farthest, never `x`.
-                let cv = self.vector(c.slot);
-                let mut chosen: Vec<Cand> = old
-                    .iter()
-                    .map(|&y| Cand {
-                        dist: self.space.distance(cv, self.vector(y)),
-                        slot: y,
-                    })
-                    .collect();
-                chosen.sort_unstable();
+                let mut chosen = self.ranked_links(c.slot, &old);
                 chosen.pop();
                 chosen.push(Cand {
                     dist: c.dist,
