@@ -968,19 +968,24 @@ mod tests {
             .seed(11)
             .build()
             .unwrap();
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for i in 0..n {
-            let v: Vec<f32> = (0..8)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 40) as f32 / (1u64 << 24) as f32
-                })
-                .collect();
-            index.insert(i, &v).unwrap();
+        let rows = uniform(0x9e37_79b9_7f4a_7c15, n as usize * 8);
+        for (i, v) in rows.chunks_exact(8).enumerate() {
+            index.insert(i as u64, v).unwrap();
         }
         index
+    }
+
+    /// `len` values uniform in [0, 1) from an xorshift generator started at
+    /// `state`.
+    fn uniform(mut state: u64, len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect()
     }
 
     fn counts<S: Space>(g: &Graph<S>) -> Vec<(u32, u32)> {
@@ -1125,15 +1130,7 @@ mod tests {
     fn a_parallel_batch_joins_its_seed_rows_first() {
         let n = 2048usize;
         let dim = 8;
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let data: Vec<f32> = (0..n * dim)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect();
+        let data = uniform(0x2545_f491_4f6c_dd1d, n * dim);
         let labels: Vec<u64> = (0..n as u64).collect();
         let mut index = Hnsw::builder(dim, Metric::L2)
             .m(8)
