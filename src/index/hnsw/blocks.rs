@@ -851,6 +851,14 @@ impl<S: Space> Graph<S> {
         };
         let filtering =
             self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
+        // Deleted nodes route but are not results, and do not count towards
+        // `ef` (as in the searches on the vectors): without that, a query
+        // among many deleted nodes would fill its pool with them and return
+        // fewer live results than it could reach.
+        let push = |beam: &mut Pool, c: Cand| match filtering {
+            true => beam.push_flagged(c, !self.is_deleted(c.slot)),
+            false => beam.push(c),
+        };
         let ef = ef.max(k);
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
         let mut beam = Pool::new(ef);
@@ -866,13 +874,16 @@ impl<S: Space> Graph<S> {
         visited.check_and_mark(start.slot);
         match resid {
             Some(_) => {
-                beam.push(start);
+                push(&mut beam, start);
                 self.prefetch_row(start.slot);
             }
-            None => beam.push(Cand {
-                dist: b.estimate_one(lut, start.slot),
-                slot: start.slot,
-            }),
+            None => push(
+                &mut beam,
+                Cand {
+                    dist: b.estimate_one(lut, start.slot),
+                    slot: start.slot,
+                },
+            ),
         }
         b.prefetch_record(start.slot);
         while let Some(u) = beam.pop() {
@@ -887,7 +898,7 @@ impl<S: Space> Graph<S> {
                         None => b.estimate_one(lut, n),
                     };
                     if beam.admits(d) && !visited.check_and_mark(n) {
-                        beam.push(Cand { dist: d, slot: n });
+                        push(&mut beam, Cand { dist: d, slot: n });
                     }
                 }
             } else {
@@ -929,10 +940,13 @@ impl<S: Space> Graph<S> {
                         }
                         let n = ids[i];
                         if n < limit && beam.admits(ests[j]) && !visited.check_and_mark(n) {
-                            beam.push(Cand {
-                                dist: ests[j],
-                                slot: n,
-                            });
+                            push(
+                                &mut beam,
+                                Cand {
+                                    dist: ests[j],
+                                    slot: n,
+                                },
+                            );
                         }
                     }
                 }

@@ -7,11 +7,19 @@ use super::graph::Cand;
 /// bound a neighbour must beat, and the next node to expand is the first
 /// not expanded. With `ef` in the tens an insertion's shift costs less than
 /// the sift-ups of a heap of the best and a heap of the nodes to expand.
+///
+/// A search of an index with deleted nodes pushes them with
+/// [`Pool::push_flagged`]: they are expanded (deleted nodes still route)
+/// but only live items count towards `ef` (hnswlib's rule), so a region of
+/// deleted nodes cannot crowd the live ones out of the pool.
 pub(crate) struct Pool {
     items: Vec<PoolItem>,
     ef: usize,
     /// No item before it is left to expand.
     cursor: usize,
+    /// Items that are results (all of them unless `push_flagged` added
+    /// others).
+    live: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -19,6 +27,7 @@ struct PoolItem {
     dist: f32,
     slot: u32,
     expanded: bool,
+    live: bool,
 }
 
 impl Pool {
@@ -27,16 +36,19 @@ impl Pool {
             items: Vec::with_capacity(ef + 1),
             ef,
             cursor: 0,
+            live: 0,
         }
     }
 
-    /// Whether the pool holds `ef` estimates (then [`Pool::bound`] bounds).
+    /// Whether the pool holds `ef` live estimates (then [`Pool::bound`]
+    /// bounds).
     #[inline(always)]
     pub(crate) fn full(&self) -> bool {
-        self.items.len() >= self.ef
+        self.live >= self.ef
     }
 
-    /// The worst estimate kept (infinite until the pool is full).
+    /// The worst estimate kept (infinite until the pool is full; the last
+    /// item of a full pool is live).
     #[inline(always)]
     pub(crate) fn bound(&self) -> f32 {
         match self.full() {
@@ -51,15 +63,19 @@ impl Pool {
         est < self.bound()
     }
 
-    /// Adds a node to expand, dropping the worst estimate past `ef`.
+    /// Adds a live node to expand, dropping the worst estimate past `ef`.
+    /// Not for a pool [`Pool::push_flagged`] has added to.
     #[inline(always)]
     pub(crate) fn push(&mut self, cand: Cand) {
+        debug_assert_eq!(self.live, self.items.len());
         let at = self.items.partition_point(|x| x.dist <= cand.dist);
         if at >= self.ef {
             return;
         }
         if self.items.len() == self.ef {
             self.items.pop();
+        } else {
+            self.live += 1;
         }
         self.items.insert(
             at,
@@ -67,8 +83,45 @@ impl Pool {
                 dist: cand.dist,
                 slot: cand.slot,
                 expanded: false,
+                live: true,
             },
         );
+        self.cursor = self.cursor.min(at);
+    }
+
+    /// Adds a node to expand that is a result only if `live`. Once `ef`
+    /// live items are kept, nothing past the `ef`-th live one is: a live
+    /// push drops the worst live item (if `ef` are kept already) and every
+    /// non-live item after the new `ef`-th.
+    #[inline]
+    pub(crate) fn push_flagged(&mut self, cand: Cand, live: bool) {
+        let at = self.items.partition_point(|x| x.dist <= cand.dist);
+        if self.full() && at == self.items.len() {
+            return;
+        }
+        self.items.insert(
+            at,
+            PoolItem {
+                dist: cand.dist,
+                slot: cand.slot,
+                expanded: false,
+                live,
+            },
+        );
+        self.live += usize::from(live);
+        if self.live > self.ef {
+            while let Some(x) = self.items.pop() {
+                if x.live {
+                    self.live -= 1;
+                    break;
+                }
+            }
+        }
+        if self.live >= self.ef {
+            while self.items.last().is_some_and(|x| !x.live) {
+                self.items.pop();
+            }
+        }
         self.cursor = self.cursor.min(at);
     }
 
@@ -153,6 +206,69 @@ mod tests {
                     let want: Vec<u32> = best.iter().map(|m| m.1).collect();
                     assert_eq!(kept, want, "ef {ef}, step {step}");
                     assert_eq!(pool.full(), model.len() >= ef);
+                }
+            }
+        }
+    }
+
+    /// Pushed with `push_flagged`, only live items count towards `ef`: the
+    /// pool holds every push up to and including the `ef`-th live one by
+    /// distance, against the same kind of model.
+    #[test]
+    fn only_live_items_count_towards_ef() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // (dist, slot, live, expanded) of every push, nearest first; a push
+        // goes after earlier ones of the same distance, as in the pool.
+        let cut = |model: &[(f32, u32, bool, bool)], ef: usize| -> Vec<(f32, u32, bool, bool)> {
+            let mut sorted = model.to_vec();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut live = 0;
+            let end = sorted
+                .iter()
+                .position(|m| {
+                    live += usize::from(m.2);
+                    live == ef
+                })
+                .map_or(sorted.len(), |i| i + 1);
+            sorted.truncate(end);
+            sorted
+        };
+        for ef in [1usize, 2, 5, 24] {
+            // One pool mostly live, one mostly not.
+            for dead_in in [4u64, 2, 1] {
+                let mut pool = Pool::new(ef);
+                let mut model: Vec<(f32, u32, bool, bool)> = Vec::new();
+                for step in 0..3000u32 {
+                    if next() % 3 == 0 {
+                        let got = pool.pop();
+                        let want = cut(&model, ef).iter().find(|m| !m.3).map(|m| m.1);
+                        assert_eq!(got, want, "ef {ef}, step {step}");
+                        if let Some(slot) = got {
+                            model.iter_mut().find(|m| m.1 == slot).unwrap().3 = true;
+                        }
+                    } else {
+                        let dist = (next() % 1_000_000) as f32 + step as f32 * 1e-3;
+                        let live = next() % 5 >= dead_in;
+                        let bound = pool.bound();
+                        assert_eq!(pool.admits(dist), dist < bound);
+                        pool.push_flagged(Cand { dist, slot: step }, live);
+                        model.push((dist, step, live, false));
+                        let want = cut(&model, ef);
+                        let kept: Vec<u32> = pool.items.iter().map(|i| i.slot).collect();
+                        let want_slots: Vec<u32> = want.iter().map(|m| m.1).collect();
+                        assert_eq!(kept, want_slots, "ef {ef}, step {step}");
+                        let live_kept = want.iter().filter(|m| m.2).count();
+                        assert_eq!(pool.full(), live_kept >= ef);
+                        if pool.full() {
+                            assert_eq!(pool.bound(), want.last().unwrap().0);
+                        }
+                    }
                 }
             }
         }
