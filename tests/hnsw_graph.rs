@@ -548,3 +548,37 @@ fn the_checker_reports_broken_links_and_unreachable_nodes() {
     );
     assert!(report.to_string().contains("out of range"));
 }
+
+/// Rows that are near duplicates of one another (one dimension under
+/// cosine: every row normalizes to +1 or -1, up to rounding) make lists of
+/// nothing but last anchors. Linking the weakly linked nodes after a batch
+/// must leave such lists whole (it used to put a link in place of a last
+/// anchor there: a debug assertion in debug builds, a graph the checker
+/// rejects in release builds), serial or parallel; every row then finds a
+/// row at its own distance of ~0.
+#[test]
+fn near_duplicate_rows_build_a_sound_graph() {
+    let n = 3000;
+    let data = clustered(n, 1, 10, 0.3, 5);
+    let labels: Vec<u64> = (0..n as u64).collect();
+    for threads in [1, 4] {
+        let mut index = Hnsw::builder(1, Metric::Cosine)
+            .m(8)
+            .ef_construction(100)
+            .seed(threads as u64)
+            .build()
+            .unwrap();
+        pool(threads)
+            .install(|| index.insert_batch(&labels, &data))
+            .unwrap();
+        let report = index.check();
+        assert!(report.is_ok(), "{threads} threads: {report}");
+        for (label, row) in rows(&labels, &data, 1) {
+            let hit = index.search(row, 1, 100).unwrap()[0];
+            assert!(
+                hit.distance <= 1e-6,
+                "{threads} threads: label {label}: {hit:?}"
+            );
+        }
+    }
+}

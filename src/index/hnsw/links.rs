@@ -693,16 +693,24 @@ impl<S: Space> Graph<S> {
             }
             let mut handoffs = Vec::new();
             if !self.push_link(c.slot, 0, &old, x, c.dist, &mut handoffs) {
-                // Full: `x` takes the farthest link's place; `commit_links`
-                // keeps a last anchor there instead and displaces the next
-                // farthest, never `x`.
+                // Full: `x` takes the place of the farthest link that is not
+                // its target's last anchor (as in `anchor_node`). A list of
+                // nothing but last anchors (rows that are all near
+                // duplicates of each other make such lists) has no room.
+                let o = self.order_of(c.slot);
                 let mut chosen = self.ranked_links(c.slot, &old);
-                chosen.pop();
-                chosen.push(Cand {
+                let victim = chosen
+                    .iter()
+                    .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, 0) > 1);
+                let Some(i) = victim else { continue };
+                chosen[i] = Cand {
                     dist: c.dist,
                     slot: x,
-                });
+                };
                 chosen.sort_unstable();
+                // Should the victim's target lose another anchor meanwhile,
+                // `commit_links` keeps it and displaces another link, never
+                // `x`.
                 handoffs = self.commit_links(c.slot, 0, &old, &mut chosen, &|_| false, Some(x));
             }
             drop(_g);
