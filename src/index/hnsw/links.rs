@@ -807,7 +807,47 @@ impl<S: Space> Graph<S> {
                 .filter(|&(t, l)| !self.reanchor(t, usize::from(l), &mut scratch))
                 .collect();
         }
-        self.stranded.lock().extend(work);
+        // What is left found no earlier-joined node near it that could take
+        // a link: near duplicates of each other make groups whose lists hold
+        // only each other, a search from one never leaves its group, and
+        // moving group members to the end of the order only passes the
+        // missing anchor around the group. Any earlier-joined node outside
+        // will do: the nearest that can take the link, found by a scan.
+        let mut left = std::mem::take(&mut *self.stranded.lock());
+        left.extend(work);
+        left.sort_unstable();
+        left.dedup();
+        left.retain(|&(x, l)| {
+            let l = usize::from(l);
+            self.flags[x as usize].load(Ordering::Acquire) & FREE == 0
+                && self.entry().is_none_or(|(ep, _)| ep != x)
+                && self.anchors(x, l) == 0
+                && !self.anchor_by_scan(x, l)
+        });
+        self.stranded.lock().extend(left);
+    }
+
+    /// Anchors `x` on `level` from the nearest earlier-joined node that can
+    /// take the link, among every node (O(n): the last resort of
+    /// [`Graph::repair_stranded_exclusive`]). Returns whether one did.
+    fn anchor_by_scan(&self, x: u32, level: usize) -> bool {
+        let xo = self.order_of(x);
+        let xv = self.vector(x);
+        let mut cands: Vec<Cand> = (0..self.len() as u32)
+            .filter(|&c| {
+                c != x
+                    && self.in_use(c)
+                    && usize::from(self.levels[c as usize]) >= level
+                    && self.order_of(c) != 0
+                    && self.order_of(c) < xo
+            })
+            .map(|c| Cand {
+                dist: self.space.distance(xv, self.vector(c)),
+                slot: c,
+            })
+            .collect();
+        cands.sort_unstable();
+        self.anchor_node(x, level, &cands)
     }
 
     /// Derives every node's level-0 radius (from its nearest link: the
