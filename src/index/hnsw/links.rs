@@ -574,6 +574,23 @@ impl<S: Space> Graph<S> {
         false
     }
 
+    /// The nearest nodes on `level` to a node's own vector `q`, as an
+    /// insert searches for them (descent, then `ef_construction`, at least
+    /// `m0`); `None` in an empty graph.
+    fn search_own(&self, q: &[S::Elem], level: usize, scratch: &mut Scratch) -> Option<Vec<Cand>> {
+        let start = self.descend(q, level, scratch)?;
+        let mut visited = self.visited.get(self.capacity());
+        Some(self.search_level::<fn(u32) -> bool>(
+            q,
+            start,
+            self.params.ef_construction.max(self.params.m0),
+            level,
+            &mut visited,
+            scratch,
+            None,
+        ))
+    }
+
     /// Searches `level` for `x`'s nearest earlier-joined nodes and anchors
     /// `x` from one of them (the entry point last: it joined before every
     /// node and is on every level). Returns whether it succeeded.
@@ -585,20 +602,9 @@ impl<S: Space> Graph<S> {
             return true;
         }
         let q = self.vector(x).to_vec();
-        let Some(start) = self.descend(&q, level, scratch) else {
+        let Some(mut cands) = self.search_own(&q, level, scratch) else {
             return false;
         };
-        let mut visited = self.visited.get(self.capacity());
-        let mut cands = self.search_level::<fn(u32) -> bool>(
-            &q,
-            start,
-            self.params.ef_construction.max(self.params.m0),
-            level,
-            &mut visited,
-            scratch,
-            None,
-        );
-        drop(visited);
         if let Some((ep, _)) = self.entry() {
             if !cands.iter().any(|c| c.slot == ep) {
                 cands.push(Cand {
@@ -658,20 +664,9 @@ impl<S: Space> Graph<S> {
     /// [`Graph::reinforce`] for one node: whether it was missed and linked.
     fn reinforce_one(&self, x: u32, scratch: &mut Scratch) -> bool {
         let q = self.vector(x).to_vec();
-        let Some(start) = self.descend(&q, 0, scratch) else {
+        let Some(cands) = self.search_own(&q, 0, scratch) else {
             return false;
         };
-        let mut visited = self.visited.get(self.capacity());
-        let cands = self.search_level::<fn(u32) -> bool>(
-            &q,
-            start,
-            self.params.ef_construction.max(self.params.m0),
-            0,
-            &mut visited,
-            scratch,
-            None,
-        );
-        drop(visited);
         // Found, or an exact duplicate ties with it.
         if cands.first().is_none_or(|c| c.slot == x || c.dist <= 0.0) {
             return false;
