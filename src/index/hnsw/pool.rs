@@ -163,24 +163,28 @@ impl Pool {
 mod tests {
     use super::*;
 
+    /// An xorshift generator started at `x`.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     /// The pool keeps the `ef` best estimates pushed, nearest first, and
     /// hands out the nearest one not expanded yet, against a plain model:
     /// every push kept, sorted on demand.
     #[test]
     fn the_pool_expands_the_nearest_of_the_best_ef() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for ef in [1usize, 2, 5, 24] {
             let mut pool = Pool::new(ef);
             // (dist, slot, expanded) of every push.
             let mut model: Vec<(f32, u32, bool)> = Vec::new();
             for step in 0..3000u32 {
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     let got = pool.pop();
                     // The model's best `ef` (ties keep the earlier push first).
                     let mut best = model.clone();
@@ -216,13 +220,7 @@ mod tests {
     /// distance, against the same kind of model.
     #[test]
     fn only_live_items_count_towards_ef() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // (dist, slot, live, expanded) of every push, nearest first; a push
         // goes after earlier ones of the same distance, as in the pool.
         let cut = |model: &[(f32, u32, bool, bool)], ef: usize| -> Vec<(f32, u32, bool, bool)> {
@@ -245,7 +243,7 @@ mod tests {
                 let mut pool = Pool::new(ef);
                 let mut model: Vec<(f32, u32, bool, bool)> = Vec::new();
                 for step in 0..3000u32 {
-                    if next() % 3 == 0 {
+                    if next().is_multiple_of(3) {
                         let got = pool.pop();
                         let want = cut(&model, ef).iter().find(|m| !m.3).map(|m| m.1);
                         assert_eq!(got, want, "ef {ef}, step {step}");
