@@ -69,7 +69,10 @@ RUST_BACKTRACE=0 "$tmp/test_capi_static"
 step "C tests, shared library"
 cc "${cflags[@]}" capi/tests/c/test_capi.c "$lib_dir/libswann_capi.so" -lm \
     -Wl,-rpath,"$lib_dir" -o "$tmp/test_capi_shared"
-if ! ldd "$tmp/test_capi_shared" | grep -q libswann_capi.so; then
+# The listing is read whole before it is searched: `grep -q` quits at its
+# first match, and under pipefail the writer's SIGPIPE would fail the check.
+needed="$(readelf -d "$tmp/test_capi_shared")"
+if ! grep -q 'NEEDED.*libswann_capi\.so' <<<"$needed"; then
     echo "test_capi_shared is not linked against libswann_capi.so" >&2
     exit 1
 fi

@@ -15,7 +15,9 @@ if [[ -d "$HOME/.cargo/bin" ]]; then
 fi
 
 nightly() {
-    if ! rustup toolchain list | grep -q '^nightly'; then
+    local toolchains
+    toolchains="$(rustup toolchain list)"
+    if ! grep -q '^nightly' <<<"$toolchains"; then
         rustup toolchain install nightly --profile minimal
     fi
     local have

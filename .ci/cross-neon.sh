@@ -20,7 +20,8 @@ if [[ -d "$HOME/.cargo/bin" ]]; then
 fi
 TARGET=aarch64-unknown-linux-gnu
 
-if ! rustup target list --installed | grep -qx "$TARGET"; then
+installed="$(rustup target list --installed)"
+if ! grep -qx "$TARGET" <<<"$installed"; then
     if ! rustup target add "$TARGET"; then
         echo "cross-neon.sh: rustup cannot install the $TARGET standard library here" >&2
         exit 2
