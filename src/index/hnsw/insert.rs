@@ -238,6 +238,13 @@ impl<S: Space> Graph<S> {
         scratch.ids = old;
         drop(_g);
         self.hand_off(level, &handoffs, 0);
+        // The pinned link gave way to last anchors (see `commit_links`):
+        // the old entry point has no anchor on this level yet.
+        if let Some(p) = pinned {
+            if !chosen.iter().any(|c| c.slot == p) && self.anchors(p, level) == 0 {
+                self.strand([(p, level as u8)]);
+            }
+        }
     }
 
     /// Links `from -> to` on `level`, shrinking `from`'s list with the

@@ -355,9 +355,16 @@ impl<S: Space> Graph<S> {
     /// the owner's lock (which the caller holds, or `&mut self`), `chosen`
     /// the new one, nearest first, at most the level's maximum and never
     /// naming `owner`. A dropped link that is the last anchor of its target
-    /// is kept, in place of the farthest chosen link that may go (never
-    /// `pinned`); links to nodes for which `dying` is true (being removed)
-    /// go without a check. Updates the targets' counters, and returns the
+    /// is kept, in place of the farthest chosen link that may go (`pinned`
+    /// only when nothing else may: see below); links to nodes for which
+    /// `dying` is true (being removed) go without a check.
+    ///
+    /// `pinned` is a link the caller wants in the list. When it is new (not
+    /// in `old`) and every other chosen link turns out to hold its target's
+    /// last anchor (a target can lose another anchor between a caller's
+    /// look at the counters and this call), it gives way: the list keeps
+    /// every last anchor, and the caller finds `pinned` missing from
+    /// `chosen`. Updates the targets' counters, and returns the
     /// dropped links to hand on (see the module documentation), which the
     /// caller passes to [`Graph::hand_off`] once it holds no lock.
     #[must_use]
@@ -418,6 +425,19 @@ impl<S: Space> Graph<S> {
                     }
                     // `y` holds its target's last anchor now: it stays too.
                     fixed.push(y);
+                }
+                // Every other link is a last anchor: the new pinned link
+                // gives way (it is not counted yet). There is then room:
+                // without it the list holds at most `old.len() <= max` links
+                // that must stay.
+                if !placed {
+                    if let Some(i) = pinned
+                        .filter(|p| !old.contains(p))
+                        .and_then(|p| chosen.iter().position(|c| c.slot == p))
+                    {
+                        chosen[i] = cand;
+                        placed = true;
+                    }
                 }
                 debug_assert!(placed, "a list holds more last anchors than links");
             }
@@ -565,11 +585,14 @@ impl<S: Space> Graph<S> {
             };
             chosen.sort_unstable();
             // If the victim's target lost another anchor meanwhile, commit
-            // keeps it and displaces another link instead, never `x`.
+            // keeps it and displaces another link instead, or `x` where
+            // every other link is a last anchor: then the next candidate.
             let handoffs = self.commit_links(c.slot, level, &old, &mut chosen, &|_| false, Some(x));
             drop(_g);
             self.hand_off(level, &handoffs, 0);
-            return true;
+            if chosen.iter().any(|c| c.slot == x) {
+                return true;
+            }
         }
         false
     }
@@ -704,9 +727,14 @@ impl<S: Space> Graph<S> {
                 };
                 chosen.sort_unstable();
                 // Should the victim's target lose another anchor meanwhile,
-                // `commit_links` keeps it and displaces another link, never
-                // `x`.
+                // `commit_links` keeps it and displaces another link, or `x`
+                // where every other link is a last anchor.
                 handoffs = self.commit_links(c.slot, 0, &old, &mut chosen, &|_| false, Some(x));
+                if !chosen.iter().any(|c| c.slot == x) {
+                    drop(_g);
+                    self.hand_off(0, &handoffs, 0);
+                    continue;
+                }
             }
             drop(_g);
             self.hand_off(0, &handoffs, 0);
@@ -1102,6 +1130,50 @@ mod tests {
         let q = index.get_vector(index.graph.label(x)).unwrap();
         let hits = index.search(&q, 1, 64).unwrap();
         assert_eq!(hits[0].label, index.graph.label(x));
+    }
+
+    /// A list whose every link holds its target's last anchor has no room
+    /// for a new pinned link, which happens when another thread takes the
+    /// other anchor of the link `anchor_node` chose to replace between its
+    /// look at the counters and its commit. `commit_links` must keep every
+    /// last anchor, leave the pinned link out (the caller then tries its
+    /// next candidate) and leave the counters as they were.
+    #[test]
+    fn a_pinned_link_gives_way_to_last_anchors() {
+        let index = build(600);
+        let g = &index.graph;
+        let (first, _) = g.entry().unwrap();
+        let ep = (0..g.len() as u32)
+            .find(|&s| s != first && g.links(s, 0).len() == g.max_links(0))
+            .expect("a node with a full list");
+        let old = g.links(ep, 0);
+        // Made the earliest joined after the entry point, each of its links
+        // is an anchor; make each the last one of its target.
+        g.order[ep as usize].store(1, Ordering::Release);
+        for &t in &old {
+            g.counters(t, 0).1.store(1, Ordering::Release);
+        }
+        let x = (0..g.len() as u32)
+            .find(|&s| s != ep && s != first && !old.contains(&s))
+            .unwrap();
+        let before = counts(g);
+        // `x` in place of the farthest link, as `anchor_node` would put it
+        // had that link's target still had two anchors.
+        let mut chosen = g.ranked_links(ep, &old);
+        let last = chosen.len() - 1;
+        chosen[last] = Cand {
+            dist: g.space.distance(g.vector(ep), g.vector(x)),
+            slot: x,
+        };
+        chosen.sort_unstable();
+        let handoffs = g.commit_links(ep, 0, &old, &mut chosen, &|_| false, Some(x));
+        assert!(handoffs.is_empty());
+        assert!(chosen.iter().all(|c| c.slot != x), "x gave way");
+        let (mut now, mut was) = (g.links(ep, 0), old.clone());
+        now.sort_unstable();
+        was.sort_unstable();
+        assert_eq!(now, was, "every last anchor stayed");
+        assert_eq!(counts(g), before, "no counter moved");
     }
 
     /// A node linked only from far away, as a parallel build can leave an
