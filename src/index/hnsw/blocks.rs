@@ -52,7 +52,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::graph::{Cand, Graph, Scratch};
-use super::pool::Pool;
+use super::pool::{Beam, LivePool, Pool};
 use super::space::Space;
 use super::visited::PooledVisited;
 use crate::kernels::fastscan::{self, BLOCK};
@@ -818,7 +818,12 @@ impl<S: Space> Graph<S> {
     /// its exact distance. A stale record (left by inserts through `&self`)
     /// is expanded from the live links, scored from their own codes, or
     /// exactly where records hold residuals.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// Deleted nodes route but are not results, and do not count towards
+    /// `ef` (as in the searches on the vectors): without that, a query among
+    /// many deleted nodes would fill its pool with them and return fewer
+    /// live results than it could reach. A graph with deleted nodes is
+    /// searched with a [`LivePool`], one without with the faster [`Pool`].
     pub(crate) fn search_blocks(
         &self,
         q: &[S::Elem],
@@ -827,6 +832,26 @@ impl<S: Space> Graph<S> {
         ef: usize,
         visited: &mut PooledVisited<'_>,
         scratch: &mut Scratch,
+    ) -> Option<Vec<Cand>> {
+        match self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0 {
+            true => self.search_blocks_in::<LivePool>(q, start, k, ef, visited, scratch, true),
+            false => self.search_blocks_in::<Pool>(q, start, k, ef, visited, scratch, false),
+        }
+    }
+
+    /// [`Graph::search_blocks`] with a pool of type `B`; `filtering`: whether
+    /// deleted nodes are to be left out of the results.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn search_blocks_in<B: Beam>(
+        &self,
+        q: &[S::Elem],
+        start: Cand,
+        k: usize,
+        ef: usize,
+        visited: &mut PooledVisited<'_>,
+        scratch: &mut Scratch,
+        filtering: bool,
     ) -> Option<Vec<Cand>> {
         let b = self.blocks.as_ref()?;
         let qf = super::quant::as_f32(q)?;
@@ -849,19 +874,10 @@ impl<S: Space> Graph<S> {
             Some(_) if terms => (2.0 * lut.step(), 2.0 * (lut.bias() - 1.0)),
             Some(_) => (lut.step(), lut.bias() - 1.0),
         };
-        let filtering =
-            self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0;
-        // Deleted nodes route but are not results, and do not count towards
-        // `ef` (as in the searches on the vectors): without that, a query
-        // among many deleted nodes would fill its pool with them and return
-        // fewer live results than it could reach.
-        let push = |beam: &mut Pool, c: Cand| match filtering {
-            true => beam.push_flagged(c, !self.is_deleted(c.slot)),
-            false => beam.push(c),
-        };
+        let push = |beam: &mut B, c: Cand| beam.offer(c, !filtering || !self.is_deleted(c.slot));
         let ef = ef.max(k);
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
-        let mut beam = Pool::new(ef);
+        let mut beam = B::with_ef(ef);
         let sums_all = &mut scratch.dots;
         sums_all.clear();
         sums_all.resize(b.nblocks * BLOCK, 0);

@@ -1,25 +1,54 @@
-//! The candidate pool of a best-first search.
+//! The candidate pools of a best-first search.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::graph::Cand;
+
+/// What a best-first search over estimates asks of its candidates: the
+/// bound an estimate must beat, where a candidate goes, which node to
+/// expand next.
+pub(crate) trait Beam {
+    /// An empty pool that keeps `ef` results.
+    fn with_ef(ef: usize) -> Self;
+
+    /// The estimate a candidate must beat to be kept (infinite until `ef`
+    /// results are kept).
+    fn bound(&self) -> f32;
+
+    /// Whether `ef` results are kept (then [`Beam::bound`] bounds).
+    fn full(&self) -> bool;
+
+    /// Whether an estimate would be kept.
+    #[inline(always)]
+    fn admits(&self, est: f32) -> bool {
+        est < self.bound()
+    }
+
+    /// Adds a node to expand, a result only if `live`.
+    fn offer(&mut self, cand: Cand, live: bool);
+
+    /// The nearest node left to expand (now expanded), or `None` when no
+    /// kept one is left.
+    fn pop(&mut self) -> Option<u32>;
+
+    /// Nodes [`Beam::pop`] is likely to return next, nearest first (to load
+    /// ahead).
+    fn upcoming(&self) -> impl Iterator<Item = u32> + '_;
+}
 
 /// The `ef` best distances (or estimates) a search has seen, nearest first, each marked
 /// once expanded (a sorted array, as glass's linear pool): the last is the
 /// bound a neighbour must beat, and the next node to expand is the first
 /// not expanded. With `ef` in the tens an insertion's shift costs less than
 /// the sift-ups of a heap of the best and a heap of the nodes to expand.
-///
-/// A search of an index with deleted nodes pushes them with
-/// [`Pool::push_flagged`]: they are expanded (deleted nodes still route)
-/// but only live items count towards `ef` (hnswlib's rule), so a region of
-/// deleted nodes cannot crowd the live ones out of the pool.
+/// Every node pushed is a result: a search among deleted nodes uses
+/// [`LivePool`].
 pub(crate) struct Pool {
     items: Vec<PoolItem>,
     ef: usize,
     /// No item before it is left to expand.
     cursor: usize,
-    /// Items that are results (all of them unless `push_flagged` added
-    /// others).
-    live: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -27,7 +56,6 @@ struct PoolItem {
     dist: f32,
     slot: u32,
     expanded: bool,
-    live: bool,
 }
 
 impl Pool {
@@ -36,19 +64,16 @@ impl Pool {
             items: Vec::with_capacity(ef + 1),
             ef,
             cursor: 0,
-            live: 0,
         }
     }
 
-    /// Whether the pool holds `ef` live estimates (then [`Pool::bound`]
-    /// bounds).
+    /// Whether the pool holds `ef` estimates (then [`Pool::bound`] bounds).
     #[inline(always)]
     pub(crate) fn full(&self) -> bool {
-        self.live >= self.ef
+        self.items.len() >= self.ef
     }
 
-    /// The worst estimate kept (infinite until the pool is full; the last
-    /// item of a full pool is live).
+    /// The worst estimate kept (infinite until the pool is full).
     #[inline(always)]
     pub(crate) fn bound(&self) -> f32 {
         match self.full() {
@@ -63,19 +88,15 @@ impl Pool {
         est < self.bound()
     }
 
-    /// Adds a live node to expand, dropping the worst estimate past `ef`.
-    /// Not for a pool [`Pool::push_flagged`] has added to.
+    /// Adds a node to expand, dropping the worst estimate past `ef`.
     #[inline(always)]
     pub(crate) fn push(&mut self, cand: Cand) {
-        debug_assert_eq!(self.live, self.items.len());
         let at = self.items.partition_point(|x| x.dist <= cand.dist);
         if at >= self.ef {
             return;
         }
         if self.items.len() == self.ef {
             self.items.pop();
-        } else {
-            self.live += 1;
         }
         self.items.insert(
             at,
@@ -83,45 +104,8 @@ impl Pool {
                 dist: cand.dist,
                 slot: cand.slot,
                 expanded: false,
-                live: true,
             },
         );
-        self.cursor = self.cursor.min(at);
-    }
-
-    /// Adds a node to expand that is a result only if `live`. Once `ef`
-    /// live items are kept, nothing past the `ef`-th live one is: a live
-    /// push drops the worst live item (if `ef` are kept already) and every
-    /// non-live item after the new `ef`-th.
-    #[inline]
-    pub(crate) fn push_flagged(&mut self, cand: Cand, live: bool) {
-        let at = self.items.partition_point(|x| x.dist <= cand.dist);
-        if self.full() && at == self.items.len() {
-            return;
-        }
-        self.items.insert(
-            at,
-            PoolItem {
-                dist: cand.dist,
-                slot: cand.slot,
-                expanded: false,
-                live,
-            },
-        );
-        self.live += usize::from(live);
-        if self.live > self.ef {
-            while let Some(x) = self.items.pop() {
-                if x.live {
-                    self.live -= 1;
-                    break;
-                }
-            }
-        }
-        if self.live >= self.ef {
-            while self.items.last().is_some_and(|x| !x.live) {
-                self.items.pop();
-            }
-        }
         self.cursor = self.cursor.min(at);
     }
 
@@ -156,6 +140,113 @@ impl Pool {
             .iter()
             .filter(|x| !x.expanded)
             .map(|x| x.slot)
+    }
+}
+
+impl Beam for Pool {
+    #[inline(always)]
+    fn with_ef(ef: usize) -> Self {
+        Pool::new(ef)
+    }
+
+    #[inline(always)]
+    fn bound(&self) -> f32 {
+        Pool::bound(self)
+    }
+
+    #[inline(always)]
+    fn full(&self) -> bool {
+        Pool::full(self)
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, cand: Cand, live: bool) {
+        debug_assert!(live, "a Pool holds results only");
+        self.push(cand);
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Option<u32> {
+        Pool::pop(self)
+    }
+
+    #[inline(always)]
+    fn upcoming(&self) -> impl Iterator<Item = u32> + '_ {
+        Pool::upcoming(self)
+    }
+}
+
+/// The pool of a search among nodes that are not all results (deleted
+/// ones): those are expanded, as deleted nodes still route, but only live
+/// nodes count towards `ef` (hnswlib's rule), so a region of deleted nodes
+/// cannot crowd the live ones out of the results. Until `ef` live nodes
+/// are found every node pushed has to be kept, which among many deleted
+/// nodes is thousands: so a heap of the nodes to expand and a heap of the
+/// best `ef` live ones, as hnswlib keeps them, instead of [`Pool`]'s
+/// sorted array that every push shifts. A node to expand past the bound is
+/// dropped when it comes up.
+pub(crate) struct LivePool {
+    ef: usize,
+    /// Nodes to expand, nearest on top.
+    todo: BinaryHeap<Reverse<Cand>>,
+    /// The best `ef` live estimates, worst on top.
+    best: BinaryHeap<Cand>,
+}
+
+impl Beam for LivePool {
+    fn with_ef(ef: usize) -> Self {
+        LivePool {
+            ef,
+            todo: BinaryHeap::with_capacity(4 * ef + 64),
+            best: BinaryHeap::with_capacity(ef + 1),
+        }
+    }
+
+    #[inline]
+    fn bound(&self) -> f32 {
+        match self.best.peek() {
+            Some(worst) if self.full() => worst.dist,
+            _ => f32::INFINITY,
+        }
+    }
+
+    #[inline]
+    fn full(&self) -> bool {
+        self.best.len() >= self.ef
+    }
+
+    #[inline]
+    fn offer(&mut self, cand: Cand, live: bool) {
+        if live {
+            self.best.push(cand);
+            if self.best.len() > self.ef {
+                self.best.pop();
+            }
+        }
+        self.todo.push(Reverse(cand));
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<u32> {
+        let Reverse(c) = self.todo.pop()?;
+        // The nearest left is past the `ef`-th live estimate: so is every
+        // other.
+        if c.dist > self.bound() {
+            self.todo.clear();
+            return None;
+        }
+        Some(c.slot)
+    }
+
+    #[inline]
+    fn upcoming(&self) -> impl Iterator<Item = u32> + '_ {
+        // The top of the heap, then the nearer of its two children.
+        let heap = self.todo.as_slice();
+        let second = match (heap.get(1), heap.get(2)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        heap.first().into_iter().chain(second).map(|r| r.0.slot)
     }
 }
 
@@ -215,14 +306,15 @@ mod tests {
         }
     }
 
-    /// Pushed with `push_flagged`, only live items count towards `ef`: the
-    /// pool holds every push up to and including the `ef`-th live one by
-    /// distance, against the same kind of model.
+    /// A [`LivePool`] expands the nearest pushed node not expanded yet
+    /// among those up to and including the `ef`-th live one by distance,
+    /// and bounds by that one's distance, against a model that keeps every
+    /// push and sorts on demand.
     #[test]
     fn only_live_items_count_towards_ef() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        // (dist, slot, live, expanded) of every push, nearest first; a push
-        // goes after earlier ones of the same distance, as in the pool.
+        // (dist, slot, live, expanded) of every push, nearest first, cut
+        // after the `ef`-th live one.
         let cut = |model: &[(f32, u32, bool, bool)], ef: usize| -> Vec<(f32, u32, bool, bool)> {
             let mut sorted = model.to_vec();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -238,9 +330,9 @@ mod tests {
             sorted
         };
         for ef in [1usize, 2, 5, 24] {
-            // One pool mostly live, one mostly not.
-            for dead_in in [4u64, 2, 1] {
-                let mut pool = Pool::new(ef);
+            // One pool mostly live, one mostly not, one with 1 in 50 live.
+            for live_in in [5u64, 3, 1, 0] {
+                let mut pool = LivePool::with_ef(ef);
                 let mut model: Vec<(f32, u32, bool, bool)> = Vec::new();
                 for step in 0..3000u32 {
                     if next().is_multiple_of(3) {
@@ -251,22 +343,51 @@ mod tests {
                             model.iter_mut().find(|m| m.1 == slot).unwrap().3 = true;
                         }
                     } else {
-                        let dist = (next() % 1_000_000) as f32 + step as f32 * 1e-3;
-                        let live = next() % 5 >= dead_in;
+                        // Distinct distances, exact in f32 (below 2^24).
+                        let dist = (((next() % 4096) << 12) | u64::from(step)) as f32;
+                        let live = match live_in {
+                            0 => next().is_multiple_of(50),
+                            n => next() % 5 < n,
+                        };
                         let bound = pool.bound();
-                        assert_eq!(pool.admits(dist), dist < bound);
-                        pool.push_flagged(Cand { dist, slot: step }, live);
-                        model.push((dist, step, live, false));
                         let want = cut(&model, ef);
-                        let kept: Vec<u32> = pool.items.iter().map(|i| i.slot).collect();
-                        let want_slots: Vec<u32> = want.iter().map(|m| m.1).collect();
-                        assert_eq!(kept, want_slots, "ef {ef}, step {step}");
                         let live_kept = want.iter().filter(|m| m.2).count();
                         assert_eq!(pool.full(), live_kept >= ef);
-                        if pool.full() {
-                            assert_eq!(pool.bound(), want.last().unwrap().0);
+                        match pool.full() {
+                            true => assert_eq!(bound, want.last().unwrap().0),
+                            false => assert_eq!(bound, f32::INFINITY),
+                        }
+                        assert_eq!(pool.admits(dist), dist < bound);
+                        // A search pushes only what the pool admits.
+                        if pool.admits(dist) {
+                            pool.offer(Cand { dist, slot: step }, live);
+                            model.push((dist, step, live, false));
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// `upcoming` names the node `pop` returns next, then another left to
+    /// expand.
+    #[test]
+    fn a_live_pool_names_what_comes_next() {
+        let mut next = xorshift(0x6a09_e667_f3bc_c909);
+        let mut pool = LivePool::with_ef(8);
+        for step in 0..500u32 {
+            let dist = (((next() % 4096) << 12) | u64::from(step)) as f32;
+            if pool.admits(dist) {
+                pool.offer(Cand { dist, slot: step }, next().is_multiple_of(4));
+            }
+            if next().is_multiple_of(3) {
+                let ahead: Vec<u32> = pool.upcoming().collect();
+                let left: Vec<u32> = pool.todo.iter().map(|r| r.0.slot).collect();
+                assert!(ahead.iter().all(|s| left.contains(s)));
+                assert_eq!(ahead.len(), left.len().min(2));
+                let got = pool.pop();
+                if got.is_some() {
+                    assert_eq!(got, ahead.first().copied());
                 }
             }
         }
