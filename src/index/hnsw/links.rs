@@ -542,6 +542,42 @@ impl<S: Space> Graph<S> {
         ranked
     }
 
+    /// Links `owner -> x` on `level` (`old`: the list as read under the
+    /// owner's lock, which the caller holds; `dist`: their distance): where
+    /// the list is full, in place of the farthest link that is not its
+    /// target's last anchor. Returns whether `x` is linked: a list of
+    /// nothing but last anchors (near duplicates of each other make such
+    /// lists) has no room. Hand-offs go to `handoffs`, for
+    /// [`Graph::hand_off`] once no lock is held.
+    fn link_or_replace(
+        &self,
+        owner: u32,
+        level: usize,
+        old: &[u32],
+        x: u32,
+        dist: f32,
+        handoffs: &mut Vec<Handoff>,
+    ) -> bool {
+        if self.push_link(owner, level, old, x, dist, handoffs) {
+            return true;
+        }
+        let o = self.order_of(owner);
+        let mut chosen = self.ranked_links(owner, old);
+        let victim = chosen
+            .iter()
+            .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, level) > 1);
+        let Some(i) = victim else {
+            return false;
+        };
+        chosen[i] = Cand { dist, slot: x };
+        chosen.sort_unstable();
+        // If the victim's target lost another anchor meanwhile, commit keeps
+        // it and displaces another link instead, or `x` where every other
+        // link is a last anchor.
+        handoffs.extend(self.commit_links(owner, level, old, &mut chosen, &|_| false, Some(x)));
+        chosen.iter().any(|c| c.slot == x)
+    }
+
     /// Links `x` on `level` from one of `cands` (nearest first) that
     /// joined before it: from the first whose list has room or holds a link
     /// that may go (the farthest such is replaced). Returns whether one
@@ -565,32 +601,12 @@ impl<S: Space> Graph<S> {
             if old.contains(&x) {
                 return true;
             }
-            let cv = self.vector(c.slot);
+            let d = self.space.distance(self.vector(c.slot), xv);
             let mut handoffs = Vec::new();
-            let d = self.space.distance(cv, xv);
-            if self.push_link(c.slot, level, &old, x, d, &mut handoffs) {
-                drop(_g);
-                self.hand_off(level, &handoffs, 0);
-                return true;
-            }
-            // Full: replace the farthest link that is not a last anchor.
-            let mut chosen = self.ranked_links(c.slot, &old);
-            let victim = chosen
-                .iter()
-                .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, level) > 1);
-            let Some(i) = victim else { continue };
-            chosen[i] = Cand {
-                dist: self.space.distance(cv, xv),
-                slot: x,
-            };
-            chosen.sort_unstable();
-            // If the victim's target lost another anchor meanwhile, commit
-            // keeps it and displaces another link instead, or `x` where
-            // every other link is a last anchor: then the next candidate.
-            let handoffs = self.commit_links(c.slot, level, &old, &mut chosen, &|_| false, Some(x));
+            let linked = self.link_or_replace(c.slot, level, &old, x, d, &mut handoffs);
             drop(_g);
             self.hand_off(level, &handoffs, 0);
-            if chosen.iter().any(|c| c.slot == x) {
+            if linked {
                 return true;
             }
         }
@@ -710,35 +726,10 @@ impl<S: Space> Graph<S> {
                 continue;
             }
             let mut handoffs = Vec::new();
-            if !self.push_link(c.slot, 0, &old, x, c.dist, &mut handoffs) {
-                // Full: `x` takes the place of the farthest link that is not
-                // its target's last anchor (as in `anchor_node`). A list of
-                // nothing but last anchors (rows that are all near
-                // duplicates of each other make such lists) has no room.
-                let o = self.order_of(c.slot);
-                let mut chosen = self.ranked_links(c.slot, &old);
-                let victim = chosen
-                    .iter()
-                    .rposition(|y| o > self.order_of(y.slot) || self.anchors(y.slot, 0) > 1);
-                let Some(i) = victim else { continue };
-                chosen[i] = Cand {
-                    dist: c.dist,
-                    slot: x,
-                };
-                chosen.sort_unstable();
-                // Should the victim's target lose another anchor meanwhile,
-                // `commit_links` keeps it and displaces another link, or `x`
-                // where every other link is a last anchor.
-                handoffs = self.commit_links(c.slot, 0, &old, &mut chosen, &|_| false, Some(x));
-                if !chosen.iter().any(|c| c.slot == x) {
-                    drop(_g);
-                    self.hand_off(0, &handoffs, 0);
-                    continue;
-                }
-            }
+            let linked = self.link_or_replace(c.slot, 0, &old, x, c.dist, &mut handoffs);
             drop(_g);
             self.hand_off(0, &handoffs, 0);
-            taken += 1;
+            taken += usize::from(linked);
         }
         true
     }
