@@ -52,7 +52,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::graph::{Cand, Graph, Scratch};
-use super::pool::{Beam, LivePool, Pool};
+use super::pool::Beam;
 use super::space::Space;
 use super::visited::PooledVisited;
 use crate::kernels::fastscan::{self, BLOCK};
@@ -822,9 +822,12 @@ impl<S: Space> Graph<S> {
     /// Deleted nodes route but are not results, and do not count towards
     /// `ef` (as in the searches on the vectors): without that, a query among
     /// many deleted nodes would fill its pool with them and return fewer
-    /// live results than it could reach. A graph with deleted nodes is
-    /// searched with a [`LivePool`], one without with the faster [`Pool`].
-    pub(crate) fn search_blocks(
+    /// live results than it could reach. The caller passes a [`LivePool`]
+    /// type where the graph has deleted nodes, else the faster [`Pool`].
+    ///
+    /// [`LivePool`]: super::pool::LivePool
+    /// [`Pool`]: super::pool::Pool
+    pub(crate) fn search_blocks<B: Beam>(
         &self,
         q: &[S::Elem],
         start: Cand,
@@ -832,26 +835,6 @@ impl<S: Space> Graph<S> {
         ef: usize,
         visited: &mut PooledVisited<'_>,
         scratch: &mut Scratch,
-    ) -> Option<Vec<Cand>> {
-        match self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0 {
-            true => self.search_blocks_in::<LivePool>(q, start, k, ef, visited, scratch, true),
-            false => self.search_blocks_in::<Pool>(q, start, k, ef, visited, scratch, false),
-        }
-    }
-
-    /// [`Graph::search_blocks`] with a pool of type `B`; `filtering`: whether
-    /// deleted nodes are to be left out of the results.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn search_blocks_in<B: Beam>(
-        &self,
-        q: &[S::Elem],
-        start: Cand,
-        k: usize,
-        ef: usize,
-        visited: &mut PooledVisited<'_>,
-        scratch: &mut Scratch,
-        filtering: bool,
     ) -> Option<Vec<Cand>> {
         let b = self.blocks.as_ref()?;
         let qf = super::quant::as_f32(q)?;
@@ -874,6 +857,7 @@ impl<S: Space> Graph<S> {
             Some(_) if terms => (2.0 * lut.step(), 2.0 * (lut.bias() - 1.0)),
             Some(_) => (lut.step(), lut.bias() - 1.0),
         };
+        let filtering = B::MIXED;
         let push = |beam: &mut B, c: Cand| beam.offer(c, !filtering || !self.is_deleted(c.slot));
         let ef = ef.max(k);
         let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);

@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 use super::blocks::Blocks;
 use super::filter::{Filter, FilterStrategy};
 use super::links::{LinkCounts, NearCounts, ORDER_BASE};
-use super::pool::Pool;
+use super::pool::{LivePool, Pool};
 use super::quant::{CodeQuery, Codes, Quantization};
 use super::space::Space;
 use super::visited::{PooledVisited, VisitedPool};
@@ -652,6 +652,13 @@ impl<S: Space> Graph<S> {
         self.flags[slot as usize].load(Ordering::Acquire) & RETIRED != 0
     }
 
+    /// Whether some node is deleted or retired (so not every node a search
+    /// meets is a result).
+    #[inline]
+    pub(crate) fn has_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Relaxed) > 0 || self.retired.load(Ordering::Relaxed) > 0
+    }
+
     #[inline(always)]
     pub(crate) fn is_deleted(&self, slot: u32) -> bool {
         self.flags[slot as usize].load(Ordering::Relaxed) & DELETED != 0
@@ -846,9 +853,7 @@ impl<S: Space> Graph<S> {
         scratch: &mut Scratch,
         accept: Option<&F>,
     ) -> Vec<Cand> {
-        let filtering = accept.is_some()
-            || self.deleted.load(Ordering::Relaxed) > 0
-            || self.retired.load(Ordering::Relaxed) > 0;
+        let filtering = accept.is_some() || self.has_deleted();
         // Without deletions or a filter every node is a result: skip reading
         // its flags (a likely cache miss per candidate).
         let ok = |slot: u32| -> bool {
@@ -1018,7 +1023,11 @@ impl<S: Space> Graph<S> {
         accept: Option<&F>,
     ) -> Vec<Cand> {
         if accept.is_none() && self.blocks.is_some() {
-            if let Some(found) = self.search_blocks(q, start, k, ef, visited, scratch) {
+            let found = match self.has_deleted() {
+                true => self.search_blocks::<LivePool>(q, start, k, ef, visited, scratch),
+                false => self.search_blocks::<Pool>(q, start, k, ef, visited, scratch),
+            };
+            if let Some(found) = found {
                 return found;
             }
         }

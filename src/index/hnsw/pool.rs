@@ -9,6 +9,10 @@ use super::graph::Cand;
 /// bound an estimate must beat, where a candidate goes, which node to
 /// expand next.
 pub(crate) trait Beam {
+    /// Whether some nodes pushed may not be results (deleted ones): a
+    /// search then says of each push whether it is one.
+    const MIXED: bool;
+
     /// An empty pool that keeps `ef` results.
     fn with_ef(ef: usize) -> Self;
 
@@ -144,6 +148,8 @@ impl Pool {
 }
 
 impl Beam for Pool {
+    const MIXED: bool = false;
+
     #[inline(always)]
     fn with_ef(ef: usize) -> Self {
         Pool::new(ef)
@@ -194,6 +200,8 @@ pub(crate) struct LivePool {
 }
 
 impl Beam for LivePool {
+    const MIXED: bool = true;
+
     fn with_ef(ef: usize) -> Self {
         LivePool {
             ef,
