@@ -154,6 +154,136 @@ fn fewer_distinct_points_than_centroids_code_exactly() {
     assert_eq!(coding_error(&pq, &data[..dim]), 0.0);
 }
 
+/// `lut_into_near` caps every partial distance at `span` times the largest
+/// margin of the near rows (their table distance above the floor): rows
+/// with no capped sub-space keep the rounding bound on the finer step, rows
+/// with one are estimated at least `bias + cap` (behind every near row) and
+/// never above the `f32` table; without a usable cap the table is
+/// `lut_into`'s, and malformed near codes are refused.
+#[test]
+fn a_table_capped_near_the_query_keeps_its_bounds() {
+    let dim = 16;
+    // Mostly small components, one in two hundred huge: far-out centroids.
+    let mut rng = common::Rng::new(31);
+    let data: Vec<f32> = (0..1200 * dim)
+        .map(|_| match rng.uniform() < 0.005 {
+            true => 1000.0 + 1000.0 * rng.uniform(),
+            false => rng.uniform(),
+        })
+        .collect();
+    let pq = Pq4::train(&data[..1000 * dim], dim, opts(1)).unwrap();
+    let m = pq.subspaces();
+    let codes = encode_all(&pq, &data[..1000 * dim]);
+    let kernels = swann::kernels::active();
+    let span = 4.0;
+    let (mut capped_rows, mut capped_queries) = (0, 0);
+    for q in data[1000 * dim..].chunks_exact(dim).take(40) {
+        let table = pq.table(q, Metric::L2).unwrap();
+        let plain = pq.lut(q, Metric::L2).unwrap();
+        // The two nearest rows, by exact distance.
+        let mut by_dist: Vec<(f32, usize)> = data[..1000 * dim]
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, x)| (l2(q, x), i))
+            .collect();
+        by_dist.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let near: Vec<&[u8]> = by_dist[..2]
+            .iter()
+            .map(|&(_, i)| &codes[i * m..][..m])
+            .collect();
+        let (mut values, mut lut) = (Vec::new(), Pq4Lut::default());
+        pq.lut_into_near(kernels, q, Metric::L2, &near, span, &mut values, &mut lut)
+            .unwrap();
+        assert_eq!(lut.bias(), plain.bias());
+        let floor = table
+            .values()
+            .chunks_exact(16)
+            .map(|t| t.iter().copied().fold(f32::INFINITY, f32::min));
+        let floor: Vec<f32> = floor.collect();
+        let parts = |c: &[u8]| -> Vec<f32> {
+            c.iter()
+                .enumerate()
+                .map(|(j, &x)| table.values()[j * 16 + usize::from(x)] - floor[j])
+                .collect()
+        };
+        let margin = near
+            .iter()
+            .map(|c| parts(c).iter().sum::<f32>())
+            .fold(0.0f32, f32::max);
+        let cap = span * margin;
+        let widest = (0..m)
+            .map(|j| {
+                table.values()[j * 16..][..16]
+                    .iter()
+                    .map(|v| v - floor[j])
+                    .fold(0.0, f32::max)
+            })
+            .fold(0.0, f32::max);
+        if cap == 0.0 || cap >= widest {
+            // Both near rows carry the query's best centroid everywhere
+            // (no scale), or the cap is past every value: no cap.
+            assert_eq!(lut, plain);
+            continue;
+        }
+        capped_queries += 1;
+        // The far centroids set the uncapped range; capped, the grid spans
+        // the cap.
+        assert!((lut.step() - cap / 255.0).abs() <= 1e-4 * lut.step());
+        assert!((plain.step() - widest / 255.0).abs() <= 1e-4 * plain.step());
+        let bound = lut.rounding_bound();
+        let mut near_worst = f32::NEG_INFINITY;
+        for (i, c) in codes.chunks_exact(m).enumerate() {
+            let sum: u32 = c
+                .iter()
+                .enumerate()
+                .map(|(j, &x)| u32::from(lut.bytes()[j * 16 + usize::from(x)]))
+                .sum();
+            let got = lut.estimate(sum);
+            let reference = table.distance_to_codes(c);
+            let slack = 1e-5 * (reference.abs() + 1.0);
+            if parts(c).iter().all(|&p| p <= cap) {
+                assert!(
+                    (got - reference).abs() <= bound + slack,
+                    "{got} vs {reference}"
+                );
+            } else {
+                capped_rows += 1;
+                assert!(got >= lut.bias() + cap - bound - slack, "{got}, cap {cap}");
+                assert!(got <= reference + bound + slack, "{got} vs {reference}");
+            }
+            if by_dist[..2].iter().any(|&(_, r)| r == i) {
+                near_worst = near_worst.max(got);
+            }
+        }
+        // Every capped row ranks behind both near rows.
+        assert!(lut.bias() + cap - bound > near_worst + bound);
+        // No cap: no near rows, near rows at the floor, no span.
+        let best: Vec<u8> = (0..m)
+            .map(|j| {
+                let t = &table.values()[j * 16..][..16];
+                (0..16).min_by(|&a, &b| t[a].total_cmp(&t[b])).unwrap() as u8
+            })
+            .collect();
+        for (near, span) in [(&[][..], span), (&[&best[..]][..], span), (&near[..], 0.0)] {
+            pq.lut_into_near(kernels, q, Metric::L2, near, span, &mut values, &mut lut)
+                .unwrap();
+            assert_eq!(lut, plain);
+        }
+        // Codes of the wrong length, or not below 16.
+        let short = &near[0][..m - 1];
+        let mut big = near[0].to_vec();
+        big[3] = 16;
+        for bad in [&[short][..], &[&big[..]][..]] {
+            let r = pq.lut_into_near(kernels, q, Metric::L2, bad, span, &mut values, &mut lut);
+            assert!(matches!(r, Err(Error::InvalidParameter(_))), "{r:?}");
+        }
+    }
+    assert!(
+        capped_rows > 0 && capped_queries >= 20,
+        "{capped_rows} {capped_queries}"
+    );
+}
+
 #[test]
 fn byte_estimates_are_within_the_rounding_bound_of_the_f32_table() {
     let dim = 50; // 13 sub-spaces of 4, the last of 2

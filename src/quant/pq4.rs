@@ -686,6 +686,53 @@ impl Pq4 {
         values: &mut Vec<f32>,
         lut: &mut Pq4Lut,
     ) -> Result<()> {
+        self.lut_into_near(kernels, query, metric, &[], 0.0, values, lut)
+    }
+
+    /// [`Pq4::lut_into`] for a query with rows known to lie near it, given
+    /// by their codes (`near`, [`Pq4::subspaces`] bytes each): each row's
+    /// margin is its table distance above the table's floor (the sum of the
+    /// sub-spaces' minima that every estimate starts from,
+    /// [`Pq4Lut::bias`]), and every partial distance more than `span` times
+    /// the largest margin above its sub-space's minimum is coded as that
+    /// cap. The grid's 256 steps then span at most the cap instead of the
+    /// widest sub-space's range.
+    ///
+    /// Where a few centroids lie far out (heavy-tailed components: a
+    /// centroid for the rare huge values), their partial distances set the
+    /// widest range, and the even grid is then so coarse that the small
+    /// differences that separate close rows all round to the same byte.
+    /// Capped, every row whose partial distances are within the cap keeps
+    /// [`Pq4Lut::rounding_bound`] on the finer step, the near rows among
+    /// them; a row with a partial distance past the cap is estimated below
+    /// the `f32` table's sum, but at least `bias + cap`: with `span > 1`,
+    /// behind every near row. Without a cap (no near rows, all of them at
+    /// the floor, a `span` that is not positive, or a cap not below the
+    /// widest range) the table is [`Pq4::lut_into`]'s.
+    ///
+    /// # Errors
+    /// As [`Pq4::table`]; [`Error::InvalidParameter`] if a near row is not
+    /// [`Pq4::subspaces`] codes below 16. `lut` is then unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lut_into_near(
+        &self,
+        kernels: &KernelTable,
+        query: &[f32],
+        metric: Metric,
+        near: &[&[u8]],
+        span: f32,
+        values: &mut Vec<f32>,
+        lut: &mut Pq4Lut,
+    ) -> Result<()> {
+        let m = self.subspaces();
+        if let Some(bad) = near
+            .iter()
+            .find(|c| c.len() != m || c.iter().any(|&x| x >= 16))
+        {
+            return Err(Error::InvalidParameter(format!(
+                "a near row's code must be {m} values below 16, not {bad:?}"
+            )));
+        }
         let l2 = table_is_l2(metric)?;
         if query.len() != self.dim {
             check_vector(query, self.dim)?;
@@ -702,6 +749,27 @@ impl Pq4 {
             return Err(Error::InvalidParameter(
                 "a partial distance of the query's table overflows f32".into(),
             ));
+        }
+        // Every value is its sub-space's partial distance above the
+        // minimum: a row's margin is the sum of its codes' values.
+        let margin = near
+            .iter()
+            .map(|c| {
+                let parts = c.iter().enumerate();
+                parts
+                    .map(|(j, &x)| values[j * CENTROIDS + usize::from(x)])
+                    .sum::<f32>()
+            })
+            .fold(0.0f32, f32::max);
+        let cap = span * margin;
+        if cap > 0.0 && cap.is_finite() {
+            // Each sub-space's values start at 0 (its minimum is in the
+            // bias), so the grid runs from 0 to at most `cap`.
+            // A select, not `f32::min` (whose NaN rule keeps LLVM from
+            // vectorizing the loop): the values are finite here.
+            for v in values.iter_mut() {
+                *v = if *v > cap { cap } else { *v };
+            }
         }
         lut.bytes.resize(values.len(), 0);
         let code = kernels.quantize_u8(values, &mut lut.bytes);
