@@ -332,6 +332,8 @@ pub(crate) struct Scratch {
     pub(crate) dots: Vec<i32>,
     /// A query's FastScan table (searches on neighbour records).
     pub(crate) pq4: crate::quant::Pq4Lut,
+    /// A code unpacked from a neighbour record.
+    pub(crate) code: Vec<u8>,
 }
 
 impl<S: Space> Graph<S> {
