@@ -31,6 +31,15 @@ fn opts(subspace_dims: usize) -> Pq4Options {
     }
 }
 
+/// The FastScan sum of one row's codes, looked up one sub-space at a time.
+fn byte_sum(lut: &Pq4Lut, codes: &[u8]) -> u32 {
+    let bytes = lut.bytes();
+    let parts = codes.iter().enumerate();
+    parts
+        .map(|(j, &x)| u32::from(bytes[j * 16 + usize::from(x)]))
+        .sum()
+}
+
 fn encode_all(pq: &Pq4, data: &[f32]) -> Vec<u8> {
     let mut codes = vec![0u8; data.len() / pq.dim() * pq.subspaces()];
     pq.encode_batch(data, &mut codes).unwrap();
@@ -233,12 +242,7 @@ fn a_table_capped_near_the_query_keeps_its_bounds() {
         let bound = lut.rounding_bound();
         let mut near_worst = f32::NEG_INFINITY;
         for (i, c) in codes.chunks_exact(m).enumerate() {
-            let sum: u32 = c
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| u32::from(lut.bytes()[j * 16 + usize::from(x)]))
-                .sum();
-            let got = lut.estimate(sum);
+            let got = lut.estimate(byte_sum(&lut, c));
             let reference = table.distance_to_codes(c);
             let slack = 1e-5 * (reference.abs() + 1.0);
             if parts(c).iter().all(|&p| p <= cap) {
@@ -306,13 +310,8 @@ fn byte_estimates_are_within_the_rounding_bound_of_the_f32_table() {
             assert_eq!(lut.scale(), 1.0 / lut.step());
             let mut back = vec![0.0f32; dim];
             for c in codes.chunks_exact(m) {
-                let sum: u32 = c
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &x)| u32::from(lut.bytes()[j * 16 + usize::from(x)]))
-                    .sum();
                 let reference = table.distance_to_codes(c);
-                let got = lut.estimate(sum);
+                let got = lut.estimate(byte_sum(&lut, c));
                 // The bound, plus f32 rounding of the sums themselves.
                 let slack = 1e-5 * (reference.abs() + lut.bias().abs() + 1.0);
                 assert!(

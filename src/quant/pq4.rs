@@ -725,12 +725,15 @@ impl Pq4 {
         lut: &mut Pq4Lut,
     ) -> Result<()> {
         let m = self.subspaces();
-        if let Some(bad) = near
+        if let Some((i, c)) = near
             .iter()
-            .find(|c| c.len() != m || c.iter().any(|&x| x >= 16))
+            .enumerate()
+            .find(|(_, c)| c.len() != m || c.iter().any(|&x| x >= 16))
         {
             return Err(Error::InvalidParameter(format!(
-                "a near row's code must be {m} values below 16, not {bad:?}"
+                "near row {i}: {} codes up to {}, not {m} codes below 16",
+                c.len(),
+                c.iter().max().copied().unwrap_or(0)
             )));
         }
         let l2 = table_is_l2(metric)?;

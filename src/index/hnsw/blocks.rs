@@ -855,10 +855,14 @@ impl<S: Space> Graph<S> {
         let b = self.blocks.as_ref()?;
         let qf = super::quant::as_f32(q)?;
         let resid = b.resid.as_ref();
-        // The start's record and code load while the query's table is built
-        // (both are read for the table's cap, the record again to expand).
+        // What the start needs loads while the query's table is built: its
+        // record (for the table's cap and to expand it), and its own code
+        // (the cap and its estimate) or, with residuals, its row.
         b.prefetch_record(start.slot);
-        b.prefetch_codes(&[start.slot]);
+        match resid {
+            None => b.prefetch_codes(&[start.slot]),
+            Some(_) => self.prefetch_row(start.slot),
+        }
         // Own codes: squared L2, or the inner product of the (for cosine,
         // normalized) vectors the graph stores. Residuals: inner products.
         let (pq, metric) = match (resid, self.space.metric()) {
@@ -904,10 +908,7 @@ impl<S: Space> Graph<S> {
 
         visited.check_and_mark(start.slot);
         match resid {
-            Some(_) => {
-                push(&mut beam, start);
-                self.prefetch_row(start.slot);
-            }
+            Some(_) => push(&mut beam, start),
             None => push(
                 &mut beam,
                 Cand {
@@ -916,7 +917,6 @@ impl<S: Space> Graph<S> {
                 },
             ),
         }
-        b.prefetch_record(start.slot);
         while let Some(u) = beam.pop() {
             // With residuals the estimates need it now; its row was
             // requested when it became the next node to expand.
